@@ -1,0 +1,54 @@
+"""The Typer app and its error boundary: a BenchmarkError is one red line and a non-zero exit."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from ..errors import BenchmarkError
+
+DEFAULT_TRACKER = "results.csv"
+DEFAULT_RESULTS = "results"
+
+
+class _Group(TyperGroup):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except BenchmarkError as exc:
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # the last line of defence: no traceback reaches the user
+            if os.environ.get("BENCHMARK_DEBUG"):
+                raise
+            _fail(f"unexpected {type(exc).__name__}: {exc} (set BENCHMARK_DEBUG=1 for the traceback)", 1)
+
+
+def _fail(message: str, code: int):
+    message = " ".join(str(message).split())
+    click.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="Evaluate OpenCLIP models on CLIP benchmarks: plan, launch, sync, parse, report.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+
+def console(stderr: bool = False):
+    """A rich console; imported lazily because rich is only needed once a command runs."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, file=sys.stderr if stderr else None)

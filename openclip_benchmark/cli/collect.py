@@ -1,0 +1,3 @@
+"""Commands: collect."""
+
+from .app import app  # noqa: F401

@@ -1,0 +1,3 @@
+"""Commands: evaluate."""
+
+from .app import app  # noqa: F401

@@ -1,0 +1,3 @@
+"""Commands: launch."""
+
+from .app import app  # noqa: F401

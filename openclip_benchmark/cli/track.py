@@ -1,0 +1,3 @@
+"""Commands: track."""
+
+from .app import app  # noqa: F401

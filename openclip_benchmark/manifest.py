@@ -1,0 +1,74 @@
+"""Shard manifests: what one job runs and how. The job receives the manifest's URL, never pair names."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import BenchmarkError
+from .jsonio import dumps_strict, loads_strict
+from .pair import MANIFEST_PREFIX, Pair, slug
+
+MANIFEST_SCHEMA = "openclip-benchmark/manifest/1"
+PRECISIONS = ("auto", "fp32", "amp", "amp_bf16")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    batch_size: int = 64
+    num_workers: int = 4
+    precision: str = "auto"  # auto: autocast on GPU as clip_benchmark does, fp32 on CPU
+    device: str = "auto"
+    cache_dir: str = "~/.cache/openclip_benchmark"
+    dataset_root: str | None = None  # a folder of wds_<name>/ datasets; None downloads from the catalog URL
+
+    def __post_init__(self):
+        if self.batch_size < 1 or self.num_workers < 0:
+            raise BenchmarkError("batch size must be >= 1 and workers >= 0")
+        if self.precision not in PRECISIONS:
+            raise BenchmarkError(f"precision must be one of {', '.join(PRECISIONS)}")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    shard_id: str
+    store: str
+    pairs: tuple[Pair, ...]
+    settings: RunSettings = field(default_factory=RunSettings)
+
+    @property
+    def key(self) -> str:
+        return manifest_key(self.shard_id)
+
+    def to_json(self) -> str:
+        return dumps_strict(
+            {
+                "schema": MANIFEST_SCHEMA,
+                "shard_id": self.shard_id,
+                "store": self.store,
+                "settings": asdict(self.settings),
+                "pairs": [p.identity() for p in self.pairs],
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "Manifest":
+        try:
+            data: dict[str, Any] = loads_strict(text)
+            if data.get("schema") != MANIFEST_SCHEMA:
+                raise ValueError(f"unknown manifest schema {data.get('schema')!r}")
+            pairs = tuple(Pair.from_identity(p) for p in data["pairs"])
+            return cls(
+                shard_id=str(data["shard_id"]),
+                store=str(data["store"]),
+                pairs=pairs,
+                settings=RunSettings(**data.get("settings", {})),
+            )
+        except BenchmarkError:
+            raise
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BenchmarkError(f"invalid manifest: {exc}") from None
+
+
+def manifest_key(shard_id: str) -> str:
+    return f"{MANIFEST_PREFIX}{slug(shard_id, 96)}.json"

@@ -1,0 +1,158 @@
+"""The pair: the unit of result. Its identity lives in its content; store keys are derived, never parsed back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import BenchmarkError
+
+TASKS = ("zeroshot_classification", "zeroshot_retrieval", "multilabel")
+INTERPOLATIONS = ("bicubic", "bilinear", "random")
+RESIZE_MODES = ("shortest", "longest", "squash")
+MANIFEST_PREFIX = "_manifests/"
+FAILURE_SUFFIX = ".failure.json"
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Preprocessing overrides (CLIPA checkpoints, resolution sweeps); part of a pair's identity."""
+
+    image_size: int | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    interpolation: str | None = None
+    resize_mode: str | None = None
+
+    def __post_init__(self):
+        if self.image_size is not None and not (16 <= int(self.image_size) <= 4096):
+            raise BenchmarkError(f"image size {self.image_size} is out of range (16..4096)")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if value is not None and len(value) != 3:
+                raise BenchmarkError(f"{name} needs three numbers, got {len(value)}")
+        if self.std is not None and any(s <= 0 for s in self.std):
+            raise BenchmarkError("std values must be positive")
+        if self.interpolation is not None and self.interpolation not in INTERPOLATIONS:
+            raise BenchmarkError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}")
+        if self.resize_mode is not None and self.resize_mode not in RESIZE_MODES:
+            raise BenchmarkError(f"resize mode must be one of {', '.join(RESIZE_MODES)}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Only the fields that are set, lists for tuples: the canonical, JSON-ready form."""
+        out: dict[str, Any] = {}
+        for name in ("image_size", "mean", "std", "interpolation", "resize_mode"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = [float(v) for v in value] if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "Preprocess":
+        data = dict(data or {})
+        unknown = set(data) - {"image_size", "mean", "std", "interpolation", "resize_mode"}
+        if unknown:
+            raise BenchmarkError(f"unknown preprocessing override(s): {', '.join(sorted(unknown))}")
+        for name in ("mean", "std"):
+            if data.get(name) is not None:
+                data[name] = tuple(float(v) for v in data[name])
+        if data.get("image_size") is not None:
+            data["image_size"] = int(data["image_size"])
+        return cls(**data)
+
+    def canonical(self) -> str:
+        """Stable text form used in the tracker's `preprocess` column ('' when nothing is overridden)."""
+        d = self.as_dict()
+        return json.dumps(d, sort_keys=True, separators=(",", ":")) if d else ""
+
+    @classmethod
+    def parse(cls, text: str) -> "Preprocess":
+        return cls.from_dict(json.loads(text)) if text else cls()
+
+    def __bool__(self) -> bool:
+        return bool(self.as_dict())
+
+
+@dataclass(frozen=True)
+class Pair:
+    model: str
+    pretrained: str
+    dataset: str
+    language: str = "en"
+    task: str = "zeroshot_classification"
+    preprocess: Preprocess = field(default_factory=Preprocess)
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise BenchmarkError(f"unknown task {self.task!r}; expected one of {', '.join(TASKS)}")
+        for name in ("model", "dataset", "language"):
+            if not getattr(self, name):
+                raise BenchmarkError(f"a pair needs a non-empty {name}")
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "pretrained": self.pretrained,
+            "dataset": self.dataset,
+            "language": self.language,
+            "task": self.task,
+            "preprocess": self.preprocess.as_dict(),
+        }
+
+    @classmethod
+    def from_identity(cls, data: dict[str, Any]) -> "Pair":
+        return cls(
+            model=str(data["model"]),
+            pretrained=str(data.get("pretrained") or ""),
+            dataset=str(data["dataset"]),
+            language=str(data.get("language") or "en"),
+            task=str(data.get("task") or "zeroshot_classification"),
+            preprocess=Preprocess.from_dict(data.get("preprocess")),
+        )
+
+    @property
+    def id(self) -> str:
+        """A digest of the identity: equal pairs share it, different pairs never do in practice."""
+        blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+    @property
+    def result_key(self) -> str:
+        """Store key of the result JSON, relative to the store root."""
+        tail = f"{slug(self.language)}-{slug(self.task)}"
+        if self.preprocess:
+            tail += "-" + slug("-".join(f"{k}{v}" for k, v in sorted(self.preprocess.as_dict().items())))
+        return f"{slug(self.model)}/{slug(self.pretrained or 'none')}/{slug(self.dataset)}/{tail}-{self.id}.json"
+
+    @property
+    def failure_key(self) -> str:
+        return self.result_key[: -len(".json")] + FAILURE_SUFFIX
+
+    def label(self) -> str:
+        text = f"{self.model}:{self.pretrained} × {self.dataset}"
+        if self.preprocess:
+            text += f" [{self.preprocess.canonical()}]"
+        return text
+
+
+def slug(text: str, limit: int = 48) -> str:
+    """Filename-safe, never empty, no dots (so never '..'); not meant to be read back."""
+    out = re.sub(r"[^A-Za-z0-9_-]+", "-", str(text)).strip("-_")[:limit].strip("-_")
+    return out or "x"
+
+
+MODEL_REF_PREFIXES = ("local-dir:", "hf-hub:")
+
+
+def parse_model_ref(text: str) -> tuple[str, str]:
+    """`ARCH:TAG`, `ARCH:/path/ckpt.pt`, `local-dir:PATH` or `hf-hub:ORG/REPO` -> (model, pretrained)."""
+    text = text.strip()
+    if text.startswith(MODEL_REF_PREFIXES):
+        return text, ""
+    arch, sep, pretrained = text.partition(":")
+    if not arch or not sep or not pretrained:
+        raise BenchmarkError(f"model {text!r} must be ARCH:PRETRAINED, local-dir:PATH or hf-hub:ORG/REPO")
+    return arch, pretrained

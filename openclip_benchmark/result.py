@@ -1,0 +1,121 @@
+"""Result and failure records: clip_benchmark's keys plus a `run` block; validated on every read."""
+
+from __future__ import annotations
+
+import traceback as tb
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from .errors import BenchmarkError, InvalidResultError
+from .jsonio import loads_strict
+from .pair import Pair
+
+RESULT_SCHEMA = "openclip-benchmark/result/1"
+FAILURE_SCHEMA = "openclip-benchmark/failure/1"
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Record:
+    """A validated result (kind 'result') or failure record (kind 'failure')."""
+
+    kind: str
+    pair: Pair
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 1
+
+
+def make_result(pair: Pair, metrics: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    """The result JSON: `clip_benchmark build` reads the top-level keys; we add identity and run data."""
+    ident = pair.identity()
+    return {
+        "schema": RESULT_SCHEMA,
+        "dataset": ident["dataset"],
+        "model": ident["model"],
+        "pretrained": ident["pretrained"],
+        "task": ident["task"],
+        "language": ident["language"],
+        "preprocess": ident["preprocess"],
+        "metrics": dict(metrics),
+        "run": dict(run),
+    }
+
+
+def make_failure(pair: Pair, exc: BaseException, attempt: int, **context: Any) -> dict[str, Any]:
+    lines = tb.format_exception(type(exc), exc, exc.__traceback__)
+    return {
+        "schema": FAILURE_SCHEMA,
+        **pair.identity(),
+        "error": {
+            "type": type(exc).__name__,
+            "message": str(exc)[:2000],
+            "traceback": "".join(lines)[-4000:],
+        },
+        "attempt": int(attempt),
+        "time": utc_now(),
+        **context,
+    }
+
+
+def _check_metrics(metrics: Any) -> dict[str, float | None]:
+    if not isinstance(metrics, dict) or not metrics:
+        raise InvalidResultError("metrics must be a non-empty object")
+    out: dict[str, float | None] = {}
+    for key, value in metrics.items():
+        if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            out[str(key)] = None if value is None else float(value)
+        else:
+            raise InvalidResultError(f"metric {key!r} is not a number")
+    return out
+
+
+def parse_record(
+    obj: Any, canonical_dataset: Callable[[str], str] | None = None
+) -> Record:
+    """Validate a decoded record by content (ours, or one written by clip_benchmark itself)."""
+    if not isinstance(obj, dict):
+        raise InvalidResultError("a record must be a JSON object")
+    schema = obj.get("schema", RESULT_SCHEMA)
+    for key in ("model", "dataset"):
+        if not isinstance(obj.get(key), str) or not obj[key]:
+            raise InvalidResultError(f"missing or empty {key!r}")
+    ident = dict(obj)
+    dataset = ident["dataset"]
+    ident["dataset"] = canonical_dataset(dataset) if canonical_dataset else dataset
+    ident.setdefault("task", "zeroshot_classification")
+    try:
+        pair = Pair.from_identity(ident)
+    except (BenchmarkError, KeyError, TypeError, ValueError) as exc:
+        raise InvalidResultError(f"bad identity: {exc}") from exc
+    if schema == FAILURE_SCHEMA:
+        error = obj.get("error")
+        if not isinstance(error, dict) or not isinstance(error.get("message", ""), str):
+            raise InvalidResultError("a failure record needs an error object")
+        attempt = obj.get("attempt", 1)
+        if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
+            raise InvalidResultError("attempt must be a positive integer")
+        return Record("failure", pair, error=error, attempt=attempt, run={"shard_id": obj.get("shard_id")})
+    if schema != RESULT_SCHEMA:
+        raise InvalidResultError(f"unknown schema {schema!r}")
+    run = obj.get("run", {})
+    if not isinstance(run, dict):
+        raise InvalidResultError("run must be an object")
+    return Record("result", pair, metrics=_check_metrics(obj.get("metrics")), run=run)
+
+
+def read_record(data: bytes | str, canonical_dataset: Callable[[str], str] | None = None) -> Record:
+    """Decode and validate; any defect (truncation, NaN literal, wrong types) is an InvalidResultError."""
+    if len(data) > MAX_RECORD_BYTES:
+        raise InvalidResultError("record is larger than 4 MiB")
+    try:
+        obj = loads_strict(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidResultError(f"not valid JSON: {exc}") from exc
+    return parse_record(obj, canonical_dataset)
