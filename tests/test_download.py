@@ -27,9 +27,10 @@ class HubServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, files: dict[str, bytes]):
+    def __init__(self, files: dict[str, bytes], repo: str = REPO):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.files = files
+        self.repo = repo
         self.listed_sizes: dict[str, int] = {}  # overrides: a listing that disagrees with the bytes
         self.listed_oids: dict[str, str] = {}
         self.faults: dict[str, list[str]] = {}  # path -> actions consumed one per request: "500", "429", "drop"
@@ -40,8 +41,12 @@ class HubServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
 
     @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/datasets/{REPO}"
+        return f"{self.endpoint}/datasets/{self.repo}"
 
     def file_requests(self) -> list[tuple[str, dict[str, str]]]:
         return [r for r in self.requests if "/resolve/" in r[0] or r[0].startswith("/cdn/")]
@@ -60,8 +65,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = urllib.parse.unquote(url.path)
         with srv.lock:
             srv.requests.append((path, dict(self.headers)))
-        api = f"/api/datasets/{REPO}/tree/main"
-        resolve = f"/datasets/{REPO}/resolve/main/"
+        api = f"/api/datasets/{srv.repo}/tree/main"
+        resolve = f"/datasets/{srv.repo}/resolve/main/"
         if path.startswith(("/api/", "/datasets/")) and srv.token and self.headers.get("Authorization") != f"Bearer {srv.token}":
             return self._send(401, b"unauthorized")
         if path.startswith(api):
@@ -103,7 +108,7 @@ class _Handler(BaseHTTPRequestHandler):
         page = entries[start : start + srv.page_size]
         headers = {"Content-Type": "application/json"}
         if start + srv.page_size < len(entries):
-            nxt = f"/api/datasets/{REPO}/tree/main/{folder}?recursive={str(recursive).lower()}&cursor={start + srv.page_size}"
+            nxt = f"/api/datasets/{srv.repo}/tree/main/{folder}?recursive={str(recursive).lower()}&cursor={start + srv.page_size}"
             headers["Link"] = f'<{nxt}>; rel="next"'
         self._send(200, json.dumps(page).encode(), headers)
 
@@ -325,3 +330,24 @@ def test_check_layout_needs_class_files_for_classification(tmp_path):
     check_layout(folder, "test", "zeroshot_retrieval")
     with pytest.raises(BenchmarkError, match="classnames.txt"):
         check_layout(folder, "test", "zeroshot_classification")
+
+
+def test_catalog_dataset_through_hf_endpoint_and_env_token(hub, tmp_path, fixture_files, monkeypatch):
+    """A catalog name resolves to its webdataset repo; HF_ENDPOINT (a mirror) and HF_TOKEN come from the env."""
+    from openclip_benchmark.catalog import load_datasets
+
+    spec = load_datasets()["cifar10"]
+    hub.repo, hub.token = spec.url.split("/datasets/", 1)[1], TOKEN
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    folder = download.ensure_dataset("wds/cifar10", tmp_path / "cache", progress=False)
+    assert folder == tmp_path / "cache" / "datasets" / spec.wds_name
+    assert (folder / "test" / "0.tar").read_bytes() == fixture_files["test/0.tar"]
+    assert all(h.get("Authorization") == f"Bearer {TOKEN}" for _, h in hub.requests)
+    monkeypatch.delenv("HF_ENDPOINT")
+    assert download.dataset_source("cifar10", spec.wds_name, spec).endpoint == spec.url.split("/datasets/")[0]
+
+
+def test_unknown_dataset_without_root_or_url(tmp_path):
+    with pytest.raises(BenchmarkError, match="unknown dataset 'cifar1000'"):
+        download.ensure_dataset("cifar1000", tmp_path)
