@@ -1,0 +1,481 @@
+"""The plan: GPU sizing, the runtime and cost model, packing pairs into shards, the budget.
+
+Pure: no network, no torch, no SkyPilot. A shard loads each of its models once, downloads each of its datasets
+once and builds each zero-shot classifier once per model; shards are sized near a target duration so that a
+preemption loses little, and their ids come from their content (the same pairs give the same shards and ids).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import statistics
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .errors import BenchmarkError
+from .pair import Pair
+from .pricing import GpuSpec, Offer, PriceTable, gpu_from_device_name
+
+GIB = 2**30
+DEFAULT_TARGET_S = 45 * 60
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Overheads and rates shared by every estimate (ours, the source project's baseline, the lower bound)."""
+
+    job_overhead_s: float = 300.0  # provisioning + setup (uv sync, CUDA init): paid once per job
+    model_load_s: float = 15.0  # build the model, move it to the GPU: paid per model load
+    weights_download_bps: float = 150e6  # bytes/s from the Hugging Face Hub
+    dataset_download_bps: float = 150e6
+    bytes_per_sample: float = 60e3  # average webdataset sample over the benchmark suite
+    decode_per_core_s: float = 200.0  # images decoded + preprocessed per vCPU per second
+    cuda_context_gib: float = 1.0
+    activation_bytes_per_gflop: float = 0.3e6  # live inference activations per sample per image GFLOP
+    memory_margin: float = 1.25
+    weight_bytes_per_param: float = 6.0  # fp32 weights + fp16 autocast copies
+    gpu_speed: Mapping[str, float] = field(default_factory=dict)  # observed / estimated time, from calibrate()
+
+    def speed(self, gpu: str) -> float:
+        return float(self.gpu_speed.get(gpu, 1.0))
+
+
+@dataclass(frozen=True)
+class ModelWork:
+    model: str
+    pretrained: str
+    params: float
+    image_gflops: float
+    text_gflops: float
+    image_size: int | None = None  # native input size, to scale the work of resolution overrides
+    note: str = ""  # set when the numbers are a fallback estimate, not the catalog's
+
+
+@dataclass(frozen=True)
+class PairWork:
+    pair: Pair
+    model: ModelWork
+    images: int
+    prompts: int  # unique texts through the text tower (classes x templates, or captions)
+    classifier: str | None  # pairs with the same key share one zero-shot classifier per model load
+    image_gflops: float  # per image, after any resolution override
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    gpus: tuple[str, ...] | None = None  # allowed GPUs; None: every GPU of the table
+    clouds: tuple[str, ...] | None = None  # allowed clouds; None: every cloud of the price table
+    spot: bool = True
+    target_s: float = DEFAULT_TARGET_S
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class Shard:
+    shard_id: str
+    pairs: tuple[Pair, ...]
+    gpu: str
+    offer: Offer
+    runtime_s: float
+    cost_spot: float | None
+    cost_on_demand: float | None
+    pair_seconds: Mapping[str, float]  # pair id -> estimated seconds of its own work
+    models: tuple[str, ...]
+    datasets: tuple[str, ...]
+
+    def cost(self, spot: bool) -> float:
+        value = self.cost_spot if spot else self.cost_on_demand
+        return float("inf") if value is None else value
+
+
+@dataclass(frozen=True)
+class Plan:
+    shards: tuple[Shard, ...]
+    options: PlanOptions
+    notes: tuple[str, ...] = ()
+
+    @property
+    def runtime_s(self) -> float:
+        return sum(s.runtime_s for s in self.shards)
+
+    @property
+    def cost_spot(self) -> float:
+        return sum(s.cost_spot or 0.0 for s in self.shards)
+
+    @property
+    def cost_on_demand(self) -> float:
+        return sum(s.cost_on_demand or 0.0 for s in self.shards)
+
+    def cost(self, spot: bool | None = None) -> float:
+        return sum(s.cost(self.options.spot if spot is None else spot) for s in self.shards)
+
+
+# ---------------------------------------------------------------- work of a pair
+
+FALLBACK_MODEL = dict(params=1.0e9, image_gflops=200.0, text_gflops=30.0)  # conservative: about ViT-g-14
+FALLBACK_DATASET = dict(size=50_000, num_classes=1000, captions_per_image=5)  # conservative: about ImageNet
+DEFAULT_TEMPLATES = 18  # clip_benchmark's cifar-style template set
+
+
+@lru_cache(maxsize=1)
+def _clip_benchmark_templates() -> dict[str, int]:
+    """Template counts from clip_benchmark's own JSON (read as data: importing it would pull in torch)."""
+    spec = find_spec("clip_benchmark")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "en_zeroshot_classification_templates.json"
+    try:
+        return {k: len(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
+    except (OSError, ValueError):
+        return {}
+
+
+def classifier_group(dataset: str) -> str:
+    """ImageNet variants index one 1000-class classifier (the -a/-r/-o subsets take its rows)."""
+    return "imagenet1k" if dataset.startswith("imagenet") else dataset
+
+
+def template_count(dataset: str, spec: Any = None) -> int:
+    count = getattr(spec, "templates", None) or getattr(spec, "num_templates", None)
+    if count:
+        return int(count)
+    known = _clip_benchmark_templates()
+    base = dataset.split("/")[-1]
+    return known.get(base) or known.get(classifier_group(base)) or DEFAULT_TEMPLATES
+
+
+class ModelIndex:
+    """Catalog lookups by (arch, pretrained), falling back to the architecture (checkpoint paths, new tags)."""
+
+    def __init__(self, models: Iterable[Any]):
+        self.exact: dict[tuple[str, str], Any] = {}
+        self.by_arch: dict[str, Any] = {}
+        for m in models:
+            self.exact[(m.arch, m.pretrained)] = m
+            self.by_arch.setdefault(m.arch, m)
+
+    def work(self, model: str, pretrained: str) -> ModelWork:
+        spec, note = self.exact.get((model, pretrained)), ""
+        if spec is None:
+            spec = self.by_arch.get(model)
+            note = f"{model}:{pretrained} estimated from the {model} architecture" if spec is not None else ""
+        if spec is None:
+            return ModelWork(
+                model, pretrained, note=f"{model}:{pretrained} not in the catalog: conservative default estimate", **FALLBACK_MODEL
+            )
+        return ModelWork(
+            model,
+            pretrained,
+            params=float(spec.params or FALLBACK_MODEL["params"]),
+            image_gflops=float(spec.image_gflops or FALLBACK_MODEL["image_gflops"]),
+            text_gflops=float(spec.text_gflops or FALLBACK_MODEL["text_gflops"]),
+            image_size=getattr(spec, "image_size", None),
+            note=note,
+        )
+
+
+def pair_work(pair: Pair, model: ModelWork, datasets: Mapping[str, Any]) -> PairWork:
+    spec = datasets.get(pair.dataset)
+    note = "" if spec is not None else f"dataset {pair.dataset} not in the catalog: conservative default size"
+    size = int(getattr(spec, "size", 0) or FALLBACK_DATASET["size"])
+    gflops = model.image_gflops
+    if pair.preprocess.image_size and model.image_size:
+        gflops *= (pair.preprocess.image_size / model.image_size) ** 2  # ViT tokens scale with the pixel area
+    if pair.task == "zeroshot_retrieval":
+        captions = int(getattr(spec, "captions_per_image", 0) or FALLBACK_DATASET["captions_per_image"])
+        return PairWork(pair, model, size, size * captions, None, gflops, note)
+    classes = int(getattr(spec, "num_classes", 0) or FALLBACK_DATASET["num_classes"])
+    group = f"{classifier_group(pair.dataset)}|{pair.language}"
+    return PairWork(pair, model, size, classes * template_count(pair.dataset, spec), group, gflops, note)
+
+
+# ---------------------------------------------------------------- runtime on one GPU
+
+def memory_needed_gib(model: ModelWork, image_gflops: float, batch_size: int, cost: CostModel) -> float:
+    weights = model.params * cost.weight_bytes_per_param
+    activations = batch_size * image_gflops * cost.activation_bytes_per_gflop
+    return (cost.cuda_context_gib * GIB + weights + activations) * cost.memory_margin / GIB
+
+
+def fits(model: ModelWork, image_gflops: float, gpu: GpuSpec, batch_size: int, cost: CostModel) -> bool:
+    return memory_needed_gib(model, image_gflops, batch_size, cost) <= gpu.memory_gib
+
+
+def image_seconds(work: PairWork, gpu: GpuSpec, vcpus: int, cost: CostModel) -> float:
+    """Images through the image tower; decoding overlaps with the GPU, so the slower of the two sets the pace."""
+    compute = work.images * work.image_gflops * 1e9 / gpu.effective_flops
+    decode = work.images / (cost.decode_per_core_s * max(1, vcpus))
+    return max(compute, decode) * cost.speed(gpu.name)
+
+
+def text_seconds(prompts: int, model: ModelWork, gpu: GpuSpec, cost: CostModel) -> float:
+    return prompts * model.text_gflops * 1e9 / gpu.effective_flops * cost.speed(gpu.name)
+
+
+def load_seconds(model: ModelWork, cost: CostModel) -> float:
+    return cost.model_load_s + model.params * 4 / cost.weights_download_bps
+
+
+def download_seconds(images: int, cost: CostModel) -> float:
+    return images * cost.bytes_per_sample / cost.dataset_download_bps
+
+
+def pure_work_seconds(works: Iterable[PairWork], gpu: GpuSpec) -> float:
+    """Model FLOPs only (each classifier once per model): the floor no schedule can beat."""
+    total, seen = 0.0, set()
+    for w in works:
+        total += w.images * w.image_gflops * 1e9
+        key = (w.pair.model, w.pair.pretrained, w.classifier or w.pair.id)
+        if key not in seen:
+            seen.add(key)
+            total += w.prompts * w.model.text_gflops * 1e9
+    return total / gpu.effective_flops
+
+
+# ---------------------------------------------------------------- GPU choice
+
+@dataclass(frozen=True)
+class _Unit:
+    """Pairs of one model that must stay together: those sharing a classifier pay its text work once."""
+
+    key: str
+    works: tuple[PairWork, ...]
+    seconds: float
+
+
+def _units(works: list[PairWork], gpu: GpuSpec, vcpus: int, cost: CostModel, target_s: float) -> list[_Unit]:
+    groups: dict[str, list[PairWork]] = {}
+    for w in works:
+        groups.setdefault(w.classifier or w.pair.id, []).append(w)
+    units = []
+    for key, members in sorted(groups.items()):
+        text = text_seconds(members[0].prompts, members[0].model, gpu, cost) if members[0].classifier else 0.0
+        seconds = text + sum(image_seconds(w, gpu, vcpus, cost) + (0 if w.classifier else text_seconds(w.prompts, w.model, gpu, cost)) for w in members)
+        if seconds > target_s and len(members) > 1:  # too long together: split, each part rebuilds the classifier
+            units += [_Unit(w.pair.id, (w,), text + image_seconds(w, gpu, vcpus, cost)) for w in members]
+        else:
+            units.append(_Unit(key, tuple(members), seconds))
+    return units
+
+
+def candidate_offers(
+    gpus: Mapping[str, GpuSpec], prices: PriceTable, options: PlanOptions
+) -> list[tuple[GpuSpec, Offer]]:
+    names = options.gpus or tuple(sorted(gpus))
+    unknown = [g for g in names if g not in gpus]
+    if unknown:
+        raise BenchmarkError(f"unknown GPU(s) {', '.join(unknown)}; known: {', '.join(sorted(gpus))}")
+    out = [(gpus[g], o) for g in names for o in prices.offers_for(g, options.clouds, options.spot)]
+    if not out:
+        what = "spot" if options.spot else "on-demand"
+        raise BenchmarkError(
+            f"no {what} price for GPU(s) {', '.join(names)} in cloud(s) {', '.join(options.clouds or ('any',))}"
+        )
+    return out
+
+
+def choose_offer(
+    works: list[PairWork], candidates: list[tuple[GpuSpec, Offer]], options: PlanOptions, cost: CostModel
+) -> tuple[GpuSpec, Offer]:
+    """Lowest cost for this model's pairs (load, reading, compute, its share of job overhead) among fitting GPUs."""
+    model = works[0].model
+    peak = max(w.image_gflops for w in works)
+    best = None
+    for gpu, offer in candidates:
+        if not fits(model, peak, gpu, options.batch_size, cost):
+            continue
+        units = _units(works, gpu, offer.vcpus, cost, options.target_s)
+        busy = load_seconds(model, cost) + sum(u.seconds for u in units)
+        jobs = max(1.0, busy / options.target_s)
+        dollars = offer.hourly(options.spot) * (busy + jobs * cost.job_overhead_s) / 3600
+        key = (round(dollars, 9), gpu.memory_gib, gpu.name, offer.cloud, offer.instance_type)
+        if best is None or key < best[0]:
+            best = (key, gpu, offer)
+    if best is None:
+        need = memory_needed_gib(model, peak, options.batch_size, cost)
+        raise BenchmarkError(
+            f"{model.model}:{model.pretrained} needs about {need:.0f} GiB at batch size {options.batch_size}; "
+            "no allowed GPU has that much memory (lower --batch-size or allow a larger GPU)"
+        )
+    return best[1], best[2]
+
+
+# ---------------------------------------------------------------- packing
+
+def _lpt(units: list[_Unit], bins: int) -> list[list[_Unit]]:
+    """Longest processing time first: balanced bins, deterministic ties."""
+    out: list[list[_Unit]] = [[] for _ in range(bins)]
+    loads = [0.0] * bins
+    for unit in sorted(units, key=lambda u: (-u.seconds, u.key)):
+        i = min(range(bins), key=lambda b: (loads[b], b))
+        out[i].append(unit)
+        loads[i] += unit.seconds
+    return [b for b in out if b]
+
+
+@dataclass
+class _Chunk:
+    """Pairs of one model that one job runs; several chunks on the same offer may share a job."""
+
+    gpu: GpuSpec
+    offer: Offer
+    model: ModelWork
+    units: list[_Unit]
+
+    @property
+    def seconds(self) -> float:
+        return sum(u.seconds for u in self.units)
+
+
+def shard_id(pairs: Iterable[Pair], gpu: str) -> str:
+    digest = hashlib.sha256(("\n".join(sorted(p.id for p in pairs)) + "\n" + gpu).encode()).hexdigest()
+    return f"shard-{digest[:12]}"
+
+
+def _shard(chunks: list[_Chunk], cost: CostModel, prices: PriceTable, options: PlanOptions) -> Shard:
+    gpu, offer = chunks[0].gpu, chunks[0].offer
+    works = [w for c in chunks for u in c.units for w in u.works]
+    datasets = {w.pair.dataset: w.images for w in works}
+    runtime = (
+        cost.job_overhead_s
+        + sum(load_seconds(c.model, cost) for c in chunks)
+        + sum(download_seconds(n, cost) for n in datasets.values())
+        + sum(c.seconds for c in chunks)
+    )
+    pair_seconds = {}
+    for c in chunks:
+        for u in c.units:
+            share = u.seconds / len(u.works)
+            for w in u.works:
+                pair_seconds[w.pair.id] = share
+    same_host = [
+        o for o in prices.offers_for(gpu.name, options.clouds, spot=not options.spot) if o.vcpus >= offer.vcpus
+    ]
+    other = same_host[0].hourly(not options.spot) if same_host else None
+    chosen = offer.hourly(options.spot)
+    spot_rate, demand_rate = (chosen, other) if options.spot else (other, chosen)
+    pairs = tuple(w.pair for w in works)
+    return Shard(
+        shard_id=shard_id(pairs, gpu.name),
+        pairs=pairs,
+        gpu=gpu.name,
+        offer=offer,
+        runtime_s=runtime,
+        cost_spot=None if spot_rate is None else spot_rate * runtime / 3600,
+        cost_on_demand=None if demand_rate is None else demand_rate * runtime / 3600,
+        pair_seconds=pair_seconds,
+        models=tuple(dict.fromkeys(f"{c.model.model}:{c.model.pretrained}" for c in chunks)),
+        datasets=tuple(datasets),
+    )
+
+
+def _sort_key(pair: Pair) -> tuple:
+    return (pair.model, pair.pretrained, pair.dataset, pair.language, pair.task, pair.preprocess.canonical())
+
+
+def plan_shards(
+    pairs: Iterable[Pair],
+    *,
+    models: ModelIndex,
+    datasets: Mapping[str, Any],
+    gpus: Mapping[str, GpuSpec],
+    prices: PriceTable,
+    options: PlanOptions = PlanOptions(),
+    cost: CostModel = CostModel(),
+) -> Plan:
+    """Pack pairs into shards near `options.target_s`, each on the cheapest GPU that fits its models."""
+    if options.target_s <= cost.job_overhead_s:
+        raise BenchmarkError(f"target duration must exceed the per-job overhead ({cost.job_overhead_s:.0f} s)")
+    candidates = candidate_offers(gpus, prices, options)
+    by_model: dict[tuple[str, str], list[Pair]] = {}
+    for pair in sorted(set(pairs), key=_sort_key):
+        by_model.setdefault((pair.model, pair.pretrained), []).append(pair)
+    notes: list[str] = []
+    chunks: list[_Chunk] = []
+    for (model_name, pretrained), members in by_model.items():
+        model = models.work(model_name, pretrained)
+        works = [pair_work(p, model, datasets) for p in members]
+        notes += [n for n in [model.note, *(w.note for w in works)] if n]
+        gpu, offer = choose_offer(works, candidates, options, cost)
+        units = _units(works, gpu, offer.vcpus, cost, options.target_s)
+        busy = load_seconds(model, cost) + sum(u.seconds for u in units)
+        bins = max(1, math.ceil(busy / (options.target_s - cost.job_overhead_s)))
+        chunks += [_Chunk(gpu, offer, model, b) for b in _lpt(units, bins)]
+    shards = []
+    by_offer: dict[tuple, list[_Chunk]] = {}
+    for c in chunks:
+        by_offer.setdefault((c.gpu.name, c.offer.cloud, c.offer.instance_type), []).append(c)
+    for key in sorted(by_offer):
+        open_bins: list[tuple[float, list[_Chunk]]] = []
+        for c in sorted(by_offer[key], key=lambda c: (-c.seconds, c.model.model, c.model.pretrained, c.units[0].key)):
+            need = c.seconds + load_seconds(c.model, cost)
+            for i, (load, members) in enumerate(open_bins):
+                if load + need <= options.target_s - cost.job_overhead_s:
+                    open_bins[i] = (load + need, members + [c])
+                    break
+            else:
+                open_bins.append((need, [c]))
+        shards += [_shard(members, cost, prices, options) for _, members in open_bins]
+    return Plan(tuple(shards), options, tuple(dict.fromkeys(notes)))
+
+
+def within_budget(shards: Iterable[Shard], budget: float | None, spot: bool, max_jobs: int | None = None) -> tuple[list[Shard], list[Shard]]:
+    """Shards in plan order while their summed cost stays within the budget; the rest are left for later."""
+    chosen, left, spent = [], [], 0.0
+    for s in shards:
+        price = s.cost(spot)
+        if (budget is None or spent + price <= budget) and (max_jobs is None or len(chosen) < max_jobs) and not left:
+            chosen.append(s)
+            spent += price
+        else:
+            left.append(s)
+    return chosen, left
+
+
+# ---------------------------------------------------------------- calibration
+
+def _gpu_of(run: Mapping[str, Any], gpus: Mapping[str, GpuSpec]) -> str | None:
+    name = run.get("gpu_name") or run.get("gpu") or ""
+    return gpu_from_device_name(str(name), gpus) if name else None
+
+
+def calibrate(
+    records: Iterable[Any],
+    *,
+    models: ModelIndex,
+    datasets: Mapping[str, Any],
+    gpus: Mapping[str, GpuSpec],
+    cost: CostModel = CostModel(),
+    default_vcpus: int = 4,
+) -> tuple[CostModel, dict[str, tuple[float, int]]]:
+    """Per-GPU time factor = median of observed / estimated seconds over the results that GPU produced.
+
+    Returns the recalibrated model and, per GPU, (factor, number of results). Results without a run block, a
+    GPU name or a positive duration are ignored; factors are clamped to [0.05, 20] so one odd run cannot wreck a plan.
+    """
+    ratios: dict[str, list[float]] = {}
+    base = replace(cost, gpu_speed={})
+    for rec in records:
+        if getattr(rec, "kind", "result") != "result":
+            continue
+        run = rec.run or {}
+        seconds, gpu = run.get("seconds"), _gpu_of(run, gpus)
+        if gpu is None or not isinstance(seconds, (int, float)) or seconds <= 0:
+            continue
+        pair = rec.pair
+        model = models.work(pair.model, pair.pretrained)
+        work = pair_work(pair, model, datasets)
+        if isinstance(run.get("num_samples"), int) and run["num_samples"] > 0:
+            work = replace(work, images=run["num_samples"])
+        vcpus = int(run.get("num_workers") or default_vcpus)
+        estimate = image_seconds(work, gpus[gpu], vcpus, base) + text_seconds(work.prompts, model, gpus[gpu], base)
+        if estimate > 0:
+            ratios.setdefault(gpu, []).append(float(seconds) / estimate)
+    factors = {g: (min(20.0, max(0.05, statistics.median(r))), len(r)) for g, r in sorted(ratios.items())}
+    return replace(cost, gpu_speed={g: f for g, (f, _) in factors.items()}), factors
