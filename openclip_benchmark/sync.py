@@ -1,0 +1,220 @@
+"""Store -> local results folder: incremental (ETag + size index), parallel, validated, and the tracker follows."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .errors import InvalidResultError
+from .jsonio import atomic_write_bytes, atomic_write_json, loads_strict
+from .pair import MANIFEST_PREFIX, slug
+from .result import Record, read_record, utc_now
+from .store import LocalStore, S3Store, StoreError, TransientStoreError, check_key, open_store
+
+INDEX_NAME = ".sync-index.json"
+QUARANTINE_DIR = ".quarantine"
+INDEX_VERSION = 1
+
+
+@dataclass
+class SyncReport:
+    """What one sync saw and did; keys are relative to the store root."""
+
+    store: str
+    listed: int = 0
+    new: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    manifests: int = 0
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    quarantined: list[tuple[str, str]] = field(default_factory=list)
+    still_quarantined: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    results: int = 0
+    failures: int = 0
+    bytes: int = 0
+    tracker_updates: int = 0
+    dry_run: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """0, or 75 (retry) when downloads failed; refused and quarantined objects are warnings, not errors."""
+        return TransientStoreError.exit_code if self.errors else 0
+
+
+def open_source(url: str, endpoint_url: str | None = None, workers: int = 16) -> LocalStore | S3Store:
+    """The store to sync from, with an HTTP pool as large as the download pool."""
+    if str(url).startswith("s3://"):
+        return S3Store(str(url), endpoint_url, max_pool=max(32, workers))
+    return open_store(url, endpoint_url)
+
+
+def refusal(key: str) -> str | None:
+    """Why a listed key must not be mirrored, or None when it is a result file we may write."""
+    try:
+        check_key(key)
+    except StoreError:
+        return "unsafe key (absolute, '..', backslash or empty part)"
+    if any(part.startswith(".") for part in key.split("/")):
+        return "hidden path (could overwrite sync state)"
+    if not key.endswith(".json"):
+        return "not a result file (.json)"
+    return None
+
+
+def _load_index(path: Path, store_url: str) -> dict[str, list]:
+    """key -> [etag, size, state] of what the last sync from this store fetched; a damaged index means a full sync."""
+    try:
+        data = loads_strict(path.read_bytes())
+        entries = data["stores"][store_url]
+        return {k: v for k, v in entries.items() if isinstance(v, list) and len(v) == 3}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _save_index(path: Path, store_url: str, entries: dict[str, list]) -> None:
+    try:
+        data = loads_strict(path.read_bytes())
+        stores = data["stores"] if isinstance(data.get("stores"), dict) else {}
+    except (OSError, ValueError, AttributeError):
+        stores = {}
+    stores[store_url] = entries
+    atomic_write_json(path, {"version": INDEX_VERSION, "updated_at": utc_now(), "stores": stores})
+
+
+def quarantine_name(key: str) -> str:
+    """A flat, safe file name for a bad object, unique per key."""
+    return f"{slug(key, limit=100)}-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:10]}.json"
+
+
+def _quarantine(results: Path, key: str, etag: str, data: bytes, reason: str) -> None:
+    name = quarantine_name(key)
+    folder = results / QUARANTINE_DIR
+    atomic_write_bytes(folder / name, data)
+    why = {"key": key, "etag": etag, "reason": reason, "time": utc_now()}
+    atomic_write_json(folder / (name[: -len(".json")] + ".reason.json"), why)
+
+
+def _dataset_namer() -> Callable[[str], str]:
+    from .parse import canonical_or_raw
+
+    return canonical_or_raw
+
+
+def sync_results(
+    store: LocalStore | S3Store,
+    local_dir: str | os.PathLike,
+    tracker_path: str | os.PathLike | None = None,
+    *,
+    dry_run: bool = False,
+    workers: int = 16,
+    progress: bool = True,
+) -> SyncReport:
+    """Mirror every new or changed result of `store` into `local_dir`, then move the tracked pairs.
+
+    A listing plus a compare against the local index decides what to fetch, so a sync with nothing new does no GET.
+    """
+    results = Path(local_dir)
+    index_path = results / INDEX_NAME
+    index = _load_index(index_path, store.url)
+    report = SyncReport(store=store.url, dry_run=dry_run)
+    todo: list[tuple[str, str, int]] = []
+    for obj in store.list():
+        report.listed += 1
+        if obj.key.startswith(MANIFEST_PREFIX):
+            report.manifests += 1
+            continue
+        why = refusal(obj.key)
+        if why:
+            report.refused.append((obj.key, why))
+            continue
+        known = index.get(obj.key)
+        same = known is not None and known[0] == obj.etag and known[1] == obj.size
+        if same and known[2] == "quarantined":
+            report.still_quarantined += 1
+            continue
+        if same and (results / obj.key).is_file():
+            report.unchanged += 1
+            continue
+        # new, or deleted from the local mirror since: fetched again
+        (report.changed if known and not same else report.new).append(obj.key)
+        todo.append((obj.key, obj.etag, obj.size))
+    if dry_run or not todo:
+        return report
+
+    canon = _dataset_namer()
+    records: list[Record] = []
+    with _progress(progress, len(todo)) as advance, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {pool.submit(_fetch, store, results, key, etag, canon): (key, etag, size) for key, etag, size in todo}
+        for fut in as_completed(futures):
+            key, etag, size = futures[fut]
+            advance()
+            try:
+                record, nbytes, reason = fut.result()
+            except StoreError as exc:
+                report.errors.append((key, str(exc)))
+                continue
+            report.bytes += nbytes
+            if record is None:
+                report.quarantined.append((key, reason))
+                index[key] = [etag, size, "quarantined"]
+                continue
+            index[key] = [etag, size, "ok"]
+            records.append(record)
+
+    # results before failures, so a stale failure record never hides a result
+    records.sort(key=lambda r: r.kind != "result")
+    report.results = sum(r.kind == "result" for r in records)
+    report.failures = len(records) - report.results
+    if tracker_path is not None and records:
+        from .tracker import open_tracker
+
+        with open_tracker(tracker_path, create=True) as tracker:
+            before = {e.pair.id: e for e in tracker}
+            for record in records:
+                tracker.apply_record(record)
+            report.tracker_updates = sum(before.get(e.pair.id) != e for e in tracker)
+    _save_index(index_path, store.url, index)
+    return report
+
+
+def _fetch(store, results: Path, key: str, etag: str, canon) -> tuple[Record | None, int, str]:
+    """Download, validate, write atomically; a bad object goes to quarantine and never replaces a good file."""
+    data = store.get(key)
+    try:
+        record = read_record(data, canonical_dataset=canon)
+    except InvalidResultError as exc:
+        _quarantine(results, key, etag, data, str(exc))
+        return None, len(data), str(exc)
+    atomic_write_bytes(results / key, data)
+    return record, len(data), ""
+
+
+class _progress:
+    """A rich progress bar on stderr (or nothing); yields a function that advances it by one."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.enabled, self.total, self.bar = enabled, total, None
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from .cli.app import console
+
+        self.bar = Progress(
+            TextColumn("downloading"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console(stderr=True)
+        )
+        self.bar.start()
+        task = self.bar.add_task("sync", total=self.total)
+        return lambda: self.bar.advance(task)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False

@@ -1,0 +1,257 @@
+"""sync against a real S3 server on loopback (moto's server mode): >1,000 objects, bad and malicious keys, incremental."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import boto3
+import pytest
+from typer.testing import CliRunner
+
+from openclip_benchmark.cli import app
+from openclip_benchmark.jsonio import dumps_strict
+from openclip_benchmark.pair import Pair, Preprocess
+from openclip_benchmark.result import make_failure, make_result
+from openclip_benchmark.store import LocalStore
+from openclip_benchmark.sync import INDEX_NAME, QUARANTINE_DIR, open_source, quarantine_name, sync_results
+from openclip_benchmark.tracker import Tracker, open_tracker
+
+MODELS = [
+    ("ViT-B-32", "openai"),
+    ("ViT-B-32", "laion2b_s34b_b79k"),
+    ("ViT-B-16", "openai"),
+    ("ViT-B-16", "laion2b_s34b_b88k"),
+    ("ViT-L-14", "openai"),
+    ("ViT-L-14", "laion2b_s32b_b82k"),
+    ("RN50", "openai"),
+    ("convnext_base_w", "laion2b_s13b_b82k"),
+]
+CLASSIFICATION = ["cifar10", "cifar100", "imagenet1k", "imagenetv2", "imagenet-r", "stl10", "dtd", "eurosat", "gtsrb", "pets"]
+RETRIEVAL = ["mscoco_captions", "flickr30k"]
+MULTILABEL = ["voc2007_multilabel"]
+
+
+def synthetic_pairs(n: int) -> list[Pair]:
+    """n distinct pairs over real model and dataset names (resolution overrides make as many as needed)."""
+    pairs = []
+    for size in itertools.chain([None], itertools.count(160, 32)):
+        for model, pretrained in MODELS:
+            for dataset in CLASSIFICATION + RETRIEVAL + MULTILABEL:
+                task = (
+                    "zeroshot_retrieval"
+                    if dataset in RETRIEVAL
+                    else "multilabel" if dataset in MULTILABEL else "zeroshot_classification"
+                )
+                pairs.append(Pair(model, pretrained, dataset, task=task, preprocess=Preprocess(image_size=size)))
+                if len(pairs) == n:
+                    return pairs
+
+
+def synthetic_result(pair: Pair, seed: int = 0) -> dict:
+    """A valid result record with plausible metrics and run data (not evaluated)."""
+    rng = random.Random(f"{pair.id}-{seed}")
+    if pair.task == "zeroshot_retrieval":
+        metrics = {f"{s}_retrieval_recall@{k}": rng.random() for s in ("image", "text") for k in (1, 5, 10)}
+    elif pair.task == "multilabel":
+        metrics = {"mean_average_precision": rng.random()}
+    else:
+        metrics = {"acc1": rng.random(), "acc5": rng.random(), "mean_per_class_recall": rng.random()}
+    seconds = 30 + 300 * rng.random()
+    run = {
+        "started": "2026-11-20T10:00:00+00:00",
+        "finished": f"2026-11-20T10:{seed % 60:02d}:00+00:00",
+        "seconds": seconds,
+        "images_per_s": 10000 / seconds,
+        "device": "cuda",
+        "gpu_name": "NVIDIA A10G",
+        "precision": "amp",
+        "batch_size": 64,
+        "shard_id": f"shard-{rng.randrange(50):03d}",
+    }
+    return make_result(pair, metrics, run)
+
+
+def put_many(client, bucket: str, objects: dict[str, bytes], workers: int = 8) -> None:
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda kv: client.put_object(Bucket=bucket, Key=kv[0], Body=kv[1]), objects.items()))
+
+
+def raw_client(endpoint: str):
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+
+
+def count_gets(store) -> list[int]:
+    calls = [0]
+
+    def hook(**_):
+        calls[0] += 1
+
+    store.client.meta.events.register("before-call.s3.GetObject", hook)
+    return calls
+
+
+CLIP_BENCHMARK_JSON = {  # what `clip_benchmark eval --output ...` writes: no schema, no run block, wds/ name
+    "dataset": "wds/cifar10",
+    "model": "ViT-B-32",
+    "pretrained": "openai",
+    "task": "zeroshot_classification",
+    "metrics": {"acc1": 0.8983, "acc5": 0.9958, "mean_per_class_recall": 0.8982},
+    "language": "en",
+}
+BAD = {
+    "bad/not-json.json": b"hello, not json",
+    "bad/truncated.json": None,  # filled in below from a valid record
+    "bad/nan.json": b'{"dataset": "cifar10", "model": "RN50", "pretrained": "openai", "metrics": {"acc1": NaN}}',
+    "bad/types.json": b'{"dataset": "cifar10", "model": "RN50", "pretrained": "openai", "metrics": {"acc1": "high"}}',
+    "bad/array.json": b"[1, 2, 3]",
+    "bad/task.json": b'{"dataset": "cifar10", "model": "RN50", "pretrained": "x", "task": "rm -rf", "metrics": {"a": 1}}',
+}
+REFUSED = ["a/../../evil.json", "/abs.json", "x/./y.json", "notes.txt", ".sync-index.json", "sub/.hidden.json", "a\\b.json"]
+
+
+def test_sync_large_bucket_incremental_and_hostile(s3_bucket, s3_env, tmp_path):
+    client = raw_client(s3_env)
+    pairs = synthetic_pairs(1050)
+    good = {p.result_key: dumps_strict(synthetic_result(p)).encode() for p in pairs}
+    failed_pair = Pair("RN101", "openai", "cifar10")
+    stale_pair = pairs[0]  # has a result and an old failure record: stays succeeded
+    try:
+        raise RuntimeError("CUDA out of memory")
+    except RuntimeError as exc:
+        failures = {
+            failed_pair.failure_key: dumps_strict(make_failure(failed_pair, exc, attempt=2)).encode(),
+            stale_pair.failure_key: dumps_strict(make_failure(stale_pair, exc, attempt=1)).encode(),
+        }
+    bad = dict(BAD, **{"bad/truncated.json": good[pairs[1].result_key][:40]})
+    source_name = "cifar10_openai_ViT-B-32_en_zeroshot_classification.json"
+    objects = {**good, **failures, **bad, source_name: json.dumps(CLIP_BENCHMARK_JSON).encode()}
+    objects["_manifests/shard-000.json"] = b'{"shard_id": "shard-000"}'
+    for key in REFUSED:
+        objects[key] = b'{"owned": true}'
+    put_many(client, s3_bucket, {f"runs/{k}": v for k, v in objects.items()})
+    assert len(objects) > 1000
+
+    results, tracker_path = tmp_path / "results", tmp_path / "results.csv"
+    with open_tracker(tracker_path, create=True) as tracker:
+        tracker.add(pairs[:10] + [failed_pair])
+        tracker.update(pairs[2], status="launched", shard_id="shard-x")
+
+    store = open_source(f"s3://{s3_bucket}/runs", workers=8)
+    gets = count_gets(store)
+    report = sync_results(store, results, tracker_path, workers=8, progress=False)
+
+    valid = len(good) + len(failures) + 1
+    assert report.listed == len(objects)
+    assert report.manifests == 1
+    assert sorted(k for k, _ in report.refused) == sorted(REFUSED)
+    assert sorted(k for k, _ in report.quarantined) == sorted(bad)
+    assert len(report.new) == valid + len(bad) and gets[0] == valid + len(bad)
+    assert report.results == len(good) + 1 and report.failures == len(failures)
+    assert report.errors == [] and report.exit_code == 0
+    # mirrored byte for byte at the store's key; nothing landed outside the results folder
+    assert (results / pairs[5].result_key).read_bytes() == good[pairs[5].result_key]
+    assert json.loads((results / source_name).read_text())["dataset"] == "wds/cifar10"
+    assert not (tmp_path / "evil.json").exists() and not Path("/abs.json").exists()
+    assert sorted(p.name for p in (tmp_path.iterdir())) == ["results", "results.csv", "results.csv.lock"]
+    assert not (results / "notes.txt").exists() and not (results / "sub").exists()
+    # bad objects are quarantined with their reason, never written where a result goes
+    for key in bad:
+        assert not (results / key).exists()
+        why = json.loads((results / QUARANTINE_DIR / quarantine_name(key)).with_suffix(".reason.json").read_text())
+        assert why["key"] == key and why["reason"]
+    # the tracker: every result succeeded (new pairs added), the failure recorded with its reason
+    tracker = Tracker.load(tracker_path)
+    # + the failed pair; clip_benchmark's JSON is pairs[0] by content (wds/cifar10 is cifar10), whatever its name
+    assert len(tracker) == len(good) + 1 and pairs[0] == Pair("ViT-B-32", "openai", "cifar10")
+    assert tracker.get(pairs[2]).status == "succeeded" and tracker.get(pairs[2]).shard_id == "shard-x"
+    assert tracker.get(stale_pair).status == "succeeded"
+    entry = tracker.get(failed_pair)
+    assert entry.status == "failed" and "CUDA out of memory" in entry.error and entry.attempts == 2
+    assert report.tracker_updates == len(tracker)
+
+    # a second sync transfers nothing: one listing, no GET
+    before = tracker_path.read_bytes()
+    gets[0] = 0
+    again = sync_results(store, results, tracker_path, workers=8, progress=False)
+    assert gets[0] == 0 and again.new == [] and again.changed == [] and again.bytes == 0
+    assert again.unchanged == valid and again.still_quarantined == len(bad)
+    assert tracker_path.read_bytes() == before
+
+    # changed objects are fetched again; a bad new version never replaces a good local file
+    changed_key, spoiled_key = pairs[3].result_key, pairs[4].result_key
+    new_body = dumps_strict(synthetic_result(pairs[3], seed=7)).encode()
+    put_many(client, s3_bucket, {f"runs/{changed_key}": new_body, f"runs/{spoiled_key}": b'{"truncated'})
+    (results / pairs[6].result_key).unlink()  # a deleted local copy is fetched again
+    third = sync_results(store, results, tracker_path, workers=8, progress=False)
+    assert sorted(third.changed) == sorted([changed_key, spoiled_key]) and third.new == [pairs[6].result_key]
+    assert gets[0] == 3 and [k for k, _ in third.quarantined] == [spoiled_key]
+    assert (results / changed_key).read_bytes() == new_body
+    assert (results / spoiled_key).read_bytes() == good[spoiled_key]
+    assert (results / pairs[6].result_key).read_bytes() == good[pairs[6].result_key]
+    index = json.loads((results / INDEX_NAME).read_text())
+    assert index["stores"][store.url][spoiled_key][2] == "quarantined"
+
+
+def test_sync_from_local_folder_dry_run_then_real(tmp_path):
+    src = LocalStore(tmp_path / "bucket")
+    pairs = synthetic_pairs(5)
+    for p in pairs:
+        src.put(p.result_key, dumps_strict(synthetic_result(p)).encode())
+    src.put("junk/broken.json", b"{")
+    results, tracker_path = tmp_path / "results", tmp_path / "results.csv"
+
+    dry = sync_results(src, results, tracker_path, dry_run=True, progress=False)
+    assert len(dry.new) == 6 and dry.dry_run
+    assert not results.exists() and not tracker_path.exists()
+
+    real = sync_results(src, results, tracker_path, workers=2, progress=False)
+    assert real.results == 5 and [k for k, _ in real.quarantined] == ["junk/broken.json"]
+    assert {e.status for e in Tracker.load(tracker_path)} == {"succeeded"}
+    assert sync_results(src, results, tracker_path, progress=False).unchanged == 5
+
+
+def test_sync_cli_summary_and_errors(s3_bucket, s3_env, tmp_path, monkeypatch):
+    client = raw_client(s3_env)
+    pair = synthetic_pairs(1)[0]
+    put_many(client, s3_bucket, {f"p/{pair.result_key}": dumps_strict(synthetic_result(pair)).encode(), "p/../x.json": b"{}"})
+    runner = CliRunner()
+    args = ["sync", "--results", str(tmp_path / "r"), "--tracker", str(tmp_path / "t.csv")]
+
+    monkeypatch.setenv("BENCHMARK_STORE", f"s3://{s3_bucket}/p")
+    res = runner.invoke(app, args + ["--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "would fetch" in res.output and not (tmp_path / "r").exists()
+    res = runner.invoke(app, args + ["--workers", "4"])
+    assert res.exit_code == 0, res.output
+    assert "refused '../x.json'" in " ".join(res.output.split())
+    assert Tracker.load(tmp_path / "t.csv").get(pair).status == "succeeded"
+
+    monkeypatch.delenv("BENCHMARK_STORE")
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and "no store given" in res.output
+
+
+def test_sync_missing_credentials_is_one_line(tmp_path):
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("benchmark")), "sync", "--store", "s3://some-bucket/x", "--results", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: no S3 credentials") and len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr + proc.stdout
