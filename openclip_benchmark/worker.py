@@ -1,0 +1,249 @@
+"""The worker: runs one shard. Each model is loaded once, each dataset read once per model, each zero-shot classifier
+built once; pairs whose result exists are skipped, so a re-run after a crash or preemption only runs what is missing.
+
+A pair that raises gets a failure record beside where its result would be, and the shard moves on. A store that
+cannot be reached ends the shard with the transient exit code, so the job can be retried; nothing finished is lost,
+because every result is written (atomically) as soon as it exists.
+"""
+
+from __future__ import annotations
+
+import gc
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import BenchmarkError
+from .jsonio import dumps_strict
+from .manifest import Manifest
+from .pair import Pair
+from .result import Record, make_failure, make_result, parse_record, read_record, utc_now
+from .store import TRANSIENT_EXIT_CODE, LocalStore, S3Store, StoreError, TransientStoreError, open_store
+
+EXIT_PAIRS_FAILED = 3
+
+
+@dataclass
+class ShardReport:
+    shard_id: str
+    succeeded: list[Pair] = field(default_factory=list)
+    skipped: list[Pair] = field(default_factory=list)
+    failed: list[tuple[Pair, str]] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
+    transient_error: str = ""  # set when the shard stopped, or a pair failed, for a reason a retry may fix
+
+    @property
+    def exit_code(self) -> int:
+        if self.transient_error:
+            return TRANSIENT_EXIT_CODE
+        return EXIT_PAIRS_FAILED if self.failed else 0
+
+
+def load_manifest(url: str, endpoint_url: str | None = None) -> Manifest:
+    """A manifest from a local path or `s3://bucket/key` (R2 through the endpoint)."""
+    if url.startswith("s3://"):
+        bucket, _, key = url[len("s3://") :].partition("/")
+        if not bucket or not key:
+            raise BenchmarkError(f"manifest URL {url!r} must be s3://bucket/key")
+        data = open_store(f"s3://{bucket}", endpoint_url).get(key)
+    else:
+        try:
+            data = Path(url).expanduser().read_bytes()
+        except OSError as exc:
+            raise BenchmarkError(f"cannot read manifest {url}: {exc.strerror or exc}") from None
+    return Manifest.from_json(data)
+
+
+def run_shard(manifest: Manifest, store: LocalStore | S3Store | None = None, progress: bool = True) -> ShardReport:
+    store = store if store is not None else open_store(manifest.store)
+    report = ShardReport(manifest.shard_id)
+    try:
+        todo = []
+        for pair in dict.fromkeys(manifest.pairs):
+            (report.skipped if store.exists(pair.result_key) else todo).append(pair)
+        _say(f"shard {manifest.shard_id}: {len(todo)} to run, {len(report.skipped)} already done")
+        if todo:
+            _Shard(manifest, store, report, progress).run(todo)
+    except TransientStoreError as exc:
+        report.transient_error = str(exc)
+        _say(f"store unreachable, stopping the shard: {exc}")
+    return report
+
+
+class _Shard:
+    """The state of one shard's run: the store, the report, the open progress bar and the classifier caches."""
+
+    def __init__(self, manifest: Manifest, store, report: ShardReport, progress: bool):
+        self.manifest, self.store, self.report, self.show_progress = manifest, store, report, progress
+        self.settings = manifest.settings
+        self.caches: dict[tuple[str, str], object] = {}  # text tower -> ClassifierCache
+        self.versions = _versions()
+
+    def run(self, todo: list[Pair]) -> None:
+        from . import evaluate
+
+        device = evaluate.resolve_device(self.settings.device)
+        precision = evaluate.resolve_precision(self.settings.precision, device)
+        groups: dict[tuple, list[Pair]] = {}
+        for pair in todo:
+            groups.setdefault((pair.model, pair.pretrained, pair.preprocess), []).append(pair)
+        keys = list(groups)
+        with _progress(self.show_progress) as bar:
+            for i, (model, pretrained, preprocess) in enumerate(keys):
+                pairs = groups[(model, pretrained, preprocess)]
+                _say(f"loading {_model_label(pairs[0])} on {device} ({precision})")
+                try:
+                    loaded = evaluate.load_model(model, pretrained, preprocess, device, precision, self._model_cache())
+                except Exception as exc:  # a model that cannot load fails its pairs, not the shard
+                    self._fail(pairs, exc, stage="load_model")
+                    continue
+                cache = self.caches.setdefault(loaded.text_key, evaluate.ClassifierCache())
+                by_dataset: dict[str, list[Pair]] = {}
+                for pair in pairs:
+                    by_dataset.setdefault(pair.dataset, []).append(pair)
+                for dataset, dataset_pairs in by_dataset.items():
+                    self._run_dataset(evaluate, loaded, cache, dataset, dataset_pairs, bar)
+                del loaded
+                if not any(k[:2] == (model, pretrained) for k in keys[i + 1 :]):
+                    self.caches.pop((model, pretrained), None)
+                _free_memory(device)
+
+    def _run_dataset(self, evaluate, loaded, cache, dataset: str, pairs: list[Pair], bar) -> None:
+        from .download import ensure_dataset
+
+        started = utc_now()
+        try:
+            folder = ensure_dataset(dataset, self.settings.cache_dir, self.settings.dataset_root,
+                                    progress=self.show_progress)
+            for pair in pairs:
+                evaluate.check_task(pair, evaluate.dataset_type(folder))
+            label = pairs[0].label() + (f" (+{len(pairs) - 1})" if len(pairs) > 1 else "")
+            task = bar.add_task(label, total=_dataset_size(dataset))
+            encoded = evaluate.encode_dataset(loaded, folder, self.settings.batch_size, self.settings.num_workers,
+                                              on_batch=lambda n: bar.advance(task, n))
+            bar.update(task, total=encoded.num_samples, completed=encoded.num_samples)
+        except Exception as exc:
+            self._fail(pairs, exc, stage="dataset")
+            return
+        for pair in pairs:
+            start = time.perf_counter()
+            hits = cache.hits
+            try:
+                metrics = evaluate.pair_metrics(pair, loaded, encoded, cache)
+            except Exception as exc:
+                self._fail([pair], exc, stage="evaluate")
+                continue
+            seconds = encoded.seconds + time.perf_counter() - start
+            run = {
+                "started": started,
+                "finished": utc_now(),
+                "seconds": round(seconds, 3),
+                "images_per_s": round(encoded.images_per_s, 2),
+                "num_samples": encoded.num_samples,
+                "device": loaded.device,
+                "gpu_name": _gpu_name(loaded.device),
+                "precision": loaded.precision,
+                "batch_size": self.settings.batch_size,
+                "num_workers": self.settings.num_workers,
+                "classifier_cached": cache.hits > hits and encoded.kind != "retrieval",
+                "shard_id": self.manifest.shard_id,
+                "attempt": self._attempt(pair),
+                "versions": self.versions,
+            }
+            self._write(pair, make_result(pair, metrics, run))
+            self.report.succeeded.append(pair)
+            shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float) and v == v)
+            _say(f"done {pair.label()}: {shown} ({seconds:.1f} s, {encoded.images_per_s:.0f} img/s)")
+
+    def _fail(self, pairs: list[Pair], exc: BaseException, stage: str) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        if getattr(exc, "exit_code", None) == TRANSIENT_EXIT_CODE:  # e.g. a download that gave up: retry later
+            self.report.transient_error = message
+        for pair in pairs:
+            record = make_failure(pair, exc, self._attempt(pair), shard_id=self.manifest.shard_id, stage=stage)
+            self._write(pair, record, key=pair.failure_key)
+            self.report.failed.append((pair, message))
+            _say(f"FAILED {pair.label()} ({stage}): {message}")
+
+    def _write(self, pair: Pair, obj: dict, key: str | None = None) -> None:
+        self.store.put(key or pair.result_key, dumps_strict(obj).encode("utf-8"))
+        self.report.records.append(parse_record(obj))
+
+    def _attempt(self, pair: Pair) -> int:
+        """One more than the attempt of an earlier failure record of this pair, if there is one."""
+        try:
+            if self.store.exists(pair.failure_key):
+                return read_record(self.store.get(pair.failure_key)).attempt + 1
+        except TransientStoreError:
+            raise
+        except BenchmarkError:  # an unreadable old record does not stop a new attempt
+            pass
+        return 1
+
+    def _model_cache(self) -> str:
+        return str(Path(self.settings.cache_dir).expanduser() / "models")
+
+
+def _dataset_size(name: str) -> int | None:
+    """The catalog's test-split size, for the progress bar; None for datasets the catalog does not know."""
+    from .catalog import canonical_dataset, load_datasets
+
+    try:
+        datasets = load_datasets()
+        return datasets[canonical_dataset(name, datasets)].size or None
+    except BenchmarkError:
+        return None
+
+
+def _progress(show: bool):
+    """A rich progress bar per dataset pass, with images/s; silent when `show` is false."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+    from rich.text import Text
+
+    class ImagesPerSecond(ProgressColumn):
+        def render(self, task):
+            return Text(f"{task.speed or 0:.0f} img/s")
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), ImagesPerSecond(),
+                    TimeElapsedColumn(), console=Console(stderr=True), disable=not show)
+
+
+def _model_label(pair: Pair) -> str:
+    text = f"{pair.model}:{pair.pretrained}" if pair.pretrained else pair.model
+    return text + (f" [{pair.preprocess.canonical()}]" if pair.preprocess else "")
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _gpu_name(device: str) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else ""
+
+
+def _free_memory(device: str) -> None:
+    import torch
+
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for key, dist in (("torch", "torch"), ("open_clip", "open_clip_torch"), ("clip_benchmark", "clip_benchmark"),
+                      ("openclip_benchmark", "openclip-benchmark")):
+        try:
+            out[key] = version(dist)
+        except PackageNotFoundError:
+            out[key] = ""
+    out["python"] = platform.python_version()
+    return out
+
