@@ -101,20 +101,18 @@ def print_plan(result, calibration, selected=None) -> None:
     out = console()
     chosen = {s.shard_id for s in (selected if selected is not None else result.shards)}
     table = Table(title=f"Plan: {len(result.shards)} shard(s), {sum(len(s.pairs) for s in result.shards)} pair(s)")
-    for col in ("shard", "models", "datasets", "pairs", "GPU", "instance", "runtime", "spot", "on demand"):
-        table.add_column(col, justify="right" if col in ("pairs", "runtime", "spot", "on demand") else "left", no_wrap=col == "shard")
+    for col in ("shard", "pairs", "models", "datasets", "GPU", "runtime", "spot", "on demand"):
+        table.add_column(col, justify="left" if col in ("shard", "models", "GPU") else "right", no_wrap=col == "shard")
     for s in result.shards:
-        models = ", ".join(s.models[:2]) + (f" +{len(s.models) - 2}" if len(s.models) > 2 else "")
-        sets = ", ".join(s.datasets[:3]) + (f" +{len(s.datasets) - 3}" if len(s.datasets) > 3 else "")
+        models = s.models[0] if len(s.models) == 1 else f"{len(s.models)} models"
         style = None if s.shard_id in chosen else "dim"
         table.add_row(
-            s.shard_id, models, sets, str(len(s.pairs)), s.gpu, f"{s.offer.cloud}/{s.offer.instance_type}",
+            s.shard_id, str(len(s.pairs)), models, str(len(s.datasets)), f"{s.gpu} {s.offer.cloud}/{s.offer.instance_type}",
             _duration(s.runtime_s), _money(s.cost_spot), _money(s.cost_on_demand), style=style,
         )
     table.add_section()
     table.add_row(
-        "total", "", "", str(sum(len(s.pairs) for s in result.shards)), "", "",
-        f"{result.runtime_s / 3600:.1f} GPU-h", _money(result.cost_spot), _money(result.cost_on_demand),
+        "total", str(sum(len(s.pairs) for s in result.shards)), "", "", "", f"{result.runtime_s / 3600:.1f} GPU-h", _money(result.cost_spot), _money(result.cost_on_demand),
     )
     out.print(table)
     for gpu, (factor, n) in calibration.items():

@@ -1,0 +1,180 @@
+"""The plan: pure cost model, GPU sizing, packing, budget and recalibration (no torch, no SkyPilot)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from types import SimpleNamespace
+
+import pytest
+
+from openclip_benchmark import catalog, plan, pricing
+from openclip_benchmark.errors import BenchmarkError
+from openclip_benchmark.pair import Pair, Preprocess
+from openclip_benchmark.pricing import Offer, PriceTable
+
+DATASETS = catalog.load_datasets()
+MODELS = plan.ModelIndex(catalog.load_models())
+GPUS = pricing.load_gpus()
+PRICES = pricing.load_prices()
+
+
+def spec(arch, pretrained="x", params=150e6, image_gflops=9.0, text_gflops=3.0, image_size=224):
+    return SimpleNamespace(
+        arch=arch, pretrained=pretrained, params=params, image_gflops=image_gflops, text_gflops=text_gflops,
+        image_size=image_size,
+    )
+
+
+def pairs_for(models, datasets=None):
+    datasets = datasets or list(DATASETS.values())
+    return [Pair(m, p, d.name, task=d.task) for m, p in models for d in datasets]
+
+
+def make(pairs, models=MODELS, **options):
+    return plan.plan_shards(
+        pairs, models=models, datasets=DATASETS, gpus=GPUS, prices=PRICES, options=plan.PlanOptions(**options)
+    )
+
+
+def test_same_pairs_in_any_order_give_the_same_shards_and_ids():
+    pairs = pairs_for([("ViT-B-32", "openai"), ("ViT-L-14", "openai"), ("RN50", "openai")])
+    first = make(pairs)
+    shuffled = list(pairs)
+    random.Random(1).shuffle(shuffled)
+    second = make(shuffled)
+    assert [(s.shard_id, s.pairs) for s in first.shards] == [(s.shard_id, s.pairs) for s in second.shards]
+    assert sorted(p.id for s in first.shards for p in s.pairs) == sorted(p.id for p in pairs)  # each pair once
+    assert len({s.shard_id for s in first.shards}) == len(first.shards)
+
+
+def test_shards_stay_near_the_target_and_big_models_split_by_dataset():
+    models = plan.ModelIndex([spec("Big", params=1.8e9, image_gflops=330.0, text_gflops=40.0)])
+    result = make(pairs_for([("Big", "x")]), models=models, target_s=45 * 60)
+    assert len(result.shards) > 1
+    for s in result.shards:
+        assert s.models == ("Big:x",)
+        assert s.runtime_s <= 45 * 60 * 1.15, s.runtime_s
+    # the ImageNet family shares one classifier: kept in one shard while it fits
+    family = {s.shard_id for s in result.shards for p in s.pairs if p.dataset.startswith("imagenet")}
+    assert len(family) == 1
+
+
+def test_small_models_share_a_job_each_loaded_once():
+    few = [d for d in DATASETS.values() if d.name in ("cifar10", "cifar100", "mnist")]
+    models = plan.ModelIndex([spec(f"Tiny{i}", params=30e6, image_gflops=1.0, text_gflops=0.5) for i in range(6)])
+    result = make(pairs_for([(f"Tiny{i}", "x") for i in range(6)], few), models=models)
+    assert len(result.shards) == 1
+    shard = result.shards[0]
+    assert len(shard.models) == 6 and len(shard.pairs) == 18 and len(shard.datasets) == 3
+
+
+def test_gpu_sizing_needs_memory_and_picks_lowest_cost_per_work_not_the_smallest_card():
+    huge = plan.ModelWork("Huge", "x", params=5e9, image_gflops=500.0, text_gflops=60.0)
+    assert not plan.fits(huge, 500.0, GPUS["L4"], 64, plan.CostModel())
+    assert plan.fits(huge, 500.0, GPUS["A100-80GB"], 64, plan.CostModel())
+    # a table where the big card is cheaper per unit of work than the small one
+    prices = PriceTable("test", "2026-01-01", (
+        Offer("aws", "small", "T4", 1, 8, price=0.50, spot_price=0.20, region="r"),
+        Offer("aws", "big", "H100", 1, 26, price=2.00, spot_price=0.60, region="r"),
+    ))
+    models = plan.ModelIndex([spec("Mid", params=400e6, image_gflops=80.0, text_gflops=12.0)])
+    result = plan.plan_shards(
+        pairs_for([("Mid", "x")]), models=models, datasets=DATASETS, gpus=GPUS, prices=prices,
+    )
+    assert {s.gpu for s in result.shards} == {"H100"}
+    with pytest.raises(BenchmarkError, match="GiB"):
+        plan.plan_shards(
+            pairs_for([("Huge", "x")]), models=plan.ModelIndex([spec("Huge", params=5e9, image_gflops=500.0)]),
+            datasets=DATASETS, gpus=GPUS, prices=PRICES, options=plan.PlanOptions(gpus=("T4", "L4")),
+        )
+
+
+def test_allowed_gpus_clouds_and_purchase_option():
+    pairs = pairs_for([("ViT-B-32", "openai")])
+    aws = make(pairs, clouds=("aws",), gpus=("A10G", "L4"))
+    assert {s.offer.cloud for s in aws.shards} == {"aws"} and {s.gpu for s in aws.shards} <= {"A10G", "L4"}
+    demand = make(pairs, clouds=("lambda",), spot=False)
+    assert all(s.cost_spot is None and s.cost_on_demand > 0 for s in demand.shards)
+    with pytest.raises(BenchmarkError, match="no spot price"):
+        make(pairs, clouds=("lambda",))
+    with pytest.raises(BenchmarkError, match="unknown GPU"):
+        make(pairs, gpus=("B300",))
+
+
+def test_costs_add_up_and_spot_is_cheaper():
+    result = make(pairs_for([("ViT-B-16", "openai"), ("ViT-L-14", "openai")]))
+    assert result.cost_spot == pytest.approx(sum(s.cost_spot for s in result.shards))
+    assert 0 < result.cost_spot < result.cost_on_demand
+    for s in result.shards:
+        rate = s.offer.spot_price
+        assert s.cost_spot == pytest.approx(rate * s.runtime_s / 3600)
+        assert s.runtime_s > plan.CostModel().job_overhead_s + sum(s.pair_seconds.values()) * 0.999
+
+
+def test_budget_and_max_jobs_never_overrun():
+    result = make(pairs_for([("ViT-B-16", "openai"), ("ViT-L-14", "openai"), ("ViT-H-14", "laion2b_s32b_b79k")]))
+    assert len(result.shards) >= 3
+    first_two = result.shards[0].cost_spot + result.shards[1].cost_spot
+    chosen, left = plan.within_budget(result.shards, first_two + 1e-9, spot=True)
+    assert chosen == list(result.shards[:2]) and left == list(result.shards[2:])
+    assert sum(s.cost_spot for s in chosen) <= first_two + 1e-9
+    chosen, left = plan.within_budget(result.shards, None, spot=True, max_jobs=1)
+    assert len(chosen) == 1 and len(left) == len(result.shards) - 1
+    assert plan.within_budget(result.shards, 0.0, spot=True)[0] == []
+
+
+def test_models_outside_the_catalog_get_a_noted_fallback_and_resolution_scales_work():
+    pairs = [Pair("local-dir:/m", "", "cifar10"), Pair("ViT-B-32", "/ckpt/b32.pt", "cifar10")]
+    result = make(pairs)
+    assert any("local-dir:/m" in n and "default" in n for n in result.notes)
+    assert any("ViT-B-32 architecture" in n for n in result.notes)
+    model = MODELS.work("ViT-B-32", "openai")
+    base = plan.pair_work(Pair("ViT-B-32", "openai", "imagenet1k"), model, DATASETS)
+    big = plan.pair_work(Pair("ViT-B-32", "openai", "imagenet1k", preprocess=Preprocess(image_size=448)), model, DATASETS)
+    assert big.image_gflops == pytest.approx(base.image_gflops * (448 / model.image_size) ** 2)
+    # prompts: classes x clip_benchmark's templates (80 for ImageNet), captions for retrieval
+    assert base.prompts == 1000 * 80
+    coco = plan.pair_work(Pair("ViT-B-32", "openai", "mscoco_captions", task="zeroshot_retrieval"), model, DATASETS)
+    assert coco.prompts == DATASETS["mscoco_captions"].size * DATASETS["mscoco_captions"].captions_per_image
+
+
+def test_calibration_scales_the_gpu_that_ran_slower_than_estimated():
+    pair = Pair("ViT-B-32", "openai", "cifar10")
+    model = MODELS.work("ViT-B-32", "openai")
+    work = plan.pair_work(pair, model, DATASETS)
+    gpu = GPUS["A10G"]
+    estimate = plan.image_seconds(work, gpu, 8, plan.CostModel()) + plan.text_seconds(work.prompts, model, gpu, plan.CostModel())
+    records = [
+        SimpleNamespace(kind="result", pair=pair, run={"seconds": estimate * 2, "gpu_name": "NVIDIA A10G", "num_workers": 8}),
+        SimpleNamespace(kind="result", pair=pair, run={"seconds": estimate * 2.2, "gpu_name": "NVIDIA A10G", "num_workers": 8}),
+        SimpleNamespace(kind="result", pair=pair, run={"seconds": 5.0}),  # no GPU name: ignored
+        SimpleNamespace(kind="failure", pair=pair, run={}),
+    ]
+    cost, factors = plan.calibrate(records, models=MODELS, datasets=DATASETS, gpus=GPUS)
+    assert set(factors) == {"A10G"} and factors["A10G"][1] == 2
+    assert factors["A10G"][0] == pytest.approx(2.1, rel=1e-6)
+    assert plan.image_seconds(work, gpu, 8, cost) == pytest.approx(2.1 * plan.image_seconds(work, gpu, 8, plan.CostModel()))
+    before = make([pair], gpus=("A10G",)).runtime_s
+    after = plan.plan_shards([pair], models=MODELS, datasets=DATASETS, gpus=GPUS, prices=PRICES,
+                             options=plan.PlanOptions(gpus=("A10G",)), cost=cost).runtime_s
+    assert after > before
+
+
+def test_target_must_exceed_overhead():
+    with pytest.raises(BenchmarkError, match="overhead"):
+        make(pairs_for([("ViT-B-32", "openai")]), target_s=60)
+
+
+def test_shard_id_is_content_derived():
+    a, b = Pair("m", "p", "cifar10"), Pair("m", "p", "mnist")
+    assert plan.shard_id([a, b], "L4") == plan.shard_id([b, a], "L4") != plan.shard_id([a], "L4")
+    assert plan.shard_id([a], "L4") != plan.shard_id([a], "T4")
+
+
+def test_cost_model_overrides_are_honoured():
+    pairs = pairs_for([("ViT-B-32", "openai")])
+    slow = replace(plan.CostModel(), job_overhead_s=900)
+    a = make(pairs)
+    b = plan.plan_shards(pairs, models=MODELS, datasets=DATASETS, gpus=GPUS, prices=PRICES, cost=slow)
+    assert b.runtime_s > a.runtime_s
