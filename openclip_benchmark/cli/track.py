@@ -1,3 +1,259 @@
-"""Commands: track."""
+"""Commands: init, status, models, datasets. Thin: options in, catalog and tracker calls, a rich table or JSON out."""
 
-from .app import app  # noqa: F401
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from .. import catalog
+from ..errors import BenchmarkError, UnknownNameError
+from ..jsonio import dumps_strict
+from ..tracker import STATUSES, Tracker, open_tracker
+from .app import DEFAULT_TRACKER, app, console
+
+MODELS_HELP = "Globs on ARCH:TAG or ARCH ('ViT-B-*'), ARCH:TAG, a tag or family ('openai', 'ViT-L'), or local-dir:/hf-hub:/ARCH:/ckpt.pt."
+DATASETS_HELP = "Globs, names in any clip_benchmark spelling, or collections ('vtab', 'retrieval', 'imagenet_robustness')."
+FAILED_SHOWN = 20
+
+
+def _split(values: Optional[list[str]]) -> list[str]:
+    """Repeated options and comma-separated lists are the same thing."""
+    return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
+
+
+def _languages(values: list[str], datasets: dict[str, catalog.DatasetSpec]) -> list[str]:
+    known = sorted({lang for spec in datasets.values() for lang in spec.languages})
+    for lang in values:
+        if lang not in known:
+            raise UnknownNameError("language", lang, known)
+    return values
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]], justify_right: tuple[int, ...] = ()):
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=escape(title) or None, title_justify="left")
+    for i, name in enumerate(columns):
+        table.add_column(name, justify="right" if i in justify_right else "left", no_wrap=i == 0)
+    for row in rows:
+        table.add_row(*("" if v is None else escape(str(v)) for v in row))
+    return table
+
+
+@app.command()
+def init(
+    models: Optional[list[str]] = typer.Option(None, "--models", "-m", help=MODELS_HELP),
+    datasets: Optional[list[str]] = typer.Option(None, "--datasets", "-d", help=DATASETS_HELP),
+    languages: Optional[list[str]] = typer.Option(None, "--languages", "-l", help="Languages (default: en)."),
+    dataset_mapping: Optional[Path] = typer.Option(None, help="Another dataset mapping file (default: dataset_mapping.json)."),
+    tracker: Path = typer.Option(Path(DEFAULT_TRACKER), "--tracker", "-t", help="The tracker CSV."),
+    reset: bool = typer.Option(False, "--reset", help="Forget every tracked pair and status first."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before --reset."),
+):
+    """Enumerate model x dataset pairs into the tracker, keeping the status of pairs already there."""
+    specs = catalog.load_datasets(dataset_mapping)
+    chosen_models = catalog.select_models(_split(models), catalog.load_models())
+    chosen_datasets = catalog.select_datasets(_split(datasets), specs)
+    pairs = catalog.enumerate_pairs(chosen_models, chosen_datasets, _languages(_split(languages), specs))
+    if not pairs:
+        raise BenchmarkError("no pair matches: none of the chosen datasets has the chosen languages")
+    if reset and tracker.exists() and not yes:
+        typer.confirm(f"Reset {tracker}, forgetting every status in it?", abort=True)
+    with open_tracker(tracker, create=True) as t:
+        if reset and t.entries:
+            t.entries.clear()
+            t.changed = True
+        before = len(t)
+        added = t.add(pairs)
+        counts = Counter(e.status for e in t)
+    rows = [
+        ["models", len(chosen_models)],
+        ["datasets", len(chosen_datasets)],
+        ["pairs selected", len(pairs)],
+        ["new pairs", added],
+        ["already tracked", len(pairs) - added],
+        ["pairs in tracker", before + added],
+        *[[f"  {s}", counts[s]] for s in STATUSES if counts[s]],
+    ]
+    out = console()
+    out.print(str(tracker), markup=False)
+    out.print(_table("", ["", "count"], rows, justify_right=(1,)))
+
+
+def summarize(tracker: Tracker) -> dict[str, Any]:
+    """Counts by status, dataset and model family, and every failed pair with its reason."""
+    by_dataset: dict[str, Counter] = {}
+    by_family: dict[str, Counter] = {}
+    for entry in tracker:
+        by_dataset.setdefault(entry.pair.dataset, Counter())[entry.status] += 1
+        by_family.setdefault(catalog.model_family(entry.pair.model), Counter())[entry.status] += 1
+    failed = [
+        {**e.pair.identity(), "attempts": e.attempts, "job_id": e.job_id, "error": e.error}
+        for e in tracker.select(["failed"])
+    ]
+    by_status = Counter(e.status for e in tracker)
+    return {
+        "tracker": str(tracker.path),
+        "total": len(tracker),
+        "by_status": {s: by_status[s] for s in STATUSES},
+        "by_dataset": {k: dict(sorted(v.items())) for k, v in sorted(by_dataset.items())},
+        "by_family": {k: dict(sorted(v.items())) for k, v in sorted(by_family.items())},
+        "failed": failed,
+        "est_cost_usd_open": round(
+            sum(e.est_cost_usd or 0.0 for e in tracker if e.status in ("pending", "planned", "launched", "running")), 2
+        ),
+        "observed_runtime_s": round(sum(e.observed_runtime_s or 0.0 for e in tracker), 1),
+    }
+
+
+def _merge_queue(tracker: Tracker) -> tuple[dict[str, int], str]:
+    """Refresh launched/running pairs from SkyPilot; an unreachable SkyPilot is a warning, not a failure."""
+    try:
+        from ..launch.skypilot import merge_job_queue
+
+        return merge_job_queue(tracker), ""
+    except (BenchmarkError, ImportError) as exc:
+        return {}, " ".join(str(exc).split())
+
+
+def _status_tables(summary: dict[str, Any]) -> list:
+    statuses = [s for s in STATUSES if summary["by_status"][s]] or ["pending"]
+
+    def grid(title: str, key: str, first: str):
+        rows = [[name, *(counts.get(s, 0) for s in statuses), sum(counts.values())] for name, counts in summary[key].items()]
+        return _table(title, [first, *statuses, "total"], rows, justify_right=tuple(range(1, len(statuses) + 2)))
+
+    totals = [[s, summary["by_status"][s]] for s in STATUSES] + [["total", summary["total"]]]
+    tables = [
+        _table("by status", ["status", "pairs"], totals, justify_right=(1,)),
+        grid("by dataset", "by_dataset", "dataset"),
+        grid("by model family", "by_family", "family"),
+    ]
+    failed = summary["failed"]
+    if failed:
+        rows = [
+            [f"{f['model']}:{f['pretrained']}", f["dataset"], f["language"], f["attempts"], f["error"][:160]]
+            for f in failed[:FAILED_SHOWN]
+        ]
+        more = f" (first {FAILED_SHOWN} of {len(failed)}; --json lists all)" if len(failed) > FAILED_SHOWN else ""
+        tables.append(_table(f"failed pairs{more}", ["model", "dataset", "lang", "attempts", "error"], rows))
+    return tables
+
+
+@app.command()
+def status(
+    tracker: Path = typer.Option(Path(DEFAULT_TRACKER), "--tracker", "-t", help="The tracker CSV."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    no_queue: bool = typer.Option(False, "--no-queue", help="Do not read SkyPilot's job queue first."),
+):
+    """Summarise the tracker: counts by status, dataset and model family, and failed pairs with their reasons."""
+    moved: dict[str, int] = {}
+    warning = ""
+    with open_tracker(tracker) as t:
+        if not no_queue and t.select(["launched", "running"]):
+            moved, warning = _merge_queue(t)
+        summary = summarize(t)
+    if warning:
+        summary["queue_warning"] = warning
+    summary["queue_moved"] = moved
+    if as_json:
+        typer.echo(dumps_strict(summary))
+        return
+    if warning:
+        console(stderr=True).print(f"warning: job queue not read ({warning}); showing the tracker as saved", markup=False)
+    out = console()
+    out.print(f"{summary['tracker']}: {summary['total']} pairs", markup=False)
+    if moved:
+        out.print("job queue: " + ", ".join(f"{n} pair(s) now {s}" for s, n in sorted(moved.items())))
+    for table in _status_tables(summary):
+        out.print(table)
+
+
+def _gflops(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _millions(value: int | None) -> str:
+    return "" if value is None else f"{value / 1e6:.1f}"
+
+
+@app.command()
+def models(
+    patterns: Optional[list[str]] = typer.Argument(None, help=MODELS_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the models as JSON."),
+    refresh: bool = typer.Option(False, "--refresh", help="Regenerate the snapshot from the installed open_clip."),
+):
+    """List OpenCLIP pretrained models with parameters, GFLOPs and preprocessing (from the shipped snapshot)."""
+    if refresh:
+        _refresh_models()
+    specs = catalog.load_models()
+    index = {(m.arch, m.pretrained): m for m in specs}
+    chosen = catalog.select_models(_split(patterns), specs)
+    outside = [f"{a}:{p}" if p else a for a, p in chosen if (a, p) not in index]
+    if outside:
+        raise BenchmarkError(f"{outside[0]} is not in the open_clip catalog (it can still be benchmarked with init --models)")
+    rows = [index[key] for key in chosen]
+    if as_json:
+        typer.echo(dumps_strict([{**m.to_json(), "family": m.family} for m in rows]))
+        return
+    table = _table(
+        f"{len(rows)} OpenCLIP pretrained models",
+        ["model", "pretrained", "family", "params (M)", "image GFLOPs", "text GFLOPs", "size", "preprocess"],
+        [
+            [m.arch, m.pretrained, m.family, _millions(m.params or m.image_params), _gflops(m.image_gflops),
+             _gflops(m.text_gflops), m.image_size, f"{m.interpolation}/{m.resize_mode}"]
+            for m in rows
+        ],
+        justify_right=(3, 4, 5, 6),
+    )
+    console().print(table)
+
+
+def _refresh_models() -> None:
+    from rich.progress import Progress
+
+    old = {m.ref for m in catalog.load_models()} if catalog.MODELS_PATH.exists() else set()
+    with Progress(console=console(stderr=True), transient=True) as progress:
+        task = progress.add_task("importing open_clip", total=None)
+
+        def step(arch: str) -> None:
+            progress.update(task, description=f"measuring {arch}", advance=1)
+
+        import open_clip
+
+        progress.update(task, total=len({a for a, _ in open_clip.list_pretrained()}), completed=0)
+        built = catalog.build_model_catalog(progress=step)
+    path = catalog.write_model_catalog(built)
+    new = {m.ref for m in built}
+    console(stderr=True).print(
+        f"wrote {path}: {len(built)} models ({len(new - old)} added, {len(old - new)} removed)"
+    )
+
+
+@app.command()
+def datasets(
+    patterns: Optional[list[str]] = typer.Argument(None, help=DATASETS_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the datasets as JSON."),
+    dataset_mapping: Optional[Path] = typer.Option(None, help="Another dataset mapping file."),
+):
+    """List benchmark datasets: webdataset, task, test-split size, classes, main metric, collections, languages."""
+    specs = catalog.load_datasets(dataset_mapping)
+    rows = catalog.select_datasets(_split(patterns), specs)
+    if as_json:
+        typer.echo(dumps_strict([s.to_json() for s in rows]))
+        return
+    table = _table(
+        f"{len(rows)} datasets",
+        ["dataset", "task", "test size", "classes", "metric", "collections", "languages"],
+        [
+            [s.name, s.task.removeprefix("zeroshot_"), s.size, s.num_classes or (f"{s.captions_per_image} capt." if s.captions_per_image else ""),
+             s.metric, ", ".join(s.collections), ", ".join(s.languages)]
+            for s in rows
+        ],
+        justify_right=(2, 3),
+    )
+    console().print(table)
