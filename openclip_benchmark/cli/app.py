@@ -23,7 +23,7 @@ class _Group(TyperGroup):
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
-        except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+        except (click.exceptions.Exit, typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
             raise
         except Exception as exc:  # the last line of defence: no traceback reaches the user
             if os.environ.get("BENCHMARK_DEBUG"):
