@@ -1,3 +1,125 @@
-"""Commands: collect."""
+"""Commands: sync (store -> ./results + tracker), parse (results -> metric CSVs), report (CSVs -> HTML page)."""
 
-from .app import app  # noqa: F401
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import BenchmarkError
+from .app import DEFAULT_RESULTS, DEFAULT_TRACKER, app, console
+
+STORE_ENV = "BENCHMARK_STORE"
+
+
+@app.command()
+def sync(
+    store: Optional[str] = typer.Option(
+        None, "--store", help=f"s3://bucket/prefix (R2 or any S3) or a folder; default: ${STORE_ENV}", show_default=False
+    ),
+    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="S3 endpoint; default: $R2_ENDPOINT_URL"),
+    results: Path = typer.Option(Path(DEFAULT_RESULTS), "--results", help="local mirror of the store"),
+    tracker: Path = typer.Option(Path(DEFAULT_TRACKER), "--tracker", help="tracker CSV to update"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="list and compare only: download and change nothing"),
+    workers: int = typer.Option(16, "--workers", min=1, max=256, help="parallel downloads"),
+):
+    """Download every new or changed result from the store and move the tracked pairs to succeeded or failed."""
+    from ..sync import open_source, sync_results
+
+    url = store or os.environ.get(STORE_ENV)
+    if not url:
+        raise BenchmarkError(f"no store given: pass --store s3://bucket/prefix or set {STORE_ENV}")
+    source = open_source(url, endpoint_url, workers)
+    report = sync_results(source, results, tracker, dry_run=dry_run, workers=workers, progress=True)
+    _print_sync(report, results)
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
+
+
+def _print_sync(report, results: Path) -> None:
+    from rich.table import Table
+
+    out, err = console(), console(stderr=True)
+    table = Table(title=f"sync {report.store} -> {results}" + (" (dry run)" if report.dry_run else ""))
+    table.add_column("objects")
+    table.add_column("count", justify="right")
+    rows = [
+        ("listed", report.listed),
+        ("new" + (" (would fetch)" if report.dry_run else ""), len(report.new)),
+        ("changed" + (" (would fetch)" if report.dry_run else ""), len(report.changed)),
+        ("unchanged", report.unchanged),
+        ("manifests (skipped)", report.manifests),
+        ("refused", len(report.refused)),
+        ("quarantined", len(report.quarantined)),
+        ("still quarantined (unchanged)", report.still_quarantined),
+        ("download errors", len(report.errors)),
+        ("result records", report.results),
+        ("failure records", report.failures),
+        ("tracker rows changed", report.tracker_updates),
+        ("MiB downloaded", f"{report.bytes / 2**20:.2f}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    out.print(table)
+    for title, items in (("refused", report.refused), ("quarantined", report.quarantined), ("error", report.errors)):
+        for key, why in items[:20]:
+            err.print(f"[yellow]warning[/]: {title} {key!r}: {why}", markup=True, highlight=False, soft_wrap=True)
+        if len(items) > 20:
+            err.print(f"[yellow]warning[/]: ... and {len(items) - 20} more {title}", markup=True)
+    if report.quarantined:
+        err.print(f"quarantined objects are in {results / '.quarantine'} with a .reason.json each", highlight=False)
+
+
+@app.command()
+def parse(
+    results: Path = typer.Option(Path(DEFAULT_RESULTS), "--results", help="folder of result JSONs (any layout)"),
+    out: Path = typer.Option(Path("."), "--out", help="where the CSVs and Parquet files go"),
+    tracker: Path = typer.Option(Path(DEFAULT_TRACKER), "--tracker", help="tracker CSV, to report results not synced yet"),
+):
+    """Write classification_metrics.csv, retrieval_metrics.csv and leaderboard.csv (+ .parquet) from the results."""
+    from ..parse import parse_results
+
+    report = parse_results(results, out, tracker)
+    _print_parse(report)
+
+
+def _print_parse(report) -> None:
+    from rich.table import Table
+
+    out, err = console(), console(stderr=True)
+    folder = report.written[0].parent if report.written else Path(".")
+    table = Table(title=f"parse -> {folder} (CSV + Parquet)")
+    table.add_column("file")
+    table.add_column("rows", justify="right")
+    for path in report.written:
+        if path.suffix == ".csv":
+            table.add_row(path.name, str(report.rows[path.stem]))
+    out.print(table)
+    out.print(
+        f"{report.files} files: {report.results} results, {report.failures} failure records, "
+        f"{report.duplicates} duplicates, {len(report.invalid)} invalid",
+        highlight=False,
+    )
+    for rel, why in report.invalid[:20]:
+        err.print(f"[yellow]warning[/]: skipped {rel}: {why}", markup=True, highlight=False, soft_wrap=True)
+    if report.missing:
+        err.print(f"[yellow]warning[/]: {report.missing} succeeded pairs have no local result; run `benchmark sync`")
+
+
+@app.command()
+def report(
+    results: Path = typer.Option(Path(DEFAULT_RESULTS), "--results", help="result JSONs, parsed first when newer than the CSVs"),
+    metrics: Path = typer.Option(Path("."), "--metrics", help="folder of the metric CSVs (written by `benchmark parse`)"),
+    tracker: Path = typer.Option(Path(DEFAULT_TRACKER), "--tracker", help="tracker CSV, for the progress plot"),
+    out: Path = typer.Option(Path("report"), "--out", help="folder for index.html and the PNGs"),
+):
+    """Write one self-contained HTML page (leaderboard, heatmap, accuracy vs GFLOPs and cost, progress)."""
+    from ..parse import outputs_stale, parse_results
+    from ..report import build_report
+
+    if outputs_stale(results, metrics):
+        _print_parse(parse_results(results, metrics, tracker))
+    page = build_report(metrics, out, tracker if tracker.exists() else None)
+    console().print(f"report: {page.resolve().as_uri()}", highlight=False)

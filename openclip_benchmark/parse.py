@@ -1,0 +1,336 @@
+"""Result JSONs -> long-form metric CSVs and a wide leaderboard (plus Parquet). Pure: reads files, writes files."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from .errors import BenchmarkError, InvalidResultError, UnknownNameError
+from .jsonio import atomic_write_bytes, atomic_write_text
+from .pair import MANIFEST_PREFIX
+from .result import Record, read_record
+
+IDENTITY_COLUMNS = ["model", "pretrained", "dataset", "language", "task", "preprocess"]
+CLASSIFICATION_METRICS = ["acc1", "acc5", "mean_per_class_recall", "mean_average_precision"]
+RETRIEVAL_METRICS = [
+    f"{side}_retrieval_recall@{k}" for side in ("image", "text") for k in (1, 5, 10)
+]
+MODEL_COLUMNS = ["params", "image_params", "text_params", "image_gflops", "text_gflops", "image_size"]
+RUN_COLUMNS = [
+    "seconds",
+    "images_per_s",
+    "num_samples",
+    "gpu_name",
+    "device",
+    "precision",
+    "batch_size",
+    "cost_usd",
+    "shard_id",
+    "attempt",
+    "finished",
+]
+SOURCE_COLUMN = "source"
+FALLBACK_METRIC = {
+    "zeroshot_classification": "acc1",
+    "multilabel": "mean_average_precision",
+    "zeroshot_retrieval": "image_retrieval_recall@5",
+}
+LEADERBOARD_COLLECTIONS = ("imagenet_robustness", "vtab", "retrieval")
+
+
+@dataclass
+class ParseReport:
+    files: int = 0
+    results: int = 0
+    failures: int = 0
+    duplicates: int = 0
+    invalid: list[tuple[str, str]] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+    written: list[Path] = field(default_factory=list)
+    missing: int = 0  # tracked as succeeded, but no result file here (run `benchmark sync`)
+
+
+@functools.lru_cache(maxsize=None)
+def canonical_or_raw(name: str) -> str:
+    """The catalog's dataset key for any spelling (`wds/cifar10`, `wds_cifar10`); unknown names pass through."""
+    from .catalog import canonical_dataset
+
+    try:
+        return canonical_dataset(name)
+    except UnknownNameError:
+        return name
+
+
+def iter_result_files(results_dir: Path) -> Iterator[Path]:
+    """Every JSON under the folder except sync state, quarantine, temp files and manifests."""
+    stack = [Path(results_dir)]
+    while stack:
+        folder = stack.pop()
+        with os.scandir(folder) as it:
+            for item in it:
+                if item.name.startswith("."):
+                    continue
+                if item.is_dir(follow_symlinks=False):
+                    if folder == Path(results_dir) and item.name + "/" == MANIFEST_PREFIX:
+                        continue
+                    stack.append(Path(item.path))
+                elif item.name.endswith(".json") and item.is_file(follow_symlinks=False):
+                    yield Path(item.path)
+
+
+def read_results(results_dir: str | os.PathLike, report: ParseReport | None = None) -> list[tuple[Record, str]]:
+    """Valid result records with their file (relative); one per pair, the most recently finished wins."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise BenchmarkError(f"results folder {results_dir} does not exist; run `benchmark sync` first")
+    report = report if report is not None else ParseReport()
+    best: dict[str, tuple[Record, str]] = {}
+    for path in iter_result_files(results_dir):
+        report.files += 1
+        rel = path.relative_to(results_dir).as_posix()
+        try:
+            record = read_record(path.read_bytes(), canonical_dataset=canonical_or_raw)
+        except (InvalidResultError, OSError) as exc:
+            report.invalid.append((rel, str(exc)))
+            continue
+        if record.kind != "result":
+            report.failures += 1
+            continue
+        report.results += 1
+        seen = best.get(record.pair.id)
+        if seen is not None:
+            report.duplicates += 1
+            if (str(seen[0].run.get("finished") or ""), seen[1]) >= (str(record.run.get("finished") or ""), rel):
+                continue
+        best[record.pair.id] = (record, rel)
+    return sorted(best.values(), key=lambda item: _identity_key(item[0]))
+
+
+def _identity_key(record: Record) -> tuple:
+    p = record.pair
+    return (p.model, p.pretrained, p.dataset, p.language, p.task, p.preprocess.canonical())
+
+
+def _model_info(model: str, pretrained: str) -> dict[str, Any]:
+    from .catalog import find_model
+
+    try:
+        spec = find_model(model, pretrained)
+    except BenchmarkError:  # no model snapshot yet: metrics still parse, without model data
+        spec = None
+    return {c: getattr(spec, c, None) for c in MODEL_COLUMNS} if spec else {}
+
+
+def _cost(run: dict[str, Any], price_of) -> float | None:
+    """Dollars a pair cost: what the run recorded, else its seconds at the GPU's cheapest listed hourly price."""
+    if isinstance(run.get("cost_usd"), (int, float)) and not isinstance(run.get("cost_usd"), bool):
+        return float(run["cost_usd"])
+    seconds, gpu = run.get("seconds"), run.get("gpu_name")
+    if not isinstance(seconds, (int, float)) or not isinstance(gpu, str) or not gpu:
+        return None
+    price = price_of(gpu, bool(run.get("spot")))
+    return None if price is None else float(seconds) / 3600.0 * price
+
+
+def _gpu_price_lookup():
+    """(torch device name, spot) -> cheapest hourly USD price of that GPU in the shipped price table, or None."""
+    from .pricing import gpu_from_device_name, load_gpus, load_prices
+
+    gpus, prices = load_gpus(), load_prices()
+
+    @functools.lru_cache(maxsize=None)
+    def price(device_name: str, spot: bool) -> float | None:
+        gpu = gpu_from_device_name(device_name, gpus)
+        offers = prices.offers_for(gpu, None, spot) if gpu else []
+        return offers[0].hourly(spot) if offers else None
+
+    return price
+
+
+def build_rows(records: Iterable[tuple[Record, str]]) -> dict[str, list[dict[str, Any]]]:
+    """Long-form rows split by task family: classification (incl. multilabel) and retrieval."""
+    models: dict[tuple[str, str], dict[str, Any]] = {}
+    price_of = _gpu_price_lookup()
+    out: dict[str, list[dict[str, Any]]] = {"classification_metrics": [], "retrieval_metrics": []}
+    for record, rel in records:
+        p, run = record.pair, record.run
+        info = models.get((p.model, p.pretrained))
+        if info is None:
+            info = models[(p.model, p.pretrained)] = _model_info(p.model, p.pretrained)
+        row: dict[str, Any] = {
+            "model": p.model,
+            "pretrained": p.pretrained,
+            "dataset": p.dataset,
+            "language": p.language,
+            "task": p.task,
+            "preprocess": p.preprocess.canonical(),
+        }
+        row.update(record.metrics)
+        row.update(info)
+        if p.preprocess.image_size:
+            row["image_size"] = p.preprocess.image_size
+        for col in RUN_COLUMNS:
+            value = run.get(col)
+            row[col] = value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else None
+        row["cost_usd"] = _cost(run, price_of)
+        row[SOURCE_COLUMN] = rel
+        out["retrieval_metrics" if p.task == "zeroshot_retrieval" else "classification_metrics"].append(row)
+    return out
+
+
+def columns_for(name: str, rows: list[dict[str, Any]]) -> list[str]:
+    """Stable order: identity, the usual metrics, any other metric (sorted), model data, run data, source."""
+    known = CLASSIFICATION_METRICS if name == "classification_metrics" else RETRIEVAL_METRICS
+    fixed = set(IDENTITY_COLUMNS + known + MODEL_COLUMNS + RUN_COLUMNS + [SOURCE_COLUMN])
+    extra = sorted({k for row in rows for k in row} - fixed)
+    return IDENTITY_COLUMNS + known + extra + MODEL_COLUMNS + RUN_COLUMNS + [SOURCE_COLUMN]
+
+
+@functools.lru_cache(maxsize=None)
+def main_metric(dataset: str, task: str) -> str:
+    from .catalog import load_datasets
+
+    spec = load_datasets().get(dataset)
+    return spec.metric if spec is not None else FALLBACK_METRIC[task]
+
+
+def _collections() -> dict[str, list[str]]:
+    """The catalog collections the leaderboard averages over (open_clip's table: dist. shifts, VTAB, retrieval)."""
+    from .catalog import dataset_collections, load_datasets
+
+    members = dataset_collections(load_datasets())
+    return {name: members[name] for name in LEADERBOARD_COLLECTIONS if name in members}
+
+
+def dataset_column(dataset: str, language: str) -> str:
+    return dataset if language == "en" else f"{dataset}/{language}"
+
+
+def build_leaderboard(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per (model, pretrained, preprocess); one column per dataset (its main metric); averages.
+
+    `average` is the mean over every dataset the model has a result for (`datasets` counts them);
+    `avg_<collection>` is the mean over a catalog collection, given only when the model has every dataset
+    of that collection that appears anywhere in these results, so averages compare like with like.
+    """
+    boards: dict[tuple, dict[str, Any]] = {}
+    dataset_cols: dict[str, str] = {}  # column -> dataset
+    for row in rows:
+        col = dataset_column(row["dataset"], row["language"])
+        value = row.get(main_metric(row["dataset"], row["task"]))
+        if value is None:
+            continue
+        dataset_cols[col] = row["dataset"]
+        key = (row["model"], row["pretrained"], row["preprocess"])
+        board = boards.get(key)
+        if board is None:
+            board = boards[key] = {
+                "model": row["model"],
+                "pretrained": row["pretrained"],
+                "preprocess": row["preprocess"],
+                **{c: row.get(c) for c in ("params", "image_gflops", "text_gflops")},
+                "seconds": 0.0,
+                "cost_usd": None,
+                "scores": {},
+            }
+        board["scores"][col] = value
+        if isinstance(row.get("seconds"), (int, float)):
+            board["seconds"] += row["seconds"]
+        if isinstance(row.get("cost_usd"), (int, float)):
+            board["cost_usd"] = (board["cost_usd"] or 0.0) + row["cost_usd"]
+    collections = {
+        coll: cols
+        for coll, members in _collections().items()
+        if (cols := [c for c, d in dataset_cols.items() if d in members])
+    }
+    ordered = sorted(dataset_cols)
+    out = []
+    for board in boards.values():
+        scores = board.pop("scores")
+        board["datasets"] = len(scores)
+        board["average"] = sum(scores.values()) / len(scores)
+        for coll, cols in collections.items():
+            have = [scores[c] for c in cols if c in scores]
+            board[f"avg_{coll}"] = sum(have) / len(have) if len(have) == len(cols) else None
+        board.update({c: scores.get(c) for c in ordered})
+        out.append(board)
+    out.sort(key=lambda b: (-b["average"], b["model"], b["pretrained"], b["preprocess"]))
+    head = ["model", "pretrained", "preprocess", "params", "image_gflops", "text_gflops", "datasets", "average"]
+    columns = head + [f"avg_{c}" for c in collections] + ["seconds", "cost_usd"] + ordered
+    return out, columns
+
+
+def _csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _parquet_bytes(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist([{c: row.get(c) for c in columns} for row in rows], schema=_schema(rows, columns))
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def _schema(rows: list[dict[str, Any]], columns: list[str]):
+    """Numbers as float64 and everything else as text, whatever mix a column holds."""
+    import pyarrow as pa
+
+    fields = []
+    for c in columns:
+        values = [row.get(c) for row in rows if row.get(c) is not None]
+        numeric = bool(values) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        fields.append(pa.field(c, pa.float64() if numeric or not values else pa.string()))
+    return pa.schema(fields)
+
+
+def write_table(out_dir: Path, name: str, rows: list[dict[str, Any]], columns: list[str]) -> list[Path]:
+    csv_path, parquet_path = out_dir / f"{name}.csv", out_dir / f"{name}.parquet"
+    atomic_write_text(csv_path, _csv_text(rows, columns))
+    atomic_write_bytes(parquet_path, _parquet_bytes(rows, columns))
+    return [csv_path, parquet_path]
+
+
+def outputs_stale(results_dir: str | os.PathLike, out_dir: str | os.PathLike) -> bool:
+    """True when the leaderboard is missing or any result file is newer than it."""
+    board = Path(out_dir) / "leaderboard.csv"
+    if not board.is_file():
+        return True
+    if not Path(results_dir).is_dir():
+        return False
+    built = board.stat().st_mtime_ns
+    return any(path.stat().st_mtime_ns > built for path in iter_result_files(Path(results_dir)))
+
+
+def parse_results(
+    results_dir: str | os.PathLike, out_dir: str | os.PathLike = ".", tracker: str | os.PathLike | None = None
+) -> ParseReport:
+    """Read every result by content and write the metric CSVs, the leaderboard and their Parquet twins."""
+    report = ParseReport()
+    records = read_results(results_dir, report)
+    tables = build_rows(records)
+    out_dir = Path(out_dir)
+    for name, rows in tables.items():
+        rows_cols = columns_for(name, rows)
+        report.written += write_table(out_dir, name, rows, rows_cols)
+        report.rows[name] = len(rows)
+    board, board_cols = build_leaderboard(tables["classification_metrics"] + tables["retrieval_metrics"])
+    report.written += write_table(out_dir, "leaderboard", board, board_cols)
+    report.rows["leaderboard"] = len(board)
+    if tracker is not None and Path(tracker).exists():
+        from .tracker import Tracker
+
+        have = {record.pair.id for record, _ in records}
+        report.missing = sum(e.pair.id not in have for e in Tracker.load(tracker).select(["succeeded"]))
+    return report

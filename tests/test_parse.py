@@ -1,0 +1,192 @@
+"""parse: results by content -> metric CSVs, leaderboard, Parquet; clip_benchmark build is the oracle for the numbers."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+from test_sync import CLIP_BENCHMARK_JSON, synthetic_pairs, synthetic_result
+from typer.testing import CliRunner
+
+from openclip_benchmark.catalog import canonical_dataset, find_model
+from openclip_benchmark.cli import app
+from openclip_benchmark.jsonio import atomic_write_json
+from openclip_benchmark.pair import Pair
+from openclip_benchmark.parse import (
+    CLASSIFICATION_METRICS,
+    IDENTITY_COLUMNS,
+    RETRIEVAL_METRICS,
+    outputs_stale,
+    parse_results,
+)
+from openclip_benchmark.result import make_failure, make_result
+from openclip_benchmark.tracker import open_tracker
+
+SOURCE_NAME = "cifar10_openai_ViT-B-32_en_zeroshot_classification.json"  # the source project's naming
+
+
+def write_results(root: Path, n: int = 130) -> list[Pair]:
+    """n synthetic results in our layout plus what a real results folder also holds."""
+    pairs = synthetic_pairs(n)
+    for p in pairs:
+        atomic_write_json(root / p.result_key, synthetic_result(p))
+    # clip_benchmark's own JSON, under the source project's name, for a pair we have no other result for
+    atomic_write_json(root / SOURCE_NAME, dict(CLIP_BENCHMARK_JSON, model="RN101"))
+    # a duplicate of pairs[1] that finished later wins; one that finished earlier loses
+    atomic_write_json(root / "rerun" / "late.json", synthetic_result(pairs[1], seed=30))
+    atomic_write_json(root / "rerun" / "early.json", dict(synthetic_result(pairs[2], seed=0), run={"finished": "2000"}))
+    try:
+        raise ValueError("broken shard")
+    except ValueError as exc:
+        atomic_write_json(root / Pair("RN101", "openai", "dtd").failure_key, make_failure(Pair("RN101", "openai", "dtd"), exc, 1))
+    (root / "junk.json").write_text('{"model": "x"')
+    for skipped in (".quarantine/q.json", "_manifests/shard-000.json", ".sync-index.json"):
+        atomic_write_json(root / skipped, synthetic_result(pairs[3], seed=9))
+    return pairs
+
+
+def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        return list(reader.fieldnames), list(reader)
+
+
+@pytest.fixture(scope="module")
+def parsed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("parse")
+    pairs = write_results(root / "results")
+    report = parse_results(root / "results", root / "out")
+    return root, pairs, report
+
+
+def test_parse_reads_by_content_and_skips_state(parsed):
+    root, pairs, report = parsed
+    assert report.files == len(pairs) + 5  # + source-named, 2 reruns, failure record, junk
+    assert report.results == len(pairs) + 3 and report.failures == 1 and report.duplicates == 2
+    assert [rel for rel, _ in report.invalid] == ["junk.json"]
+    assert report.rows["classification_metrics"] + report.rows["retrieval_metrics"] == len(pairs) + 1
+    assert sorted(p.name for p in (root / "out").iterdir()) == sorted(
+        f"{name}.{ext}" for name in ("classification_metrics", "retrieval_metrics", "leaderboard") for ext in ("csv", "parquet")
+    )
+
+
+def test_metric_csvs_columns_values_and_metadata(parsed):
+    root, pairs, _ = parsed
+    columns, rows = read_csv(root / "out" / "classification_metrics.csv")
+    assert columns[:10] == IDENTITY_COLUMNS + CLASSIFICATION_METRICS
+    assert columns[-3:] == ["attempt", "finished", "source"] and "params" in columns and "cost_usd" in columns
+    by_source = {r["source"]: r for r in rows}
+    p = pairs[0]
+    row = by_source[p.result_key]
+    expected = synthetic_result(p)
+    assert float(row["acc1"]) == expected["metrics"]["acc1"] and row["acc1"] == repr(expected["metrics"]["acc1"])
+    spec = find_model(p.model, p.pretrained)
+    assert int(row["params"]) == spec.params and float(row["image_gflops"]) == spec.image_gflops
+    # cost = seconds at the A10G's cheapest on-demand hourly price of the shipped table
+    from openclip_benchmark.pricing import load_prices
+
+    price = load_prices().offers_for("A10G", None, False)[0].price
+    assert float(row["cost_usd"]) == pytest.approx(expected["run"]["seconds"] / 3600 * price, rel=1e-5)
+    # clip_benchmark's JSON: canonical dataset name, no run data, parsed by content whatever its file name
+    cb = by_source[SOURCE_NAME]
+    assert (cb["model"], cb["dataset"], cb["acc1"], cb["seconds"]) == ("RN101", "cifar10", "0.8983", "")
+    # duplicates: the later rerun replaced pairs[1], the earlier one did not replace pairs[2]
+    assert pairs[1].result_key not in by_source and "rerun/late.json" in by_source
+    assert pairs[2].result_key in by_source and "rerun/early.json" not in by_source
+    # resolution sweeps: the override is part of the identity and sets image_size
+    swept = next(r for r in rows if r["preprocess"])
+    assert json.loads(swept["preprocess"])["image_size"] == int(swept["image_size"])
+
+    columns, rows = read_csv(root / "out" / "retrieval_metrics.csv")
+    assert columns[:12] == IDENTITY_COLUMNS + RETRIEVAL_METRICS
+    assert rows and {r["task"] for r in rows} == {"zeroshot_retrieval"}
+
+
+def test_leaderboard_main_metrics_and_averages(parsed):
+    root, pairs, _ = parsed
+    columns, rows = read_csv(root / "out" / "leaderboard.csv")
+    assert columns[:8] == ["model", "pretrained", "preprocess", "params", "image_gflops", "text_gflops", "datasets", "average"]
+    assert {"avg_imagenet_robustness", "avg_vtab", "avg_retrieval"} <= set(columns)
+    keys = {(r["model"], r["pretrained"], r["preprocess"]) for r in rows}
+    assert len(keys) == len(rows) == len({(p.model, p.pretrained, p.preprocess.canonical()) for p in pairs}) + 1
+    averages = [float(r["average"]) for r in rows]
+    assert averages == sorted(averages, reverse=True)
+    row = next(r for r in rows if (r["model"], r["pretrained"], r["preprocess"]) == ("ViT-B-32", "openai", ""))
+    mine = [p for p in pairs if (p.model, p.pretrained) == ("ViT-B-32", "openai") and not p.preprocess]
+    main = {
+        "pets": "mean_per_class_recall",
+        "mscoco_captions": "image_retrieval_recall@5",
+        "flickr30k": "image_retrieval_recall@5",
+        "voc2007_multilabel": "mean_average_precision",
+    }
+    scores = {}
+    for p in mine:
+        result = synthetic_result(p, seed=30 if p == pairs[1] else 0)
+        scores[p.dataset] = result["metrics"][main.get(p.dataset, "acc1")]
+    assert {d: float(row[d]) for d in scores} == scores
+    assert float(row["average"]) == pytest.approx(sum(scores.values()) / len(scores), rel=1e-12)
+    assert int(row["datasets"]) == len(scores)
+    assert float(row["avg_retrieval"]) == pytest.approx((scores["mscoco_captions"] + scores["flickr30k"]) / 2)
+    # RN101 has only cifar10 (from clip_benchmark's JSON): no collection average that it cannot fill
+    rn101 = next(r for r in rows if r["model"] == "RN101")
+    assert rn101["datasets"] == "1" and rn101["avg_retrieval"] == "" and rn101["cifar10"] == "0.8983"
+
+
+def test_parquet_matches_csv(parsed):
+    import pyarrow.parquet as pq
+
+    root, _, _ = parsed
+    for name in ("classification_metrics", "retrieval_metrics", "leaderboard"):
+        columns, rows = read_csv(root / "out" / f"{name}.csv")
+        table = pq.read_table(root / "out" / f"{name}.parquet")
+        assert table.column_names == columns and table.num_rows == len(rows)
+    table = pq.read_table(root / "out" / "classification_metrics.parquet").to_pylist()
+    _, rows = read_csv(root / "out" / "classification_metrics.csv")
+    assert [t["acc1"] for t in table] == [float(r["acc1"]) if r["acc1"] else None for r in rows]
+
+
+def test_numbers_equal_clip_benchmark_build(parsed, tmp_path):
+    """The oracle: clip_benchmark's own `build` over the same files gives the same metric values."""
+    from clip_benchmark.cli import main_build
+
+    root, _, _ = parsed
+    files = [str(p) for p in sorted((root / "results").rglob("*.json")) if p.name[0] != "." and "." not in p.parent.name]
+    files = [f for f in files if not f.endswith((".failure.json", "junk.json")) and "_manifests" not in f]
+    main_build(Namespace(files=files, output=str(tmp_path / "build.csv")))
+    _, built = read_csv(tmp_path / "build.csv")
+    ours = {}
+    for name, metrics in (("classification_metrics", CLASSIFICATION_METRICS), ("retrieval_metrics", RETRIEVAL_METRICS)):
+        for r in read_csv(root / "out" / f"{name}.csv")[1]:
+            ours[(r["model"], r["pretrained"], r["dataset"], r["preprocess"], r["finished"])] = {m: r[m] for m in metrics if r[m]}
+    matched = 0
+    for b in built:
+        pre = ast.literal_eval(b["preprocess"]) if b.get("preprocess") else {}
+        pre_text = json.dumps(pre, sort_keys=True, separators=(",", ":")) if pre else ""
+        finished = ast.literal_eval(b["run"]).get("finished", "") if b.get("run") else ""
+        key = (b["model"], b["pretrained"], canonical_dataset(b["dataset"]), pre_text, finished)
+        if key in ours:  # the losing duplicate has no row of ours
+            assert ours[key] == {m: b[m] for m in ours[key]}
+            matched += 1
+    assert matched == sum(1 for _ in ours) and matched > 100
+
+
+def test_parse_cli_and_staleness(tmp_path):
+    write_results(tmp_path / "results", n=20)
+    runner = CliRunner()
+    assert outputs_stale(tmp_path / "results", tmp_path)
+    with open_tracker(tmp_path / "results.csv", create=True) as tracker:
+        tracker.update(Pair("ViT-H-14", "laion2b_s32b_b79k", "cifar10"), status="succeeded")
+    res = runner.invoke(
+        app, ["parse", "--results", str(tmp_path / "results"), "--out", str(tmp_path), "--tracker", str(tmp_path / "results.csv")]
+    )
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "leaderboard.csv│3│" in "".join(res.output.split()) and "1 invalid" in text and "skipped junk.json" in text
+    assert "1 succeeded pairs have no local result" in text
+    assert not outputs_stale(tmp_path / "results", tmp_path)
+    res = runner.invoke(app, ["parse", "--results", str(tmp_path / "nowhere"), "--out", str(tmp_path)])
+    assert res.exit_code == 2 and res.output.startswith("error: results folder") and len(res.output.splitlines()) == 1
