@@ -71,7 +71,7 @@ def render_task_config(
         recovery = dict(resources.get("job_recovery") or {})
         codes = recovery.get("recover_on_exit_codes") or []
         codes = [codes] if isinstance(codes, int) else list(codes)
-        recovery["recover_on_exit_codes"] = sorted(set(codes) | {TRANSIENT_EXIT_CODE})
+        recovery["recover_on_exit_codes"] = codes + ([] if TRANSIENT_EXIT_CODE in codes else [TRANSIENT_EXIT_CODE])
         resources["job_recovery"] = recovery
         allowed = sorted(set(clouds or ()))
         if allowed:

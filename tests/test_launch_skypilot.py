@@ -1,0 +1,307 @@
+"""SkyPilot backend: rendering validated by SkyPilot's own schema, secrets only as secrets, submission faked only at
+the SDK calls (sky.jobs.launch, sky.get, sky.jobs.queue_v2, sky.launch, sky.down, pool calls)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from openclip_benchmark import catalog, plan, pricing
+from openclip_benchmark.cli import app
+from openclip_benchmark.errors import BenchmarkError
+from openclip_benchmark.launch import skypilot
+from openclip_benchmark.manifest import Manifest, RunSettings
+from openclip_benchmark.pair import Pair
+from openclip_benchmark.store import TRANSIENT_EXIT_CODE, open_store
+from openclip_benchmark.tracker import Tracker, open_tracker
+
+SENTINEL = "SENTINEL-" + uuid.uuid4().hex
+
+
+class FakeSky:
+    """Stands in for the API server at the SDK boundary; records what it was sent."""
+
+    def __init__(self, fail_names=()):
+        self.launched: list[tuple] = []
+        self.fail_names = set(fail_names)
+        self.queue: list = []
+        self.calls: list[tuple] = []
+        self.next_id = 100
+
+    def install(self, monkeypatch):
+        import sky
+
+        monkeypatch.setattr(sky.jobs, "launch", self.jobs_launch)
+        monkeypatch.setattr(sky.jobs, "queue_v2", lambda **kw: ("queue", kw))
+        monkeypatch.setattr(sky, "get", self.get)
+        monkeypatch.setattr(sky, "launch", lambda task, **kw: self.calls.append(("launch", task, kw)) or ("req", None))
+        monkeypatch.setattr(sky, "down", lambda name, **kw: self.calls.append(("down", name)) or ("req", None))
+        monkeypatch.setattr(sky.jobs, "pool_apply", lambda task, name, **kw: self.calls.append(("pool_apply", task, name, kw)) or ("req", None))
+        monkeypatch.setattr(sky.jobs, "pool_down", lambda name, **kw: self.calls.append(("pool_down", name)) or ("req", None))
+        return self
+
+    def jobs_launch(self, task, name=None, pool=None, **kw):
+        self.launched.append((task, name, pool))
+        return ("launch", name)
+
+    def get(self, request):
+        kind, arg = request
+        if kind == "launch":
+            if arg in self.fail_names:
+                raise RuntimeError(f"controller refused {arg}")
+            self.next_id += 1
+            return ([self.next_id], None)
+        if kind == "queue":
+            return (self.queue, len(self.queue), {}, len(self.queue))
+        return None
+
+
+@pytest.fixture
+def secrets_env(monkeypatch):
+    for name in skypilot.SECRET_NAMES:
+        monkeypatch.setenv(name, f"{SENTINEL}-{name}")
+
+
+def small_plan(
+    models=(("ViT-B-32", "openai"), ("ViT-L-14", "openai"), ("ViT-H-14", "laion2b_s32b_b79k")),
+    names=("cifar10", "imagenet1k", "mscoco_captions"),
+):
+    datasets = catalog.load_datasets()
+    pairs = [Pair(m, p, d, task=datasets[d].task) for m, p in models for d in names]
+    result = plan.plan_shards(
+        pairs, models=plan.ModelIndex(catalog.load_models()), datasets=datasets, gpus=pricing.load_gpus(),
+        prices=pricing.load_prices(), options=plan.PlanOptions(target_s=10 * 60),
+    )
+    return pairs, result
+
+
+def tracker_with(path: Path, pairs) -> Path:
+    with open_tracker(path, create=True) as t:
+        t.add(pairs)
+    return path
+
+
+def test_every_rendered_task_passes_skypilots_schema_with_secrets_only_as_secrets(secrets_env):
+    _, result = small_plan()
+    template = skypilot.load_yaml(skypilot.TEMPLATE)
+    assert len(result.shards) >= 2
+    secrets = skypilot.secrets_from_env()
+    for shard in result.shards:
+        config = skypilot.render_task_config(template, shard, spot=True, clouds=("aws", "gcp"))
+        task = skypilot.build_task(config, {"MANIFEST_URL": f"s3://b/p/_manifests/{shard.shard_id}.json"}, secrets)
+        assert task.name == f"ocb-{shard.shard_id}"
+        assert task.envs["MANIFEST_URL"].endswith(f"{shard.shard_id}.json")
+        assert task.secrets["AWS_SECRET_ACCESS_KEY"].get_secret_value() == f"{SENTINEL}-AWS_SECRET_ACCESS_KEY"
+        assert task.run == template["run"] and task.setup == template["setup"]  # fixed text, nothing formatted in
+        resources = list(task.resources)
+        assert {str(r.cloud).lower() for r in resources} == {"aws", "gcp"}
+        for r in resources:
+            assert r.use_spot and r.accelerators == {shard.gpu: 1}
+            assert TRANSIENT_EXIT_CODE in r.job_recovery["recover_on_exit_codes"]
+        assert all(v is None for v in config["secrets"].values())
+        assert SENTINEL not in yaml.safe_dump(config)
+    for path in (skypilot.INTERACTIVE, skypilot.POOL):  # the other configs validate too
+        skypilot.build_task(skypilot.load_yaml(path), {}, secrets)
+
+
+def test_pool_tasks_drop_setup_and_on_demand_has_no_spot(secrets_env):
+    _, result = small_plan()
+    shard = result.shards[0]
+    template = skypilot.load_yaml(skypilot.TEMPLATE)
+    pooled = skypilot.build_task(skypilot.render_task_config(template, shard, spot=True, pool="p"), {"MANIFEST_URL": "x"}, [])
+    assert pooled.setup is None and pooled.run == template["run"]
+    demand = skypilot.build_task(skypilot.render_task_config(template, shard, spot=False), {"MANIFEST_URL": "x"}, [])
+    assert not any(r.use_spot for r in demand.resources)
+    assert skypilot.pool_gpu() == "L4"
+
+
+def test_a_broken_template_is_refused_before_anything_is_sent(tmp_path, secrets_env, monkeypatch):
+    fake = FakeSky().install(monkeypatch)
+    bad = yaml.safe_load(skypilot.TEMPLATE.read_text())
+    bad["resources"]["job_recovery"]["recover_on_exit_codes"] = ["seventy-five"]
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(bad))
+    pairs, result = small_plan()
+    with pytest.raises(BenchmarkError, match="invalid SkyPilot task") as err:
+        skypilot.launch_shards(
+            list(result.shards), store=FakeStore(), settings=RunSettings(), tracker_path=tmp_path / "r.csv",
+            spot=True, template=tmp_path / "t.yaml", render_dir=tmp_path / "render",
+        )
+    assert SENTINEL not in str(err.value)
+    assert fake.launched == []
+
+
+class FakeStore:
+    url = "s3://bucket/prefix"
+
+    def __init__(self):
+        self.objects = {}
+
+    def url_for(self, key):
+        return f"{self.url}/{key}"
+
+    def put(self, key, data):
+        self.objects[key] = data
+
+
+def test_launch_submits_uploads_manifests_records_job_ids_and_leaks_no_secret(
+    tmp_path, monkeypatch, s3_bucket, capsys
+):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", f"{SENTINEL}-aws")  # moto's server takes any signature
+    monkeypatch.setenv("HF_TOKEN", f"{SENTINEL}-hf")
+    monkeypatch.chdir(tmp_path)
+    pairs, result = small_plan()
+    tracker = tracker_with(tmp_path / "results.csv", pairs)
+    fake = FakeSky(fail_names={f"ocb-{result.shards[-1].shard_id}"}).install(monkeypatch)
+    store = open_store(f"s3://{s3_bucket}/runs")
+    report = skypilot.launch_shards(
+        list(result.shards), store=store, settings=RunSettings(), tracker_path=tracker, spot=True, clouds=("aws",),
+    )
+    # partial failure: the last submission was refused, the others launched and were recorded
+    assert [s.shard_id for s, _ in report.failed] == [result.shards[-1].shard_id]
+    assert len(report.launched) == len(result.shards) - 1
+    assert [name for _, name, _ in fake.launched] == [f"ocb-{s.shard_id}" for s in result.shards]
+    state = Tracker.load(tracker)
+    for shard, job_id in report.launched:
+        for pair in shard.pairs:
+            e = state.get(pair)
+            assert (e.status, e.job_id, e.shard_id, e.attempts, e.est_gpu) == ("launched", job_id, shard.shard_id, 1, shard.gpu)
+            assert e.est_runtime_s > 0 and e.est_cost_usd > 0
+    for pair in result.shards[-1].pairs:
+        assert state.get(pair).status == "pending"
+    # the task each job got: manifest URL in envs, credentials in secrets, and the manifest in the bucket
+    for (task, _, _), shard in zip(fake.launched, result.shards):
+        url = task.envs["MANIFEST_URL"]
+        assert url == f"s3://{s3_bucket}/runs/_manifests/{shard.shard_id}.json"
+        manifest = Manifest.from_json(store.get(f"_manifests/{shard.shard_id}.json"))
+        assert manifest.pairs == shard.pairs and manifest.store == store.url
+        assert manifest.settings.num_workers == shard.offer.vcpus
+        assert task.secrets["AWS_SECRET_ACCESS_KEY"].get_secret_value() == f"{SENTINEL}-aws"
+        assert task.secrets["HF_TOKEN"].get_secret_value() == f"{SENTINEL}-hf"
+    # no sentinel in any written file, object or output
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".yaml" for p in written)
+    for path in written:
+        assert SENTINEL.encode() not in path.read_bytes(), path
+    for info in store.list():
+        assert SENTINEL.encode() not in store.get(info.key)
+    out = capsys.readouterr()
+    assert SENTINEL not in out.out + out.err
+
+
+def test_a_hostile_model_name_reaches_no_shell_string(tmp_path, monkeypatch, secrets_env):
+    marker = tmp_path / f"pwned-{uuid.uuid4().hex}"
+    evil = f"x$(touch {marker})"
+    pairs = [Pair(evil, "openai", "cifar10"), Pair("ViT-B-32", f"`touch {marker}`", "cifar10")]
+    result = plan.plan_shards(
+        pairs, models=plan.ModelIndex(catalog.load_models()), datasets=catalog.load_datasets(),
+        gpus=pricing.load_gpus(), prices=pricing.load_prices(),
+    )
+    template = skypilot.load_yaml(skypilot.TEMPLATE)
+    fake = FakeSky().install(monkeypatch)
+    store = FakeStore()
+    skypilot.launch_shards(
+        list(result.shards), store=store, settings=RunSettings(), tracker_path=tracker_with(tmp_path / "r.csv", pairs),
+        spot=True, render_dir=tmp_path / "render",
+    )
+    for task, _, _ in fake.launched:
+        assert task.run == template["run"] and task.setup == template["setup"]
+        assert "touch" not in task.name and all("touch" not in v for v in task.envs.values())
+    for path in (tmp_path / "render").iterdir():
+        assert "touch" not in path.read_text()
+    assert any("touch" in data.decode() for data in store.objects.values())  # names live in the manifest only
+    assert not marker.exists()
+
+
+def test_missing_credentials_or_a_local_store_refuse_to_launch(tmp_path, monkeypatch):
+    for name in skypilot.SECRET_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    _, result = small_plan()
+    with pytest.raises(BenchmarkError, match="AWS_ACCESS_KEY_ID"):
+        skypilot.launch_shards(list(result.shards), store=FakeStore(), settings=RunSettings(), tracker_path=tmp_path / "r", spot=True)
+    with pytest.raises(BenchmarkError, match="bucket store"):
+        skypilot.launch_shards(list(result.shards), store=open_store(tmp_path), settings=RunSettings(), tracker_path=tmp_path / "r", spot=True)
+
+
+def test_job_queue_moves_pairs_to_running_and_failed_and_leaves_success_to_sync(tmp_path, monkeypatch):
+    from sky.jobs import ManagedJobStatus
+
+    pairs = [Pair("m", "p", d) for d in ("cifar10", "mnist", "dtd", "pets", "stl10")]
+    path = tracker_with(tmp_path / "results.csv", pairs)
+    with open_tracker(path) as t:
+        for i, pair in enumerate(pairs[:4]):
+            t.update(pair, status="launched", job_id=str(i + 1), shard_id="s")
+    fake = FakeSky().install(monkeypatch)
+    fake.queue = [
+        {"job_id": 1, "status": ManagedJobStatus.RECOVERING, "failure_reason": None},
+        {"job_id": 2, "status": ManagedJobStatus.FAILED_SETUP, "failure_reason": "uv sync failed"},
+        {"job_id": 3, "status": ManagedJobStatus.SUCCEEDED, "failure_reason": None},
+        {"job_id": 4, "status": ManagedJobStatus.CANCELLED, "failure_reason": None},
+    ]
+    with open_tracker(path) as t:
+        moved = skypilot.merge_job_queue(t)
+    assert moved == {"running": 1, "failed": 2}
+    state = Tracker.load(path)
+    assert [state.get(p).status for p in pairs] == ["running", "failed", "launched", "failed", "pending"]
+    assert state.get(pairs[1]).error == "job 2 FAILED_SETUP: uv sync failed"
+
+
+def test_cli_dry_run_prints_the_plan_and_sends_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    pairs, result = small_plan()
+    tracker_with(tmp_path / "results.csv", pairs)
+    fake = FakeSky().install(monkeypatch)
+    runner = CliRunner()
+    out = runner.invoke(app, ["launch", "--dry-run", "--budget", "50", "--target-minutes", "10"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    for shard in result.shards:
+        assert shard.shard_id in out.output
+    assert "total" in out.output and "GPU-h" in out.output and "would launch" in out.output
+    assert fake.launched == []
+    assert (tmp_path / ".benchmark" / "plan.json").is_file()
+    assert Tracker.load(tmp_path / "results.csv").select(["pending"]).__len__() == len(pairs)
+    recorded = runner.invoke(app, ["plan", "--record", "--target-minutes", "10"], env={"COLUMNS": "200"})
+    assert recorded.exit_code == 0, recorded.output
+    state = Tracker.load(tmp_path / "results.csv")
+    assert all(e.status == "planned" and e.shard_id and e.est_cost_usd > 0 for e in state)
+
+
+def test_cli_launch_keeps_to_budget_and_asks_before_many_jobs(tmp_path, monkeypatch, s3_bucket):
+    monkeypatch.setenv("HF_TOKEN", f"{SENTINEL}-hf")
+    monkeypatch.chdir(tmp_path)
+    models = [("ViT-B-32", "openai"), ("ViT-L-14", "openai"), ("ViT-H-14", "laion2b_s32b_b79k"), ("ViT-bigG-14", "laion2b_s39b_b160k")]
+    pairs, result = small_plan(models)
+    tracker_with(tmp_path / "results.csv", pairs)
+    fake = FakeSky().install(monkeypatch)
+    runner = CliRunner()
+    args = ["launch", "--store", f"s3://{s3_bucket}/runs", "--target-minutes", "10"]
+    refused = runner.invoke(app, args, input="n\n", env={"COLUMNS": "200"})
+    assert refused.exit_code == 1 and fake.launched == []
+    cheapest_two = sum(s.cost_spot for s in result.shards[:2])
+    out = runner.invoke(app, args + ["--budget", f"{cheapest_two + 1e-6:.6f}", "--yes"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    assert len(fake.launched) == 2
+    assert sum(s.cost_spot for s in result.shards[:2]) <= cheapest_two + 1e-6
+    assert "left for later" in out.output
+    assert SENTINEL not in out.output
+
+
+def test_interactive_and_pool_commands_call_skypilot_with_autostop(tmp_path, monkeypatch, secrets_env):
+    fake = FakeSky().install(monkeypatch)
+    runner = CliRunner()
+    up = runner.invoke(app, ["interactive", "up", "--cluster", "dev", "--idle-minutes", "15"])
+    assert up.exit_code == 0, up.output
+    kind, task, kw = fake.calls[0]
+    assert kind == "launch" and kw == {"cluster_name": "dev", "idle_minutes_to_autostop": 15}
+    assert task.secrets["HF_TOKEN"].get_secret_value() == f"{SENTINEL}-HF_TOKEN"
+    assert "ssh dev" in up.output and "benchmark run" in up.output and SENTINEL not in up.output
+    assert runner.invoke(app, ["interactive", "down", "--cluster", "dev"]).exit_code == 0
+    assert fake.calls[1] == ("down", "dev")
+    assert runner.invoke(app, ["pool", "up", "warm", "--workers", "2"]).exit_code == 0
+    kind, task, name, kw = fake.calls[2]
+    assert (kind, name, kw["workers"]) == ("pool_apply", "warm", 2) and task.setup
+    assert runner.invoke(app, ["pool", "down", "warm"]).exit_code == 0
+    assert fake.calls[3] == ("pool_down", "warm")
