@@ -447,7 +447,7 @@ def _measure_arch(open_clip, arch: str) -> dict[str, Any]:
     return result
 
 
-def write_model_catalog(models: list[ModelSpec], path: str | Path = MODELS_PATH) -> Path:
+def write_model_catalog(models: list[ModelSpec], path: str | Path | None = None) -> Path:
     """Save the snapshot atomically, with the versions it was generated from."""
     import open_clip
     import torch
@@ -458,7 +458,7 @@ def write_model_catalog(models: list[ModelSpec], path: str | Path = MODELS_PATH)
         "torch_version": torch.__version__.split("+")[0],
         "models": [m.to_json() for m in models],
     }
-    path = Path(path)
+    path = Path(path) if path else MODELS_PATH
     atomic_write_json(path, payload)
     _load_models.cache_clear()
     _model_index.cache_clear()

@@ -164,7 +164,7 @@ def status(
         typer.echo(dumps_strict(summary))
         return
     if warning:
-        console(stderr=True).print(f"warning: job queue not read ({warning}); showing the tracker as saved", markup=False)
+        typer.echo(f"warning: job queue not read ({warning}); showing the tracker as saved", err=True)
     out = console()
     out.print(f"{summary['tracker']}: {summary['total']} pairs", markup=False)
     if moved:
