@@ -217,6 +217,7 @@ def build_leaderboard(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, An
     `average` is the mean over every dataset the model has a result for (`datasets` counts them);
     `avg_<collection>` is the mean over a catalog collection, given only when the model has every dataset
     of that collection that appears anywhere in these results, so averages compare like with like.
+    Rows rank by coverage first, then average: a model with one easy dataset never tops a full sweep.
     """
     boards: dict[tuple, dict[str, Any]] = {}
     dataset_cols: dict[str, str] = {}  # column -> dataset
@@ -234,13 +235,13 @@ def build_leaderboard(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, An
                 "pretrained": row["pretrained"],
                 "preprocess": row["preprocess"],
                 **{c: row.get(c) for c in ("params", "image_gflops", "text_gflops")},
-                "seconds": 0.0,
+                "seconds": None,
                 "cost_usd": None,
                 "scores": {},
             }
         board["scores"][col] = value
         if isinstance(row.get("seconds"), (int, float)):
-            board["seconds"] += row["seconds"]
+            board["seconds"] = (board["seconds"] or 0.0) + row["seconds"]
         if isinstance(row.get("cost_usd"), (int, float)):
             board["cost_usd"] = (board["cost_usd"] or 0.0) + row["cost_usd"]
     collections = {
@@ -259,7 +260,7 @@ def build_leaderboard(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, An
             board[f"avg_{coll}"] = sum(have) / len(have) if len(have) == len(cols) else None
         board.update({c: scores.get(c) for c in ordered})
         out.append(board)
-    out.sort(key=lambda b: (-b["average"], b["model"], b["pretrained"], b["preprocess"]))
+    out.sort(key=lambda b: (-b["datasets"], -b["average"], b["model"], b["pretrained"], b["preprocess"]))
     head = ["model", "pretrained", "preprocess", "params", "image_gflops", "text_gflops", "datasets", "average"]
     columns = head + [f"avg_{c}" for c in collections] + ["seconds", "cost_usd"] + ordered
     return out, columns

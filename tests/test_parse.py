@@ -113,8 +113,8 @@ def test_leaderboard_main_metrics_and_averages(parsed):
     assert {"avg_imagenet_robustness", "avg_vtab", "avg_retrieval"} <= set(columns)
     keys = {(r["model"], r["pretrained"], r["preprocess"]) for r in rows}
     assert len(keys) == len(rows) == len({(p.model, p.pretrained, p.preprocess.canonical()) for p in pairs}) + 1
-    averages = [float(r["average"]) for r in rows]
-    assert averages == sorted(averages, reverse=True)
+    ranks = [(-int(r["datasets"]), -float(r["average"])) for r in rows]
+    assert ranks == sorted(ranks) and rows[-1]["model"] == "RN101"  # coverage first, then average
     row = next(r for r in rows if (r["model"], r["pretrained"], r["preprocess"]) == ("ViT-B-32", "openai", ""))
     mine = [p for p in pairs if (p.model, p.pretrained) == ("ViT-B-32", "openai") and not p.preprocess]
     main = {
@@ -134,6 +134,7 @@ def test_leaderboard_main_metrics_and_averages(parsed):
     # RN101 has only cifar10 (from clip_benchmark's JSON): no collection average that it cannot fill
     rn101 = next(r for r in rows if r["model"] == "RN101")
     assert rn101["datasets"] == "1" and rn101["avg_retrieval"] == "" and rn101["cifar10"] == "0.8983"
+    assert rn101["seconds"] == rn101["cost_usd"] == ""  # no run data, not zero
 
 
 def test_parquet_matches_csv(parsed):
