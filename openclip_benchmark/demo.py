@@ -24,6 +24,7 @@ from .jsonio import atomic_write_json
 TEMPLATES = ("a photo of a {c}.", "a blurry photo of the {c}.", "itap of a {c}.")
 WORDS = ("red", "blue", "small", "large", "striped", "dotted", "bright", "dark", "round", "square", "old", "new")
 NOUNS = ("cat", "dog", "bird", "car", "tree", "boat", "house", "flower")
+MIN_IMAGES = 10
 MARKER = ".openclip-benchmark-demo.json"  # only folders holding it are ever emptied by the demo
 
 # ---------------------------------------------------------------- synthetic webdatasets and models
@@ -261,7 +262,7 @@ def prepare_workdir(layout: DemoLayout) -> None:
 
 def build_fixtures(layout: DemoLayout, images: int, image_size: int = 32) -> tuple[dict[str, Any], list[str]]:
     """The synthetic datasets with their mapping file, and the tiny models as `local-dir:` references."""
-    shards = 2 if images >= 2 else 1
+    shards = 2
     entries = {}
     for i, ds in enumerate(DEMO_DATASETS):
         if ds.task == "zeroshot_retrieval":
@@ -296,7 +297,7 @@ def build_fixtures(layout: DemoLayout, images: int, image_size: int = 32) -> tup
 
 def run_demo(workdir: str | Path = "demo", *, images: int = 64, batch_size: int = 32, progress: bool = True) -> DemoResult:
     """Fixtures, then init, plan, the local backend, parse and report, in this one process (open_clip loads once)."""
-    from .catalog import enumerate_pairs, load_datasets, load_models
+    from .catalog import enumerate_pairs, load_datasets, load_models, select_models
     from .launch import record_plan
     from .launch.local import run_local
     from .manifest import RunSettings
@@ -307,14 +308,14 @@ def run_demo(workdir: str | Path = "demo", *, images: int = 64, batch_size: int 
     from .store import LocalStore
     from .tracker import open_tracker
 
-    if images < 2:
-        raise BenchmarkError("--images must be at least 2")
+    if images < MIN_IMAGES:
+        raise BenchmarkError(f"--images must be at least {MIN_IMAGES} (retrieval reports recall@10)")
     started = time.perf_counter()
     layout = DemoLayout(Path(workdir))
     prepare_workdir(layout)
     _, models = build_fixtures(layout, images)
     datasets = load_datasets(layout.mapping)
-    pairs = enumerate_pairs([(m, "") for m in models], datasets.values())
+    pairs = enumerate_pairs(select_models(models, load_models()), datasets.values())  # what `benchmark init` does
     with open_tracker(layout.tracker, create=True) as tracker:
         tracker.add(pairs)
     plan = plan_shards(

@@ -152,3 +152,35 @@ def test_credentials_never_shown(s3_bucket, secret_env, monkeypatch):
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     with pytest.raises(StoreError, match="no S3 credentials"):
         open_store(f"s3://{s3_bucket}/p")
+
+
+@pytest.mark.slow
+def test_benchmark_run_writes_results_into_the_bucket(s3_bucket, secret_env, tmp_path):
+    """`benchmark run --store s3://...`: results land in the bucket as valid records; a second run skips them."""
+    from typer.testing import CliRunner
+
+    from fixtures import make_classification_wds, make_retrieval_wds, make_tiny_model
+    from openclip_benchmark.cli import app
+    from openclip_benchmark.pair import Pair
+    from openclip_benchmark.result import read_record
+
+    make_classification_wds(tmp_path / "data", n=12)
+    make_retrieval_wds(tmp_path / "data", n=12)
+    model = make_tiny_model(tmp_path / "models")
+    args = ["run", "--models", model, "--datasets", "fixture_cls,fixture_ret", "--dataset-root", str(tmp_path / "data"),
+            "--store", f"s3://{s3_bucket}/bench", "--num-workers", "0", "--batch-size", "12",
+            "--tracker", str(tmp_path / "absent.csv"), "--no-progress"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    store = open_store(f"s3://{s3_bucket}/bench")
+    pairs = [Pair(model, "", "fixture_cls"), Pair(model, "", "fixture_ret", task="zeroshot_retrieval")]
+    for pair in pairs:
+        record = read_record(store.get(pair.result_key))
+        assert record.kind == "result" and record.pair == pair
+        assert all(v is None or 0.0 <= v <= 1.0 for v in record.metrics.values())
+    keys = {o.key for o in store.list()}
+    assert {p.result_key for p in pairs} <= keys
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0 and "2 already done" in second.output, second.output
+    assert {o.key for o in store.list()} == keys
+    assert SECRET not in first.output + second.output
