@@ -36,7 +36,7 @@ class CostModel:
     bytes_per_sample: float = 60e3  # average webdataset sample over the benchmark suite
     decode_per_core_s: float = 200.0  # images decoded + preprocessed per vCPU per second
     cuda_context_gib: float = 1.0
-    activation_bytes_per_gflop: float = 0.3e6  # live inference activations per sample per image GFLOP
+    activation_bytes_per_gflop: float = 0.1e6  # live inference activations per sample per image GFLOP (ViT-B/32: ~0.1 MB)
     memory_margin: float = 1.25
     weight_bytes_per_param: float = 6.0  # fp32 weights + fp16 autocast copies
     gpu_speed: Mapping[str, float] = field(default_factory=dict)  # observed / estimated time, from calibrate()
@@ -172,7 +172,7 @@ class ModelIndex:
         return ModelWork(
             model,
             pretrained,
-            params=float(spec.params or FALLBACK_MODEL["params"]),
+            params=float(spec.params or (spec.image_params or 0) + (spec.text_params or 0) or FALLBACK_MODEL["params"]),
             image_gflops=float(spec.image_gflops or FALLBACK_MODEL["image_gflops"]),
             text_gflops=float(spec.text_gflops or FALLBACK_MODEL["text_gflops"]),
             image_size=getattr(spec, "image_size", None),

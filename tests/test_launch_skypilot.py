@@ -305,3 +305,23 @@ def test_interactive_and_pool_commands_call_skypilot_with_autostop(tmp_path, mon
     assert (kind, name, kw["workers"]) == ("pool_apply", "warm", 2) and task.setup
     assert runner.invoke(app, ["pool", "down", "warm"]).exit_code == 0
     assert fake.calls[3] == ("pool_down", "warm")
+
+
+def test_job_launcher_maps_the_source_flags_onto_launch(tmp_path, monkeypatch):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "job_launcher.py"
+    module_spec = importlib.util.spec_from_file_location("job_launcher", path)
+    launcher = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(launcher)
+    assert launcher.translate(["--batch-size", "20", "--budget-limit", "50.0", "--dry-run", "--", "--gpus", "L4"]) == [
+        "launch", "--max-jobs", "20", "--budget", "50.0", "--dry-run", "--gpus", "L4",
+    ]
+    assert launcher.translate([]) == ["launch", "--max-jobs", "10"]
+    monkeypatch.chdir(tmp_path)
+    pairs, _ = small_plan()
+    tracker_with(tmp_path / "results.csv", pairs)
+    fake = FakeSky().install(monkeypatch)
+    with pytest.raises(SystemExit) as done:
+        launcher.main(["--batch-size", "1", "--dry-run"])
+    assert done.value.code == 0 and fake.launched == []

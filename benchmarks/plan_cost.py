@@ -1,0 +1,102 @@
+"""Cost of benchmarking the full catalog: our plan vs the source project's way vs the lower bound.
+
+All three are priced with the same GPU and price tables and the same overhead constants (plan.CostModel):
+
+- ours: `plan_shards` (shards near 45 min, each model loaded once per shard, each dataset downloaded once per
+  shard, each zero-shot classifier built once per model, GPU chosen by cost per unit of work);
+- source: one job per model; every dataset runs in a fresh `clip_benchmark eval` process that reloads the model
+  and downloads the dataset again and builds its own classifier; the GPU comes from a memory table (A10G for
+  models under 0.5 B parameters, A100 up to 2 B, A100-80GB above), on that GPU's cheapest spot instance;
+- lower bound: pure model FLOPs (each classifier once per model) on the GPU with the lowest cost per FLOP that
+  fits the model; no reading, no loading, no overheads.
+
+Run: uv run python benchmarks/plan_cost.py [--on-demand]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from openclip_benchmark import catalog, plan, pricing
+
+
+def source_gpu(params: float) -> str:
+    return "A10G" if params < 0.5e9 else "A100" if params < 2e9 else "A100-80GB"
+
+
+def source_cost(works_by_model, gpus, prices, spot, cost):
+    seconds = dollars = 0.0
+    for works in works_by_model.values():
+        model = works[0].model
+        gpu = gpus[source_gpu(model.params)]
+        offer = prices.offers_for(gpu.name, None, spot)[0]
+        job = cost.job_overhead_s + model.params * 4 / cost.weights_download_bps  # weights fetched once per job
+        for w in works:  # a fresh process per dataset
+            job += cost.model_load_s + plan.download_seconds(w.images, cost)
+            job += plan.image_seconds(w, gpu, offer.vcpus, cost) + plan.text_seconds(w.prompts, model, gpu, cost)
+        seconds += job
+        dollars += offer.hourly(spot) * job / 3600
+    return seconds, dollars
+
+
+def lower_bound(works_by_model, gpus, prices, spot, batch_size, cost):
+    seconds = dollars = 0.0
+    for works in works_by_model.values():
+        model = works[0].model
+        peak = max(w.image_gflops for w in works)
+        best = None
+        for gpu in gpus.values():
+            offers = prices.offers_for(gpu.name, None, spot)
+            if not offers or not plan.fits(model, peak, gpu, batch_size, cost):
+                continue
+            t = plan.pure_work_seconds(works, gpu)
+            d = offers[0].hourly(spot) * t / 3600
+            if best is None or d < best[1]:
+                best = (t, d)
+        seconds += best[0]
+        dollars += best[1]
+    return seconds, dollars
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--on-demand", action="store_true", help="price on demand instead of spot")
+    args = parser.parse_args()
+    spot = not args.on_demand
+
+    models = catalog.load_models()
+    datasets = catalog.load_datasets()
+    pairs = catalog.enumerate_pairs(catalog.select_models(None, models), datasets.values())
+    gpus, prices, cost = pricing.load_gpus(), pricing.load_prices(), plan.CostModel()
+    index = plan.ModelIndex(models)
+    options = plan.PlanOptions(spot=spot)
+
+    started = time.perf_counter()
+    ours = plan.plan_shards(pairs, models=index, datasets=datasets, gpus=gpus, prices=prices, options=options, cost=cost)
+    plan_s = time.perf_counter() - started
+    works_by_model: dict = {}
+    for p in pairs:
+        works_by_model.setdefault((p.model, p.pretrained), []).append(plan.pair_work(p, index.work(p.model, p.pretrained), datasets))
+    src_s, src_d = source_cost(works_by_model, gpus, prices, spot, cost)
+    low_s, low_d = lower_bound(works_by_model, gpus, prices, spot, options.batch_size, cost)
+    our_s, our_d = ours.runtime_s, ours.cost(spot)
+
+    kind = "spot" if spot else "on demand"
+    print(f"full catalog: {len(models)} models x {len(datasets)} datasets = {len(pairs)} pairs; prices: {kind}, "
+          f"table of {prices.date}")
+    print(f"our plan: {len(ours.shards)} shards (planned in {plan_s:.2f} s); source: {len(works_by_model)} jobs, "
+          f"{len(pairs)} processes")
+    print(f"{'':14}{'GPU-hours':>12}{'dollars':>12}")
+    for name, s, d in (("source", src_s, src_d), ("ours", our_s, our_d), ("lower bound", low_s, low_d)):
+        print(f"{name:14}{s / 3600:12.1f}{d:12.2f}")
+    print(f"ours / source:      {our_d / src_d:.2f}x dollars, {our_s / src_s:.2f}x GPU-hours")
+    print(f"ours / lower bound: {our_d / low_d:.2f}x dollars, {our_s / low_s:.2f}x GPU-hours")
+    gpus_used: dict[str, int] = {}
+    for s in ours.shards:
+        gpus_used[s.gpu] = gpus_used.get(s.gpu, 0) + 1
+    print("our GPUs (shards): " + ", ".join(f"{g} {n}" for g, n in sorted(gpus_used.items())))
+
+
+if __name__ == "__main__":
+    main()
