@@ -73,9 +73,14 @@ def _write_lines(path: Path, lines: Iterable[str]) -> None:
     path.write_text("".join(f"{line}\n" for line in lines))
 
 
-def _dataset_folder(root, name: str) -> Path:
+def _write_dataset(root, name: str, n: int, shards: int, seed: int, sample, files: dict[str, Sequence[str]]) -> Path:
+    """`root/wds_<name>/`: `n` samples drawn in order from one seeded generator, then the metadata files."""
+    rng = random.Random(seed)
     folder = Path(root) / f"wds_{name}"
     folder.mkdir(parents=True, exist_ok=True)
+    _write_shards(folder, [sample(rng, i) for i in range(n)], shards)
+    for filename, lines in files.items():
+        _write_lines(folder / filename, lines)
     return folder
 
 
@@ -90,17 +95,13 @@ def make_classification_wds(
     templates: Sequence[str] = TEMPLATES,
 ) -> Path:
     """Single-label classification: `png` + `cls` per sample, class names and templates beside."""
-    rng = random.Random(seed)
-    folder = _dataset_folder(root, name)
-    samples = []
-    for i in range(n):
+
+    def sample(rng: random.Random, i: int) -> dict[str, bytes]:
         label = i % len(classes) if i < len(classes) else rng.randrange(len(classes))
-        png = _image_png(rng, image_size, _tint(label, len(classes)))
-        samples.append({"png": png, "cls": str(label).encode()})
-    _write_shards(folder, samples, shards)
-    _write_lines(folder / "classnames.txt", classes)
-    _write_lines(folder / "zeroshot_classification_templates.txt", templates)
-    return folder
+        return {"png": _image_png(rng, image_size, _tint(label, len(classes))), "cls": str(label).encode()}
+
+    files = {"classnames.txt": classes, "zeroshot_classification_templates.txt": templates}
+    return _write_dataset(root, name, n, shards, seed, sample, files)
 
 
 def make_multilabel_wds(
@@ -116,22 +117,17 @@ def make_multilabel_wds(
     """Multilabel (like wds_voc2007_multilabel): `png` + multi-hot `npy` per sample, `dataset_type.txt` = multilabel."""
     import numpy as np
 
-    rng = random.Random(seed)
-    folder = _dataset_folder(root, name)
-    samples = []
-    for i in range(n):
+    def sample(rng: random.Random, i: int) -> dict[str, bytes]:
         hot = np.zeros(len(classes), dtype=np.int64)
         for k in rng.sample(range(len(classes)), rng.randint(1, min(3, len(classes)))):
             hot[k] = 1
         buf = io.BytesIO()
         np.save(buf, hot)
-        png = _image_png(rng, image_size, _tint(int(hot.argmax()), len(classes)))
-        samples.append({"png": png, "npy": buf.getvalue()})
-    _write_shards(folder, samples, shards)
-    _write_lines(folder / "classnames.txt", classes)
-    _write_lines(folder / "zeroshot_classification_templates.txt", templates)
-    _write_lines(folder / "dataset_type.txt", ["multilabel"])
-    return folder
+        return {"png": _image_png(rng, image_size, _tint(int(hot.argmax()), len(classes))), "npy": buf.getvalue()}
+
+    files = {"classnames.txt": classes, "zeroshot_classification_templates.txt": templates,
+             "dataset_type.txt": ["multilabel"]}
+    return _write_dataset(root, name, n, shards, seed, sample, files)
 
 
 def make_retrieval_wds(
@@ -144,17 +140,14 @@ def make_retrieval_wds(
     seed: int = 0,
 ) -> Path:
     """Image-text retrieval (like wds_mscoco_captions): `png` + `txt` (one caption per line), type = retrieval."""
-    rng = random.Random(seed)
-    folder = _dataset_folder(root, name)
-    samples = []
-    for i in range(n):
+
+    def sample(rng: random.Random, i: int) -> dict[str, bytes]:
         noun = NOUNS[i % len(NOUNS)]
         captions = [f"a {rng.choice(WORDS)} {rng.choice(WORDS)} {noun} number {i} {j}" for j in range(captions_per_image)]
         png = _image_png(rng, image_size, _tint(i % len(NOUNS), len(NOUNS)))
-        samples.append({"png": png, "txt": "\n".join(captions).encode()})
-    _write_shards(folder, samples, shards)
-    _write_lines(folder / "dataset_type.txt", ["retrieval"])
-    return folder
+        return {"png": png, "txt": "\n".join(captions).encode()}
+
+    return _write_dataset(root, name, n, shards, seed, sample, {"dataset_type.txt": ["retrieval"]})
 
 
 def make_tiny_model(
