@@ -60,3 +60,25 @@ def test_local_backend_runs_a_planned_sweep_and_updates_the_tracker(tmp_path, mo
     again = runner.invoke(app, args + ["--dry-run", "--retry-failed"], env={"COLUMNS": "200"})
     assert again.exit_code == 0 and "would launch 1 shard(s)" in again.output
     assert json.loads((tmp_path / ".benchmark" / "plan.json").read_text())["shards"][0]["pairs"][0]["model"] == hostile.model
+
+
+def test_bad_plan_input_is_one_line_and_a_non_zero_exit(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("benchmark")
+    with open_tracker(tmp_path / "results.csv", create=True) as t:
+        t.add([Pair("ViT-B-32", "openai", "cifar10")])
+    before = (tmp_path / "results.csv").read_bytes()
+    for args, message in (
+        (["plan", "--gpus", "B300"], "error: unknown GPU(s) B300"),
+        (["launch", "--backend", "local", "--pool", "p"], "error: --pool only applies to the skypilot backend"),
+        (["launch", "--dry-run", "--clouds", "lambda"], "error: no spot price"),
+        (["plan", "--tracker", "missing.csv"], "error: missing.csv does not exist"),
+    ):
+        done = subprocess.run([str(exe), *args], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert done.stderr.startswith(message) and done.stderr.count("\n") == 1, done.stderr
+        assert "Traceback" not in done.stdout + done.stderr
+    assert (tmp_path / "results.csv").read_bytes() == before
