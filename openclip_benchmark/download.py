@@ -207,11 +207,10 @@ def _complete(folder: Path, split: str) -> bool:
     """The marker of a finished download for this split, with every file it names still whole."""
     try:
         marker = loads_strict((folder / COMPLETE_MARKER).read_bytes())
-    except (FileNotFoundError, ValueError):
+        files = marker["files"] if marker.get("split") == split else {}
+        return bool(files) and all((folder / p).is_file() and (folder / p).stat().st_size == s for p, s in files.items())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # no marker, or one we cannot trust
         return False
-    if marker.get("split") != split:
-        return False
-    return all((folder / p).is_file() and (folder / p).stat().st_size == s for p, s in marker["files"].items())
 
 
 def _whole(path: Path, remote: RemoteFile) -> bool:

@@ -351,3 +351,11 @@ def test_catalog_dataset_through_hf_endpoint_and_env_token(hub, tmp_path, fixtur
 def test_unknown_dataset_without_root_or_url(tmp_path):
     with pytest.raises(BenchmarkError, match="unknown dataset 'cifar1000'"):
         download.ensure_dataset("cifar1000", tmp_path)
+
+
+def test_a_damaged_marker_means_check_again(hub, tmp_path):
+    folder = download_dataset(_source(hub), tmp_path / "d", progress=False)
+    (folder / download.COMPLETE_MARKER).write_text('{"split": "test", "files": [1, 2]}')
+    hub.requests.clear()
+    assert download_dataset(_source(hub), folder, progress=False) == folder
+    assert hub.requests and not hub.file_requests()  # listed again; every file was already whole
