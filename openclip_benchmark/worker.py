@@ -19,7 +19,7 @@ from .errors import BenchmarkError
 from .jsonio import dumps_strict
 from .manifest import Manifest
 from .pair import Pair
-from .result import Record, make_failure, make_result, parse_record, read_record, utc_now
+from .result import Record, make_failure, make_result, read_record, utc_now
 from .store import TRANSIENT_EXIT_CODE, LocalStore, S3Store, StoreError, TransientStoreError, open_store
 
 EXIT_PAIRS_FAILED = 3
@@ -123,7 +123,7 @@ class _Shard:
             task = bar.add_task(label, total=_dataset_size(dataset))
             encoded = evaluate.encode_dataset(loaded, folder, self.settings.batch_size, self.settings.num_workers,
                                               on_batch=lambda n: bar.advance(task, n))
-            bar.update(task, total=encoded.num_samples, completed=encoded.num_samples)
+            bar.remove_task(task)  # the "done" line below stays; finished bars would pile up
         except Exception as exc:
             self._fail(pairs, exc, stage="dataset")
             return
@@ -168,8 +168,9 @@ class _Shard:
             _say(f"FAILED {pair.label()} ({stage}): {message}")
 
     def _write(self, pair: Pair, obj: dict, key: str | None = None) -> None:
-        self.store.put(key or pair.result_key, dumps_strict(obj).encode("utf-8"))
-        self.report.records.append(parse_record(obj))
+        data = dumps_strict(obj).encode("utf-8")
+        self.store.put(key or pair.result_key, data)
+        self.report.records.append(read_record(data))  # as readers will see it: NaN is null
 
     def _attempt(self, pair: Pair) -> int:
         """One more than the attempt of an earlier failure record of this pair, if there is one."""

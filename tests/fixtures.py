@@ -12,6 +12,7 @@ import io
 import json
 import random
 import tarfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -188,3 +189,25 @@ def make_tiny_model(
     config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
     (folder / "open_clip_config.json").write_text(json.dumps(config, indent=2))
     return f"local-dir:{folder}"
+
+
+SUITE_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog")
+SUITE_TASKS = {"imagenet1k": "zeroshot_classification", "voc2007_multilabel": "multilabel",
+               "mscoco_captions": "zeroshot_retrieval"}
+
+
+@dataclass(frozen=True)
+class Suite:
+    """Two tiny models and one dataset per task, named like the catalog's so that names resolve as in production."""
+
+    root: Path
+    models: tuple[str, ...]
+    tasks: dict = field(default_factory=lambda: dict(SUITE_TASKS))
+
+
+def make_suite(root, n: int = 24) -> Suite:
+    make_classification_wds(root, "imagenet1k", n=n, classes=SUITE_CLASSES)
+    make_multilabel_wds(root, "voc2007_multilabel", n=n)
+    make_retrieval_wds(root, "mscoco_captions", n=n)
+    models = (make_tiny_model(root, "tiny_a", seed=0), make_tiny_model(root, "tiny_b", seed=1))
+    return Suite(Path(root), models)

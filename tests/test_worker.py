@@ -1,0 +1,200 @@
+"""The worker and the `run` / `worker` commands, on tiny fixture models and datasets (real open_clip, real clip_benchmark)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from dataclasses import replace
+
+import pytest
+from typer.testing import CliRunner
+
+from fixtures import SUITE_CLASSES, TEMPLATES, make_classification_wds, make_suite
+from openclip_benchmark.cli import app
+from openclip_benchmark.errors import BenchmarkError
+from openclip_benchmark.manifest import Manifest, RunSettings
+from openclip_benchmark.pair import Pair, Preprocess
+from openclip_benchmark.result import read_record
+from openclip_benchmark.store import TRANSIENT_EXIT_CODE, open_store
+from openclip_benchmark.tracker import Tracker, open_tracker
+from openclip_benchmark.worker import EXIT_PAIRS_FAILED, load_manifest, run_shard
+
+CLASSIFICATION_KEYS = {"acc1", "acc5", "mean_per_class_recall"}
+RETRIEVAL_KEYS = {f"{side}_retrieval_recall@{k}" for side in ("image", "text") for k in (1, 5, 10)}
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    return make_suite(tmp_path_factory.mktemp("suite"))
+
+
+def suite_pairs(suite, preprocess=Preprocess()):
+    return [Pair(m, "", d, task=t, preprocess=preprocess) for m in suite.models for d, t in suite.tasks.items()]
+
+
+def shard(suite, store, pairs, shard_id="test-shard", **settings):
+    settings = {"batch_size": 16, "num_workers": 0, "dataset_root": str(suite.root), **settings}
+    return Manifest(shard_id, str(store), tuple(pairs), RunSettings(**settings))
+
+
+def test_shard_writes_every_result_then_skips_them(suite, tmp_path):
+    sweep = Pair(suite.models[0], "", "imagenet1k", preprocess=Preprocess(image_size=48))
+    pairs = suite_pairs(suite) + [sweep]
+    store = open_store(tmp_path / "results")
+    report = run_shard(shard(suite, tmp_path / "results", pairs), progress=False)
+    assert report.exit_code == 0 and report.failed == [] and set(report.succeeded) == set(pairs)
+
+    for pair in pairs:
+        raw = json.loads(store.get(pair.result_key))
+        assert {"dataset", "model", "pretrained", "task", "metrics", "language"} <= set(raw)  # clip_benchmark build
+        record = read_record(json.dumps(raw))
+        assert record.pair == pair
+        expected = {"zeroshot_classification": CLASSIFICATION_KEYS, "multilabel": {"mean_average_precision"},
+                    "zeroshot_retrieval": RETRIEVAL_KEYS}[pair.task]
+        assert set(record.metrics) == expected and all(v is not None for v in record.metrics.values())
+        run = record.run
+        assert (run["device"], run["precision"], run["batch_size"], run["num_samples"]) == ("cpu", "fp32", 16, 24)
+        assert run["images_per_s"] > 0 and run["seconds"] > 0 and run["attempt"] == 1
+        assert run["shard_id"] == "test-shard" and run["gpu_name"] == ""
+        assert set(run["versions"]) == {"torch", "open_clip", "clip_benchmark", "openclip_benchmark", "python"}
+    assert json.loads(store.get(sweep.result_key))["preprocess"] == {"image_size": 48}
+    base = read_record(store.get(pairs[0].result_key)).metrics
+    assert read_record(store.get(sweep.result_key)).metrics != base  # 48 px really ran at 48 px
+
+    before = {info.key: info.etag for info in store.list()}
+    again = run_shard(shard(suite, tmp_path / "results", pairs), progress=False)
+    assert again.exit_code == 0 and again.records == [] and set(again.skipped) == set(pairs)
+    assert {info.key: info.etag for info in store.list()} == before
+
+
+def test_classifier_columns_equal_clip_benchmarks_and_are_reused(suite):
+    import torch
+    from clip_benchmark.metrics.zeroshot_classification import zero_shot_classifier
+
+    from openclip_benchmark.evaluate import ClassifierCache, load_model
+
+    loaded = load_model(suite.models[0], "", Preprocess(), "cpu", "fp32")
+    classes, templates = list(SUITE_CLASSES), list(TEMPLATES)
+    cache = ClassifierCache()
+    full = cache.classifier(loaded, classes, templates)
+    assert torch.equal(full, zero_shot_classifier(loaded.model, loaded.tokenizer, classes, templates, "cpu", amp=False))
+    subset = classes[4:0:-1]  # like imagenet-r's 200 of imagenet's 1000 classes
+    assert torch.equal(cache.classifier(loaded, subset, templates),
+                       zero_shot_classifier(loaded.model, loaded.tokenizer, subset, templates, "cpu", amp=False))
+    assert (cache.misses, cache.hits) == (len(classes), len(subset))
+    amp = replace(loaded, precision="amp")  # clip_benchmark's default autocast (bf16 on CPU) gets its own columns
+    assert torch.equal(cache.classifier(amp, classes, templates),
+                       zero_shot_classifier(loaded.model, loaded.tokenizer, classes, templates, "cpu", amp=True))
+    assert cache.misses == 2 * len(classes)
+
+
+def test_datasets_with_the_same_classes_share_one_classifier(suite, tmp_path):
+    make_classification_wds(suite.root, "imagenetv2", n=12, classes=SUITE_CLASSES, seed=7)
+    make_classification_wds(suite.root, "imagenet-r", n=12, classes=SUITE_CLASSES[1:4], seed=8)
+    datasets = ["imagenet1k", "imagenetv2", "imagenet-r"]
+    report = run_shard(shard(suite, tmp_path, [Pair(suite.models[1], "", d) for d in datasets]), progress=False)
+    assert report.exit_code == 0
+    assert [r.pair.dataset for r in report.records] == datasets
+    assert [r.run["classifier_cached"] for r in report.records] == [False, True, True]
+    assert [r.run["num_samples"] for r in report.records] == [24, 12, 12]
+
+
+def test_failures_are_recorded_and_the_shard_moves_on(suite, tmp_path):
+    model = suite.models[0]
+    broken = [
+        Pair(f"local-dir:{tmp_path / 'missing-model'}", "", "imagenet1k"),  # cannot load
+        Pair(model, "", "no_such_dataset"),  # no folder under the dataset root
+        Pair(model, "", "imagenet1k", task="zeroshot_retrieval"),  # the folder holds classification data
+    ]
+    good = Pair(model, "", "voc2007_multilabel", task="multilabel")
+    store = open_store(tmp_path)
+    report = run_shard(shard(suite, tmp_path, broken + [good]), progress=False)
+    assert report.exit_code == EXIT_PAIRS_FAILED
+    assert report.succeeded == [good] and [p for p, _ in report.failed] == broken
+    stages = [json.loads(store.get(p.failure_key))["stage"] for p in broken]
+    assert stages == ["load_model", "dataset", "dataset"]
+    for pair in broken:
+        record = read_record(store.get(pair.failure_key))
+        assert record.kind == "failure" and record.pair == pair and record.attempt == 1
+        assert not store.exists(pair.result_key)
+    assert "holds classification data" in read_record(store.get(broken[2].failure_key)).error["message"]
+
+    again = run_shard(shard(suite, tmp_path, broken + [good]), progress=False)
+    assert again.skipped == [good]
+    assert [read_record(store.get(p.failure_key)).attempt for p in broken] == [2, 2, 2]
+
+
+def test_worker_command_runs_a_manifest_from_the_bucket(suite, s3_bucket, monkeypatch):
+    pair = Pair(suite.models[1], "", "voc2007_multilabel", task="multilabel")
+    manifest = shard(suite, f"s3://{s3_bucket}/results", [pair], shard_id="s3-shard")
+    open_store(f"s3://{s3_bucket}/results").put(manifest.key, manifest.to_json().encode())
+    monkeypatch.setenv("MANIFEST_URL", f"s3://{s3_bucket}/results/{manifest.key}")
+    result = CliRunner().invoke(app, ["worker", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    record = read_record(open_store(f"s3://{s3_bucket}/results").get(pair.result_key))
+    assert record.pair == pair and record.run["shard_id"] == "s3-shard"
+
+
+def test_unreachable_store_ends_the_shard_with_the_transient_code(suite, tmp_path, s3_env):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = tmp_path / "manifest.json"
+    path.write_text(shard(suite, "unused", [Pair(suite.models[0], "", "imagenet1k")]).to_json())
+    result = CliRunner().invoke(app, ["worker", "--manifest", str(path), "--store", "s3://bucket/results",
+                                      "--endpoint-url", f"http://127.0.0.1:{port}", "--no-progress"])
+    assert result.exit_code == TRANSIENT_EXIT_CODE, result.output
+
+
+def test_run_command_sweeps_image_sizes_and_updates_the_tracker(suite, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with open_tracker("results.csv", create=True):
+        pass
+    args = ["run", "--models", suite.models[0], "--datasets", "imagenet1k,voc2007_multilabel",
+            "--dataset-root", str(suite.root), "--image-size", "32,48", "--batch-size", "16", "--num-workers", "2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "4 succeeded, 0 failed" in result.output
+    entries = list(Tracker.load("results.csv"))
+    assert len(entries) == 4 and {e.status for e in entries} == {"succeeded"}
+    assert {e.pair.preprocess.image_size for e in entries} == {32, 48}
+    assert {e.pair.task for e in entries} == {"zeroshot_classification", "multilabel"}
+    assert all(open_store("results").exists(e.pair.result_key) for e in entries)
+
+    rerun = CliRunner().invoke(app, args)
+    assert rerun.exit_code == 0 and "0 succeeded, 0 failed, 4 already done" in rerun.output
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--datasets", "imagenet1q"], "unknown dataset"),
+        (["--datasets", "imagenet1k", "--mean", "0.5,0.5"], "mean needs three numbers"),
+        (["--datasets", "imagenet1k", "--image-size", "224,big"], "--image-size must be comma-separated numbers"),
+        (["--datasets", "imagenet1k", "--precision", "fp8"], "precision must be one of"),
+        (["--datasets", "imagenet1k", "--interpolation", "nearest"], "interpolation must be one of"),
+    ],
+)
+def test_run_command_rejects_bad_input_in_one_line(tmp_path, extra, message):
+    result = CliRunner().invoke(app, ["run", "--models", "ViT-B-32:openai", "--store", str(tmp_path), *extra])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert "Traceback" not in result.output and list(tmp_path.iterdir()) == []
+
+
+def test_load_manifest_refuses_what_it_cannot_read(tmp_path):
+    with pytest.raises(BenchmarkError, match="cannot read manifest"):
+        load_manifest(str(tmp_path / "absent.json"))
+    with pytest.raises(BenchmarkError, match="s3://bucket/key"):
+        load_manifest("s3://only-a-bucket")
+    (tmp_path / "bad.json").write_text('{"schema": "something else"}')
+    with pytest.raises(BenchmarkError, match="invalid manifest"):
+        load_manifest(str(tmp_path / "bad.json"))
+
+
+def test_clip_benchmark_accuracy_runs_with_the_installed_numpy():
+    """clip_benchmark 1.6.2's accuracy() calls float() on a 1-element array, which numpy >= 2.4 refuses."""
+    import torch
+    from clip_benchmark.metrics.zeroshot_classification import accuracy
+
+    logits = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.2, 0.0], [0.0, 0.3, 0.7]])
+    assert accuracy(logits, torch.tensor([1, 1, 2]), topk=(1, 2)) == [2 / 3, 1.0]
