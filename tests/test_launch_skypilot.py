@@ -325,3 +325,16 @@ def test_job_launcher_maps_the_source_flags_onto_launch(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as done:
         launcher.main(["--batch-size", "1", "--dry-run"])
     assert done.value.code == 0 and fake.launched == []
+
+
+def test_job_queue_is_not_asked_when_nothing_runs_on_skypilot(tmp_path, monkeypatch):
+    import sky
+
+    def refuse(**kw):
+        raise AssertionError("the queue was asked")
+
+    monkeypatch.setattr(sky.jobs, "queue_v2", refuse)
+    path = tracker_with(tmp_path / "results.csv", [Pair("m", "p", "cifar10"), Pair("m", "p", "mnist")])
+    with open_tracker(path) as t:
+        t.update(Pair("m", "p", "mnist"), status="launched", job_id="local")
+        assert skypilot.merge_job_queue(t) == {}

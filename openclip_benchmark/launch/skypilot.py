@@ -19,6 +19,7 @@ from ..manifest import RunSettings
 from ..plan import Shard
 from ..store import TRANSIENT_EXIT_CODE
 from . import record_launch, shard_manifest, upload_manifests
+from .local import LOCAL_JOB_ID
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TEMPLATE = CONFIGS / "managed_job_template.yaml"
@@ -177,6 +178,9 @@ def _field(record: Any, name: str) -> Any:
 def merge_job_queue(tracker) -> dict[str, int]:
     """Move launched pairs to running or failed from SkyPilot's managed-job queue; success is left to `sync`,
     which reads the results themselves. Returns how many pairs moved to each status."""
+    active = [e for e in tracker.select(["launched", "running"]) if e.job_id and e.job_id != LOCAL_JOB_ID]
+    if not active:  # nothing in flight on SkyPilot: do not wake (or start) its API server
+        return {}
     import sky
 
     try:
@@ -190,7 +194,7 @@ def merge_job_queue(tracker) -> dict[str, int]:
         status = getattr(status, "value", status)
         jobs[str(_field(rec, "job_id"))] = (str(status), _field(rec, "failure_reason") or "")
     moved: dict[str, int] = {}
-    for entry in tracker.select(["launched", "running"]):
+    for entry in active:
         state = jobs.get(entry.job_id)
         if state is None:
             continue
