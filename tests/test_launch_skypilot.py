@@ -183,7 +183,10 @@ def test_launch_submits_uploads_manifests_records_job_ids_and_leaks_no_secret(
         assert task.secrets["HF_TOKEN"].get_secret_value() == f"{SENTINEL}-hf"
     # no sentinel in any written file, object or output
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert any(p.suffix == ".yaml" for p in written)
+    for shard in result.shards:
+        rendered = yaml.safe_load((tmp_path / ".benchmark" / "launch" / f"ocb-{shard.shard_id}.yaml").read_text())
+        assert rendered["envs"]["MANIFEST_URL"].endswith(f"{shard.shard_id}.json")
+        assert all(v is None for v in rendered["secrets"].values())
     for path in written:
         assert SENTINEL.encode() not in path.read_bytes(), path
     for info in store.list():

@@ -178,3 +178,32 @@ def test_cost_model_overrides_are_honoured():
     a = make(pairs)
     b = plan.plan_shards(pairs, models=MODELS, datasets=DATASETS, gpus=GPUS, prices=PRICES, cost=slow)
     assert b.runtime_s > a.runtime_s
+
+
+def test_plan_command_recalibrates_from_the_results_folder(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from openclip_benchmark.cli import app
+    from openclip_benchmark.jsonio import atomic_write_json
+    from openclip_benchmark.result import make_result
+    from openclip_benchmark.tracker import open_tracker
+
+    monkeypatch.chdir(tmp_path)
+    done = Pair("ViT-B-32", "openai", "cifar10")
+    todo = Pair("ViT-B-32", "openai", "cifar100")
+    with open_tracker("results.csv", create=True) as t:
+        t.add([done, todo])
+    # clip_benchmark's own dataset spelling, canonicalised on read; a GPU that ran 3x slower than estimated
+    result = make_result(done, {"acc1": 0.9}, {"seconds": 1.0, "gpu_name": "NVIDIA L4", "num_workers": 4})
+    result["dataset"] = "wds/cifar10"
+    work = plan.pair_work(done, MODELS.work("ViT-B-32", "openai"), DATASETS)
+    result["run"]["seconds"] = 3 * (plan.image_seconds(work, GPUS["L4"], 4, plan.CostModel())
+                                    + plan.text_seconds(work.prompts, work.model, GPUS["L4"], plan.CostModel()))
+    atomic_write_json(tmp_path / "results" / done.result_key, result)
+    (tmp_path / "results" / "junk.json").write_text("{not json")
+    runner = CliRunner()
+    calibrated = runner.invoke(app, ["plan", "--gpus", "L4"], env={"COLUMNS": "200"})
+    assert calibrated.exit_code == 0, calibrated.output
+    assert "calibrated L4: time x3.00 from 1 observed result(s)" in calibrated.output
+    plain = runner.invoke(app, ["plan", "--gpus", "L4", "--calibrate-from", str(tmp_path / "empty")])
+    assert plain.exit_code == 2 and "not a folder of results" in plain.output

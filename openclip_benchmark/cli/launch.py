@@ -25,9 +25,9 @@ def _csv(text: str | None) -> tuple[str, ...] | None:
     return items or None
 
 
-def _load_records(folder: Path):
+def _load_records(folder: Path, datasets):
     """Validated result records of a local results folder (for recalibration); unreadable files are skipped."""
-    from ..errors import InvalidResultError
+    from ..catalog import canonical_dataset
     from ..pair import FAILURE_SUFFIX, MANIFEST_PREFIX
     from ..result import read_record
     from ..store import LocalStore
@@ -36,8 +36,8 @@ def _load_records(folder: Path):
     for info in store.list():
         if info.key.endswith(".json") and not info.key.endswith(FAILURE_SUFFIX) and not info.key.startswith(MANIFEST_PREFIX):
             try:
-                yield read_record(store.get(info.key))
-            except InvalidResultError:
+                yield read_record(store.get(info.key), lambda name: canonical_dataset(name, datasets))
+            except BenchmarkError:  # invalid JSON, or a dataset the catalog does not know
                 continue
 
 
@@ -67,7 +67,7 @@ def make_plan(
     calibration = {}
     folder = calibrate_from if calibrate_from is not None else Path(DEFAULT_RESULTS)
     if folder.is_dir():
-        cost, calibration = plan.calibrate(_load_records(folder), models=models, datasets=datasets, gpus=gpu_table)
+        cost, calibration = plan.calibrate(_load_records(folder, datasets), models=models, datasets=datasets, gpus=gpu_table)
     elif calibrate_from is not None:
         raise BenchmarkError(f"{calibrate_from} is not a folder of results")
     options = plan.PlanOptions(

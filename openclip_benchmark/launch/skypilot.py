@@ -102,7 +102,7 @@ def build_task(config: dict[str, Any], envs: dict[str, str], secrets: list[tuple
 
 
 def write_rendered(config: dict[str, Any], folder: Path = RENDER_DIR) -> Path:
-    """Keep the rendered YAML for inspection (secrets null, as rendered)."""
+    """Keep the rendered YAML for inspection: envs filled in, secrets null as rendered."""
     import yaml
 
     path = Path(folder) / f"{config['name']}.yaml"
@@ -146,8 +146,9 @@ def launch_shards(
     for shard in shards:
         manifest = shard_manifest(shard, store.url, settings)
         config = render_task_config(base, shard, spot=spot, clouds=clouds, pool=pool)
-        tasks.append(build_task(config, {"MANIFEST_URL": store.url_for(manifest.key)}, secrets))
-        write_rendered(config, render_dir)
+        envs = {"MANIFEST_URL": store.url_for(manifest.key)}
+        tasks.append(build_task(config, envs, secrets))
+        write_rendered({**config, "envs": {**config["envs"], **envs}}, render_dir)
         manifests.append(manifest)
     upload_manifests(store, manifests)
     report = LaunchReport()
