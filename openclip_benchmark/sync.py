@@ -178,6 +178,7 @@ def sync_results(
             for record in records:
                 tracker.apply_record(record)
             report.tracker_updates = sum(before.get(e.pair.id) != e for e in tracker)
+    os.sync()  # every file fetched is on disk before the index says so
     _save_index(index_path, store.url, index)
     return report
 
@@ -190,7 +191,7 @@ def _fetch(store, results: Path, key: str, etag: str, canon) -> tuple[Record | N
     except InvalidResultError as exc:
         _quarantine(results, key, etag, data, str(exc))
         return None, len(data), str(exc)
-    atomic_write_bytes(results / key, data)
+    atomic_write_bytes(results / key, data, fsync=False)  # one os.sync() before the index records it
     return record, len(data), ""
 
 

@@ -1,0 +1,167 @@
+"""Collect side by side: `benchmark sync` vs `aws s3 sync`, and `benchmark parse` vs `clip_benchmark build`.
+
+One run, one loopback S3 server (moto's server mode, its own process) serving the same N result JSONs to both tools.
+Prints wall times and ratios; asserts both mirrors hold the same bytes. Not part of the test suite.
+
+    uv run python benchmarks/sync_parse.py            # 10,000 results
+    uv run python benchmarks/sync_parse.py --n 2000 --workers 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT / "tests"))  # the tests' generator of valid synthetic results
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_moto(port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    for _ in range(300):  # up to 30 s
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1)
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("moto_server did not start")
+
+
+def server_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(args: list[str], env: dict[str, str], server: int | None = None) -> float:
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu0 = server_cpu(server) if server else 0.0
+    start = time.perf_counter()
+    proc = subprocess.run(args, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if os.environ.get("BENCH_VERBOSE"):
+        client = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        served = server_cpu(server) - cpu0 if server else float("nan")
+        print(f"  {Path(args[0]).name} {args[1]}: {seconds:.2f} s wall, client CPU {client:.2f} s, server CPU {served:.2f} s")
+    if proc.returncode != 0:
+        raise SystemExit(f"{args[0]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return seconds
+
+
+def mirror_digest(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in folder.rglob("*.json")
+        if not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=10_000, help="result JSONs in the bucket")
+    ap.add_argument("--workers", type=int, default=16, help="benchmark sync --workers")
+    opts = ap.parse_args()
+
+    import boto3
+    from test_sync import synthetic_pairs, synthetic_result
+
+    from openclip_benchmark.jsonio import dumps_strict
+
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = dict(
+        os.environ,
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        R2_ENDPOINT_URL=endpoint,
+        BENCHMARK_STORE="s3://bench-results/runs",
+    )
+    env.pop("AWS_PROFILE", None)
+    os.environ.update({k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")})
+    server = start_moto(port)
+    try:
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        client.create_bucket(Bucket="bench-results")
+        pairs = synthetic_pairs(opts.n)
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(16) as pool:
+            list(
+                pool.map(
+                    lambda p: client.put_object(
+                        Bucket="bench-results", Key=f"runs/{p.result_key}", Body=dumps_strict(synthetic_result(p)).encode()
+                    ),
+                    pairs,
+                )
+            )
+        print(f"uploaded {len(pairs)} results to {endpoint} in {time.perf_counter() - t0:.1f} s")
+
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            ours = [str(BIN / "benchmark"), "sync", "--results", str(tmp / "ours"), "--tracker", str(tmp / "results.csv")]
+            ours += ["--workers", str(opts.workers)]
+            aws = [str(BIN / "aws"), "s3", "sync", "s3://bench-results/runs", str(tmp / "aws")]
+            aws += ["--endpoint-url", endpoint, "--only-show-errors", "--no-progress"]
+            rows = []
+            first_ours = timed(ours, env, server.pid)
+            first_aws = timed(aws, env, server.pid)
+            rows.append(("first sync", first_ours, first_aws, "aws s3 sync"))
+            noop_ours = timed(ours, env, server.pid)
+            noop_aws = timed(aws, env, server.pid)
+            rows.append(("no-op sync", noop_ours, noop_aws, "aws s3 sync"))
+            a, b = mirror_digest(tmp / "ours"), mirror_digest(tmp / "aws")
+            assert len(a) == len(pairs) and a == b, "the two mirrors differ"
+
+            parse = [str(BIN / "benchmark"), "parse", "--results", str(tmp / "ours"), "--out", str(tmp / "parsed")]
+            parse += ["--tracker", str(tmp / "results.csv")]
+            leaf_dirs = sorted({str(Path(p).parent) for p in (tmp / "ours").rglob("*.json") if ".sync" not in p.name})
+            build = [str(BIN / "clip_benchmark"), "build", *leaf_dirs, "--output", str(tmp / "build.csv")]
+            rows.append(("parse (CLI, incl. start-up)", timed(parse, env), timed(build, env), "clip_benchmark build"))
+
+            # the work alone, in this process, without either tool's start-up imports
+            from argparse import Namespace
+
+            from clip_benchmark.cli import main_build
+
+            from openclip_benchmark.parse import parse_results
+
+            start = time.perf_counter()
+            report = parse_results(tmp / "ours", tmp / "parsed2")
+            work_ours = time.perf_counter() - start
+            start = time.perf_counter()
+            main_build(Namespace(files=leaf_dirs, output=str(tmp / "build2.csv")))
+            work_build = time.perf_counter() - start
+            assert report.results == len(pairs)
+            rows.append(("parse (work only, in-process)", work_ours, work_build, "clip_benchmark build"))
+
+        print(f"\n{len(pairs)} results, moto S3 server on loopback, benchmark sync --workers {opts.workers}\n")
+        print(f"{'step':32} {'ours s':>9} {'theirs s':>9} {'speed-up':>9}  against")
+        for name, mine, theirs, against in rows:
+            print(f"{name:32} {mine:9.2f} {theirs:9.2f} {theirs / mine:8.1f}x  {against}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
