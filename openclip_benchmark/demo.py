@@ -16,7 +16,7 @@ import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from .errors import BenchmarkError
 from .jsonio import atomic_write_json
@@ -288,7 +288,10 @@ def build_fixtures(layout: DemoLayout, images: int, image_size: int = 32) -> tup
     return mapping, models
 
 
-def run_demo(workdir: str | Path = "demo", *, images: int = 64, batch_size: int = 32, progress: bool = True) -> DemoResult:
+def run_demo(
+    workdir: str | Path = "demo", *, images: int = 64, batch_size: int = 32, progress: bool = True,
+    say: Callable[[str], None] = lambda line: None,
+) -> DemoResult:
     """Fixtures, then init, plan, the local backend, parse and report, in this one process (open_clip loads once)."""
     from .catalog import enumerate_pairs, load_datasets, load_models, select_models
     from .launch import record_plan
@@ -306,22 +309,28 @@ def run_demo(workdir: str | Path = "demo", *, images: int = 64, batch_size: int 
     started = time.perf_counter()
     layout = DemoLayout(Path(workdir))
     prepare_workdir(layout)
+    say(f"fixtures: {len(DEMO_DATASETS)} synthetic webdatasets of {images} images, {len(DEMO_MODELS)} tiny models")
     _, models = build_fixtures(layout, images)
     datasets = load_datasets(layout.mapping)
     pairs = enumerate_pairs(select_models(models, load_models()), datasets.values())  # what `benchmark init` does
     with open_tracker(layout.tracker, create=True) as tracker:
         tracker.add(pairs)
+    say(f"init: {len(pairs)} pairs in {_shown(layout.tracker)}")
     plan = plan_shards(
         pairs, models=ModelIndex(load_models()), datasets=datasets, gpus=load_gpus(), prices=load_prices(),
         options=PlanOptions(batch_size=batch_size),
     )
     record_plan(layout.tracker, plan.shards, spot=True)
+    gpus = ", ".join(sorted({s.gpu for s in plan.shards}))
+    say(f"plan: {len(plan.shards)} shard(s); on a cloud {gpus} it would cost about ${plan.cost_spot:.4f} (spot)")
     settings = RunSettings(batch_size=batch_size, num_workers=0, cache_dir=str(layout.cache),
                            dataset_root=str(layout.datasets))
+    say("run: the local backend evaluates every shard here")
     local = run_local(list(plan.shards), store=LocalStore(layout.results), settings=settings,
                       tracker_path=layout.tracker, spot=True, progress=progress)
     parsed = parse_results(layout.results, layout.workdir, layout.tracker)
     page = build_report(layout.workdir, layout.report, layout.tracker)
+    say(f"parse and report: metric CSVs in {_shown(layout.workdir)}, the report at {_shown(page)}")
     result = DemoResult(layout, shards=len(plan.shards), exit_code=local.exit_code,
                         written=[*parsed.written, page])
     for shard in local.reports:
@@ -377,14 +386,16 @@ def print_demo(result: DemoResult, console, kept: bool = True) -> None:
         where.add_row(_shown(path), f"[dim]{what}[/dim]")
     console.print(f"\n[bold]Everything is in {_shown(w.workdir)}[/bold]")
     console.print(where)
-    shapes = w.datasets / f"wds_{DEMO_DATASETS[0].name}"
+    shapes, model = DEMO_DATASETS[0].name, f"local-dir:{w.models / DEMO_MODELS[0][0]}"
     console.print("\n[bold]Try next[/bold]")
     for command in (
         f"benchmark status --tracker {_shown(w.tracker)}",
-        f"benchmark parse --results {_shown(w.results)} --out {_shown(w.workdir)}",
-        f"clip_benchmark eval --dataset wds/{DEMO_DATASETS[0].name} --dataset_root {_shown(shapes)} "
-        f"--model local-dir:{w.models / DEMO_MODELS[0][0]} --pretrained '' --output {_shown(w.workdir / 'cb.json')}"
-        "   # clip_benchmark itself: the same acc1",
+        f"benchmark run --models {model} --datasets {shapes} --dataset-root {_shown(w.datasets)} "
+        f"--store {_shown(w.results)} --tracker {_shown(w.tracker)}   # resumes: the result exists, nothing runs",
+        f"benchmark report --results {_shown(w.results)} --metrics {_shown(w.workdir)} --tracker {_shown(w.tracker)} "
+        f"--out {_shown(w.report)}",
+        f"clip_benchmark eval --dataset wds/{shapes} --dataset_root {_shown(w.datasets / f'wds_{shapes}')} "
+        f"--model {model} --pretrained '' --output {_shown(w.workdir / 'cb.json')}   # clip_benchmark itself: same acc1",
     ):
         console.print(f"  {command}", soft_wrap=True, highlight=False, markup=False)
 
