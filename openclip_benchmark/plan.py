@@ -129,7 +129,7 @@ def _clip_benchmark_templates() -> dict[str, int]:
     spec = find_spec("clip_benchmark")
     if spec is None or not spec.submodule_search_locations:
         return {}
-    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "en_zeroshot_classification_templates.json"
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "en_zeroshot_classification_templates.json"
     try:
         return {k: len(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
     except (OSError, ValueError):

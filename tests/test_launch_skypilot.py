@@ -124,7 +124,7 @@ def test_a_broken_template_is_refused_before_anything_is_sent(tmp_path, secrets_
     bad = yaml.safe_load(skypilot.TEMPLATE.read_text())
     bad["resources"]["job_recovery"]["recover_on_exit_codes"] = ["seventy-five"]
     (tmp_path / "t.yaml").write_text(yaml.safe_dump(bad))
-    pairs, result = small_plan()
+    _, result = small_plan()
     with pytest.raises(BenchmarkError, match="invalid SkyPilot task") as err:
         skypilot.launch_shards(
             list(result.shards), store=FakeStore(), settings=RunSettings(), tracker_path=tmp_path / "r.csv",
