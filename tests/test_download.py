@@ -232,9 +232,10 @@ def test_retries_are_bounded_and_transient(hub, tmp_path):
     assert not (tmp_path / "d" / download.COMPLETE_MARKER).exists()
 
 
-def test_wrong_size_is_an_error_and_leaves_no_file(hub, tmp_path):
-    hub.listed_sizes = {"test/0.tar": len(hub.files["test/0.tar"]) + 7}
-    with pytest.raises(BenchmarkError, match="listing says") as info:
+@pytest.mark.parametrize("delta, message", [(7, "listing says"), (-7, "more than the listed")])
+def test_wrong_size_is_an_error_and_leaves_no_file(hub, tmp_path, delta, message):
+    hub.listed_sizes = {"test/0.tar": len(hub.files["test/0.tar"]) + delta}
+    with pytest.raises(BenchmarkError, match=message) as info:
         download_dataset(_source(hub), tmp_path / "d", progress=False)
     assert not isinstance(info.value, TransientDownloadError)
     assert not (tmp_path / "d" / "test" / "0.tar").exists()
