@@ -12,7 +12,7 @@ from typing import Any, Iterable, Iterator
 
 from .errors import BenchmarkError, InvalidResultError, UnknownNameError
 from .jsonio import atomic_write_bytes, atomic_write_text
-from .pair import MANIFEST_PREFIX
+from .pair import MANIFEST_PREFIX, Pair, Preprocess
 from .result import Record, read_record
 
 IDENTITY_COLUMNS = ["model", "pretrained", "dataset", "language", "task", "preprocess"]
@@ -66,35 +66,35 @@ def canonical_or_raw(name: str) -> str:
         return name
 
 
-def iter_result_files(results_dir: Path) -> Iterator[Path]:
-    """Every JSON under the folder except sync state, quarantine, temp files and manifests."""
-    stack = [Path(results_dir)]
+def iter_result_files(results_dir: str | os.PathLike) -> Iterator[tuple[str, str]]:
+    """(path, path relative to the folder) of every JSON except sync state, quarantine, temp files and manifests."""
+    root = os.fspath(results_dir)
+    stack = [""]
     while stack:
-        folder = stack.pop()
-        with os.scandir(folder) as it:
+        rel_dir = stack.pop()
+        with os.scandir(os.path.join(root, rel_dir)) as it:
             for item in it:
                 if item.name.startswith("."):
                     continue
+                rel = f"{rel_dir}/{item.name}" if rel_dir else item.name
                 if item.is_dir(follow_symlinks=False):
-                    if folder == Path(results_dir) and item.name + "/" == MANIFEST_PREFIX:
-                        continue
-                    stack.append(Path(item.path))
+                    if rel + "/" != MANIFEST_PREFIX:
+                        stack.append(rel)
                 elif item.name.endswith(".json") and item.is_file(follow_symlinks=False):
-                    yield Path(item.path)
+                    yield item.path, rel
 
 
 def read_results(results_dir: str | os.PathLike, report: ParseReport | None = None) -> list[tuple[Record, str]]:
     """Valid result records with their file (relative); one per pair, the most recently finished wins."""
-    results_dir = Path(results_dir)
-    if not results_dir.is_dir():
+    if not Path(results_dir).is_dir():
         raise BenchmarkError(f"results folder {results_dir} does not exist; run `benchmark sync` first")
     report = report if report is not None else ParseReport()
-    best: dict[str, tuple[Record, str]] = {}
-    for path in iter_result_files(results_dir):
+    best: dict[Pair, tuple[Record, str]] = {}
+    for path, rel in iter_result_files(results_dir):
         report.files += 1
-        rel = path.relative_to(results_dir).as_posix()
         try:
-            record = read_record(path.read_bytes(), canonical_dataset=canonical_or_raw)
+            with open(path, "rb") as fh:
+                record = read_record(fh.read(), canonical_dataset=canonical_or_raw)
         except (InvalidResultError, OSError) as exc:
             report.invalid.append((rel, str(exc)))
             continue
@@ -102,18 +102,22 @@ def read_results(results_dir: str | os.PathLike, report: ParseReport | None = No
             report.failures += 1
             continue
         report.results += 1
-        seen = best.get(record.pair.id)
+        seen = best.get(record.pair)
         if seen is not None:
             report.duplicates += 1
             if (str(seen[0].run.get("finished") or ""), seen[1]) >= (str(record.run.get("finished") or ""), rel):
                 continue
-        best[record.pair.id] = (record, rel)
-    return sorted(best.values(), key=lambda item: _identity_key(item[0]))
+        best[record.pair] = (record, rel)
+    return sorted(best.values(), key=lambda item: _identity_key(item[0].pair))
 
 
-def _identity_key(record: Record) -> tuple:
-    p = record.pair
-    return (p.model, p.pretrained, p.dataset, p.language, p.task, p.preprocess.canonical())
+@functools.lru_cache(maxsize=None)
+def preprocess_text(preprocess: Preprocess) -> str:
+    return preprocess.canonical()
+
+
+def _identity_key(p: Pair) -> tuple:
+    return (p.model, p.pretrained, p.dataset, p.language, p.task, preprocess_text(p.preprocess))
 
 
 def _model_info(model: str, pretrained: str) -> dict[str, Any]:
@@ -168,7 +172,7 @@ def build_rows(records: Iterable[tuple[Record, str]]) -> dict[str, list[dict[str
             "dataset": p.dataset,
             "language": p.language,
             "task": p.task,
-            "preprocess": p.preprocess.canonical(),
+            "preprocess": preprocess_text(p.preprocess),
         }
         row.update(record.metrics)
         row.update(info)
@@ -274,32 +278,31 @@ def _csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return buf.getvalue()
 
 
-def _parquet_bytes(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
+TEXT_COLUMNS = IDENTITY_COLUMNS + ["gpu_name", "device", "precision", "shard_id", "finished", SOURCE_COLUMN]
+
+
+def _parquet_bytes(csv_text: str, columns: list[str]) -> bytes:
+    """The CSV just rendered, typed by pyarrow's C++ reader: no per-cell Python and no pandas import."""
     import pyarrow as pa
+    import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pylist([{c: row.get(c) for c in columns} for row in rows], schema=_schema(rows, columns))
+    convert = pa_csv.ConvertOptions(
+        null_values=[""],
+        strings_can_be_null=True,
+        column_types={c: pa.string() for c in columns if c in TEXT_COLUMNS},
+    )
+    table = pa_csv.read_csv(pa.BufferReader(csv_text.encode("utf-8")), convert_options=convert)
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
     return sink.getvalue().to_pybytes()
 
 
-def _schema(rows: list[dict[str, Any]], columns: list[str]):
-    """Numbers as float64 and everything else as text, whatever mix a column holds."""
-    import pyarrow as pa
-
-    fields = []
-    for c in columns:
-        values = [row.get(c) for row in rows if row.get(c) is not None]
-        numeric = bool(values) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-        fields.append(pa.field(c, pa.float64() if numeric or not values else pa.string()))
-    return pa.schema(fields)
-
-
 def write_table(out_dir: Path, name: str, rows: list[dict[str, Any]], columns: list[str]) -> list[Path]:
     csv_path, parquet_path = out_dir / f"{name}.csv", out_dir / f"{name}.parquet"
-    atomic_write_text(csv_path, _csv_text(rows, columns))
-    atomic_write_bytes(parquet_path, _parquet_bytes(rows, columns))
+    text = _csv_text(rows, columns)
+    atomic_write_text(csv_path, text)
+    atomic_write_bytes(parquet_path, _parquet_bytes(text, columns))
     return [csv_path, parquet_path]
 
 
@@ -311,7 +314,7 @@ def outputs_stale(results_dir: str | os.PathLike, out_dir: str | os.PathLike) ->
     if not Path(results_dir).is_dir():
         return False
     built = board.stat().st_mtime_ns
-    return any(path.stat().st_mtime_ns > built for path in iter_result_files(Path(results_dir)))
+    return any(os.stat(path).st_mtime_ns > built for path, _ in iter_result_files(results_dir))
 
 
 def parse_results(
@@ -332,6 +335,6 @@ def parse_results(
     if tracker is not None and Path(tracker).exists():
         from .tracker import Tracker
 
-        have = {record.pair.id for record, _ in records}
-        report.missing = sum(e.pair.id not in have for e in Tracker.load(tracker).select(["succeeded"]))
+        have = {record.pair for record, _ in records}
+        report.missing = sum(e.pair not in have for e in Tracker.load(tracker).select(["succeeded"]))
     return report
