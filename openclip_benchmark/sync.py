@@ -7,11 +7,11 @@ import os
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from .errors import InvalidResultError
+from .errors import BenchmarkError, InvalidResultError
 from .jsonio import atomic_write_bytes, atomic_write_json, loads_strict
 from .pair import MANIFEST_PREFIX, slug
+from .parse import canonical_or_raw
 from .result import Record, read_record, utc_now
 from .store import LocalStore, S3Store, StoreError, TransientStoreError, check_key, open_store
 
@@ -99,12 +99,6 @@ def _quarantine(results: Path, key: str, etag: str, data: bytes, reason: str) ->
     atomic_write_json(folder / (name[: -len(".json")] + ".reason.json"), why)
 
 
-def _dataset_namer() -> Callable[[str], str]:
-    from .parse import canonical_or_raw
-
-    return canonical_or_raw
-
-
 def sync_results(
     store: LocalStore | S3Store,
     local_dir: str | os.PathLike,
@@ -119,6 +113,8 @@ def sync_results(
     A listing plus a compare against the local index decides what to fetch, so a sync with nothing new does no GET.
     """
     results = Path(local_dir)
+    if isinstance(store, LocalStore) and store.root.resolve() == results.resolve():
+        raise BenchmarkError(f"the store and the results folder are the same folder ({results})")
     index_path = results / INDEX_NAME
     index = _load_index(index_path, store.url)
     report = SyncReport(store=store.url, dry_run=dry_run)
@@ -146,25 +142,28 @@ def sync_results(
     if dry_run or not todo:
         return report
 
-    canon = _dataset_namer()
     records: list[Record] = []
-    with _progress(progress, len(todo)) as advance, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(_fetch, store, results, key, etag, canon): (key, etag, size) for key, etag, size in todo}
-        for fut in as_completed(futures):
-            key, etag, size = futures[fut]
-            advance()
-            try:
-                record, nbytes, reason = fut.result()
-            except StoreError as exc:
-                report.errors.append((key, str(exc)))
-                continue
-            report.bytes += nbytes
-            if record is None:
-                report.quarantined.append((key, reason))
-                index[key] = [etag, size, "quarantined"]
-                continue
-            index[key] = [etag, size, "ok"]
-            records.append(record)
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
+        with _progress(progress, len(todo)) as advance:
+            futures = {pool.submit(_fetch, store, results, key, etag): (key, etag, size) for key, etag, size in todo}
+            for fut in as_completed(futures):
+                key, etag, size = futures[fut]
+                advance()
+                try:
+                    record, nbytes, reason = fut.result()
+                except StoreError as exc:
+                    report.errors.append((key, str(exc)))
+                    continue
+                report.bytes += nbytes
+                if record is None:
+                    report.quarantined.append((key, reason))
+                    index[key] = [etag, size, "quarantined"]
+                    continue
+                index[key] = [etag, size, "ok"]
+                records.append(record)
+    finally:  # on Ctrl-C or a full disk, stop at once: the files written so far are whole, the index unchanged
+        pool.shutdown(wait=True, cancel_futures=True)
 
     # results before failures, so a stale failure record never hides a result
     records.sort(key=lambda r: r.kind != "result")
@@ -183,15 +182,18 @@ def sync_results(
     return report
 
 
-def _fetch(store, results: Path, key: str, etag: str, canon) -> tuple[Record | None, int, str]:
+def _fetch(store, results: Path, key: str, etag: str) -> tuple[Record | None, int, str]:
     """Download, validate, write atomically; a bad object goes to quarantine and never replaces a good file."""
     data = store.get(key)
     try:
-        record = read_record(data, canonical_dataset=canon)
-    except InvalidResultError as exc:
-        _quarantine(results, key, etag, data, str(exc))
-        return None, len(data), str(exc)
-    atomic_write_bytes(results / key, data, fsync=False)  # one os.sync() before the index records it
+        try:
+            record = read_record(data, canonical_dataset=canonical_or_raw)
+        except InvalidResultError as exc:
+            _quarantine(results, key, etag, data, str(exc))
+            return None, len(data), str(exc)
+        atomic_write_bytes(results / key, data, fsync=False)  # one os.sync() before the index records it
+    except OSError as exc:
+        raise BenchmarkError(f"cannot write into {results}: {exc.strerror or exc}") from None
     return record, len(data), ""
 
 

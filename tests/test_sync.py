@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from openclip_benchmark.cli import app
+from openclip_benchmark.errors import BenchmarkError
 from openclip_benchmark.jsonio import dumps_strict
 from openclip_benchmark.pair import Pair, Preprocess
 from openclip_benchmark.result import make_failure, make_result
@@ -214,6 +215,12 @@ def test_sync_from_local_folder_dry_run_then_real(tmp_path):
     assert real.results == 5 and [k for k, _ in real.quarantined] == ["junk/broken.json"]
     assert {e.status for e in Tracker.load(tracker_path)} == {"succeeded"}
     assert sync_results(src, results, tracker_path, progress=False).unchanged == 5
+
+    with pytest.raises(BenchmarkError, match="same folder"):
+        sync_results(src, tmp_path / "bucket", progress=False)
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(BenchmarkError, match="cannot write into"):
+        sync_results(src, tmp_path / "a-file" / "results", progress=False)
 
 
 def test_sync_cli_summary_and_errors(s3_bucket, s3_env, tmp_path, monkeypatch):
