@@ -7,6 +7,7 @@ All three are priced with the same GPU and price tables and the same overhead co
 - source: one job per model; every dataset runs in a fresh `clip_benchmark eval` process that reloads the model
   and downloads the dataset again and builds its own classifier; the GPU comes from a memory table (A10G for
   models under 0.5 B parameters, A100 up to 2 B, A100-80GB above), on that GPU's cheapest spot instance;
+- ours, pool: the same plan sent to a SkyPilot pool, where setup is paid once per worker (not counted here);
 - lower bound: pure model FLOPs (each classifier once per model) on the GPU with the lowest cost per FLOP that
   fits the model; no reading, no loading, no overheads.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 from openclip_benchmark import catalog, plan, pricing
 
@@ -81,6 +83,9 @@ def main() -> None:
     src_s, src_d = source_cost(works_by_model, gpus, prices, spot, cost)
     low_s, low_d = lower_bound(works_by_model, gpus, prices, spot, options.batch_size, cost)
     our_s, our_d = ours.runtime_s, ours.cost(spot)
+    pooled = plan.plan_shards(pairs, models=index, datasets=datasets, gpus=gpus, prices=prices, options=options,
+                              cost=replace(cost, job_overhead_s=plan.POOL_JOB_OVERHEAD_S))
+    pool_s, pool_d = pooled.runtime_s, pooled.cost(spot)
 
     kind = "spot" if spot else "on demand"
     print(f"full catalog: {len(models)} models x {len(datasets)} datasets = {len(pairs)} pairs; prices: {kind}, "
@@ -88,10 +93,13 @@ def main() -> None:
     print(f"our plan: {len(ours.shards)} shards (planned in {plan_s:.2f} s); source: {len(works_by_model)} jobs, "
           f"{len(pairs)} processes")
     print(f"{'':14}{'GPU-hours':>12}{'dollars':>12}")
-    for name, s, d in (("source", src_s, src_d), ("ours", our_s, our_d), ("lower bound", low_s, low_d)):
+    rows = (("source", src_s, src_d), ("ours", our_s, our_d), ("ours, pool", pool_s, pool_d), ("lower bound", low_s, low_d))
+    for name, s, d in rows:
         print(f"{name:14}{s / 3600:12.1f}{d:12.2f}")
     print(f"ours / source:      {our_d / src_d:.2f}x dollars, {our_s / src_s:.2f}x GPU-hours")
     print(f"ours / lower bound: {our_d / low_d:.2f}x dollars, {our_s / low_s:.2f}x GPU-hours")
+    print(f"with a pool (setup once per worker; worker start-up not counted): {pool_d / src_d:.2f}x source dollars, "
+          f"{pool_d / low_d:.2f}x lower bound")
     gpus_used: dict[str, int] = {}
     for s in ours.shards:
         gpus_used[s.gpu] = gpus_used.get(s.gpu, 0) + 1

@@ -23,6 +23,7 @@ from .pricing import GpuSpec, Offer, PriceTable, gpu_from_device_name
 
 GIB = 2**30
 DEFAULT_TARGET_S = 45 * 60
+POOL_JOB_OVERHEAD_S = 30.0  # a job on a warm pool worker: scheduling only, setup was paid when the worker started
 
 
 @dataclass(frozen=True)

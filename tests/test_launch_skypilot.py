@@ -341,3 +341,21 @@ def test_job_queue_is_not_asked_when_nothing_runs_on_skypilot(tmp_path, monkeypa
     with open_tracker(path) as t:
         t.update(Pair("m", "p", "mnist"), status="launched", job_id="local")
         assert skypilot.merge_job_queue(t) == {}
+
+
+def test_a_pool_plans_for_its_gpu_and_pays_setup_once_per_worker(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    pairs, _ = small_plan()
+    tracker_with(tmp_path / "results.csv", pairs)
+    fake = FakeSky().install(monkeypatch)
+    runner = CliRunner()
+    plans = {}
+    for pooled, extra in ((False, ["--gpus", "L4"]), (True, ["--pool", "warm"])):  # the pool's GPU is L4
+        out = runner.invoke(app, ["launch", "--dry-run", *extra], env={"COLUMNS": "200"})
+        assert out.exit_code == 0, out.output
+        plans[pooled] = json.loads((tmp_path / ".benchmark" / "plan.json").read_text())
+    assert {s["gpu"] for s in plans[True]["shards"]} == {skypilot.pool_gpu()}
+    assert plans[True]["runtime_s"] < plans[False]["runtime_s"]
+    assert fake.launched == []

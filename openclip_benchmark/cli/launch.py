@@ -52,6 +52,7 @@ def make_plan(
     retry_failed: bool,
     calibrate_from: Path | None,
     prices_path: Path | None,
+    pool: str | None = None,
 ):
     """Plan the pending (and planned, and with --retry-failed failed) pairs of the tracker."""
     from .. import catalog, plan, pricing
@@ -70,6 +71,10 @@ def make_plan(
         cost, calibration = plan.calibrate(_load_records(folder, datasets), models=models, datasets=datasets, gpus=gpu_table)
     elif calibrate_from is not None:
         raise BenchmarkError(f"{calibrate_from} is not a folder of results")
+    if pool:
+        from dataclasses import replace
+
+        cost = replace(cost, job_overhead_s=plan.POOL_JOB_OVERHEAD_S)
     options = plan.PlanOptions(
         gpus=_csv(gpus), clouds=_csv(clouds), spot=spot, target_s=target_minutes * 60, batch_size=batch_size
     )
@@ -229,7 +234,7 @@ def launch_command(
     )
     result, calibration = make_plan(
         tracker, gpus=gpus, clouds=clouds, spot=spot, target_minutes=target_minutes, batch_size=batch_size,
-        retry_failed=retry_failed, calibrate_from=calibrate_from, prices_path=prices,
+        retry_failed=retry_failed, calibrate_from=calibrate_from, prices_path=prices, pool=pool,
     )
     selected, left = within_budget(result.shards, budget, spot, max_jobs)
     print_plan(result, calibration, selected)
