@@ -85,6 +85,14 @@ def tracker_with(path: Path, pairs) -> Path:
     return path
 
 
+def project(tmp_path, monkeypatch, **plan_args):
+    """A project folder with a tracker of the small plan's pairs, and SkyPilot faked at the SDK."""
+    monkeypatch.chdir(tmp_path)
+    pairs, result = small_plan(**plan_args)
+    tracker_with(tmp_path / "results.csv", pairs)
+    return pairs, result, FakeSky().install(monkeypatch)
+
+
 def test_every_rendered_task_passes_skypilots_schema_with_secrets_only_as_secrets(secrets_env):
     _, result = small_plan()
     template = skypilot.load_yaml(skypilot.TEMPLATE)
@@ -253,10 +261,7 @@ def test_job_queue_moves_pairs_to_running_and_failed_and_leaves_success_to_sync(
 
 
 def test_cli_dry_run_prints_the_plan_and_sends_nothing(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    pairs, result = small_plan()
-    tracker_with(tmp_path / "results.csv", pairs)
-    fake = FakeSky().install(monkeypatch)
+    pairs, result, fake = project(tmp_path, monkeypatch)
     runner = CliRunner()
     out = runner.invoke(app, ["launch", "--dry-run", "--budget", "50", "--target-minutes", "10"], env={"COLUMNS": "200"})
     assert out.exit_code == 0, out.output
@@ -274,11 +279,8 @@ def test_cli_dry_run_prints_the_plan_and_sends_nothing(tmp_path, monkeypatch):
 
 def test_cli_launch_keeps_to_budget_and_asks_before_many_jobs(tmp_path, monkeypatch, s3_bucket):
     monkeypatch.setenv("HF_TOKEN", f"{SENTINEL}-hf")
-    monkeypatch.chdir(tmp_path)
     models = [("ViT-B-32", "openai"), ("ViT-L-14", "openai"), ("ViT-H-14", "laion2b_s32b_b79k"), ("ViT-bigG-14", "laion2b_s39b_b160k")]
-    pairs, result = small_plan(models)
-    tracker_with(tmp_path / "results.csv", pairs)
-    fake = FakeSky().install(monkeypatch)
+    _, result, fake = project(tmp_path, monkeypatch, models=models)
     runner = CliRunner()
     args = ["launch", "--store", f"s3://{s3_bucket}/runs", "--target-minutes", "10"]
     refused = runner.invoke(app, args, input="n\n", env={"COLUMNS": "200"})
@@ -321,10 +323,7 @@ def test_job_launcher_maps_the_source_flags_onto_launch(tmp_path, monkeypatch):
         "launch", "--max-jobs", "20", "--budget", "50.0", "--dry-run", "--gpus", "L4",
     ]
     assert launcher.translate([]) == ["launch", "--max-jobs", "10"]
-    monkeypatch.chdir(tmp_path)
-    pairs, _ = small_plan()
-    tracker_with(tmp_path / "results.csv", pairs)
-    fake = FakeSky().install(monkeypatch)
+    _, _, fake = project(tmp_path, monkeypatch)
     with pytest.raises(SystemExit) as done:
         launcher.main(["--batch-size", "1", "--dry-run"])
     assert done.value.code == 0 and fake.launched == []
@@ -346,10 +345,7 @@ def test_job_queue_is_not_asked_when_nothing_runs_on_skypilot(tmp_path, monkeypa
 def test_a_pool_plans_for_its_gpu_and_pays_setup_once_per_worker(tmp_path, monkeypatch):
     import json
 
-    monkeypatch.chdir(tmp_path)
-    pairs, _ = small_plan()
-    tracker_with(tmp_path / "results.csv", pairs)
-    fake = FakeSky().install(monkeypatch)
+    _, _, fake = project(tmp_path, monkeypatch)
     runner = CliRunner()
     plans = {}
     for pooled, extra in ((False, ["--gpus", "L4"]), (True, ["--pool", "warm"])):  # the pool's GPU is L4
