@@ -14,8 +14,8 @@ from .errors import BenchmarkError, InvalidResultError, UnknownNameError
 from .jsonio import atomic_write_bytes, atomic_write_text
 from .pair import MANIFEST_PREFIX, Pair, Preprocess
 from .result import Record, read_record
+from .tracker import IDENTITY_COLUMNS
 
-IDENTITY_COLUMNS = ["model", "pretrained", "dataset", "language", "task", "preprocess"]
 CLASSIFICATION_METRICS = ["acc1", "acc5", "mean_per_class_recall", "mean_average_precision"]
 RETRIEVAL_METRICS = [
     f"{side}_retrieval_recall@{k}" for side in ("image", "text") for k in (1, 5, 10)

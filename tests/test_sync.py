@@ -226,7 +226,9 @@ def test_sync_from_local_folder_dry_run_then_real(tmp_path):
 def test_sync_cli_summary_and_errors(s3_bucket, s3_env, tmp_path, monkeypatch):
     client = raw_client(s3_env)
     pair = synthetic_pairs(1)[0]
-    put_many(client, s3_bucket, {f"p/{pair.result_key}": dumps_strict(synthetic_result(pair)).encode(), "p/../x.json": b"{}"})
+    hostile = "[bold]x\x1b[31m.txt"  # markup and a terminal escape in a key: shown inert
+    objects = {f"p/{pair.result_key}": dumps_strict(synthetic_result(pair)).encode(), "p/../x.json": b"{}", f"p/{hostile}": b""}
+    put_many(client, s3_bucket, objects)
     runner = CliRunner()
     args = ["sync", "--results", str(tmp_path / "r"), "--tracker", str(tmp_path / "t.csv")]
 
@@ -237,6 +239,8 @@ def test_sync_cli_summary_and_errors(s3_bucket, s3_env, tmp_path, monkeypatch):
     res = runner.invoke(app, args + ["--workers", "4"])
     assert res.exit_code == 0, res.output
     assert "refused '../x.json'" in " ".join(res.output.split())
+    assert "refused '[bold]x\\x1b[31m.txt'" in res.output and "\x1b" not in res.output
+    client.delete_object(Bucket=s3_bucket, Key=f"p/{hostile}")  # moto's bulk delete cannot carry it in XML
     assert Tracker.load(tmp_path / "t.csv").get(pair).status == "succeeded"
 
     monkeypatch.delenv("BENCHMARK_STORE")

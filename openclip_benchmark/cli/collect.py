@@ -39,6 +39,7 @@ def sync(
 
 
 def _print_sync(report, results: Path) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     out, err = console(), console(stderr=True)
@@ -64,10 +65,10 @@ def _print_sync(report, results: Path) -> None:
         table.add_row(name, str(value))
     out.print(table)
     for title, items in (("refused", report.refused), ("quarantined", report.quarantined), ("error", report.errors)):
-        for key, why in items[:20]:
-            err.print(f"[yellow]warning[/]: {title} {key!r}: {why}", markup=True, highlight=False, soft_wrap=True)
+        for key, why in items[:20]:  # keys come from the bucket: repr() shows control characters, escape() markup
+            err.print(f"[yellow]warning[/]: {title} {escape(repr(key))}: {escape(why)}", highlight=False, soft_wrap=True)
         if len(items) > 20:
-            err.print(f"[yellow]warning[/]: ... and {len(items) - 20} more {title}", markup=True)
+            err.print(f"[yellow]warning[/]: ... and {len(items) - 20} more {title}")
     if report.quarantined:
         err.print(f"quarantined objects are in {results / '.quarantine'} with a .reason.json each", highlight=False)
 
@@ -86,6 +87,7 @@ def parse(
 
 
 def _print_parse(report) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     out, err = console(), console(stderr=True)
@@ -103,7 +105,7 @@ def _print_parse(report) -> None:
         highlight=False,
     )
     for rel, why in report.invalid[:20]:
-        err.print(f"[yellow]warning[/]: skipped {rel}: {why}", markup=True, highlight=False, soft_wrap=True)
+        err.print(f"[yellow]warning[/]: skipped {escape(repr(rel))}: {escape(why)}", highlight=False, soft_wrap=True)
     if report.missing:
         err.print(f"[yellow]warning[/]: {report.missing} succeeded pairs have no local result; run `benchmark sync`")
 
