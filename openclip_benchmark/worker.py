@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import evaluate
+from .download import ensure_dataset
 from .errors import BenchmarkError
 from .jsonio import dumps_strict
 from .manifest import Manifest
@@ -82,8 +84,6 @@ class _Shard:
         self.versions = _versions()
 
     def run(self, todo: list[Pair]) -> None:
-        from . import evaluate
-
         device = evaluate.resolve_device(self.settings.device)
         precision = evaluate.resolve_precision(self.settings.precision, device)
         groups: dict[tuple, list[Pair]] = {}
@@ -104,58 +104,67 @@ class _Shard:
                 for pair in pairs:
                     by_dataset.setdefault(pair.dataset, []).append(pair)
                 for dataset, dataset_pairs in by_dataset.items():
-                    self._run_dataset(evaluate, loaded, cache, dataset, dataset_pairs, bar)
+                    self._run_dataset(loaded, cache, dataset, dataset_pairs, bar)
                 del loaded
                 if not any(k[:2] == (model, pretrained) for k in keys[i + 1 :]):
                     self.caches.pop((model, pretrained), None)
                 _free_memory(device)
 
-    def _run_dataset(self, evaluate, loaded, cache, dataset: str, pairs: list[Pair], bar) -> None:
-        from .download import ensure_dataset
-
+    def _run_dataset(self, loaded, cache, dataset: str, pairs: list[Pair], bar) -> None:
         started = utc_now()
         try:
             folder = ensure_dataset(dataset, self.settings.cache_dir, self.settings.dataset_root,
                                     progress=self.show_progress)
-            for pair in pairs:
-                evaluate.check_task(pair, evaluate.dataset_type(folder))
-            label = pairs[0].label() + (f" (+{len(pairs) - 1})" if len(pairs) > 1 else "")
-            task = bar.add_task(label, total=_dataset_size(dataset))
+        except Exception as exc:
+            return self._fail(pairs, exc, stage="dataset")
+        kind, fitting = evaluate.dataset_type(folder), []
+        for pair in pairs:  # a pair whose task does not fit the data fails alone, before the pass
+            try:
+                evaluate.check_task(pair, kind)
+                fitting.append(pair)
+            except BenchmarkError as exc:
+                self._fail([pair], exc, stage="dataset")
+        if not fitting:
+            return
+        label = fitting[0].label() + (f" (+{len(fitting) - 1})" if len(fitting) > 1 else "")
+        task = bar.add_task(label, total=_dataset_size(dataset))
+        try:
             encoded = evaluate.encode_dataset(loaded, folder, self.settings.batch_size, self.settings.num_workers,
                                               on_batch=lambda n: bar.advance(task, n))
-            bar.remove_task(task)  # the "done" line below stays; finished bars would pile up
         except Exception as exc:
-            self._fail(pairs, exc, stage="dataset")
-            return
-        for pair in pairs:
-            start = time.perf_counter()
-            hits = cache.hits
-            try:
-                metrics = evaluate.pair_metrics(pair, loaded, encoded, cache)
-            except Exception as exc:
-                self._fail([pair], exc, stage="evaluate")
-                continue
-            seconds = encoded.seconds + time.perf_counter() - start
-            run = {
-                "started": started,
-                "finished": utc_now(),
-                "seconds": round(seconds, 3),
-                "images_per_s": round(encoded.images_per_s, 2),
-                "num_samples": encoded.num_samples,
-                "device": loaded.device,
-                "gpu_name": _gpu_name(loaded.device),
-                "precision": loaded.precision,
-                "batch_size": self.settings.batch_size,
-                "num_workers": self.settings.num_workers,
-                "classifier_cached": cache.hits > hits and encoded.kind != "retrieval",
-                "shard_id": self.manifest.shard_id,
-                "attempt": self._attempt(pair),
-                "versions": self.versions,
-            }
-            self._write(pair, make_result(pair, metrics, run))
-            self.report.succeeded.append(pair)
-            shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float) and v == v)
-            _say(f"done {pair.label()}: {shown} ({seconds:.1f} s, {encoded.images_per_s:.0f} img/s)")
+            return self._fail(fitting, exc, stage="dataset")
+        finally:
+            bar.remove_task(task)  # the "done" lines stay; finished bars would pile up
+        for pair in fitting:
+            self._evaluate(pair, loaded, encoded, cache, started)
+
+    def _evaluate(self, pair: Pair, loaded, encoded, cache, started: str) -> None:
+        start, hits = time.perf_counter(), cache.hits
+        try:
+            metrics = evaluate.pair_metrics(pair, loaded, encoded, cache)
+        except Exception as exc:
+            return self._fail([pair], exc, stage="evaluate")
+        seconds = encoded.seconds + time.perf_counter() - start  # the shared pass counts for every pair on it
+        run = {
+            "started": started,
+            "finished": utc_now(),
+            "seconds": round(seconds, 3),
+            "images_per_s": round(encoded.images_per_s, 2),
+            "num_samples": encoded.num_samples,
+            "device": loaded.device,
+            "gpu_name": _gpu_name(loaded.device),
+            "precision": loaded.precision,
+            "batch_size": self.settings.batch_size,
+            "num_workers": self.settings.num_workers,
+            "classifier_cached": cache.hits > hits and encoded.kind != "retrieval",
+            "shard_id": self.manifest.shard_id,
+            "attempt": self._attempt(pair),
+            "versions": self.versions,
+        }
+        self._write(pair, make_result(pair, metrics, run))
+        self.report.succeeded.append(pair)
+        shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float) and v == v)
+        _say(f"done {pair.label()}: {shown} ({seconds:.1f} s, {encoded.images_per_s:.0f} img/s)")
 
     def _fail(self, pairs: list[Pair], exc: BaseException, stage: str) -> None:
         message = f"{type(exc).__name__}: {exc}"
