@@ -181,11 +181,8 @@ def test_snapshot_lists_every_open_clip_pretrained_model(models):
 def test_snapshot_fields_are_filled(models):
     for m in models:
         assert m.image_gflops > 0 and m.image_params > 0 and m.image_size >= 64 and m.embed_dim > 0
+        assert m.text_gflops > 0 and m.params == m.image_params + m.text_params and m.context_length > 0
         assert len(m.mean) == len(m.std) == 3 and m.interpolation in ("bicubic", "bilinear") and m.resize_mode
-        if m.text_gflops is not None:  # None only for Hugging Face text towers, which need the Hub to build
-            assert m.params == m.image_params + m.text_params and m.context_length > 0
-    missing_text = {m.arch for m in models if m.text_gflops is None}
-    assert missing_text <= {a for a in missing_text if a.startswith(("nllb", "roberta", "xlm-roberta"))}
     siglip = catalog.find_model("ViT-SO400M-14-SigLIP-384", "webli")
     assert (siglip.mean, siglip.resize_mode, siglip.image_size, siglip.context_length) == ((0.5, 0.5, 0.5), "squash", 384, 64)
 
@@ -199,9 +196,25 @@ def test_gflops_match_open_clip_published_profile(models):
         assert m.text_gflops == pytest.approx(text, rel=0.10), arch
 
 
+def test_hugging_face_text_towers_match_published_parameter_counts(models):
+    """Counted offline from HF_TEXT_CONFIGS; open_clip's profile gives total and text million parameters."""
+    published = {
+        "roberta-ViT-B-32": (212.72, 124.87),
+        "xlm-roberta-base-ViT-B-32": (366.12, 278.27),
+        "xlm-roberta-large-ViT-H-14": (1193.01, 560.94),
+        "nllb-clip-base": (501.89, 414.04),
+        "nllb-clip-large": (1399.22, 767.14),
+    }
+    index = {m.arch: m for m in models}
+    for arch, (total, text) in published.items():
+        assert index[arch].params / 1e6 == pytest.approx(total, abs=0.01), arch
+        assert index[arch].text_params / 1e6 == pytest.approx(text, abs=0.01), arch
+
+
 def test_build_reproduces_the_snapshot_for_small_architectures(models):
-    built = catalog.build_model_catalog(archs=["RN50", "ViT-B-32"])
-    expected = [m for m in models if m.arch in ("RN50", "ViT-B-32")]
+    archs = ("RN50", "ViT-B-32", "roberta-ViT-B-32")  # roberta: a Hugging Face text tower, counted on the CPU
+    built = catalog.build_model_catalog(archs=archs)
+    expected = [m for m in models if m.arch in archs]
     assert built == expected
     with pytest.raises(UnknownNameError):
         catalog.build_model_catalog(archs=["ViT-B-33"])
