@@ -150,6 +150,15 @@ def dataset_type(folder: Path) -> str:
     return path.read_text().strip().lower() if path.is_file() else "classification"
 
 
+def folder_task(folder: Path) -> str:
+    """The task a dataset folder's data serves, for datasets the catalog does not know."""
+    kind = dataset_type(folder)
+    for task, wanted in DATASET_TYPE_FOR_TASK.items():
+        if kind == wanted:
+            return task
+    raise DatasetTaskError(f"{folder}: unknown dataset_type.txt value {kind!r}")
+
+
 def check_task(pair: Pair, kind: str) -> None:
     wanted = DATASET_TYPE_FOR_TASK[pair.task]
     if kind != wanted:

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from typer.testing import CliRunner
 
-from fixtures import SUITE_CLASSES, TEMPLATES, make_classification_wds, make_suite
+from fixtures import SUITE_CLASSES, TEMPLATES, make_classification_wds, make_retrieval_wds, make_suite
 from openclip_benchmark.cli import app
 from openclip_benchmark.errors import BenchmarkError
 from openclip_benchmark.manifest import Manifest, RunSettings
@@ -163,6 +163,20 @@ def test_run_command_sweeps_image_sizes_and_updates_the_tracker(suite, tmp_path,
 
     rerun = CliRunner().invoke(app, args)
     assert rerun.exit_code == 0 and "0 succeeded, 0 failed, 4 already done" in rerun.output
+
+
+def test_run_selects_local_datasets_with_the_task_their_folder_holds(suite):
+    from openclip_benchmark.cli.evaluate import preprocess_variants, select_pairs
+
+    make_retrieval_wds(suite.root, "my_captions", n=12)
+    sweep = preprocess_variants("160,224", "0.5,0.5,0.5", None, "bilinear", None)
+    pairs = select_pairs(suite.models[0], "my_captions,imagenet1k", "en", sweep, str(suite.root), None, "unused")
+    assert {(p.dataset, p.task, p.preprocess.image_size) for p in pairs} == {
+        ("my_captions", "zeroshot_retrieval", 160), ("my_captions", "zeroshot_retrieval", 224),
+        ("imagenet1k", "zeroshot_classification", 160), ("imagenet1k", "zeroshot_classification", 224)}
+    assert {(p.preprocess.mean, p.preprocess.interpolation) for p in pairs} == {((0.5, 0.5, 0.5), "bilinear")}
+    forced = select_pairs(suite.models[0], "my_captions", "en", [Preprocess()], str(suite.root), "multilabel", "x")
+    assert [p.task for p in forced] == ["multilabel"]  # --task names the task of datasets the catalog lacks
 
 
 @pytest.mark.parametrize(

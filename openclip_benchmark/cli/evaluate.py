@@ -45,7 +45,7 @@ def select_pairs(models: str, datasets: str, languages: str, preprocesses: list[
     from .. import catalog
     from ..download import ensure_dataset
     from ..errors import UnknownNameError
-    from ..evaluate import dataset_type
+    from ..evaluate import folder_task
 
     if task is not None and task not in TASKS:
         raise BenchmarkError(f"--task must be one of {', '.join(TASKS)}")
@@ -64,8 +64,7 @@ def select_pairs(models: str, datasets: str, languages: str, preprocesses: list[
     langs = _split(languages) or ["en"]
     pairs = catalog.enumerate_pairs(model_refs, specs, langs)
     for name in extra:  # a local dataset: the task is --task, or what its folder says it holds
-        kind = task or {"retrieval": "zeroshot_retrieval", "multilabel": "multilabel"}.get(
-            dataset_type(ensure_dataset(name, cache_dir, dataset_root)), "zeroshot_classification")
+        kind = task or folder_task(ensure_dataset(name, cache_dir, dataset_root))
         pairs += [Pair(m, p, name, language=lang, task=kind) for m, p in model_refs for lang in langs]
     pairs = [replace(pair, preprocess=pp) for pair in pairs for pp in preprocesses]
     if not pairs:
@@ -148,7 +147,9 @@ def _short(metric: str) -> str:
 def _print_report(report) -> None:
     from rich.table import Table
 
-    table = Table(title=f"shard {report.shard_id}", caption="I@k / T@k: image / text retrieval recall@k")
+    retrieval = any(r.pair.task == "zeroshot_retrieval" for r in report.records)
+    table = Table(title=f"shard {report.shard_id}",
+                  caption="I@k / T@k: image / text retrieval recall@k" if retrieval else None)
     for column in ("model", "dataset", "status", "metrics"):
         table.add_column(column, overflow="fold")
     for record in report.records:
