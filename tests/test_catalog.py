@@ -257,3 +257,17 @@ def test_enumerate_pairs_languages(datasets):
     ]
     jp = catalog.enumerate_pairs([("ViT-B-32", "openai")], chosen, ["jp"])
     assert [(p.dataset, p.language) for p in jp] == [("imagenet1k", "jp")]
+
+
+def test_installed_package_finds_its_packaged_mapping(tmp_path, monkeypatch):
+    """In a wheel there is no repo root: the copy hatch force-includes next to the package is used."""
+    package = tmp_path / "site-packages" / "openclip_benchmark"
+    package.mkdir(parents=True)
+    monkeypatch.setattr(catalog, "PACKAGE_DIR", package)
+    with pytest.raises(CatalogError, match="not found"):
+        catalog.mapping_path()
+    (package / "dataset_mapping.json").write_bytes((ROOT / "dataset_mapping.json").read_bytes())
+    assert catalog.mapping_path() == package / "dataset_mapping.json"
+    assert len(load_datasets()) == 43
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert '"dataset_mapping.json" = "openclip_benchmark/dataset_mapping.json"' in pyproject
