@@ -3,8 +3,12 @@
 One run, one loopback S3 server (moto's server mode, its own process) serving the same N result JSONs to both tools.
 Prints wall times and ratios; asserts both mirrors hold the same bytes. Not part of the test suite.
 
-    uv run python benchmarks/sync_parse.py            # 10,000 results
-    uv run python benchmarks/sync_parse.py --n 2000 --workers 32
+    uv run python benchmarks/sync_parse.py                                   # 10,000 results
+    uv run python benchmarks/sync_parse.py --latency-ms 40 --skip-parse      # a WAN-like 40 ms per request
+    BENCH_VERBOSE=1 uv run python benchmarks/sync_parse.py --n 2000          # + client and server CPU seconds
+
+On one small machine the moto server's CPU time per request (~3 ms) bounds both sync tools alike; the
+client-side cost per object is where they differ (BENCH_VERBOSE shows it).
 """
 
 from __future__ import annotations
@@ -45,6 +49,41 @@ def start_moto(port: int) -> subprocess.Popen:
     raise SystemExit("moto_server did not start")
 
 
+def start_latency_proxy(upstream: int, latency_s: float) -> int:
+    """A loopback TCP proxy that holds every new connection for `latency_s` before relaying it, as a WAN round
+    trip to R2/S3 would (moto closes each connection after one response, so that is once per request)."""
+    import asyncio
+    import threading
+
+    async def pump(reader, writer):
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def handle(reader, writer):
+        await asyncio.sleep(latency_s)
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream)
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+    port = free_port()
+    ready = threading.Event()
+
+    async def serve():
+        server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=512)
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    threading.Thread(target=lambda: asyncio.run(serve()), daemon=True).start()
+    ready.wait(10)
+    return port
+
+
 def server_cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -80,6 +119,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=10_000, help="result JSONs in the bucket")
     ap.add_argument("--workers", type=int, default=16, help="benchmark sync --workers")
+    ap.add_argument("--latency-ms", type=float, default=0.0, help="extra latency per request (a WAN), through a proxy")
+    ap.add_argument("--skip-parse", action="store_true", help="time the syncs only")
     opts = ap.parse_args()
 
     import boto3
@@ -88,18 +129,19 @@ def main() -> None:
     from openclip_benchmark.jsonio import dumps_strict
 
     port = free_port()
+    server = start_moto(port)
     endpoint = f"http://127.0.0.1:{port}"
+    served = f"http://127.0.0.1:{start_latency_proxy(port, opts.latency_ms / 1000)}" if opts.latency_ms else endpoint
     env = dict(
         os.environ,
         AWS_ACCESS_KEY_ID="bench",
         AWS_SECRET_ACCESS_KEY="bench",
         AWS_DEFAULT_REGION="us-east-1",
-        R2_ENDPOINT_URL=endpoint,
+        R2_ENDPOINT_URL=served,
         BENCHMARK_STORE="s3://bench-results/runs",
     )
     env.pop("AWS_PROFILE", None)
     os.environ.update({k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")})
-    server = start_moto(port)
     try:
         client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         client.create_bucket(Bucket="bench-results")
@@ -121,7 +163,7 @@ def main() -> None:
             ours = [str(BIN / "benchmark"), "sync", "--results", str(tmp / "ours"), "--tracker", str(tmp / "results.csv")]
             ours += ["--workers", str(opts.workers)]
             aws = [str(BIN / "aws"), "s3", "sync", "s3://bench-results/runs", str(tmp / "aws")]
-            aws += ["--endpoint-url", endpoint, "--only-show-errors", "--no-progress"]
+            aws += ["--endpoint-url", served, "--only-show-errors", "--no-progress"]
             rows = []
             first_ours = timed(ours, env, server.pid)
             first_aws = timed(aws, env, server.pid)
@@ -131,36 +173,43 @@ def main() -> None:
             rows.append(("no-op sync", noop_ours, noop_aws, "aws s3 sync"))
             a, b = mirror_digest(tmp / "ours"), mirror_digest(tmp / "aws")
             assert len(a) == len(pairs) and a == b, "the two mirrors differ"
+            if not opts.skip_parse:
+                rows += compare_parse(tmp, env, len(pairs))
 
-            parse = [str(BIN / "benchmark"), "parse", "--results", str(tmp / "ours"), "--out", str(tmp / "parsed")]
-            parse += ["--tracker", str(tmp / "results.csv")]
-            leaf_dirs = sorted({str(Path(p).parent) for p in (tmp / "ours").rglob("*.json") if ".sync" not in p.name})
-            build = [str(BIN / "clip_benchmark"), "build", *leaf_dirs, "--output", str(tmp / "build.csv")]
-            rows.append(("parse (CLI, incl. start-up)", timed(parse, env), timed(build, env), "clip_benchmark build"))
-
-            # the work alone, in this process, without either tool's start-up imports
-            from argparse import Namespace
-
-            from clip_benchmark.cli import main_build
-
-            from openclip_benchmark.parse import parse_results
-
-            start = time.perf_counter()
-            report = parse_results(tmp / "ours", tmp / "parsed2")
-            work_ours = time.perf_counter() - start
-            start = time.perf_counter()
-            main_build(Namespace(files=leaf_dirs, output=str(tmp / "build2.csv")))
-            work_build = time.perf_counter() - start
-            assert report.results == len(pairs)
-            rows.append(("parse (work only, in-process)", work_ours, work_build, "clip_benchmark build"))
-
-        print(f"\n{len(pairs)} results, moto S3 server on loopback, benchmark sync --workers {opts.workers}\n")
+        where = f"{opts.latency_ms:g} ms added per request" if opts.latency_ms else "no added latency"
+        print(f"\n{len(pairs)} results, moto S3 server on loopback ({where}), benchmark sync --workers {opts.workers}\n")
         print(f"{'step':32} {'ours s':>9} {'theirs s':>9} {'speed-up':>9}  against")
         for name, mine, theirs, against in rows:
             print(f"{name:32} {mine:9.2f} {theirs:9.2f} {theirs / mine:8.1f}x  {against}")
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def compare_parse(tmp: Path, env: dict[str, str], n: int) -> list[tuple]:
+    """`benchmark parse` vs `clip_benchmark build` on the mirrored files: whole commands, then the work alone."""
+    from argparse import Namespace
+
+    parse = [str(BIN / "benchmark"), "parse", "--results", str(tmp / "ours"), "--out", str(tmp / "parsed")]
+    parse += ["--tracker", str(tmp / "results.csv")]
+    leaf_dirs = sorted({str(Path(p).parent) for p in (tmp / "ours").rglob("*.json") if ".sync" not in p.name})
+    build = [str(BIN / "clip_benchmark"), "build", *leaf_dirs, "--output", str(tmp / "build.csv")]
+    rows = [("parse (CLI, incl. start-up)", timed(parse, env), timed(build, env), "clip_benchmark build")]
+
+    # the work alone, in this process, after both tools' imports
+    from clip_benchmark.cli import main_build
+
+    from openclip_benchmark.parse import parse_results
+
+    start = time.perf_counter()
+    report = parse_results(tmp / "ours", tmp / "parsed2")
+    work_ours = time.perf_counter() - start
+    start = time.perf_counter()
+    main_build(Namespace(files=leaf_dirs, output=str(tmp / "build2.csv")))
+    work_build = time.perf_counter() - start
+    assert report.results == n
+    rows.append(("parse (work only, in-process)", work_ours, work_build, "clip_benchmark build"))
+    return rows
 
 
 if __name__ == "__main__":
