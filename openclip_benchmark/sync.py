@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -18,6 +19,7 @@ from .store import LocalStore, S3Store, StoreError, TransientStoreError, check_k
 INDEX_NAME = ".sync-index.json"
 QUARANTINE_DIR = ".quarantine"
 INDEX_VERSION = 1
+KEY_ERRNOS = (errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG)  # this key's fault, not the disk's
 
 
 @dataclass
@@ -32,7 +34,7 @@ class SyncReport:
     manifests: int = 0
     refused: list[tuple[str, str]] = field(default_factory=list)
     quarantined: list[tuple[str, str]] = field(default_factory=list)
-    still_quarantined: int = 0
+    known_bad: int = 0  # unchanged since an earlier sync quarantined or refused them
     errors: list[tuple[str, str]] = field(default_factory=list)
     results: int = 0
     failures: int = 0
@@ -130,8 +132,8 @@ def sync_results(
             continue
         known = index.get(obj.key)
         same = known is not None and known[0] == obj.etag and known[1] == obj.size
-        if same and known[2] == "quarantined":
-            report.still_quarantined += 1
+        if same and known[2] != "ok":
+            report.known_bad += 1
             continue
         if same and (results / obj.key).is_file():
             report.unchanged += 1
@@ -142,6 +144,10 @@ def sync_results(
     if dry_run or not todo:
         return report
 
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _cannot_write(results, exc) from None
     records: list[Record] = []
     pool = ThreadPoolExecutor(max_workers=max(1, workers))
     try:
@@ -154,6 +160,10 @@ def sync_results(
                     record, nbytes, reason = fut.result()
                 except StoreError as exc:
                     report.errors.append((key, str(exc)))
+                    continue
+                except _Unwritable as exc:
+                    report.refused.append((key, str(exc)))
+                    index[key] = [etag, size, "refused"]
                     continue
                 report.bytes += nbytes
                 if record is None:
@@ -193,8 +203,18 @@ def _fetch(store, results: Path, key: str, etag: str) -> tuple[Record | None, in
             return None, len(data), str(exc)
         atomic_write_bytes(results / key, data, fsync=False)  # one os.sync() before the index records it
     except OSError as exc:
-        raise BenchmarkError(f"cannot write into {results}: {exc.strerror or exc}") from None
+        if exc.errno in KEY_ERRNOS:
+            raise _Unwritable(f"cannot be a local file here ({exc.strerror})") from None
+        raise _cannot_write(results, exc) from None
     return record, len(data), ""
+
+
+def _cannot_write(results: Path, exc: OSError) -> BenchmarkError:
+    return BenchmarkError(f"cannot write into {results}: {exc.strerror or exc}")
+
+
+class _Unwritable(Exception):
+    """This key cannot be a file in the mirror (it collides with another key's folder, or a name is too long)."""
 
 
 class _progress:

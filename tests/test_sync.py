@@ -113,6 +113,7 @@ BAD = {
     "bad/array.json": b"[1, 2, 3]",
     "bad/task.json": b'{"dataset": "cifar10", "model": "RN50", "pretrained": "x", "task": "rm -rf", "metrics": {"a": 1}}',
 }
+COLLIDING = ["c.json", "c.json/d.json"]  # S3 allows both; a folder cannot hold both: one is refused
 REFUSED = ["a/../../evil.json", "/abs.json", "x/./y.json", "notes.txt", ".sync-index.json", "sub/.hidden.json", "a\\b.json"]
 
 
@@ -135,6 +136,8 @@ def test_sync_large_bucket_incremental_and_hostile(s3_bucket, s3_env, tmp_path):
     objects["_manifests/shard-000.json"] = b'{"shard_id": "shard-000"}'
     for key in REFUSED:
         objects[key] = b'{"owned": true}'
+    for key in COLLIDING:
+        objects[key] = dumps_strict(synthetic_result(pairs[7])).encode()
     put_many(client, s3_bucket, {f"runs/{k}": v for k, v in objects.items()})
     assert len(objects) > 1000
 
@@ -147,13 +150,15 @@ def test_sync_large_bucket_incremental_and_hostile(s3_bucket, s3_env, tmp_path):
     gets = count_gets(store)
     report = sync_results(store, results, tracker_path, workers=8, progress=False)
 
-    valid = len(good) + len(failures) + 1
+    valid = len(good) + len(failures) + 1 + 1  # + clip_benchmark's JSON + the colliding key that fits
     assert report.listed == len(objects)
     assert report.manifests == 1
-    assert sorted(k for k, _ in report.refused) == sorted(REFUSED)
+    collided = [k for k, why in report.refused if "cannot be a local file" in why]
+    assert len(collided) == 1 and collided[0] in COLLIDING
+    assert sorted(k for k, _ in report.refused if k not in collided) == sorted(REFUSED)
     assert sorted(k for k, _ in report.quarantined) == sorted(bad)
-    assert len(report.new) == valid + len(bad) and gets[0] == valid + len(bad)
-    assert report.results == len(good) + 1 and report.failures == len(failures)
+    assert len(report.new) == valid + len(bad) + 1 and gets[0] == valid + len(bad) + 1
+    assert report.results == len(good) + 2 and report.failures == len(failures)
     assert report.errors == [] and report.exit_code == 0
     # mirrored byte for byte at the store's key; nothing landed outside the results folder
     assert (results / pairs[5].result_key).read_bytes() == good[pairs[5].result_key]
@@ -181,7 +186,7 @@ def test_sync_large_bucket_incremental_and_hostile(s3_bucket, s3_env, tmp_path):
     gets[0] = 0
     again = sync_results(store, results, tracker_path, workers=8, progress=False)
     assert gets[0] == 0 and again.new == [] and again.changed == [] and again.bytes == 0
-    assert again.unchanged == valid and again.still_quarantined == len(bad)
+    assert again.unchanged == valid and again.known_bad == len(bad) + 1
     assert tracker_path.read_bytes() == before
 
     # changed objects are fetched again; a bad new version never replaces a good local file

@@ -54,7 +54,7 @@ def _print_sync(report, results: Path) -> None:
         ("manifests (skipped)", report.manifests),
         ("refused", len(report.refused)),
         ("quarantined", len(report.quarantined)),
-        ("still quarantined (unchanged)", report.still_quarantined),
+        ("bad before, unchanged (skipped)", report.known_bad),
         ("download errors", len(report.errors)),
         ("result records", report.results),
         ("failure records", report.failures),
