@@ -127,7 +127,7 @@ def _model_info(model: str, pretrained: str) -> dict[str, Any]:
         spec = find_model(model, pretrained)
     except BenchmarkError:  # no model snapshot yet: metrics still parse, without model data
         spec = None
-    return {c: getattr(spec, c, None) for c in MODEL_COLUMNS} if spec else {}
+    return {c: getattr(spec, c, None) for c in MODEL_COLUMNS}
 
 
 def _cost(run: dict[str, Any], price_of) -> float | None:
@@ -166,15 +166,15 @@ def build_rows(records: Iterable[tuple[Record, str]]) -> dict[str, list[dict[str
         info = models.get((p.model, p.pretrained))
         if info is None:
             info = models[(p.model, p.pretrained)] = _model_info(p.model, p.pretrained)
-        row: dict[str, Any] = {
-            "model": p.model,
-            "pretrained": p.pretrained,
-            "dataset": p.dataset,
-            "language": p.language,
-            "task": p.task,
-            "preprocess": preprocess_text(p.preprocess),
-        }
-        row.update(record.metrics)
+        row: dict[str, Any] = dict(record.metrics)  # first, so no metric name can overwrite a fixed column
+        row.update(
+            model=p.model,
+            pretrained=p.pretrained,
+            dataset=p.dataset,
+            language=p.language,
+            task=p.task,
+            preprocess=preprocess_text(p.preprocess),
+        )
         row.update(info)
         if p.preprocess.image_size:
             row["image_size"] = p.preprocess.image_size
