@@ -14,8 +14,8 @@ from ..jsonio import dumps_strict
 from ..tracker import STATUSES, Tracker, open_tracker
 from .app import DEFAULT_TRACKER, app, console
 
-MODELS_HELP = "Globs on ARCH:TAG or ARCH ('ViT-B-*'), ARCH:TAG, a tag or family ('openai', 'ViT-L'), or local-dir:/hf-hub:/ARCH:/ckpt.pt."
-DATASETS_HELP = "Globs, names in any clip_benchmark spelling, or collections ('vtab', 'retrieval', 'imagenet_robustness')."
+MODELS_HELP = "Repeat or comma-separate. Globs on ARCH:TAG or ARCH ('ViT-B-*'), ARCH:TAG, a tag or family ('openai', 'ViT-L'), or local-dir:/hf-hub:/ARCH:/ckpt.pt."
+DATASETS_HELP = "Repeat or comma-separate. Globs, names in any clip_benchmark spelling, or collections ('vtab', 'retrieval', 'imagenet_robustness')."
 FAILED_SHOWN = 20
 
 
@@ -48,7 +48,7 @@ def _table(title: str, columns: list[str], rows: list[list[Any]], justify_right:
 def init(
     models: Optional[list[str]] = typer.Option(None, "--models", "-m", help=MODELS_HELP),
     datasets: Optional[list[str]] = typer.Option(None, "--datasets", "-d", help=DATASETS_HELP),
-    languages: Optional[list[str]] = typer.Option(None, "--languages", "-l", help="Languages (default: en)."),
+    languages: Optional[list[str]] = typer.Option(None, "--languages", "-l", help="Languages, e.g. en,jp (default: en); each dataset gets the ones it has."),
     dataset_mapping: Optional[Path] = typer.Option(None, help="Another dataset mapping file (default: dataset_mapping.json)."),
     tracker: Path = typer.Option(Path(DEFAULT_TRACKER), "--tracker", "-t", help="The tracker CSV."),
     reset: bool = typer.Option(False, "--reset", help="Forget every tracked pair and status first."),
