@@ -37,6 +37,8 @@ def resolve_device(device: str) -> str:
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchmarkError(f"device {device} was asked for, but torch sees no CUDA GPU")
     return device
 
 

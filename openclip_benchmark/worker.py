@@ -89,7 +89,9 @@ class _Shard:
         groups: dict[tuple, list[Pair]] = {}
         for pair in todo:
             groups.setdefault((pair.model, pair.pretrained, pair.preprocess), []).append(pair)
-        keys = list(groups)
+        # the image-size variants of a model side by side: its classifier cache is used, then dropped
+        towers = list(dict.fromkeys(key[:2] for key in groups))
+        keys = sorted(groups, key=lambda key: towers.index(key[:2]))
         with _progress(self.show_progress) as bar:
             for i, (model, pretrained, preprocess) in enumerate(keys):
                 pairs = groups[(model, pretrained, preprocess)]
