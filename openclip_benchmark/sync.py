@@ -69,11 +69,11 @@ def refusal(key: str) -> str | None:
 
 
 def _load_index(path: Path, store_url: str) -> dict[str, list]:
-    """key -> [etag, size, state] of what the last sync from this store fetched; a damaged index means a full sync."""
+    """key -> [etag, size, state, result pair id] of what the last sync fetched; a damaged index means a full sync."""
     try:
         data = loads_strict(path.read_bytes())
         entries = data["stores"][store_url]
-        return {k: v for k, v in entries.items() if isinstance(v, list) and len(v) == 3}
+        return {k: v for k, v in entries.items() if isinstance(v, list) and len(v) == 4}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
 
@@ -141,9 +141,19 @@ def sync_results(
         # new, or deleted from the local mirror since: fetched again
         (report.changed if known and not same else report.new).append(obj.key)
         todo.append((obj.key, obj.etag, obj.size))
-    if dry_run or not todo:
+    if dry_run:
         return report
+    records = _download(store, results, todo, index, report, workers, progress) if todo else []
+    if tracker_path is not None:
+        _update_tracker(tracker_path, records, index, results, report)
+    if todo:
+        os.sync()  # every file fetched is on disk before the index says so
+        _save_index(index_path, store.url, index)
+    return report
 
+
+def _download(store, results: Path, todo, index: dict[str, list], report: SyncReport, workers: int, progress: bool):
+    """Fetch in a bounded pool; record each outcome in the index and the report; return the valid records."""
     try:
         results.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -163,33 +173,40 @@ def sync_results(
                     continue
                 except _Unwritable as exc:
                     report.refused.append((key, str(exc)))
-                    index[key] = [etag, size, "refused"]
+                    index[key] = [etag, size, "refused", ""]
                     continue
                 report.bytes += nbytes
                 if record is None:
                     report.quarantined.append((key, reason))
-                    index[key] = [etag, size, "quarantined"]
+                    index[key] = [etag, size, "quarantined", ""]
                     continue
-                index[key] = [etag, size, "ok"]
+                index[key] = [etag, size, "ok", record.pair.id if record.kind == "result" else ""]
                 records.append(record)
     finally:  # on Ctrl-C or a full disk, stop at once: the files written so far are whole, the index unchanged
         pool.shutdown(wait=True, cancel_futures=True)
-
-    # results before failures, so a stale failure record never hides a result
-    records.sort(key=lambda r: r.kind != "result")
     report.results = sum(r.kind == "result" for r in records)
     report.failures = len(records) - report.results
-    if tracker_path is not None and records:
-        from .tracker import open_tracker
+    return records
 
-        with open_tracker(tracker_path, create=True) as tracker:
-            before = {e.pair.id: e for e in tracker}
-            for record in records:
-                tracker.apply_record(record)
-            report.tracker_updates = sum(before.get(e.pair.id) != e for e in tracker)
-    os.sync()  # every file fetched is on disk before the index says so
-    _save_index(index_path, store.url, index)
-    return report
+
+def _update_tracker(tracker_path, records: list[Record], index: dict[str, list], results: Path, report: SyncReport):
+    """Apply the new records, then every mirrored result whose pair the tracker does not show as succeeded
+    (a tracker re-created by `init` after an earlier sync), so the tracker always agrees with the mirror."""
+    from .tracker import open_tracker
+
+    with open_tracker(tracker_path, create=True) as tracker:
+        before = dict(tracker.entries)
+        # results before failures, so a stale failure record never hides a result
+        for record in sorted(records, key=lambda r: r.kind != "result"):
+            tracker.apply_record(record)
+        for key, (*_, pair_id) in index.items():
+            entry = tracker.entries.get(pair_id) if pair_id else None
+            if pair_id and (entry is None or entry.status != "succeeded"):
+                try:
+                    tracker.apply_record(read_record((results / key).read_bytes(), canonical_dataset=canonical_or_raw))
+                except (OSError, InvalidResultError):  # deleted or edited locally: the next sync fetches it again
+                    continue
+        report.tracker_updates = sum(before.get(pid) != e for pid, e in tracker.entries.items())
 
 
 def _fetch(store, results: Path, key: str, etag: str) -> tuple[Record | None, int, str]:

@@ -221,6 +221,14 @@ def test_sync_from_local_folder_dry_run_then_real(tmp_path):
     assert {e.status for e in Tracker.load(tracker_path)} == {"succeeded"}
     assert sync_results(src, results, tracker_path, progress=False).unchanged == 5
 
+    # a tracker made again from scratch (`benchmark init`) learns the mirrored results without a download
+    tracker_path.unlink()
+    with open_tracker(tracker_path, create=True) as tracker:
+        tracker.add(pairs)
+    again = sync_results(src, results, tracker_path, progress=False)
+    assert again.new == [] and again.tracker_updates == 5
+    assert {e.status for e in Tracker.load(tracker_path)} == {"succeeded"}
+
     with pytest.raises(BenchmarkError, match="same folder"):
         sync_results(src, tmp_path / "bucket", progress=False)
     (tmp_path / "a-file").write_text("")
