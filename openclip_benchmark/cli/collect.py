@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -17,7 +16,7 @@ STORE_ENV = "BENCHMARK_STORE"
 @app.command()
 def sync(
     store: Optional[str] = typer.Option(
-        None, "--store", help=f"s3://bucket/prefix (R2 or any S3) or a folder; default: ${STORE_ENV}", show_default=False
+        None, "--store", envvar=STORE_ENV, help="s3://bucket/prefix (R2 or any S3) or a folder", show_default=False
     ),
     endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="S3 endpoint; default: $R2_ENDPOINT_URL"),
     results: Path = typer.Option(Path(DEFAULT_RESULTS), "--results", help="local mirror of the store"),
@@ -28,10 +27,9 @@ def sync(
     """Download every new or changed result from the store and move the tracked pairs to succeeded or failed."""
     from ..sync import open_source, sync_results
 
-    url = store or os.environ.get(STORE_ENV)
-    if not url:
+    if not store:
         raise BenchmarkError(f"no store given: pass --store s3://bucket/prefix or set {STORE_ENV}")
-    source = open_source(url, endpoint_url, workers)
+    source = open_source(store, endpoint_url, workers)
     report = sync_results(source, results, tracker, dry_run=dry_run, workers=workers, progress=True)
     _print_sync(report, results)
     if report.exit_code:
