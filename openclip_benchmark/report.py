@@ -17,6 +17,7 @@ from .jsonio import atomic_write_bytes, atomic_write_text
 from .tracker import STATUSES
 
 LEADERBOARD_TEXT_COLUMNS = ("model", "pretrained", "preprocess")
+HEATMAP_MAX_ROWS = 200
 STATUS_COLORS = {
     "pending": "#bbbbbb",
     "planned": "#9ecae1",
@@ -78,6 +79,7 @@ def plot_heatmap(board: list[dict[str, Any]], datasets: list[str]) -> bytes:
     import matplotlib.pyplot as plt
     import numpy as np
 
+    total, board = len(board), board[:HEATMAP_MAX_ROWS]  # the board is ranked: the top rows stay readable
     rows = len(board)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.42 * len(datasets) + 4), max(2.5, 0.26 * rows + 1.8)))
     if not board or not datasets:
@@ -93,7 +95,8 @@ def plot_heatmap(board: list[dict[str, Any]], datasets: list[str]) -> bytes:
             if not math.isnan(v):
                 ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6, color="white" if v < 60 else "black")
     fig.colorbar(image, ax=ax, label="main metric (%)", fraction=0.03)
-    ax.set_title("Main metric per model and dataset")
+    shown = f" (top {rows} of {total}; all in the table)" if total > rows else ""
+    ax.set_title(f"Main metric per model and dataset{shown}")
     return _png(fig)
 
 

@@ -149,3 +149,21 @@ def test_report_with_no_results_yet(tmp_path):
     page = build_report(tmp_path, tmp_path / "report")
     dom = Page(page.read_text())
     assert dom.rows == [] and len(dom.images) == len(PLOTS)
+
+
+def test_heatmap_keeps_the_top_of_a_large_board(built, monkeypatch):
+    import struct
+
+    from openclip_benchmark import report
+
+    root, _ = built
+    board = report.read_csv(root / "metrics" / "leaderboard.csv")
+    with open(root / "metrics" / "leaderboard.csv", newline="") as fh:
+        datasets = report._dataset_columns(next(csv.reader(fh)))
+
+    def height(png: bytes) -> int:
+        return struct.unpack(">II", png[16:24])[1]
+
+    full = height(report.plot_heatmap(board, datasets))
+    monkeypatch.setattr(report, "HEATMAP_MAX_ROWS", 3)
+    assert len(board) > 3 and height(report.plot_heatmap(board, datasets)) < full
