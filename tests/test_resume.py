@@ -26,7 +26,7 @@ def _results(store) -> dict[str, os.stat_result]:
 def test_killed_worker_keeps_finished_results_and_rerun_runs_only_the_rest(tmp_path):
     suite = make_suite(tmp_path / "data")
     # after the first, quick pair comes a long one, so that the kill lands mid-shard
-    make_classification_wds(suite.root, "sun397", n=600, classes=("a", "b", "c", "d", "e"), shards=2, seed=4)
+    make_classification_wds(suite.root, "sun397", n=300, classes=("a", "b", "c", "d", "e"), shards=2, seed=4)
     model_a, model_b = suite.models
     pairs = [Pair(model_a, "", "voc2007_multilabel", task="multilabel"), Pair(model_a, "", "sun397"),
              Pair(model_a, "", "imagenet1k"), Pair(model_b, "", "imagenet1k")]
