@@ -77,6 +77,7 @@ def ours(root: Path, models: list[str], store: Path, args) -> float:
     start = time.perf_counter()
     subprocess.run([str(BIN / "benchmark"), "run", "--models", ",".join(models), "--datasets", ",".join(DATASETS),
                     "--dataset-root", str(root), "--store", str(store), "--precision", "fp32",
+                    "--tracker", str(store.parent / "results.csv"),  # never the repository's tracker
                     "--num-workers", str(args.workers), "--batch-size", str(args.batch_size), "--no-progress"],
                    check=True, capture_output=True)
     return time.perf_counter() - start
