@@ -1,4 +1,8 @@
-"""Store -> local results folder: incremental (ETag + size index), parallel, validated, and the tracker follows."""
+"""Store -> local results folder: incremental (ETag + size index), parallel, validated, and the tracker follows.
+
+Shard bundles (see bundle.py) replace most GETs: a new result whose listed ETag is the MD5 of the bytes a fetched
+bundle holds for its key is taken from the bundle, byte for byte what a GET would return; any other is fetched.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .bundle import BUNDLE_PREFIX, read_bundle
 from .errors import BenchmarkError, InvalidResultError
 from .jsonio import atomic_write_bytes, atomic_write_json, loads_strict
 from .pair import MANIFEST_PREFIX, slug
@@ -40,6 +45,8 @@ class SyncReport:
     failures: int = 0
     bytes: int = 0
     tracker_updates: int = 0
+    bundles: int = 0  # shard bundles fetched
+    from_bundles: int = 0  # objects taken from a bundle instead of a GET
     dry_run: bool = False
 
     @property
@@ -109,10 +116,12 @@ def sync_results(
     dry_run: bool = False,
     workers: int = 16,
     progress: bool = True,
+    bundles: bool = True,
 ) -> SyncReport:
     """Mirror every new or changed result of `store` into `local_dir`, then move the tracked pairs.
 
     A listing plus a compare against the local index decides what to fetch, so a sync with nothing new does no GET.
+    `bundles=False` fetches every object by itself (the per-object way, for comparison and debugging).
     """
     results = Path(local_dir)
     if isinstance(store, LocalStore) and store.root.resolve() == results.resolve():
@@ -121,6 +130,7 @@ def sync_results(
     index = _load_index(index_path, store.url)
     report = SyncReport(store=store.url, dry_run=dry_run)
     todo: list[tuple[str, str, int]] = []
+    new_bundles: list[tuple[str, str, int]] = []
     for obj in store.list():
         report.listed += 1
         if obj.key.startswith(MANIFEST_PREFIX):
@@ -132,6 +142,12 @@ def sync_results(
             continue
         known = index.get(obj.key)
         same = known is not None and known[0] == obj.etag and known[1] == obj.size
+        if obj.key.startswith(BUNDLE_PREFIX):  # never mirrored; fetched once, when it can save GETs
+            if same and known[2] != "bundle":
+                report.known_bad += 1
+            elif not same:
+                new_bundles.append((obj.key, obj.etag, obj.size))
+            continue
         if same and known[2] != "ok":
             report.known_bad += 1
             continue
@@ -143,7 +159,12 @@ def sync_results(
         todo.append((obj.key, obj.etag, obj.size))
     if dry_run:
         return report
-    records = _download(store, results, todo, index, report, workers, progress) if todo else []
+    # a bundle costs one GET: worth it only while there are fewer bundles than GETs they could save
+    savable = sum(_is_md5(etag) for _, etag, _ in todo)
+    offered = {}
+    if bundles and 0 < len(new_bundles) < savable:
+        offered = _fetch_bundles(store, results, new_bundles, index, report, workers)
+    records = _download(store, results, todo, index, report, workers, progress, offered) if todo else []
     if tracker_path is not None:
         _update_tracker(tracker_path, records, index, results, report)
     if todo:
@@ -152,8 +173,49 @@ def sync_results(
     return report
 
 
-def _download(store, results: Path, todo, index: dict[str, list], report: SyncReport, workers: int, progress: bool):
-    """Fetch in a bounded pool; record each outcome in the index and the report; return the valid records."""
+def _is_md5(etag: str) -> bool:
+    """A single-part upload's ETag: the MD5 of the content (a multipart ETag has a '-' and never is)."""
+    return len(etag) == 32 and all(c in "0123456789abcdef" for c in etag.lower())
+
+
+def _fetch_bundles(store, results: Path, bundles, index: dict[str, list], report: SyncReport, workers: int):
+    """GET the new bundles in parallel; key -> {md5: bytes} of the records they offer. A bundle that is not
+    valid, or names a key no listed object could be mirrored at, is quarantined whole: its keys are fetched."""
+    offered: dict[str, dict[str, bytes]] = {}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {pool.submit(store.get, key): (key, etag, size) for key, etag, size in bundles}
+        for fut in as_completed(futures):
+            key, etag, size = futures[fut]
+            try:
+                data = fut.result()
+            except StoreError as exc:
+                report.errors.append((key, str(exc)))
+                continue
+            report.bytes += len(data)
+            try:
+                records = read_bundle(data)
+                for name in records:
+                    if refusal(name) or name.startswith((BUNDLE_PREFIX, MANIFEST_PREFIX)):
+                        raise InvalidResultError(f"bundle names a key that cannot be a result: {name!r}")
+            except InvalidResultError as exc:
+                try:
+                    _quarantine(results, key, etag, data, str(exc))
+                except OSError as err:
+                    raise _cannot_write(results, err) from None
+                report.quarantined.append((key, str(exc)))
+                index[key] = [etag, size, "quarantined", ""]
+                continue
+            for name, versions in records.items():
+                offered.setdefault(name, {}).update(versions)
+            index[key] = [etag, size, "bundle", ""]
+            report.bundles += 1
+    return offered
+
+
+def _download(store, results: Path, todo, index: dict[str, list], report: SyncReport, workers: int, progress: bool,
+              offered: dict[str, dict[str, bytes]]):
+    """Fetch in a bounded pool (or take the bytes a bundle offers for the listed ETag); record each outcome in the
+    index and the report; return the valid records."""
     try:
         results.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -162,7 +224,11 @@ def _download(store, results: Path, todo, index: dict[str, list], report: SyncRe
     pool = ThreadPoolExecutor(max_workers=max(1, workers))
     try:
         with _progress(progress, len(todo)) as advance:
-            futures = {pool.submit(_fetch, store, results, key, etag): (key, etag, size) for key, etag, size in todo}
+            futures = {}
+            for key, etag, size in todo:
+                data = offered.get(key, {}).get(etag.lower())
+                report.from_bundles += data is not None
+                futures[pool.submit(_fetch, store, results, key, etag, data)] = (key, etag, size)
             for fut in as_completed(futures):
                 key, etag, size = futures[fut]
                 advance()
@@ -209,21 +275,25 @@ def _update_tracker(tracker_path, records: list[Record], index: dict[str, list],
         report.tracker_updates = sum(before.get(pid) != e for pid, e in tracker.entries.items())
 
 
-def _fetch(store, results: Path, key: str, etag: str) -> tuple[Record | None, int, str]:
-    """Download, validate, write atomically; a bad object goes to quarantine and never replaces a good file."""
-    data = store.get(key)
+def _fetch(store, results: Path, key: str, etag: str, data: bytes | None = None) -> tuple[Record | None, int, str]:
+    """Download (unless a bundle gave the bytes), validate, write atomically; a bad object goes to quarantine and
+    never replaces a good file."""
+    fetched = 0
+    if data is None:
+        data = store.get(key)
+        fetched = len(data)
     try:
         try:
             record = read_record(data, canonical_dataset=canonical_or_raw)
         except InvalidResultError as exc:
             _quarantine(results, key, etag, data, str(exc))
-            return None, len(data), str(exc)
+            return None, fetched, str(exc)
         atomic_write_bytes(results / key, data, fsync=False)  # one os.sync() before the index records it
     except OSError as exc:
         if exc.errno in KEY_ERRNOS:
             raise _Unwritable(f"cannot be a local file here ({exc.strerror})") from None
         raise _cannot_write(results, exc) from None
-    return record, len(data), ""
+    return record, fetched, ""
 
 
 def _cannot_write(results: Path, exc: OSError) -> BenchmarkError:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import evaluate
+from .bundle import write_bundle
 from .download import ensure_dataset
 from .errors import BenchmarkError
 from .jsonio import dumps_strict
@@ -35,6 +36,7 @@ class ShardReport:
     failed: list[tuple[Pair, str]] = field(default_factory=list)
     records: list[Record] = field(default_factory=list)
     transient_error: str = ""  # set when the shard stopped, or a pair failed, for a reason a retry may fix
+    bundle_key: str = ""  # the shard bundle this run wrote, if any
 
     @property
     def exit_code(self) -> int:
@@ -61,24 +63,36 @@ def load_manifest(url: str, endpoint_url: str | None = None) -> Manifest:
 def run_shard(manifest: Manifest, store: LocalStore | S3Store | None = None, progress: bool = True) -> ShardReport:
     store = store if store is not None else open_store(manifest.store)
     report = ShardReport(manifest.shard_id)
+    written: dict[str, bytes] = {}
     try:
         todo = []
         for pair in dict.fromkeys(manifest.pairs):
             (report.skipped if store.exists(pair.result_key) else todo).append(pair)
         _say(f"shard {manifest.shard_id}: {len(todo)} to run, {len(report.skipped)} already done")
         if todo:
-            _Shard(manifest, store, report, progress).run(todo)
+            _Shard(manifest, store, report, progress, written).run(todo)
     except TransientStoreError as exc:
         report.transient_error = str(exc)
         _say(f"store unreachable, stopping the shard: {exc}")
+    if written:
+        _write_bundle(store, report, written)
     return report
+
+
+def _write_bundle(store, report: ShardReport, written: dict[str, bytes]) -> None:
+    """Best effort: the results are in the store already; a bundle only saves the sync its GETs."""
+    try:
+        report.bundle_key = write_bundle(store, report.shard_id, written)
+    except Exception as exc:  # whatever went wrong, the shard's outcome stays as it is
+        _say(f"could not write the shard bundle (sync will fetch each result instead): {type(exc).__name__}: {exc}")
 
 
 class _Shard:
     """The state of one shard's run: the store, the report, the open progress bar and the classifier caches."""
 
-    def __init__(self, manifest: Manifest, store, report: ShardReport, progress: bool):
+    def __init__(self, manifest: Manifest, store, report: ShardReport, progress: bool, written: dict[str, bytes]):
         self.manifest, self.store, self.report, self.show_progress = manifest, store, report, progress
+        self.written = written  # store key -> the exact bytes put there, for the shard bundle
         self.settings = manifest.settings
         self.caches: dict[tuple[str, str], object] = {}  # text tower -> ClassifierCache
         self.versions = _versions()
@@ -179,8 +193,9 @@ class _Shard:
             _say(f"FAILED {pair.label()} ({stage}): {message}")
 
     def _write(self, pair: Pair, obj: dict, key: str | None = None) -> None:
-        data = dumps_strict(obj).encode("utf-8")
-        self.store.put(key or pair.result_key, data)
+        data, key = dumps_strict(obj).encode("utf-8"), key or pair.result_key
+        self.store.put(key, data)
+        self.written[key] = data
         self.report.records.append(read_record(data))  # as readers will see it: NaN is null
 
     def _attempt(self, pair: Pair) -> int:

@@ -14,6 +14,7 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
+from openclip_benchmark.bundle import write_bundle
 from openclip_benchmark.cli import app
 from openclip_benchmark.errors import BenchmarkError
 from openclip_benchmark.jsonio import dumps_strict
@@ -279,3 +280,102 @@ def test_sync_missing_credentials_is_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: no S3 credentials") and len(proc.stderr.strip().splitlines()) == 1
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+# --- shard bundles: one GET per shard instead of one per result ---------------------------------------------------
+
+
+def write_shards(store, pairs: list[Pair], per_shard: int) -> dict[str, bytes]:
+    """Results and one bundle per shard, put as the worker puts them (the worker's own bundle writer)."""
+    written_all = {}
+    for start in range(0, len(pairs), per_shard):
+        written = {}
+        for pair in pairs[start : start + per_shard]:
+            written[pair.result_key] = dumps_strict(synthetic_result(pair)).encode("utf-8")
+            store.put(pair.result_key, written[pair.result_key])
+        write_bundle(store, f"shard-{start // per_shard:03d}", written)
+        written_all.update(written)
+    return written_all
+
+
+def mirrored(folder: Path) -> dict[str, bytes]:
+    files = (p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+    return {f.as_posix(): (folder / f).read_bytes() for f in files if not any(part.startswith(".") for part in f.parts)}
+
+
+def test_bundles_replace_gets_with_identical_files(s3_bucket, s3_env, tmp_path):
+    pairs = synthetic_pairs(30)
+    store = open_source(f"s3://{s3_bucket}/runs", workers=8)
+    written = write_shards(store, pairs[:24], per_shard=8)  # 3 shards, 3 bundles
+    lone = pairs[24]  # a result with no bundle (e.g. its bundle's put failed)
+    written[lone.result_key] = dumps_strict(synthetic_result(lone)).encode()
+    store.put(lone.result_key, written[lone.result_key])
+
+    gets = count_gets(store)
+    report = sync_results(store, tmp_path / "bundled", tmp_path / "results.csv", workers=8, progress=False)
+    assert gets[0] == 3 + 1 and report.bundles == 3 and report.from_bundles == 24
+    assert report.results == 25 and report.quarantined == [] and report.errors == []
+    assert mirrored(tmp_path / "bundled") == written  # bundles are not mirrored as results
+    assert {e.status for e in Tracker.load(tmp_path / "results.csv")} == {"succeeded"}
+
+    plain = open_source(f"s3://{s3_bucket}/runs", workers=8)
+    plain_gets = count_gets(plain)
+    per_object = sync_results(plain, tmp_path / "plain", None, workers=8, progress=False, bundles=False)
+    assert plain_gets[0] == 25 and per_object.bundles == 0 and per_object.from_bundles == 0
+    assert mirrored(tmp_path / "plain") == mirrored(tmp_path / "bundled")
+
+    gets[0] = 0
+    again = sync_results(store, tmp_path / "bundled", tmp_path / "results.csv", workers=8, progress=False)
+    assert gets[0] == 0 and again.new == [] and again.unchanged == 25 and again.known_bad == 0
+
+
+def test_an_object_overwritten_after_its_bundle_is_fetched(s3_bucket, s3_env, tmp_path):
+    pairs = synthetic_pairs(6)
+    store = open_source(f"s3://{s3_bucket}/runs", workers=4)
+    written = write_shards(store, pairs, per_shard=6)
+    newer = dumps_strict(synthetic_result(pairs[2], seed=9)).encode()
+    store.put(pairs[2].result_key, newer)  # a later re-run: the bundle's copy no longer matches the ETag
+    gets = count_gets(store)
+    report = sync_results(store, tmp_path / "r", None, workers=4, progress=False)
+    assert gets[0] == 1 + 1 and report.from_bundles == 5
+    assert mirrored(tmp_path / "r") == dict(written, **{pairs[2].result_key: newer})
+
+
+def test_malicious_and_malformed_bundles_are_quarantined_and_their_keys_fetched(s3_bucket, s3_env, tmp_path):
+    pairs = synthetic_pairs(8)
+    store = open_source(f"s3://{s3_bucket}/runs", workers=4)
+    body = {p.result_key: dumps_strict(synthetic_result(p)).encode() for p in pairs}
+    for key, data in body.items():
+        store.put(key, data)
+    text = {k: v.decode() for k, v in body.items()}
+    k = [p.result_key for p in pairs]
+    extra = dumps_strict(synthetic_result(synthetic_pairs(9)[8])).encode()
+    bundle = {"schema": "openclip-benchmark/bundle/1", "shard_id": "s"}
+    bad = {
+        "_bundles/evil/1.json": dumps_strict(dict(bundle, records=[
+            {"key": k[3], "data": text[k[3]]}, {"key": "../../evil.json", "data": text[k[3]]},
+            {"key": "/abs.json", "data": "{}"}, {"key": ".sync-index.json", "data": "{}"}])).encode(),
+        "_bundles/broken/1.json": dumps_strict(dict(bundle, records=[{"key": k[2], "data": text[k[2]]}, {"key": 5}])).encode(),
+        "_bundles/garbage/1.json": b"\x00garbage",
+    }
+    for key, data in bad.items():
+        store.put(key, data)
+    # a valid bundle may offer a key nobody listed: it is never written
+    write_bundle(store, "good", {k[0]: body[k[0]], k[1]: body[k[1]], "extra/unlisted.json": extra})
+
+    gets = count_gets(store)
+    report = sync_results(store, tmp_path / "results", None, workers=4, progress=False)
+    assert report.bundles == 1 and report.from_bundles == 2
+    assert gets[0] == 4 + 6  # four bundles, then every key no valid bundle offered
+    reasons = dict(report.quarantined)
+    assert sorted(reasons) == sorted(bad)
+    assert "'../../evil.json'" in reasons["_bundles/evil/1.json"] and "not JSON" in reasons["_bundles/garbage/1.json"]
+    assert "record 1" in reasons["_bundles/broken/1.json"]
+    assert mirrored(tmp_path / "results") == body
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"] and not Path("/abs.json").exists()
+    index = json.loads((tmp_path / "results" / INDEX_NAME).read_text())  # not replaced by a bundle's record
+    assert index["stores"][store.url]["_bundles/garbage/1.json"][2] == "quarantined"
+
+    gets[0] = 0
+    again = sync_results(store, tmp_path / "results", None, workers=4, progress=False)
+    assert gets[0] == 0 and again.known_bad == 3 and again.unchanged == 8
