@@ -212,3 +212,39 @@ def test_clip_benchmark_accuracy_runs_with_the_installed_numpy():
 
     logits = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.2, 0.0], [0.0, 0.3, 0.7]])
     assert accuracy(logits, torch.tensor([1, 1, 2]), topk=(1, 2)) == [2 / 3, 1.0]
+
+
+def test_a_shard_writes_one_bundle_of_its_records_and_sync_needs_only_that_get(suite, s3_bucket, tmp_path):
+    from openclip_benchmark.bundle import BUNDLE_PREFIX, read_bundle
+    from openclip_benchmark.store import LocalStore, StoreError
+    from openclip_benchmark.sync import open_source, sync_results
+
+    model = suite.models[0]
+    good = [Pair(model, "", "imagenet1k"), Pair(model, "", "voc2007_multilabel", task="multilabel")]
+    broken = Pair(model, "", "no_such_dataset")
+    url = f"s3://{s3_bucket}/results"
+    report = run_shard(shard(suite, url, good + [broken]), progress=False)
+    assert report.exit_code == EXIT_PAIRS_FAILED
+    store = open_source(url, workers=4)
+    bundles = [info.key for info in store.list(BUNDLE_PREFIX)]
+    assert bundles == [report.bundle_key]
+    offered = read_bundle(store.get(report.bundle_key))
+    assert set(offered) == {p.result_key for p in good} | {broken.failure_key}
+    assert all(list(versions.values()) == [store.get(key)] for key, versions in offered.items())
+
+    gets = []
+    store.client.meta.events.register("provide-client-params.s3.GetObject", lambda params, **_: gets.append(params["Key"]))
+    synced = sync_results(store, tmp_path / "mirror", None, workers=4, progress=False)
+    assert gets == [f"results/{report.bundle_key}"] and synced.from_bundles == 3 and synced.failures == 1
+    assert all((tmp_path / "mirror" / key).read_bytes() == store.get(key) for key in offered)
+
+    class NoBundles(LocalStore):  # a store that takes results but refuses the bundle
+        def put(self, key, data):
+            if key.startswith(BUNDLE_PREFIX):
+                raise StoreError("bundle put refused")
+            super().put(key, data)
+
+    local = NoBundles(tmp_path / "local")
+    again = run_shard(shard(suite, tmp_path / "local", good[:1]), store=local, progress=False)
+    assert again.exit_code == 0 and again.bundle_key == "" and again.succeeded == good[:1]
+    assert local.exists(good[0].result_key) and not (tmp_path / "local" / "_bundles").exists()
