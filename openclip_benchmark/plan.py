@@ -89,8 +89,10 @@ class Shard:
     pair_seconds: Mapping[str, float]  # pair id -> estimated seconds of its own work
     models: tuple[str, ...]
     datasets: tuple[str, ...]
+    spot: bool = True  # the purchase option the job asks for; a spot plan runs a shard on demand where that is cheaper
 
     def cost(self, spot: bool) -> float:
+        """Dollars when launched with `--spot` (spot, or on demand where the plan found that cheaper) or `--on-demand`."""
         value = self.cost_spot if spot else self.cost_on_demand
         return float("inf") if value is None else value
 
@@ -265,14 +267,35 @@ def _units(works: list[PairWork], gpu: GpuSpec, vcpus: int, cost: CostModel, tar
     return units
 
 
-def candidate_offers(
-    gpus: Mapping[str, GpuSpec], prices: PriceTable, options: PlanOptions
-) -> list[tuple[GpuSpec, Offer]]:
+@dataclass(frozen=True)
+class Candidate:
+    """One way to run a job: a GPU on an instance type, bought spot or on demand."""
+
+    gpu: GpuSpec
+    offer: Offer
+    spot: bool
+
+    @property
+    def hourly(self) -> float:
+        return self.offer.hourly(self.spot)
+
+
+def candidate_offers(gpus: Mapping[str, GpuSpec], prices: PriceTable, options: PlanOptions) -> list[Candidate]:
+    """Every allowed instance at the user's purchase option; with spot, on-demand offers compete too.
+
+    An on-demand instance that costs less per hour than spot for the same work is better on every count (it is
+    never preempted), so a spot plan may run some shards on demand; an on-demand plan never uses spot.
+    """
     names = options.gpus or tuple(sorted(gpus))
     unknown = [g for g in names if g not in gpus]
     if unknown:
         raise BenchmarkError(f"unknown GPU(s) {', '.join(unknown)}; known: {', '.join(sorted(gpus))}")
-    out = [(gpus[g], o) for g in names for o in prices.offers_for(g, options.clouds, options.spot)]
+    demand = [Candidate(gpus[g], o, False) for g in names for o in prices.offers_for(g, options.clouds, False)]
+    if not options.spot:
+        out = demand
+    else:  # a spot plan needs some spot offer: one that finds none was meant for --on-demand
+        out = [Candidate(gpus[g], o, True) for g in names for o in prices.offers_for(g, options.clouds, True)]
+        out += demand if out else []
     if not out:
         what = "spot" if options.spot else "on-demand"
         raise BenchmarkError(
@@ -281,30 +304,30 @@ def candidate_offers(
     return out
 
 
-def choose_offer(
-    works: list[PairWork], candidates: list[tuple[GpuSpec, Offer]], options: PlanOptions, cost: CostModel
-) -> tuple[GpuSpec, Offer]:
-    """Lowest cost for this model's pairs (load, reading, compute, its share of job overhead) among fitting GPUs."""
+def choose_offer(works: list[PairWork], candidates: list[Candidate], options: PlanOptions, cost: CostModel) -> Candidate:
+    """Lowest cost for this model's pairs (load, reading, compute, its share of job overhead) among fitting GPUs.
+
+    A model's share of the job overhead is the fraction of a job its work fills: small models share jobs with others.
+    """
     model = works[0].model
     peak = max(w.image_gflops for w in works)
     best = None
-    for gpu, offer in candidates:
-        if not fits(model, peak, gpu, options.batch_size, cost):
+    for c in candidates:
+        if not fits(model, peak, c.gpu, options.batch_size, cost):
             continue
-        units = _units(works, gpu, offer.vcpus, cost, options.target_s)
+        units = _units(works, c.gpu, c.offer.vcpus, cost, options.target_s)
         busy = load_seconds(model, cost) + sum(u.seconds for u in units)
-        jobs = max(1.0, busy / options.target_s)
-        dollars = offer.hourly(options.spot) * (busy + jobs * cost.job_overhead_s) / 3600
-        key = (round(dollars, 9), gpu.memory_gib, gpu.name, offer.cloud, offer.instance_type)
+        dollars = c.hourly * busy * (1 + cost.job_overhead_s / (options.target_s - cost.job_overhead_s)) / 3600
+        key = (round(dollars, 9), c.gpu.memory_gib, c.gpu.name, not c.spot, c.offer.cloud, c.offer.instance_type)
         if best is None or key < best[0]:
-            best = (key, gpu, offer)
+            best = (key, c)
     if best is None:
         need = memory_needed_gib(model, peak, options.batch_size, cost)
         raise BenchmarkError(
             f"{model.model}:{model.pretrained} needs about {need:.0f} GiB at batch size {options.batch_size}; "
             "no allowed GPU has that much memory (lower --batch-size or allow a larger GPU)"
         )
-    return best[1], best[2]
+    return best[1]
 
 
 # ---------------------------------------------------------------- packing
@@ -324,14 +347,17 @@ def _lpt(units: list[_Unit], bins: int) -> list[list[_Unit]]:
 class _Chunk:
     """Pairs of one model that one job runs; several chunks on the same offer may share a job."""
 
-    gpu: GpuSpec
-    offer: Offer
+    where: Candidate
     model: ModelWork
     units: list[_Unit]
 
     @property
     def seconds(self) -> float:
         return sum(u.seconds for u in self.units)
+
+    @property
+    def datasets(self) -> dict[str, int]:
+        return {w.pair.dataset: w.images for u in self.units for w in u.works}
 
 
 def shard_id(pairs: Iterable[Pair], gpu: str) -> str:
@@ -340,7 +366,8 @@ def shard_id(pairs: Iterable[Pair], gpu: str) -> str:
 
 
 def _shard(chunks: list[_Chunk], cost: CostModel, prices: PriceTable, options: PlanOptions) -> Shard:
-    gpu, offer = chunks[0].gpu, chunks[0].offer
+    where = chunks[0].where
+    gpu, offer = where.gpu, where.offer
     works = [w for c in chunks for u in c.units for w in u.works]
     datasets = {w.pair.dataset: w.images for w in works}
     runtime = (
@@ -355,12 +382,12 @@ def _shard(chunks: list[_Chunk], cost: CostModel, prices: PriceTable, options: P
             share = u.seconds / len(u.works)
             for w in u.works:
                 pair_seconds[w.pair.id] = share
-    same_host = [
-        o for o in prices.offers_for(gpu.name, options.clouds, spot=not options.spot) if o.vcpus >= offer.vcpus
-    ]
-    other = same_host[0].hourly(not options.spot) if same_host else None
-    chosen = offer.hourly(options.spot)
-    spot_rate, demand_rate = (chosen, other) if options.spot else (other, chosen)
+    if options.spot and not where.spot:  # cheaper on demand than spot: it runs on demand whatever the flag
+        spot_rate = demand_rate = where.hourly
+    else:
+        same_host = [o for o in prices.offers_for(gpu.name, options.clouds, spot=not where.spot) if o.vcpus >= offer.vcpus]
+        other = same_host[0].hourly(not where.spot) if same_host else None
+        spot_rate, demand_rate = (where.hourly, other) if where.spot else (other, where.hourly)
     pairs = tuple(w.pair for w in works)
     return Shard(
         shard_id=shard_id(pairs, gpu.name),
@@ -373,7 +400,23 @@ def _shard(chunks: list[_Chunk], cost: CostModel, prices: PriceTable, options: P
         pair_seconds=pair_seconds,
         models=tuple(dict.fromkeys(f"{c.model.model}:{c.model.pretrained}" for c in chunks)),
         datasets=tuple(datasets),
+        spot=where.spot,
     )
+
+
+def _pack(chunks: list[_Chunk], capacity: float, cost: CostModel) -> list[list[_Chunk]]:
+    """First fit decreasing; a chunk's need is its work, its model load and the datasets the job has not downloaded yet."""
+    bins: list[tuple[float, dict[str, int], list[_Chunk]]] = []
+    for c in sorted(chunks, key=lambda c: (-c.seconds, c.model.model, c.model.pretrained, c.units[0].key)):
+        base = c.seconds + load_seconds(c.model, cost)
+        for i, (load, have, members) in enumerate(bins):
+            need = base + sum(download_seconds(n, cost) for d, n in c.datasets.items() if d not in have)
+            if load + need <= capacity:
+                bins[i] = (load + need, {**have, **c.datasets}, members + [c])
+                break
+        else:
+            bins.append((base + sum(download_seconds(n, cost) for n in c.datasets.values()), c.datasets, [c]))
+    return [members for _, _, members in bins]
 
 
 def _sort_key(pair: Pair) -> tuple:
@@ -399,30 +442,22 @@ def plan_shards(
         by_model.setdefault((pair.model, pair.pretrained), []).append(pair)
     notes: list[str] = []
     chunks: list[_Chunk] = []
+    capacity = options.target_s - cost.job_overhead_s
     for (model_name, pretrained), members in by_model.items():
         model = models.work(model_name, pretrained)
         works = [pair_work(p, model, datasets) for p in members]
         notes += [n for n in [model.note, *(w.note for w in works)] if n]
-        gpu, offer = choose_offer(works, candidates, options, cost)
-        units = _units(works, gpu, offer.vcpus, cost, options.target_s)
-        busy = load_seconds(model, cost) + sum(u.seconds for u in units)
-        bins = max(1, math.ceil(busy / (options.target_s - cost.job_overhead_s)))
-        chunks += [_Chunk(gpu, offer, model, b) for b in _lpt(units, bins)]
+        where = choose_offer(works, candidates, options, cost)
+        units = _units(works, where.gpu, where.offer.vcpus, cost, options.target_s)
+        downloads = sum(download_seconds(n, cost) for n in {w.pair.dataset: w.images for w in works}.values())
+        busy = load_seconds(model, cost) + downloads + sum(u.seconds for u in units)
+        chunks += [_Chunk(where, model, b) for b in _lpt(units, max(1, math.ceil(busy / capacity)))]
     shards = []
     by_offer: dict[tuple, list[_Chunk]] = {}
     for c in chunks:
-        by_offer.setdefault((c.gpu.name, c.offer.cloud, c.offer.instance_type), []).append(c)
+        by_offer.setdefault((c.where.gpu.name, c.where.offer.cloud, c.where.offer.instance_type, c.where.spot), []).append(c)
     for key in sorted(by_offer):
-        open_bins: list[tuple[float, list[_Chunk]]] = []
-        for c in sorted(by_offer[key], key=lambda c: (-c.seconds, c.model.model, c.model.pretrained, c.units[0].key)):
-            need = c.seconds + load_seconds(c.model, cost)
-            for i, (load, members) in enumerate(open_bins):
-                if load + need <= options.target_s - cost.job_overhead_s:
-                    open_bins[i] = (load + need, members + [c])
-                    break
-            else:
-                open_bins.append((need, [c]))
-        shards += [_shard(members, cost, prices, options) for _, members in open_bins]
+        shards += [_shard(members, cost, prices, options) for members in _pack(by_offer[key], capacity, cost)]
     return Plan(tuple(shards), options, tuple(dict.fromkeys(notes)))
 
 

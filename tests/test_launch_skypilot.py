@@ -355,3 +355,30 @@ def test_a_pool_plans_for_its_gpu_and_pays_setup_once_per_worker(tmp_path, monke
     assert {s["gpu"] for s in plans[True]["shards"]} == {skypilot.pool_gpu()}
     assert plans[True]["runtime_s"] < plans[False]["runtime_s"]
     assert fake.launched == []
+
+
+def test_the_rendered_task_asks_for_what_the_plan_priced(secrets_env):
+    from types import SimpleNamespace
+
+    from openclip_benchmark.pricing import Offer, PriceTable
+
+    prices = PriceTable("test", "2026-01-01", (
+        Offer("gcp", "g2-standard-16", "L4", 1, 16, price=1.15, spot_price=0.36, region="r"),
+        Offer("gcp", "a3-highgpu-1g", "H100", 1, 26, price=11.06, spot_price=2.95, region="r"),
+        Offer("lambda", "gpu_1x_h100_pcie", "H100", 1, 26, price=2.49, spot_price=None, region="r"),
+    ))
+    models = plan.ModelIndex([
+        SimpleNamespace(arch=a, pretrained="x", params=p, image_gflops=g, text_gflops=3.0, image_size=224)
+        for a, p, g in (("Small", 150e6, 1.0), ("Big", 3e9, 300.0))  # Big needs more than an L4
+    ])
+    datasets = catalog.load_datasets()
+    pairs = [Pair(m, "x", "cifar10") for m in ("Small", "Big")]
+    result = plan.plan_shards(pairs, models=models, datasets=datasets, gpus=pricing.load_gpus(), prices=prices)
+    template = skypilot.load_yaml(skypilot.TEMPLATE)
+    seen = set()
+    for shard in result.shards:
+        task = skypilot.build_task(skypilot.render_task_config(template, shard, spot=True), {"MANIFEST_URL": "x"}, [])
+        for r in task.resources:
+            assert r.use_spot == shard.spot and r.cpus == f"{shard.offer.vcpus}+" and r.accelerators == {shard.gpu: 1}
+        seen.add((shard.gpu, shard.spot, shard.offer.vcpus))
+    assert seen == {("L4", True, 16), ("H100", False, 26)}  # the big model is cheaper on demand than on spot

@@ -207,3 +207,55 @@ def test_plan_command_recalibrates_from_the_results_folder(tmp_path, monkeypatch
     assert "calibrated L4: time x3.00 from 1 observed result(s)" in calibrated.output
     plain = runner.invoke(app, ["plan", "--gpus", "L4", "--calibrate-from", str(tmp_path / "empty")])
     assert plain.exit_code == 2 and "not a folder of results" in plain.output
+
+
+CHEAP_H100_ON_DEMAND = PriceTable("test", "2026-01-01", (
+    Offer("gcp", "g2-standard-4", "L4", 1, 4, price=0.70, spot_price=0.22, region="r"),
+    Offer("gcp", "g2-standard-16", "L4", 1, 16, price=1.15, spot_price=0.36, region="r"),
+    Offer("gcp", "a3-highgpu-1g", "H100", 1, 26, price=11.06, spot_price=2.95, region="r"),
+    Offer("lambda", "gpu_1x_h100_pcie", "H100", 1, 26, price=2.49, spot_price=None, region="r"),
+))
+
+
+def plan_on(prices, pairs, models, **options):
+    return plan.plan_shards(pairs, models=models, datasets=DATASETS, gpus=GPUS, prices=prices, options=plan.PlanOptions(**options))
+
+
+def test_decode_bound_pairs_rent_more_vcpus_and_compute_bound_ones_do_not():
+    from openclip_benchmark.launch import shard_manifest
+    from openclip_benchmark.manifest import RunSettings
+
+    models = plan.ModelIndex([spec("Small", image_gflops=1.0), spec("Big", params=400e6, image_gflops=300.0)])
+    small = plan_on(CHEAP_H100_ON_DEMAND, pairs_for([("Small", "x")]), models, gpus=("L4",))
+    big = plan_on(CHEAP_H100_ON_DEMAND, pairs_for([("Big", "x")]), models, gpus=("L4",))
+    assert {s.offer.instance_type for s in small.shards} == {"g2-standard-16"}
+    assert {s.offer.instance_type for s in big.shards} == {"g2-standard-4"}
+    # the job decodes with as many loader workers as the instance it was priced on has vCPUs
+    assert shard_manifest(small.shards[0], "s3://b/p", RunSettings()).settings.num_workers == 16
+
+
+def test_a_spot_plan_runs_a_shard_on_demand_where_that_is_cheaper_and_prices_it_so():
+    models = plan.ModelIndex([spec("Big", params=1.0e9, image_gflops=300.0, text_gflops=40.0), spec("Small", image_gflops=9.0)])
+    pairs = pairs_for([("Big", "x")])
+    result = plan_on(CHEAP_H100_ON_DEMAND, pairs, models, gpus=("H100",))
+    assert result.shards and all(not s.spot and s.offer.cloud == "lambda" for s in result.shards)
+    for s in result.shards:
+        assert s.cost(True) == s.cost_spot == pytest.approx(2.49 * s.runtime_s / 3600) == s.cost_on_demand
+    assert result.cost(True) == pytest.approx(sum(s.cost_on_demand for s in result.shards))
+    # where spot is cheaper it stays spot; an on-demand plan never uses spot
+    small = plan_on(CHEAP_H100_ON_DEMAND, pairs_for([("Small", "x")]), models)
+    assert all(s.spot and s.gpu == "L4" for s in small.shards)
+    assert all(not s.spot for s in plan_on(CHEAP_H100_ON_DEMAND, pairs, models, spot=False).shards)
+    with pytest.raises(BenchmarkError, match="no spot price"):  # a spot plan with no spot offer at all was meant for --on-demand
+        plan_on(CHEAP_H100_ON_DEMAND, pairs, models, clouds=("lambda",))
+
+
+def test_no_shard_runs_past_the_target_with_its_dataset_downloads():
+    result = make(pairs_for([("ViT-B-32", "openai"), ("ViT-L-14", "openai"), ("ViT-H-14", "laion2b_s32b_b79k")]))
+    assert max(s.runtime_s for s in result.shards) <= plan.DEFAULT_TARGET_S + 1e-6
+    cost = plan.CostModel()
+    for s in result.shards:  # each dataset is downloaded once per job, and counted once
+        downloads = sum(plan.download_seconds(DATASETS[d].size, cost) for d in s.datasets)
+        assert s.runtime_s == pytest.approx(
+            cost.job_overhead_s + downloads + sum(plan.load_seconds(MODELS.work(*m.split(":", 1)), cost) for m in s.models)
+            + sum(s.pair_seconds.values()), rel=0.02)

@@ -68,7 +68,7 @@ def render_task_config(
         resources = {"accelerators": {shard.gpu: 1}}
     else:
         resources["cpus"] = f"{shard.offer.vcpus}+"
-        resources["use_spot"] = bool(spot)
+        resources["use_spot"] = bool(spot) and shard.spot  # a shard the plan found cheaper on demand runs on demand
         recovery = dict(resources.get("job_recovery") or {})
         codes = recovery.get("recover_on_exit_codes") or []
         codes = [codes] if isinstance(codes, int) else list(codes)
