@@ -252,7 +252,7 @@ class _Unit:
     seconds: float
 
 
-def _units(works: list[PairWork], gpu: GpuSpec, vcpus: int, cost: CostModel, target_s: float) -> list[_Unit]:
+def _units(works: list[PairWork], gpu: GpuSpec, vcpus: int, cost: CostModel, capacity: float) -> list[_Unit]:
     groups: dict[str, list[PairWork]] = {}
     for w in works:
         groups.setdefault(w.classifier or w.pair.id, []).append(w)
@@ -260,7 +260,7 @@ def _units(works: list[PairWork], gpu: GpuSpec, vcpus: int, cost: CostModel, tar
     for key, members in sorted(groups.items()):
         text = text_seconds(members[0].prompts, members[0].model, gpu, cost) if members[0].classifier else 0.0
         seconds = text + sum(image_seconds(w, gpu, vcpus, cost) + (0 if w.classifier else text_seconds(w.prompts, w.model, gpu, cost)) for w in members)
-        if seconds > target_s and len(members) > 1:  # too long together: split, each part rebuilds the classifier
+        if seconds > capacity and len(members) > 1:  # too long for one job together: split, each part rebuilds the classifier
             units += [_Unit(w.pair.id, (w,), text + image_seconds(w, gpu, vcpus, cost)) for w in members]
         else:
             units.append(_Unit(key, tuple(members), seconds))
@@ -315,7 +315,7 @@ def choose_offer(works: list[PairWork], candidates: list[Candidate], options: Pl
     for c in candidates:
         if not fits(model, peak, c.gpu, options.batch_size, cost):
             continue
-        units = _units(works, c.gpu, c.offer.vcpus, cost, options.target_s)
+        units = _units(works, c.gpu, c.offer.vcpus, cost, options.target_s - cost.job_overhead_s)
         busy = load_seconds(model, cost) + sum(u.seconds for u in units)
         dollars = c.hourly * busy * (1 + cost.job_overhead_s / (options.target_s - cost.job_overhead_s)) / 3600
         key = (round(dollars, 9), c.gpu.memory_gib, c.gpu.name, not c.spot, c.offer.cloud, c.offer.instance_type)
@@ -404,19 +404,42 @@ def _shard(chunks: list[_Chunk], cost: CostModel, prices: PriceTable, options: P
     )
 
 
-def _pack(chunks: list[_Chunk], capacity: float, cost: CostModel) -> list[list[_Chunk]]:
-    """First fit decreasing; a chunk's need is its work, its model load and the datasets the job has not downloaded yet."""
-    bins: list[tuple[float, dict[str, int], list[_Chunk]]] = []
-    for c in sorted(chunks, key=lambda c: (-c.seconds, c.model.model, c.model.pretrained, c.units[0].key)):
-        base = c.seconds + load_seconds(c.model, cost)
-        for i, (load, have, members) in enumerate(bins):
-            need = base + sum(download_seconds(n, cost) for d, n in c.datasets.items() if d not in have)
-            if load + need <= capacity:
-                bins[i] = (load + need, {**have, **c.datasets}, members + [c])
-                break
-        else:
-            bins.append((base + sum(download_seconds(n, cost) for n in c.datasets.values()), c.datasets, [c]))
-    return [members for _, _, members in bins]
+@dataclass
+class _Bin:
+    """One job being filled: its chunks by model, the seconds it has taken and the datasets it downloads."""
+
+    chunks: dict[tuple[str, str], _Chunk] = field(default_factory=dict)
+    seconds: float = 0.0
+    datasets: set[str] = field(default_factory=set)
+
+    def need(self, unit: _Unit, model: ModelWork, cost: CostModel) -> float:
+        new = {w.pair.dataset: w.images for w in unit.works if w.pair.dataset not in self.datasets}
+        load = 0.0 if (model.model, model.pretrained) in self.chunks else load_seconds(model, cost)
+        return unit.seconds + load + sum(download_seconds(n, cost) for n in new.values())
+
+    def add(self, unit: _Unit, where: Candidate, model: ModelWork, need: float) -> None:
+        self.chunks.setdefault((model.model, model.pretrained), _Chunk(where, model, [])).units.append(unit)
+        self.seconds += need
+        self.datasets.update(w.pair.dataset for w in unit.works)
+
+
+def _pack(models: list[tuple[Candidate, ModelWork, list[_Unit]]], capacity: float, cost: CostModel) -> list[list[_Chunk]]:
+    """Fill jobs unit by unit, model after model: a unit goes to a job that already loads its model if it fits there,
+    else to the first job with room (one more model load there), else to a new job. Jobs come out nearly full, so
+    there are few of them, and a model is split over few jobs."""
+    bins: list[_Bin] = []
+    for where, model, units in models:
+        for unit in sorted(units, key=lambda u: (-u.seconds, u.key)):
+            own = [b for b in bins if (model.model, model.pretrained) in b.chunks]
+            best = min((b for b in own if b.seconds + b.need(unit, model, cost) <= capacity),
+                       key=lambda b: capacity - b.seconds, default=None)
+            if best is None:
+                best = next((b for b in bins if b.seconds + b.need(unit, model, cost) <= capacity), None)
+            if best is None:
+                best = _Bin()
+                bins.append(best)
+            best.add(unit, where, model, best.need(unit, model, cost))
+    return [list(b.chunks.values()) for b in bins]
 
 
 def _sort_key(pair: Pair) -> tuple:
@@ -441,23 +464,19 @@ def plan_shards(
     for pair in sorted(set(pairs), key=_sort_key):
         by_model.setdefault((pair.model, pair.pretrained), []).append(pair)
     notes: list[str] = []
-    chunks: list[_Chunk] = []
-    capacity = options.target_s - cost.job_overhead_s
+    by_offer: dict[tuple, list[tuple[Candidate, ModelWork, list[_Unit]]]] = {}
     for (model_name, pretrained), members in by_model.items():
         model = models.work(model_name, pretrained)
         works = [pair_work(p, model, datasets) for p in members]
         notes += [n for n in [model.note, *(w.note for w in works)] if n]
         where = choose_offer(works, candidates, options, cost)
-        units = _units(works, where.gpu, where.offer.vcpus, cost, options.target_s)
-        downloads = sum(download_seconds(n, cost) for n in {w.pair.dataset: w.images for w in works}.values())
-        busy = load_seconds(model, cost) + downloads + sum(u.seconds for u in units)
-        chunks += [_Chunk(where, model, b) for b in _lpt(units, max(1, math.ceil(busy / capacity)))]
+        units = _units(works, where.gpu, where.offer.vcpus, cost, options.target_s - cost.job_overhead_s)
+        key = (where.gpu.name, where.offer.cloud, where.offer.instance_type, where.spot)
+        by_offer.setdefault(key, []).append((where, model, units))
     shards = []
-    by_offer: dict[tuple, list[_Chunk]] = {}
-    for c in chunks:
-        by_offer.setdefault((c.where.gpu.name, c.where.offer.cloud, c.where.offer.instance_type, c.where.spot), []).append(c)
     for key in sorted(by_offer):
-        shards += [_shard(members, cost, prices, options) for members in _pack(by_offer[key], capacity, cost)]
+        for chunks in _pack(by_offer[key], options.target_s - cost.job_overhead_s, cost):
+            shards.append(_shard(chunks, cost, prices, options))
     return Plan(tuple(shards), options, tuple(dict.fromkeys(notes)))
 
 

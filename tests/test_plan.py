@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import replace
 from types import SimpleNamespace
@@ -259,3 +260,14 @@ def test_no_shard_runs_past_the_target_with_its_dataset_downloads():
         assert s.runtime_s == pytest.approx(
             cost.job_overhead_s + downloads + sum(plan.load_seconds(MODELS.work(*m.split(":", 1)), cost) for m in s.models)
             + sum(s.pair_seconds.values()), rel=0.02)
+
+
+def test_jobs_come_out_full_and_each_model_is_split_over_few_jobs():
+    # three models of about 0.55 job each: balanced halves would need three jobs, filling them needs two
+    models = plan.ModelIndex([spec(f"M{i}", params=300e6, image_gflops=40.0) for i in range(3)])
+    result = plan_on(CHEAP_H100_ON_DEMAND, pairs_for([(f"M{i}", "x") for i in range(3)]), models, gpus=("L4",))
+    cost = plan.CostModel()
+    capacity = plan.DEFAULT_TARGET_S - cost.job_overhead_s
+    assert len(result.shards) == math.ceil(sum(s.runtime_s - cost.job_overhead_s for s in result.shards) / capacity) == 2
+    for i in range(3):
+        assert sum(f"M{i}:x" in s.models for s in result.shards) <= 2
