@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import statistics
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -332,20 +331,9 @@ def choose_offer(works: list[PairWork], candidates: list[Candidate], options: Pl
 
 # ---------------------------------------------------------------- packing
 
-def _lpt(units: list[_Unit], bins: int) -> list[list[_Unit]]:
-    """Longest processing time first: balanced bins, deterministic ties."""
-    out: list[list[_Unit]] = [[] for _ in range(bins)]
-    loads = [0.0] * bins
-    for unit in sorted(units, key=lambda u: (-u.seconds, u.key)):
-        i = min(range(bins), key=lambda b: (loads[b], b))
-        out[i].append(unit)
-        loads[i] += unit.seconds
-    return [b for b in out if b]
-
-
 @dataclass
 class _Chunk:
-    """Pairs of one model that one job runs; several chunks on the same offer may share a job."""
+    """Pairs of one model that one job runs, on one candidate instance; a job may hold several."""
 
     where: Candidate
     model: ModelWork
@@ -354,10 +342,6 @@ class _Chunk:
     @property
     def seconds(self) -> float:
         return sum(u.seconds for u in self.units)
-
-    @property
-    def datasets(self) -> dict[str, int]:
-        return {w.pair.dataset: w.images for u in self.units for w in u.works}
 
 
 def shard_id(pairs: Iterable[Pair], gpu: str) -> str:
