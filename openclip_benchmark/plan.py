@@ -21,7 +21,8 @@ from .pair import Pair
 from .pricing import GpuSpec, Offer, PriceTable, gpu_from_device_name
 
 GIB = 2**30
-DEFAULT_TARGET_S = 45 * 60
+DEFAULT_TARGET_S = 45 * 60  # spot: a preemption costs a restart and the pair in flight; short jobs bound the rest
+DEFAULT_ON_DEMAND_TARGET_S = 90 * 60  # on demand nothing is preempted: longer jobs, fewer setups and downloads
 POOL_JOB_OVERHEAD_S = 30.0  # a job on a warm pool worker: scheduling only, setup was paid when the worker started
 
 
@@ -72,8 +73,15 @@ class PlanOptions:
     gpus: tuple[str, ...] | None = None  # allowed GPUs; None: every GPU of the table
     clouds: tuple[str, ...] | None = None  # allowed clouds; None: every cloud of the price table
     spot: bool = True
-    target_s: float = DEFAULT_TARGET_S
+    target_s: float | None = None  # None: DEFAULT_TARGET_S on spot, DEFAULT_ON_DEMAND_TARGET_S on demand
     batch_size: int = 64
+
+    @property
+    def target(self) -> float:
+        """Target seconds of one job, overheads included."""
+        if self.target_s is not None:
+            return self.target_s
+        return DEFAULT_TARGET_S if self.spot else DEFAULT_ON_DEMAND_TARGET_S
 
 
 @dataclass(frozen=True)
@@ -314,9 +322,9 @@ def choose_offer(works: list[PairWork], candidates: list[Candidate], options: Pl
     for c in candidates:
         if not fits(model, peak, c.gpu, options.batch_size, cost):
             continue
-        units = _units(works, c.gpu, c.offer.vcpus, cost, options.target_s - cost.job_overhead_s)
+        units = _units(works, c.gpu, c.offer.vcpus, cost, options.target - cost.job_overhead_s)
         busy = load_seconds(model, cost) + sum(u.seconds for u in units)
-        dollars = c.hourly * busy * (1 + cost.job_overhead_s / (options.target_s - cost.job_overhead_s)) / 3600
+        dollars = c.hourly * busy * (1 + cost.job_overhead_s / (options.target - cost.job_overhead_s)) / 3600
         key = (round(dollars, 9), c.gpu.memory_gib, c.gpu.name, not c.spot, c.offer.cloud, c.offer.instance_type)
         if best is None or key < best[0]:
             best = (key, c)
@@ -440,8 +448,8 @@ def plan_shards(
     options: PlanOptions = PlanOptions(),
     cost: CostModel = CostModel(),
 ) -> Plan:
-    """Pack pairs into shards near `options.target_s`, each on the cheapest GPU that fits its models."""
-    if options.target_s <= cost.job_overhead_s:
+    """Pack pairs into shards near `options.target`, each on the cheapest GPU that fits its models."""
+    if options.target <= cost.job_overhead_s:
         raise BenchmarkError(f"target duration must exceed the per-job overhead ({cost.job_overhead_s:.0f} s)")
     candidates = candidate_offers(gpus, prices, options)
     by_model: dict[tuple[str, str], list[Pair]] = {}
@@ -454,12 +462,12 @@ def plan_shards(
         works = [pair_work(p, model, datasets) for p in members]
         notes += [n for n in [model.note, *(w.note for w in works)] if n]
         where = choose_offer(works, candidates, options, cost)
-        units = _units(works, where.gpu, where.offer.vcpus, cost, options.target_s - cost.job_overhead_s)
+        units = _units(works, where.gpu, where.offer.vcpus, cost, options.target - cost.job_overhead_s)
         key = (where.gpu.name, where.offer.cloud, where.offer.instance_type, where.spot)
         by_offer.setdefault(key, []).append((where, model, units))
     shards = []
     for key in sorted(by_offer):
-        for chunks in _pack(by_offer[key], options.target_s - cost.job_overhead_s, cost):
+        for chunks in _pack(by_offer[key], options.target - cost.job_overhead_s, cost):
             shards.append(_shard(chunks, cost, prices, options))
     return Plan(tuple(shards), options, tuple(dict.fromkeys(notes)))
 

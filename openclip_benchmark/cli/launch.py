@@ -47,7 +47,7 @@ def make_plan(
     gpus: str | None,
     clouds: str | None,
     spot: bool,
-    target_minutes: float,
+    target_minutes: float | None,
     batch_size: int,
     retry_failed: bool,
     calibrate_from: Path | None,
@@ -76,7 +76,8 @@ def make_plan(
 
         cost = replace(cost, job_overhead_s=plan.POOL_JOB_OVERHEAD_S)
     options = plan.PlanOptions(
-        gpus=_csv(gpus), clouds=_csv(clouds), spot=spot, target_s=target_minutes * 60, batch_size=batch_size
+        gpus=_csv(gpus), clouds=_csv(clouds), spot=spot, target_s=None if target_minutes is None else target_minutes * 60,
+        batch_size=batch_size
     )
     result = plan.plan_shards(
         pairs, models=models, datasets=datasets, gpus=gpu_table, prices=pricing.load_prices(prices_path), options=options, cost=cost
@@ -135,7 +136,7 @@ def write_plan_file(result, path: Path = PLAN_FILE) -> None:
         path,
         {
             "spot": result.options.spot,
-            "target_s": result.options.target_s,
+            "target_s": result.options.target,
             "runtime_s": result.runtime_s,
             "cost_spot": result.cost_spot,
             "cost_on_demand": result.cost_on_demand,
@@ -161,7 +162,10 @@ TRACKER = typer.Option(Path(DEFAULT_TRACKER), "--tracker", help="The tracker CSV
 GPUS = typer.Option(None, "--gpus", help="Allowed GPUs, comma-separated (default: every GPU in the table).")
 CLOUDS = typer.Option(None, "--clouds", help="Allowed clouds, comma-separated (default: every cloud in the price table).")
 SPOT = typer.Option(True, "--spot/--on-demand", help="Price and run on spot instances (recovered on preemption).")
-TARGET = typer.Option(45.0, "--target-minutes", min=5, help="Target duration of one job: a preemption loses at most this.")
+TARGET = typer.Option(
+    None, "--target-minutes", min=5,
+    help="Target duration of one job (default: 45 on spot, where it bounds what a preemption loses; 90 on demand).",
+)
 BATCH = typer.Option(64, "--batch-size", min=1, help="Evaluation batch size (sizes GPU memory).")
 RETRY = typer.Option(False, "--retry-failed", help="Plan failed pairs again too.")
 CALIBRATE = typer.Option(None, "--calibrate-from", help="Results folder to recalibrate from (default: ./results if present).")
@@ -174,7 +178,7 @@ def plan_command(
     gpus: Optional[str] = GPUS,
     clouds: Optional[str] = CLOUDS,
     spot: bool = SPOT,
-    target_minutes: float = TARGET,
+    target_minutes: Optional[float] = TARGET,
     batch_size: int = BATCH,
     retry_failed: bool = RETRY,
     calibrate_from: Optional[Path] = CALIBRATE,
@@ -212,7 +216,7 @@ def launch_command(
     gpus: Optional[str] = GPUS,
     clouds: Optional[str] = CLOUDS,
     spot: bool = SPOT,
-    target_minutes: float = TARGET,
+    target_minutes: Optional[float] = TARGET,
     batch_size: int = BATCH,
     retry_failed: bool = RETRY,
     calibrate_from: Optional[Path] = CALIBRATE,
