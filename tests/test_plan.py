@@ -276,10 +276,10 @@ def test_jobs_come_out_full_and_each_model_is_split_over_few_jobs():
 def test_on_demand_jobs_run_longer_by_default_because_nothing_preempts_them():
     models = plan.ModelIndex([spec("Big", params=1.8e9, image_gflops=330.0, text_gflops=40.0)])
     pairs = pairs_for([("Big", "x")])
-    spot, demand = make(pairs, models=models), make(pairs, models=models, spot=False)
+    spot, demand = make(pairs, models=models, gpus=("L4",)), make(pairs, models=models, spot=False, gpus=("A10",))
     assert plan.PlanOptions().target == plan.DEFAULT_TARGET_S < plan.PlanOptions(spot=False).target
     assert max(s.runtime_s for s in spot.shards) <= plan.DEFAULT_TARGET_S + 1e-6
     assert max(s.runtime_s for s in demand.shards) <= plan.DEFAULT_ON_DEMAND_TARGET_S + 1e-6
     assert max(s.runtime_s for s in demand.shards) > plan.DEFAULT_TARGET_S
-    chosen = make(pairs, models=models, spot=False, target_s=45 * 60)  # an explicit target wins
+    chosen = make(pairs, models=models, spot=False, gpus=("A10",), target_s=45 * 60)  # an explicit target wins
     assert chosen.options.target == 45 * 60 and max(s.runtime_s for s in chosen.shards) <= 45 * 60 + 1e-6
