@@ -1,14 +1,17 @@
 """Collect side by side: `benchmark sync` vs `aws s3 sync`, and `benchmark parse` vs `clip_benchmark build`.
 
-One run, one loopback S3 server (moto's server mode, its own process) serving the same N result JSONs to both tools.
-Prints wall times and ratios; asserts both mirrors hold the same bytes. Not part of the test suite.
+One run, one loopback S3 server (moto's server mode, its own process) serving the same N result JSONs to both tools,
+written as workers write them: grouped in shards (--per-shard results each), every result plus its shard's bundle.
+`aws s3 sync` downloads everything in the bucket (results and bundles); `benchmark sync` takes the results from the
+bundles. Then the bundles are deleted and a fresh `benchmark sync` shows the per-object way (one GET per result).
+Prints wall times and ratios; asserts the mirrors hold the same result bytes. Not part of the test suite.
 
     uv run python benchmarks/sync_parse.py                                   # 10,000 results
     uv run python benchmarks/sync_parse.py --latency-ms 40 --skip-parse      # a WAN-like 40 ms per request
     BENCH_VERBOSE=1 uv run python benchmarks/sync_parse.py --n 2000          # + client and server CPU seconds
 
-On one small machine the moto server's CPU time per request (~3 ms) bounds both sync tools alike; the
-client-side cost per object is where they differ (BENCH_VERBOSE shows it).
+On one small machine the moto server's CPU time per request (~3 ms) bounds both sync tools alike, so the speed-up
+comes from needing fewer requests (which also cuts R2 Class-B operations); BENCH_VERBOSE shows the CPU split.
 """
 
 from __future__ import annotations
@@ -108,25 +111,51 @@ def timed(args: list[str], env: dict[str, str], server: int | None = None) -> fl
 
 
 def mirror_digest(folder: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(folder).as_posix(): p.read_bytes()
-        for p in folder.rglob("*.json")
-        if not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    }
+    """The mirrored results: no sync state, no bundles."""
+    from openclip_benchmark.bundle import BUNDLE_PREFIX
+
+    out = {}
+    for p in folder.rglob("*.json"):
+        key = p.relative_to(folder).as_posix()
+        if not key.startswith(BUNDLE_PREFIX) and not any(part.startswith(".") for part in key.split("/")):
+            out[key] = p.read_bytes()
+    return out
+
+
+def upload_shards(store, pairs, per_shard: int) -> int:
+    """Results and bundles as workers put them: each result, then its shard's bundle (the worker's writer)."""
+    from test_sync import synthetic_result
+
+    from openclip_benchmark.bundle import write_bundle
+    from openclip_benchmark.jsonio import dumps_strict
+
+    def shard(start: int) -> None:
+        written = {}
+        for pair in pairs[start : start + per_shard]:
+            written[pair.result_key] = dumps_strict(synthetic_result(pair)).encode("utf-8")
+            store.put(pair.result_key, written[pair.result_key])
+        write_bundle(store, f"shard-{start // per_shard:05d}", written)
+
+    starts = range(0, len(pairs), per_shard)
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(shard, starts))
+    return len(starts)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=10_000, help="result JSONs in the bucket")
     ap.add_argument("--workers", type=int, default=16, help="benchmark sync --workers")
+    ap.add_argument("--per-shard", type=int, default=40, help="results per shard (one bundle each)")
     ap.add_argument("--latency-ms", type=float, default=0.0, help="extra latency per request (a WAN), through a proxy")
     ap.add_argument("--skip-parse", action="store_true", help="time the syncs only")
     opts = ap.parse_args()
 
     import boto3
-    from test_sync import synthetic_pairs, synthetic_result
+    from test_sync import synthetic_pairs
 
-    from openclip_benchmark.jsonio import dumps_strict
+    from openclip_benchmark.bundle import BUNDLE_PREFIX
+    from openclip_benchmark.store import S3Store
 
     port = free_port()
     server = start_moto(port)
@@ -147,16 +176,8 @@ def main() -> None:
         client.create_bucket(Bucket="bench-results")
         pairs = synthetic_pairs(opts.n)
         t0 = time.perf_counter()
-        with ThreadPoolExecutor(16) as pool:
-            list(
-                pool.map(
-                    lambda p: client.put_object(
-                        Bucket="bench-results", Key=f"runs/{p.result_key}", Body=dumps_strict(synthetic_result(p)).encode()
-                    ),
-                    pairs,
-                )
-            )
-        print(f"uploaded {len(pairs)} results to {endpoint} in {time.perf_counter() - t0:.1f} s")
+        shards = upload_shards(S3Store("s3://bench-results/runs", endpoint), pairs, opts.per_shard)
+        print(f"uploaded {len(pairs)} results and {shards} bundles to {endpoint} in {time.perf_counter() - t0:.1f} s")
 
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
@@ -173,11 +194,22 @@ def main() -> None:
             rows.append(("no-op sync", noop_ours, noop_aws, "aws s3 sync"))
             a, b = mirror_digest(tmp / "ours"), mirror_digest(tmp / "aws")
             assert len(a) == len(pairs) and a == b, "the two mirrors differ"
+            assert len(list((tmp / "aws").rglob(f"{BUNDLE_PREFIX}*/*.json"))) == shards, "aws did not fetch the bundles"
+
+            # the per-object way: the same results, no bundles left to use
+            bundles = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(
+                Bucket="bench-results", Prefix=f"runs/{BUNDLE_PREFIX}") for o in page.get("Contents", [])]
+            for i in range(0, len(bundles), 1000):
+                client.delete_objects(Bucket="bench-results", Delete={"Objects": [{"Key": k} for k in bundles[i : i + 1000]]})
+            plain = [*ours[:2], "--results", str(tmp / "plain"), "--tracker", str(tmp / "plain.csv"), *ours[6:]]
+            rows.append(("first sync without bundles", timed(plain, env, server.pid), first_aws, "aws s3 sync"))
+            assert mirror_digest(tmp / "plain") == a, "the per-object mirror differs"
             if not opts.skip_parse:
                 rows += compare_parse(tmp, env, len(pairs))
 
         where = f"{opts.latency_ms:g} ms added per request" if opts.latency_ms else "no added latency"
-        print(f"\n{len(pairs)} results, moto S3 server on loopback ({where}), benchmark sync --workers {opts.workers}\n")
+        print(f"\n{len(pairs)} results in {shards} shard bundles, moto S3 server on loopback ({where}), "
+              f"benchmark sync --workers {opts.workers}\n")
         print(f"{'step':32} {'ours s':>9} {'theirs s':>9} {'speed-up':>9}  against")
         for name, mine, theirs, against in rows:
             print(f"{name:32} {mine:9.2f} {theirs:9.2f} {theirs / mine:8.1f}x  {against}")
