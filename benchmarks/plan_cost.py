@@ -2,14 +2,17 @@
 
 All three are priced with the same GPU and price tables and the same overhead constants (plan.CostModel):
 
-- ours: `plan_shards` (shards near 45 min, each model loaded once per shard, each dataset downloaded once per
-  shard, each zero-shot classifier built once per model, GPU chosen by cost per unit of work);
+- ours: `plan_shards`: jobs filled up to the target (45 min on spot, 90 min on demand, overheads and downloads
+  included), each model loaded once per job, each dataset downloaded once per job, each zero-shot classifier
+  built once per model; the instance (GPU and vCPU count, so that decoding keeps up) chosen by cost per unit of
+  work; a spot plan runs a shard on demand where that instance is cheaper than any spot one for the work;
 - source: one job per model; every dataset runs in a fresh `clip_benchmark eval` process that reloads the model
   and downloads the dataset again and builds its own classifier; the GPU comes from a memory table (A10G for
   models under 0.5 B parameters, A100 up to 2 B, A100-80GB above), on that GPU's cheapest spot instance;
 - ours, pool: the same plan sent to a SkyPilot pool, where setup is paid once per worker (not counted here);
 - lower bound: pure model FLOPs (each classifier once per model) on the GPU with the lowest cost per FLOP that
-  fits the model; no reading, no loading, no overheads.
+  fits the model, at the asked purchase option; no reading, no loading, no overheads. With spot, the line
+  below it also lets on-demand offers count (our spot plan may use them), to show the bound is not gamed.
 
 Run: uv run python benchmarks/plan_cost.py [--on-demand]
 """
@@ -42,18 +45,18 @@ def source_cost(works_by_model, gpus, prices, spot, cost):
     return seconds, dollars
 
 
-def lower_bound(works_by_model, gpus, prices, spot, batch_size, cost):
+def lower_bound(works_by_model, gpus, prices, spot, batch_size, cost, purchases=None):
     seconds = dollars = 0.0
     for works in works_by_model.values():
         model = works[0].model
         peak = max(w.image_gflops for w in works)
         best = None
         for gpu in gpus.values():
-            offers = prices.offers_for(gpu.name, None, spot)
-            if not offers or not plan.fits(model, peak, gpu, batch_size, cost):
+            rates = [o.hourly(p) for p in (purchases or (spot,)) for o in prices.offers_for(gpu.name, None, p)]
+            if not rates or not plan.fits(model, peak, gpu, batch_size, cost):
                 continue
             t = plan.pure_work_seconds(works, gpu)
-            d = offers[0].hourly(spot) * t / 3600
+            d = min(rates) * t / 3600
             if best is None or d < best[1]:
                 best = (t, d)
         seconds += best[0]
@@ -86,20 +89,31 @@ def main() -> None:
     pooled = plan.plan_shards(pairs, models=index, datasets=datasets, gpus=gpus, prices=prices, options=options,
                               cost=replace(cost, job_overhead_s=plan.POOL_JOB_OVERHEAD_S))
     pool_s, pool_d = pooled.runtime_s, pooled.cost(spot)
+    rows = [("source", src_s, src_d), ("ours", our_s, our_d), ("ours, pool", pool_s, pool_d), ("lower bound", low_s, low_d)]
+    if spot:
+        mixed = lower_bound(works_by_model, gpus, prices, spot, options.batch_size, cost, purchases=(True, False))
+        rows.append(("  +on demand", *mixed))
+    else:  # the same plan with the spot target, to show what the longer on-demand jobs buy
+        short = plan.plan_shards(pairs, models=index, datasets=datasets, gpus=gpus, prices=prices,
+                                 options=replace(options, target_s=plan.DEFAULT_TARGET_S), cost=cost)
+        rows.insert(2, ("ours, 45 min", short.runtime_s, short.cost(spot)))
 
     kind = "spot" if spot else "on demand"
     print(f"full catalog: {len(models)} models x {len(datasets)} datasets = {len(pairs)} pairs; prices: {kind}, "
           f"table of {prices.date}")
-    print(f"our plan: {len(ours.shards)} shards (planned in {plan_s:.2f} s); source: {len(works_by_model)} jobs, "
-          f"{len(pairs)} processes")
+    on_demand = sum(not s.spot for s in ours.shards)
+    mixed_note = f", {on_demand} of them on demand (cheaper there)" if spot else ""
+    print(f"our plan: {len(ours.shards)} shards of up to {options.target / 60:.0f} min{mixed_note} (planned in "
+          f"{plan_s:.2f} s); source: {len(works_by_model)} jobs, {len(pairs)} processes")
     print(f"{'':14}{'GPU-hours':>12}{'dollars':>12}")
-    rows = (("source", src_s, src_d), ("ours", our_s, our_d), ("ours, pool", pool_s, pool_d), ("lower bound", low_s, low_d))
     for name, s, d in rows:
         print(f"{name:14}{s / 3600:12.1f}{d:12.2f}")
-    print(f"ours / source:      {our_d / src_d:.2f}x dollars, {our_s / src_s:.2f}x GPU-hours")
-    print(f"ours / lower bound: {our_d / low_d:.2f}x dollars, {our_s / low_s:.2f}x GPU-hours")
-    print(f"with a pool (setup once per worker; worker start-up not counted): {pool_d / src_d:.2f}x source dollars, "
-          f"{pool_d / low_d:.2f}x lower bound")
+    print(f"ours / source:      {our_d / src_d:.3f}x dollars, {our_s / src_s:.2f}x GPU-hours")
+    print(f"ours / lower bound: {our_d / low_d:.3f}x dollars, {our_s / low_s:.2f}x GPU-hours")
+    if spot:
+        print(f"ours / lower bound with on-demand offers too: {our_d / mixed[1]:.3f}x dollars")
+    print(f"with a pool (setup once per worker; worker start-up not counted): {pool_d / src_d:.3f}x source dollars, "
+          f"{pool_d / low_d:.3f}x lower bound")
     gpus_used: dict[str, int] = {}
     for s in ours.shards:
         gpus_used[s.gpu] = gpus_used.get(s.gpu, 0) + 1

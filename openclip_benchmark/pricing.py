@@ -38,6 +38,7 @@ class Offer:
     price: float
     spot_price: float | None
     region: str
+    memory_gib: float | None = None  # host memory (the catalog's MemoryGiB)
 
     def hourly(self, spot: bool) -> float | None:
         return self.spot_price if spot else self.price
@@ -106,6 +107,7 @@ def load_prices(path: str | Path | None = None) -> PriceTable:
                 price=float(r["price"]),
                 spot_price=None if r.get("spot_price") is None else float(r["spot_price"]),
                 region=str(r.get("region") or ""),
+                memory_gib=None if r.get("memory_gib") is None else float(r["memory_gib"]),
             )
             for r in data["rows"]
         )
@@ -158,6 +160,7 @@ def fetch_offers(gpus: Iterable[str], clouds: Iterable[str] = DEFAULT_REFRESH_CL
                         price=float(info.price),
                         spot_price=float(spot) if spot else None,
                         region=str(info.region or ""),
+                        memory_gib=float(info.memory) if info.memory else None,
                     )
                 )
     if not offers:

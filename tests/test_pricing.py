@@ -21,6 +21,7 @@ def test_shipped_tables_have_source_date_and_cover_every_priced_gpu():
     for offer in table.offers:
         assert offer.accelerator in gpus
         assert offer.price > 0 and (offer.spot_price is None or 0 < offer.spot_price < offer.price)
+        assert offer.vcpus >= 4 and offer.memory_gib >= 2 * offer.vcpus  # per-instance rows, as in SkyPilot's catalog
     raw = json.loads((pricing.DATA / "gpus.json").read_text())
     assert raw["source"] and raw["date"]
 
@@ -76,9 +77,9 @@ def test_refresh_rebuilds_the_table_from_skypilots_catalog(tmp_path, monkeypatch
     path = tmp_path / "prices.json"
     table = pricing.refresh_prices(path, pricing.load_gpus(), ["aws", "gcp", "azure"])
     assert calls == ["aws", "gcp", "azure"]
-    assert [(o.cloud, o.instance_type, o.vcpus, o.spot_price) for o in table.offers] == [
-        ("aws", "aws-l4", 8, 0.3),
-        ("gcp", "gcp-l4", 8, 0.3),
+    assert [(o.cloud, o.instance_type, o.vcpus, o.memory_gib, o.spot_price) for o in table.offers] == [
+        ("aws", "aws-l4", 8, 32.0, 0.3),
+        ("gcp", "gcp-l4", 8, 32.0, 0.3),
     ]
     assert pricing.load_prices(path) == table
 

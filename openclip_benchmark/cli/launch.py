@@ -296,13 +296,13 @@ def prices_command(
     else:
         table = pricing.load_prices(path)
     out = Table(title=f"GPU prices, {table.date} ({len(table.offers)} offers)")
-    for col in ("GPU", "memory", "TFLOP/s", "cloud", "instance", "vCPUs", "on demand $/h", "spot $/h"):
+    for col in ("GPU", "memory", "TFLOP/s", "cloud", "instance", "vCPUs", "RAM", "on demand $/h", "spot $/h"):
         out.add_column(col)
     for o in sorted(table.offers, key=lambda o: (o.accelerator, o.price)):
         g = gpu_table.get(o.accelerator)
         out.add_row(
             o.accelerator, f"{g.memory_gib:g} GiB" if g else "?", f"{g.tflops:g}" if g else "?", o.cloud,
-            o.instance_type, str(o.vcpus), f"{o.price:.3f}", "-" if o.spot_price is None else f"{o.spot_price:.3f}",
+            o.instance_type, str(o.vcpus), "?" if o.memory_gib is None else f"{o.memory_gib:g} GiB", f"{o.price:.3f}", "-" if o.spot_price is None else f"{o.spot_price:.3f}",
         )
     c = console()
     c.print(out)
