@@ -325,7 +325,7 @@ def choose_offer(works: list[PairWork], candidates: list[Candidate], options: Pl
         units = _units(works, c.gpu, c.offer.vcpus, cost, options.target - cost.job_overhead_s)
         busy = load_seconds(model, cost) + sum(u.seconds for u in units)
         dollars = c.hourly * busy * (1 + cost.job_overhead_s / (options.target - cost.job_overhead_s)) / 3600
-        key = (round(dollars, 9), c.gpu.memory_gib, c.gpu.name, not c.spot, c.offer.cloud, c.offer.instance_type)
+        key = (round(dollars, 9), c.gpu.memory_gib, c.gpu.name, c.spot, c.offer.cloud, c.offer.instance_type)  # ties: on demand
         if best is None or key < best[0]:
             best = (key, c)
     if best is None:
