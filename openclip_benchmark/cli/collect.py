@@ -23,6 +23,7 @@ def sync(
     tracker: Path = typer.Option(Path(DEFAULT_TRACKER), "--tracker", help="tracker CSV to update"),
     dry_run: bool = typer.Option(False, "--dry-run", help="list and compare only: download and change nothing"),
     workers: int = typer.Option(16, "--workers", min=1, max=256, help="parallel downloads"),
+    no_bundles: bool = typer.Option(False, "--no-bundles", help="one GET per object (ignore shard bundles)"),
 ):
     """Download every new or changed result from the store and move the tracked pairs to succeeded or failed."""
     from ..sync import open_source, sync_results
@@ -30,7 +31,8 @@ def sync(
     if not store:
         raise BenchmarkError(f"no store given: pass --store s3://bucket/prefix or set {STORE_ENV}")
     source = open_source(store, endpoint_url, workers)
-    report = sync_results(source, results, tracker, dry_run=dry_run, workers=workers, progress=True)
+    report = sync_results(source, results, tracker, dry_run=dry_run, workers=workers, progress=True,
+                          bundles=not no_bundles)
     _print_sync(report, results)
     if report.exit_code:
         raise typer.Exit(report.exit_code)
@@ -53,6 +55,8 @@ def _print_sync(report, results: Path) -> None:
         ("refused", len(report.refused)),
         ("quarantined", len(report.quarantined)),
         ("bad before, unchanged (skipped)", report.known_bad),
+        ("shard bundles fetched", report.bundles),
+        ("taken from bundles (no GET)", report.from_bundles),
         ("download errors", len(report.errors)),
         ("result records", report.results),
         ("failure records", report.failures),
