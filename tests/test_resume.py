@@ -20,7 +20,9 @@ START_TIMEOUT_S = 240  # the worker imports open_clip first: 7-17 s here, more o
 
 
 def _results(store) -> dict[str, os.stat_result]:
-    return {info.key: os.stat(store.root / info.key) for info in store.list() if not info.key.endswith(".failure.json")}
+    """Result files only: not failure records, not the shard bundle a finished run adds."""
+    return {info.key: os.stat(store.root / info.key) for info in store.list()
+            if not info.key.endswith(".failure.json") and not info.key.startswith("_bundles/")}
 
 
 def test_killed_worker_keeps_finished_results_and_rerun_runs_only_the_rest(tmp_path):
