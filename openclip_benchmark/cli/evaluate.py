@@ -189,3 +189,19 @@ def _update_tracker(path: str, pairs: list[Pair], report, store: str, endpoint_u
         tracked.add(pairs)
         for record in records:
             tracked.apply_record(record)
+
+
+@app.command()
+def demo(
+    workdir: str = typer.Option("demo", help="Working folder: new, or a previous demo's (which is replaced)."),
+    images: int = typer.Option(64, help="Images per synthetic dataset (at least 10)."),
+    keep: bool = typer.Option(True, "--keep/--clean", help="Keep the working folder to inspect, or delete it when done."),
+):
+    """Offline tour: synthetic webdatasets and two tiny models through init, plan, a local run, parse and report."""
+    from ..demo import print_demo, remove_workdir, run_demo
+
+    result = run_demo(workdir, images=images, say=lambda line: console(stderr=True).print(line, highlight=False))
+    print_demo(result, console(), kept=keep)
+    if not keep:
+        remove_workdir(result.layout)
+    raise typer.Exit(result.exit_code)
