@@ -144,6 +144,7 @@ def test_a_broken_template_is_refused_before_anything_is_sent(tmp_path, secrets_
 
 class FakeStore:
     url = "s3://bucket/prefix"
+    endpoint_url = None
 
     def __init__(self):
         self.objects = {}
@@ -201,6 +202,20 @@ def test_launch_submits_uploads_manifests_records_job_ids_and_leaks_no_secret(
         assert SENTINEL.encode() not in store.get(info.key)
     out = capsys.readouterr()
     assert SENTINEL not in out.out + out.err
+
+
+def test_an_explicit_endpoint_reaches_the_jobs(tmp_path, monkeypatch, s3_bucket, s3_env):
+    """`--endpoint-url` without R2_ENDPOINT_URL: jobs must write to that endpoint, not fall back to AWS S3."""
+    monkeypatch.setenv("R2_ENDPOINT_URL", "https://elsewhere.invalid")
+    monkeypatch.chdir(tmp_path)
+    pairs, result = small_plan()
+    tracker = tracker_with(tmp_path / "results.csv", pairs)
+    fake = FakeSky().install(monkeypatch)
+    store = open_store(f"s3://{s3_bucket}/runs", endpoint_url=s3_env)
+    monkeypatch.delenv("R2_ENDPOINT_URL")
+    skypilot.launch_shards(list(result.shards)[:1], store=store, settings=RunSettings(), tracker_path=tracker, spot=True)
+    (task, _, _), = fake.launched
+    assert task.secrets["R2_ENDPOINT_URL"].get_secret_value() == s3_env
 
 
 def test_a_hostile_model_name_reaches_no_shell_string(tmp_path, monkeypatch, secrets_env):

@@ -141,6 +141,8 @@ def launch_shards(
     if not str(store.url).startswith("s3://"):
         raise BenchmarkError("the skypilot backend needs a bucket store (--store s3://bucket/prefix): jobs cannot write here")
     secrets = secrets_from_env(required=S3_SECRETS)
+    if store.endpoint_url:  # the endpoint the launcher wrote to (--endpoint-url or env) is the one the jobs must use
+        secrets = [(k, v) for k, v in secrets if k != "R2_ENDPOINT_URL"] + [("R2_ENDPOINT_URL", store.endpoint_url)]
     base = load_yaml(template)
     manifests, tasks = [], []
     for shard in shards:
