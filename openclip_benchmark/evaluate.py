@@ -271,11 +271,40 @@ def pair_metrics(pair: Pair, loaded: LoadedModel, encoded: EncodedDataset, cache
         return retrieval_metrics(loaded, encoded)
     if not encoded.classnames or not encoded.templates:
         raise BenchmarkError(f"dataset {pair.dataset} lacks classnames.txt or zeroshot_classification_templates.txt")
+    classnames, templates = class_prompts(pair, encoded)
     language = None
     if "nllb-clip" in pair.model:  # NLLB-CLIP tokenizes per language, as clip_benchmark sets it
         from clip_benchmark.models.nllb_clip import set_language
 
         set_language(loaded.tokenizer, pair.language)
         language = pair.language
-    classifier = cache.classifier(loaded, encoded.classnames, encoded.templates, language)
+    classifier = cache.classifier(loaded, classnames, templates, language)
     return classification_metrics(loaded, encoded, classifier)
+
+
+def class_prompts(pair: Pair, encoded: EncodedDataset) -> tuple[list[str], list[str]]:
+    """Class names and templates in the pair's language.
+
+    A webdataset carries English ones only, and clip_benchmark keeps using them whatever `--language` says unless
+    its own `<lang>_classnames.json` / `<lang>_zeroshot_classification_templates.json` are passed as custom files.
+    We always take those files for another language, so a `jp` result is really scored with Japanese prompts.
+    """
+    if pair.language == "en":
+        return encoded.classnames, encoded.templates
+    import json
+
+    import clip_benchmark.datasets
+
+    folder = Path(clip_benchmark.datasets.__file__).parent
+    try:
+        classnames = json.loads((folder / f"{pair.language}_classnames.json").read_text("utf-8"))[pair.dataset]
+        templates = json.loads(
+            (folder / f"{pair.language}_zeroshot_classification_templates.json").read_text("utf-8")
+        )[pair.dataset]
+    except (FileNotFoundError, KeyError):
+        raise BenchmarkError(f"clip_benchmark has no {pair.language!r} class names or templates for {pair.dataset}") from None
+    if len(classnames) != len(encoded.classnames):
+        raise BenchmarkError(
+            f"{pair.dataset} has {len(encoded.classnames)} classes but clip_benchmark's {pair.language!r} list has {len(classnames)}"
+        )
+    return list(classnames), list(templates)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -248,3 +249,21 @@ def test_a_shard_writes_one_bundle_of_its_records_and_sync_needs_only_that_get(s
     again = run_shard(shard(suite, tmp_path / "local", good[:1]), store=local, progress=False)
     assert again.exit_code == 0 and again.bundle_key == "" and again.succeeded == good[:1]
     assert local.exists(good[0].result_key) and not (tmp_path / "local" / "_bundles").exists()
+
+
+def test_other_languages_take_clip_benchmarks_own_class_names_and_templates():
+    """A webdataset only carries English prompts: a `jp` pair must not be scored with them under a `jp` label."""
+    import clip_benchmark.datasets
+
+    from openclip_benchmark.evaluate import EncodedDataset, class_prompts
+
+    folder = Path(clip_benchmark.datasets.__file__).parent
+    jp_names = json.loads((folder / "jp_classnames.json").read_text("utf-8"))["imagenet1k"]
+    jp_templates = json.loads((folder / "jp_zeroshot_classification_templates.json").read_text("utf-8"))["imagenet1k"]
+    encoded = EncodedDataset("classification", [f"class {i}" for i in range(1000)], ["a photo of a {c}."])
+    assert class_prompts(Pair("m", "", "imagenet1k"), encoded) == (encoded.classnames, encoded.templates)
+    assert class_prompts(Pair("m", "", "imagenet1k", language="jp"), encoded) == (jp_names, jp_templates)
+    with pytest.raises(BenchmarkError, match="no 'jp' class names"):
+        class_prompts(Pair("m", "", "cifar10", language="jp"), encoded)
+    with pytest.raises(BenchmarkError, match="1000"):
+        class_prompts(Pair("m", "", "imagenet1k", language="jp"), EncodedDataset("classification", ["a", "b"], ["{c}"]))
