@@ -44,6 +44,16 @@ class ShardReport:
             return TRANSIENT_EXIT_CODE
         return EXIT_PAIRS_FAILED if self.failed else 0
 
+    def outcome_records(self, store) -> list[Record]:
+        """This run's records plus the stored results of the pairs it skipped, so a tracker learns both."""
+        records = list(self.records)
+        for pair in self.skipped:
+            try:
+                records.append(read_record(store.get(pair.result_key)))
+            except BenchmarkError:
+                pass  # unreadable: the tracker keeps its state and `benchmark sync` reports the object
+        return records
+
 
 def load_manifest(url: str, endpoint_url: str | None = None) -> Manifest:
     """A manifest from a local path or `s3://bucket/key` (R2 through the endpoint)."""

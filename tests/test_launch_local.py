@@ -61,6 +61,15 @@ def test_local_backend_runs_a_planned_sweep_and_updates_the_tracker(tmp_path, mo
     assert again.exit_code == 0 and "would launch 1 shard(s)" in again.output
     assert json.loads((tmp_path / ".benchmark" / "plan.json").read_text())["shards"][0]["pairs"][0]["model"] == hostile.model
 
+    # a tracker that forgot them (as if re-created): the relaunch skips the stored results and marks them succeeded
+    with open_tracker(tmp_path / "results.csv") as t:
+        for pair in good:
+            t.update(pair, status="pending")
+    redo = runner.invoke(app, args + ["--yes"], env={"COLUMNS": "200"})
+    assert redo.exit_code == 0, redo.output
+    state = Tracker.load(tmp_path / "results.csv")
+    assert [state.get(pair).status for pair in good] == ["succeeded", "succeeded"]
+
 
 def test_bad_plan_input_is_one_line_and_a_non_zero_exit(tmp_path):
     import subprocess

@@ -174,17 +174,10 @@ def _model_ref(pair: Pair) -> str:
 
 def _update_tracker(path: str, pairs: list[Pair], report, store: str, endpoint_url: str | None) -> None:
     """Track the pairs and move them to their new state; results that already existed count as succeeded."""
-    from ..result import read_record
     from ..store import open_store
     from ..tracker import open_tracker
 
-    records = list(report.records)
-    results = open_store(store, endpoint_url)
-    for pair in report.skipped:
-        try:
-            records.append(read_record(results.get(pair.result_key)))
-        except BenchmarkError:
-            pass  # the tracker keeps its state; `benchmark sync` will tell
+    records = report.outcome_records(open_store(store, endpoint_url))
     with open_tracker(path) as tracked:
         tracked.add(pairs)
         for record in records:

@@ -33,7 +33,7 @@ def run_local(shards: list[Shard], *, store, settings: RunSettings, tracker_path
         record_launch(tracker_path, shard, LOCAL_JOB_ID, spot)
         report = run_shard(manifest, store, progress=progress)
         with open_tracker(tracker_path) as tracker:
-            for record in report.records:
+            for record in report.outcome_records(store):
                 tracker.apply_record(record)
         out.reports.append(report)
     return out
