@@ -11,10 +11,9 @@ import secrets
 
 from .errors import InvalidResultError
 from .jsonio import dumps_strict, loads_strict
-from .pair import slug
+from .pair import BUNDLE_PREFIX, slug
 from .result import utc_now
 
-BUNDLE_PREFIX = "_bundles/"
 BUNDLE_SCHEMA = "openclip-benchmark/bundle/1"
 
 

@@ -14,6 +14,9 @@ TASKS = ("zeroshot_classification", "zeroshot_retrieval", "multilabel")
 INTERPOLATIONS = ("bicubic", "bilinear", "random")
 RESIZE_MODES = ("shortest", "longest", "squash")
 MANIFEST_PREFIX = "_manifests/"
+BUNDLE_PREFIX = "_bundles/"
+# store prefixes that hold no result records: shard manifests and shard bundles
+RESERVED_PREFIXES = (MANIFEST_PREFIX, BUNDLE_PREFIX)
 FAILURE_SUFFIX = ".failure.json"
 
 
@@ -130,6 +133,10 @@ class Pair:
     @property
     def failure_key(self) -> str:
         return self.result_key[: -len(".json")] + FAILURE_SUFFIX
+
+    def sort_key(self) -> tuple:
+        """The identity in column order: how the tracker, plans and metric tables order pairs."""
+        return (self.model, self.pretrained, self.dataset, self.language, self.task, self.preprocess.canonical())
 
     def label(self) -> str:
         text = f"{self.model}:{self.pretrained} × {self.dataset}"

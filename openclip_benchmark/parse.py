@@ -12,7 +12,7 @@ from typing import Any, Iterable, Iterator
 
 from .errors import BenchmarkError, InvalidResultError, UnknownNameError
 from .jsonio import atomic_write_bytes, atomic_write_text
-from .pair import MANIFEST_PREFIX, Pair, Preprocess
+from .pair import RESERVED_PREFIXES, Pair, Preprocess
 from .result import Record, read_record
 from .tracker import IDENTITY_COLUMNS
 
@@ -67,7 +67,7 @@ def canonical_or_raw(name: str) -> str:
 
 
 def iter_result_files(results_dir: str | os.PathLike) -> Iterator[tuple[str, str]]:
-    """(path, path relative to the folder) of every JSON except sync state, quarantine, temp files and manifests."""
+    """(path, path relative to the folder) of every JSON except sync state, quarantine, temp files, manifests and bundles."""
     root = os.fspath(results_dir)
     stack = [""]
     while stack:
@@ -78,7 +78,7 @@ def iter_result_files(results_dir: str | os.PathLike) -> Iterator[tuple[str, str
                     continue
                 rel = f"{rel_dir}/{item.name}" if rel_dir else item.name
                 if item.is_dir(follow_symlinks=False):
-                    if rel + "/" != MANIFEST_PREFIX:
+                    if rel + "/" not in RESERVED_PREFIXES:
                         stack.append(rel)
                 elif item.name.endswith(".json") and item.is_file(follow_symlinks=False):
                     yield item.path, rel
@@ -108,16 +108,12 @@ def read_results(results_dir: str | os.PathLike, report: ParseReport | None = No
             if (str(seen[0].run.get("finished") or ""), seen[1]) >= (str(record.run.get("finished") or ""), rel):
                 continue
         best[record.pair] = (record, rel)
-    return sorted(best.values(), key=lambda item: _identity_key(item[0].pair))
+    return sorted(best.values(), key=lambda item: item[0].pair.sort_key())
 
 
 @functools.lru_cache(maxsize=None)
 def preprocess_text(preprocess: Preprocess) -> str:
     return preprocess.canonical()
-
-
-def _identity_key(p: Pair) -> tuple:
-    return (p.model, p.pretrained, p.dataset, p.language, p.task, preprocess_text(p.preprocess))
 
 
 def _model_info(model: str, pretrained: str) -> dict[str, Any]:

@@ -434,10 +434,6 @@ def _pack(models: list[tuple[Candidate, ModelWork, list[_Unit]]], capacity: floa
     return [list(b.chunks.values()) for b in bins]
 
 
-def _sort_key(pair: Pair) -> tuple:
-    return (pair.model, pair.pretrained, pair.dataset, pair.language, pair.task, pair.preprocess.canonical())
-
-
 def plan_shards(
     pairs: Iterable[Pair],
     *,
@@ -453,7 +449,7 @@ def plan_shards(
         raise BenchmarkError(f"target duration must exceed the per-job overhead ({cost.job_overhead_s:.0f} s)")
     candidates = candidate_offers(gpus, prices, options)
     by_model: dict[tuple[str, str], list[Pair]] = {}
-    for pair in sorted(set(pairs), key=_sort_key):
+    for pair in sorted(set(pairs), key=Pair.sort_key):
         by_model.setdefault((pair.model, pair.pretrained), []).append(pair)
     notes: list[str] = []
     by_offer: dict[tuple, list[tuple[Candidate, ModelWork, list[_Unit]]]] = {}

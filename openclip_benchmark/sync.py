@@ -13,10 +13,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .bundle import BUNDLE_PREFIX, read_bundle
+from .bundle import read_bundle
 from .errors import BenchmarkError, InvalidResultError
 from .jsonio import atomic_write_bytes, atomic_write_json, loads_strict
-from .pair import MANIFEST_PREFIX, slug
+from .pair import BUNDLE_PREFIX, MANIFEST_PREFIX, RESERVED_PREFIXES, slug
 from .parse import canonical_or_raw
 from .result import Record, read_record, utc_now
 from .store import LocalStore, S3Store, StoreError, TransientStoreError, check_key, open_store
@@ -195,7 +195,7 @@ def _fetch_bundles(store, results: Path, bundles, index: dict[str, list], report
             try:
                 records = read_bundle(data)
                 for name in records:
-                    if refusal(name) or name.startswith((BUNDLE_PREFIX, MANIFEST_PREFIX)):
+                    if refusal(name) or name.startswith(RESERVED_PREFIXES):
                         raise InvalidResultError(f"bundle names a key that cannot be a result: {name!r}")
             except InvalidResultError as exc:
                 try:

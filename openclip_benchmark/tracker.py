@@ -72,11 +72,6 @@ class Entry:
         return row
 
 
-def _sort_key(entry: Entry) -> tuple:
-    p = entry.pair
-    return (p.model, p.pretrained, p.dataset, p.language, p.task, p.preprocess.canonical())
-
-
 def _float(value: str, column: str, line: int) -> float | None:
     if value == "":
         return None
@@ -131,6 +126,10 @@ def parse_tracker(text: str, name: str = "results.csv") -> dict[str, Entry]:
             updated_at=row.get("updated_at", ""),
         )
     return entries
+
+
+def _sort_key(entry: Entry) -> tuple:
+    return entry.pair.sort_key()
 
 
 def render_tracker(entries: Iterable[Entry]) -> str:

@@ -23,7 +23,7 @@ from .jsonio import dumps_strict
 from .manifest import Manifest
 from .pair import Pair
 from .result import Record, make_failure, make_result, read_record, utc_now
-from .store import TRANSIENT_EXIT_CODE, LocalStore, S3Store, StoreError, TransientStoreError, open_store
+from .store import TRANSIENT_EXIT_CODE, LocalStore, S3Store, TransientStoreError, open_store
 
 EXIT_PAIRS_FAILED = 3
 

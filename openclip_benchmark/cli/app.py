@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Iterable
 
 import click
 import typer
@@ -47,6 +48,13 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
 )
+
+
+def comma_list(values: str | Iterable[str] | None) -> list[str]:
+    """Comma-separated values and repeated options are the same list."""
+    if isinstance(values, str):
+        values = [values]
+    return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
 
 
 def console(stderr: bool = False):

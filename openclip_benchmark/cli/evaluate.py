@@ -11,18 +11,14 @@ import typer
 from ..errors import BenchmarkError
 from ..manifest import PRECISIONS, Manifest, RunSettings
 from ..pair import INTERPOLATIONS, RESIZE_MODES, TASKS, Pair, Preprocess
-from .app import DEFAULT_RESULTS, DEFAULT_TRACKER, app, console
-
-
-def _split(text: str | None) -> list[str]:
-    return [part.strip() for part in (text or "").split(",") if part.strip()]
+from .app import DEFAULT_RESULTS, DEFAULT_TRACKER, app, comma_list, console
 
 
 def _numbers(text: str | None, what: str, cast=float) -> list | None:
     if not text:
         return None
     try:
-        return [cast(part) for part in _split(text)]
+        return [cast(part) for part in comma_list(text)]
     except ValueError:
         raise BenchmarkError(f"{what} must be comma-separated numbers, got {text!r}") from None
 
@@ -49,19 +45,19 @@ def select_pairs(models: str, datasets: str, languages: str, preprocesses: list[
 
     if task is not None and task not in TASKS:
         raise BenchmarkError(f"--task must be one of {', '.join(TASKS)}")
-    if not _split(models) or not _split(datasets):
+    if not comma_list(models) or not comma_list(datasets):
         raise BenchmarkError("--models and --datasets each need at least one name")
-    model_refs = catalog.select_models(_split(models), catalog.load_models())
+    model_refs = catalog.select_models(comma_list(models), catalog.load_models())
     known = catalog.load_datasets()
     specs, extra = [], []
-    for name in _split(datasets):
+    for name in comma_list(datasets):
         try:
             specs += catalog.select_datasets([name], known)
         except UnknownNameError:
             if dataset_root is None:
                 raise
             extra.append(name)
-    langs = _split(languages) or ["en"]
+    langs = comma_list(languages) or ["en"]
     pairs = catalog.enumerate_pairs(model_refs, specs, langs)
     for name in extra:  # a local dataset: the task is --task, or what its folder says it holds
         kind = task or folder_task(ensure_dataset(name, cache_dir, dataset_root))
@@ -98,14 +94,17 @@ def run(
     """Evaluate models x datasets on this machine (GPU if present); only pairs without a result run."""
     from datetime import datetime, timezone
 
+    from ..store import open_store
+
     settings = RunSettings(batch_size=batch_size, num_workers=num_workers, precision=precision, device=device,
                            cache_dir=cache_dir, dataset_root=dataset_root)
     variants = preprocess_variants(image_size, mean, std, interpolation, resize_mode)
     pairs = select_pairs(models, datasets, languages, variants, dataset_root, task, cache_dir)
     shard_id = "run-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    report = _run(Manifest(shard_id, store, tuple(pairs), settings), endpoint_url, progress)
+    results = open_store(store, endpoint_url)
+    report = _run(Manifest(shard_id, store, tuple(pairs), settings), results, progress)
     if os.path.exists(tracker):
-        _update_tracker(tracker, pairs, report, store, endpoint_url)
+        _update_tracker(tracker, pairs, report, results)
     raise typer.Exit(report.exit_code)
 
 
@@ -117,18 +116,19 @@ def worker(
     progress: bool = typer.Option(True, help="Show progress bars."),
 ):
     """Run one shard: exit 0 when every pair succeeded, 3 when some failed, 75 when a retry may help."""
+    from ..store import open_store
     from ..worker import load_manifest
 
     shard = load_manifest(manifest, endpoint_url)
-    report = _run(replace(shard, store=store) if store else shard, endpoint_url, progress)
+    shard = replace(shard, store=store) if store else shard
+    report = _run(shard, open_store(shard.store, endpoint_url), progress)
     raise typer.Exit(report.exit_code)
 
 
-def _run(manifest: Manifest, endpoint_url: str | None, progress: bool):
-    from ..store import open_store
+def _run(manifest: Manifest, results, progress: bool):
     from ..worker import run_shard
 
-    report = run_shard(manifest, open_store(manifest.store, endpoint_url), progress=progress)
+    report = run_shard(manifest, results, progress=progress)
     _print_report(report)
     return report
 
@@ -172,12 +172,11 @@ def _model_ref(pair: Pair) -> str:
     return ref + (f" {pair.preprocess.canonical()}" if pair.preprocess else "")
 
 
-def _update_tracker(path: str, pairs: list[Pair], report, store: str, endpoint_url: str | None) -> None:
+def _update_tracker(path: str, pairs: list[Pair], report, results) -> None:
     """Track the pairs and move them to their new state; results that already existed count as succeeded."""
-    from ..store import open_store
     from ..tracker import open_tracker
 
-    records = report.outcome_records(open_store(store, endpoint_url))
+    records = report.outcome_records(results)
     with open_tracker(path) as tracked:
         tracked.add(pairs)
         for record in records:

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..errors import BenchmarkError
-from .app import DEFAULT_RESULTS, DEFAULT_TRACKER, app, console
+from .app import DEFAULT_RESULTS, DEFAULT_TRACKER, app, comma_list, console
 
 PLAN_FILE = Path(".benchmark/plan.json")
 CONFIRM_OVER = 3  # more jobs than this asks first, unless --yes
@@ -21,24 +21,7 @@ class Backend(str, Enum):
 
 
 def _csv(text: str | None) -> tuple[str, ...] | None:
-    items = tuple(dict.fromkeys(x.strip() for x in (text or "").split(",") if x.strip()))
-    return items or None
-
-
-def _load_records(folder: Path, datasets):
-    """Validated result records of a local results folder (for recalibration); unreadable files are skipped."""
-    from ..catalog import canonical_dataset
-    from ..pair import FAILURE_SUFFIX, MANIFEST_PREFIX
-    from ..result import read_record
-    from ..store import LocalStore
-
-    store = LocalStore(folder)
-    for info in store.list():
-        if info.key.endswith(".json") and not info.key.endswith(FAILURE_SUFFIX) and not info.key.startswith(MANIFEST_PREFIX):
-            try:
-                yield read_record(store.get(info.key), lambda name: canonical_dataset(name, datasets))
-            except BenchmarkError:  # invalid JSON, or a dataset the catalog does not know
-                continue
+    return tuple(dict.fromkeys(comma_list(text))) or None
 
 
 def make_plan(
@@ -68,7 +51,10 @@ def make_plan(
     calibration = {}
     folder = calibrate_from if calibrate_from is not None else Path(DEFAULT_RESULTS)
     if folder.is_dir():
-        cost, calibration = plan.calibrate(_load_records(folder, datasets), models=models, datasets=datasets, gpus=gpu_table)
+        from ..parse import read_results
+
+        records = [record for record, _ in read_results(folder) if record.pair.dataset in datasets]
+        cost, calibration = plan.calibrate(records, models=models, datasets=datasets, gpus=gpu_table)
     elif calibrate_from is not None:
         raise BenchmarkError(f"{calibrate_from} is not a folder of results")
     if pool:

@@ -12,16 +12,11 @@ from .. import catalog
 from ..errors import BenchmarkError, UnknownNameError
 from ..jsonio import dumps_strict
 from ..tracker import STATUSES, Tracker, open_tracker
-from .app import DEFAULT_TRACKER, app, console
+from .app import DEFAULT_TRACKER, app, comma_list, console
 
 MODELS_HELP = "Repeat or comma-separate. Globs on ARCH:TAG or ARCH ('ViT-B-*'), ARCH:TAG, a tag or family ('openai', 'ViT-L'), or local-dir:/hf-hub:/ARCH:/ckpt.pt."
 DATASETS_HELP = "Repeat or comma-separate. Globs, names in any clip_benchmark spelling, or collections ('vtab', 'retrieval', 'imagenet_robustness')."
 FAILED_SHOWN = 20
-
-
-def _split(values: Optional[list[str]]) -> list[str]:
-    """Repeated options and comma-separated lists are the same thing."""
-    return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
 
 
 def _languages(values: list[str], datasets: dict[str, catalog.DatasetSpec]) -> list[str]:
@@ -56,9 +51,9 @@ def init(
 ):
     """Enumerate model x dataset pairs into the tracker, keeping the status of pairs already there."""
     specs = catalog.load_datasets(dataset_mapping)
-    chosen_models = catalog.select_models(_split(models), catalog.load_models())
-    chosen_datasets = catalog.select_datasets(_split(datasets), specs)
-    pairs = catalog.enumerate_pairs(chosen_models, chosen_datasets, _languages(_split(languages), specs))
+    chosen_models = catalog.select_models(comma_list(models), catalog.load_models())
+    chosen_datasets = catalog.select_datasets(comma_list(datasets), specs)
+    pairs = catalog.enumerate_pairs(chosen_models, chosen_datasets, _languages(comma_list(languages), specs))
     if not pairs:
         raise BenchmarkError("no pair matches: none of the chosen datasets has the chosen languages")
     if reset and tracker.exists() and not yes:
@@ -192,7 +187,7 @@ def models(
         _refresh_models()
     specs = catalog.load_models()
     index = {(m.arch, m.pretrained): m for m in specs}
-    chosen = catalog.select_models(_split(patterns), specs)
+    chosen = catalog.select_models(comma_list(patterns), specs)
     outside = [f"{a}:{p}" if p else a for a, p in chosen if (a, p) not in index]
     if outside:
         raise BenchmarkError(f"{outside[0]} is not in the open_clip catalog (it can still be benchmarked with init --models)")
@@ -242,7 +237,7 @@ def datasets(
 ):
     """List benchmark datasets: webdataset, task, test-split size, classes, main metric, collections, languages."""
     specs = catalog.load_datasets(dataset_mapping)
-    rows = catalog.select_datasets(_split(patterns), specs)
+    rows = catalog.select_datasets(comma_list(patterns), specs)
     if as_json:
         typer.echo(dumps_strict([s.to_json() for s in rows]))
         return
