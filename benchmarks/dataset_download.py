@@ -14,7 +14,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from openclip_benchmark import download
+from openclip_benchmark.datasets import download
 
 REPO = "clip-benchmark/wds_bench"
 

@@ -23,7 +23,9 @@ import argparse
 import time
 from dataclasses import replace
 
-from openclip_benchmark import catalog, plan, pricing
+from openclip_benchmark import catalog
+from openclip_benchmark.planning import plan
+from openclip_benchmark.planning import pricing
 
 
 def source_gpu(params: float) -> str:

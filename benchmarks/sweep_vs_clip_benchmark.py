@@ -128,8 +128,8 @@ def lower_bound(root: Path, models: list[str], args) -> tuple[float, float]:
 
 def in_process(root: Path, models: list[str], store: Path, args) -> float:
     """`benchmark run`'s work without its process start and imports (what the worker itself costs)."""
-    from openclip_benchmark.manifest import Manifest, RunSettings
-    from openclip_benchmark.pair import Pair
+    from openclip_benchmark.core.manifest import Manifest, RunSettings
+    from openclip_benchmark.core.pair import Pair
     from openclip_benchmark.worker import run_shard
 
     tasks = {"voc2007_multilabel": "multilabel", "mscoco_captions": "zeroshot_retrieval"}
@@ -144,7 +144,7 @@ def in_process(root: Path, models: list[str], store: Path, args) -> float:
 
 
 def same_metrics(models: list[str], cb_out: Path, store: Path) -> tuple[int, int]:
-    from openclip_benchmark.result import read_record
+    from openclip_benchmark.core.records import read_record
 
     ours_by_pair = {}
     for path in store.rglob("*.json"):

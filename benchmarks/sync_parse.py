@@ -112,7 +112,7 @@ def timed(args: list[str], env: dict[str, str], server: int | None = None) -> fl
 
 def mirror_digest(folder: Path) -> dict[str, bytes]:
     """The mirrored results: no sync state, no bundles."""
-    from openclip_benchmark.bundle import BUNDLE_PREFIX
+    from openclip_benchmark.storage.bundle import BUNDLE_PREFIX
 
     out = {}
     for p in folder.rglob("*.json"):
@@ -126,8 +126,8 @@ def upload_shards(store, pairs, per_shard: int) -> int:
     """Results and bundles as workers put them: each result, then its shard's bundle (the worker's writer)."""
     from test_sync import synthetic_result
 
-    from openclip_benchmark.bundle import write_bundle
-    from openclip_benchmark.jsonio import dumps_strict
+    from openclip_benchmark.storage.bundle import write_bundle
+    from openclip_benchmark.core.jsonio import dumps_strict
 
     def shard(start: int) -> None:
         written = {}
@@ -154,8 +154,8 @@ def main() -> None:
     import boto3
     from test_sync import synthetic_pairs
 
-    from openclip_benchmark.bundle import BUNDLE_PREFIX
-    from openclip_benchmark.store import S3Store
+    from openclip_benchmark.storage.bundle import BUNDLE_PREFIX
+    from openclip_benchmark.storage.store import S3Store
 
     port = free_port()
     server = start_moto(port)
@@ -231,7 +231,7 @@ def compare_parse(tmp: Path, env: dict[str, str], n: int) -> list[tuple]:
     # the work alone, in this process, after both tools' imports
     from clip_benchmark.cli import main_build
 
-    from openclip_benchmark.parse import parse_results
+    from openclip_benchmark.collect.parse import parse_results
 
     start = time.perf_counter()
     report = parse_results(tmp / "ours", tmp / "parsed2")

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from .errors import BenchmarkError
-from .jsonio import atomic_write_json
+from .core.errors import BenchmarkError
+from .core.jsonio import atomic_write_json
 
 TEMPLATES = ("a photo of a {c}.", "a blurry photo of the {c}.", "itap of a {c}.")
 WORDS = ("red", "blue", "small", "large", "striped", "dotted", "bright", "dark", "round", "square", "old", "new")
@@ -294,14 +294,14 @@ def run_demo(
 ) -> DemoResult:
     """Fixtures, then init, plan, the local backend, parse and report, in this one process (open_clip loads once)."""
     from .catalog import enumerate_pairs, load_datasets, load_models, select_models
-    from .launch import record_plan
-    from .launch.local import run_local
-    from .manifest import RunSettings
-    from .parse import parse_results
-    from .plan import ModelIndex, PlanOptions, plan_shards
-    from .pricing import load_gpus, load_prices
-    from .report import build_report
-    from .store import LocalStore
+    from .backends import record_plan
+    from .backends.local import run_local
+    from .core.manifest import RunSettings
+    from .collect.parse import parse_results
+    from .planning.plan import ModelIndex, PlanOptions, plan_shards
+    from .planning.pricing import load_gpus, load_prices
+    from .collect.report import build_report
+    from .storage.store import LocalStore
     from .tracker import open_tracker
 
     if images < MIN_IMAGES:

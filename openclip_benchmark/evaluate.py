@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import BenchmarkError
-from .pair import Pair, Preprocess
+from .core.errors import BenchmarkError
+from .core.pair import Pair, Preprocess
 
 LOGIT_SCALE = 100.0  # clip_benchmark's fixed zero-shot logit scale
 RECALL_K = (1, 5, 10)

@@ -9,10 +9,10 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .errors import BenchmarkError
-from .jsonio import atomic_write_text
-from .pair import Pair, Preprocess
-from .result import Record, utc_now
+from .core.errors import BenchmarkError
+from .core.jsonio import atomic_write_text
+from .core.pair import Pair, Preprocess
+from .core.records import Record, utc_now
 
 STATUSES = ("pending", "planned", "launched", "running", "succeeded", "failed", "skipped")
 IDENTITY_COLUMNS = ["model", "pretrained", "dataset", "language", "task", "preprocess"]

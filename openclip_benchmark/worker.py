@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import evaluate
-from .bundle import write_bundle
-from .download import ensure_dataset
-from .errors import BenchmarkError
-from .jsonio import dumps_strict
-from .manifest import Manifest
-from .pair import Pair
-from .result import Record, make_failure, make_result, read_record, utc_now
-from .store import TRANSIENT_EXIT_CODE, LocalStore, S3Store, TransientStoreError, open_store
+from .storage.bundle import write_bundle
+from .datasets.download import ensure_dataset
+from .core.errors import BenchmarkError
+from .core.jsonio import dumps_strict
+from .core.manifest import Manifest
+from .core.pair import Pair
+from .core.records import Record, make_failure, make_result, read_record, utc_now
+from .storage.store import TRANSIENT_EXIT_CODE, LocalStore, S3Store, TransientStoreError, open_store
 
 EXIT_PAIRS_FAILED = 3
 

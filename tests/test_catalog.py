@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from openclip_benchmark import catalog
+from openclip_benchmark.catalog import snapshot
 from openclip_benchmark.catalog import CatalogError, canonical_dataset, load_datasets, load_models
-from openclip_benchmark.errors import UnknownNameError
-from openclip_benchmark.pair import TASKS
+from openclip_benchmark.core.errors import UnknownNameError
+from openclip_benchmark.core.pair import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -213,11 +214,11 @@ def test_hugging_face_text_towers_match_published_parameter_counts(models):
 
 def test_build_reproduces_the_snapshot_for_small_architectures(models):
     archs = ("RN50", "ViT-B-32", "roberta-ViT-B-32")  # roberta: a Hugging Face text tower, counted on the CPU
-    built = catalog.build_model_catalog(archs=archs)
+    built = snapshot.build_model_catalog(archs=archs)
     expected = [m for m in models if m.arch in archs]
     assert built == expected
     with pytest.raises(UnknownNameError):
-        catalog.build_model_catalog(archs=["ViT-B-33"])
+        snapshot.build_model_catalog(archs=["ViT-B-33"])
 
 
 def test_find_model_and_families():

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from openclip_benchmark.errors import BenchmarkError, InvalidResultError
-from openclip_benchmark.jsonio import atomic_write_json, dumps_strict, loads_strict
-from openclip_benchmark.manifest import Manifest, RunSettings
-from openclip_benchmark.pair import Pair, Preprocess, parse_model_ref
-from openclip_benchmark.result import make_failure, make_result, read_record
-from openclip_benchmark.store import LocalStore, S3Store, StoreError, check_key, open_store
+from openclip_benchmark.core.errors import BenchmarkError, InvalidResultError
+from openclip_benchmark.core.jsonio import atomic_write_json, dumps_strict, loads_strict
+from openclip_benchmark.core.manifest import Manifest, RunSettings
+from openclip_benchmark.core.pair import Pair, Preprocess, parse_model_ref
+from openclip_benchmark.core.records import make_failure, make_result, read_record
+from openclip_benchmark.storage.store import LocalStore, S3Store, StoreError, check_key, open_store
 from openclip_benchmark.tracker import Tracker, TrackerError, open_tracker
 
 

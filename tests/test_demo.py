@@ -8,8 +8,8 @@ import math
 import pytest
 
 from openclip_benchmark.demo import DEMO_DATASETS, DEMO_MODELS, MARKER, DemoLayout, prepare_workdir
-from openclip_benchmark.errors import BenchmarkError
-from openclip_benchmark.result import read_record
+from openclip_benchmark.core.errors import BenchmarkError
+from openclip_benchmark.core.records import read_record
 from openclip_benchmark.tracker import Tracker
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from fixtures import make_classification_wds, make_retrieval_wds
-from openclip_benchmark import download
-from openclip_benchmark.download import TransientDownloadError, check_layout, download_dataset, dataset_source
-from openclip_benchmark.errors import BenchmarkError
-from openclip_benchmark.store import TRANSIENT_EXIT_CODE
+from openclip_benchmark.datasets import download
+from openclip_benchmark.datasets.download import TransientDownloadError, check_layout, download_dataset, dataset_source
+from openclip_benchmark.core.errors import BenchmarkError
+from openclip_benchmark.storage.store import TRANSIENT_EXIT_CODE
 
 REPO = "clip-benchmark/wds_fixture_cls"
 TOKEN = "hf_SECRETtoken123"

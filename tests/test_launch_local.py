@@ -9,10 +9,10 @@ from typer.testing import CliRunner
 
 from fixtures import make_classification_wds, make_retrieval_wds, make_tiny_model
 from openclip_benchmark.cli import app
-from openclip_benchmark.manifest import Manifest
-from openclip_benchmark.pair import Pair
-from openclip_benchmark.result import read_record
-from openclip_benchmark.store import LocalStore
+from openclip_benchmark.core.manifest import Manifest
+from openclip_benchmark.core.pair import Pair
+from openclip_benchmark.core.records import read_record
+from openclip_benchmark.storage.store import LocalStore
 from openclip_benchmark.tracker import Tracker, open_tracker
 
 

@@ -10,13 +10,15 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from openclip_benchmark import catalog, plan, pricing
+from openclip_benchmark import catalog
+from openclip_benchmark.planning import plan
+from openclip_benchmark.planning import pricing
 from openclip_benchmark.cli import app
-from openclip_benchmark.errors import BenchmarkError
-from openclip_benchmark.launch import skypilot
-from openclip_benchmark.manifest import Manifest, RunSettings
-from openclip_benchmark.pair import Pair
-from openclip_benchmark.store import TRANSIENT_EXIT_CODE, open_store
+from openclip_benchmark.core.errors import BenchmarkError
+from openclip_benchmark.backends import skypilot
+from openclip_benchmark.core.manifest import Manifest, RunSettings
+from openclip_benchmark.core.pair import Pair
+from openclip_benchmark.storage.store import TRANSIENT_EXIT_CODE, open_store
 from openclip_benchmark.tracker import Tracker, open_tracker
 
 SENTINEL = "SENTINEL-" + uuid.uuid4().hex
@@ -375,7 +377,7 @@ def test_a_pool_plans_for_its_gpu_and_pays_setup_once_per_worker(tmp_path, monke
 def test_the_rendered_task_asks_for_what_the_plan_priced(secrets_env):
     from types import SimpleNamespace
 
-    from openclip_benchmark.pricing import Offer, PriceTable
+    from openclip_benchmark.planning.pricing import Offer, PriceTable
 
     prices = PriceTable("test", "2026-01-01", (
         Offer("gcp", "g2-standard-16", "L4", 1, 16, price=1.15, spot_price=0.36, region="r"),

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from fixtures import make_classification_wds, make_suite
-from openclip_benchmark.manifest import Manifest, RunSettings
-from openclip_benchmark.pair import Pair, Preprocess
-from openclip_benchmark.result import read_record
-from openclip_benchmark.store import open_store
+from openclip_benchmark.core.manifest import Manifest, RunSettings
+from openclip_benchmark.core.pair import Pair, Preprocess
+from openclip_benchmark.core.records import read_record
+from openclip_benchmark.storage.store import open_store
 from openclip_benchmark.worker import run_shard
 
 BATCH_SIZE = 16  # smaller than the datasets, so batching, and its order, is part of what is compared

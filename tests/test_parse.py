@@ -14,16 +14,16 @@ from typer.testing import CliRunner
 
 from openclip_benchmark.catalog import canonical_dataset, find_model
 from openclip_benchmark.cli import app
-from openclip_benchmark.jsonio import atomic_write_json
-from openclip_benchmark.pair import Pair
-from openclip_benchmark.parse import (
+from openclip_benchmark.core.jsonio import atomic_write_json
+from openclip_benchmark.core.pair import Pair
+from openclip_benchmark.collect.parse import (
     CLASSIFICATION_METRICS,
     IDENTITY_COLUMNS,
     RETRIEVAL_METRICS,
     outputs_stale,
     parse_results,
 )
-from openclip_benchmark.result import make_failure, make_result
+from openclip_benchmark.core.records import make_failure, make_result
 from openclip_benchmark.tracker import open_tracker
 
 SOURCE_NAME = "cifar10_openai_ViT-B-32_en_zeroshot_classification.json"  # the source project's naming
@@ -87,7 +87,7 @@ def test_metric_csvs_columns_values_and_metadata(parsed):
     spec = find_model(p.model, p.pretrained)
     assert int(row["params"]) == spec.params and float(row["image_gflops"]) == spec.image_gflops
     # cost = seconds at the A10G's cheapest on-demand hourly price of the shipped table
-    from openclip_benchmark.pricing import load_prices
+    from openclip_benchmark.planning.pricing import load_prices
 
     price = load_prices().offers_for("A10G", None, False)[0].price
     assert float(row["cost_usd"]) == pytest.approx(expected["run"]["seconds"] / 3600 * price, rel=1e-5)

@@ -9,10 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from openclip_benchmark import catalog, plan, pricing
-from openclip_benchmark.errors import BenchmarkError
-from openclip_benchmark.pair import Pair, Preprocess
-from openclip_benchmark.pricing import Offer, PriceTable
+from openclip_benchmark import catalog
+from openclip_benchmark.planning import plan
+from openclip_benchmark.planning import pricing
+from openclip_benchmark.core.errors import BenchmarkError
+from openclip_benchmark.core.pair import Pair, Preprocess
+from openclip_benchmark.planning.pricing import Offer, PriceTable
 
 DATASETS = catalog.load_datasets()
 MODELS = plan.ModelIndex(catalog.load_models())
@@ -185,8 +187,8 @@ def test_plan_command_recalibrates_from_the_results_folder(tmp_path, monkeypatch
     from typer.testing import CliRunner
 
     from openclip_benchmark.cli import app
-    from openclip_benchmark.jsonio import atomic_write_json
-    from openclip_benchmark.result import make_result
+    from openclip_benchmark.core.jsonio import atomic_write_json
+    from openclip_benchmark.core.records import make_result
     from openclip_benchmark.tracker import open_tracker
 
     monkeypatch.chdir(tmp_path)
@@ -223,8 +225,8 @@ def plan_on(prices, pairs, models, **options):
 
 
 def test_decode_bound_pairs_rent_more_vcpus_and_compute_bound_ones_do_not():
-    from openclip_benchmark.launch import shard_manifest
-    from openclip_benchmark.manifest import RunSettings
+    from openclip_benchmark.backends import shard_manifest
+    from openclip_benchmark.core.manifest import RunSettings
 
     models = plan.ModelIndex([spec("Small", image_gflops=1.0), spec("Big", params=400e6, image_gflops=300.0)])
     small = plan_on(CHEAP_H100_ON_DEMAND, pairs_for([("Small", "x")]), models, gpus=("L4",))

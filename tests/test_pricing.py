@@ -7,9 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from openclip_benchmark import pricing
+from openclip_benchmark.planning import pricing
 from openclip_benchmark.cli import app
-from openclip_benchmark.errors import BenchmarkError
+from openclip_benchmark.core.errors import BenchmarkError
 
 
 def test_shipped_tables_have_source_date_and_cover_every_priced_gpu():

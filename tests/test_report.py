@@ -15,10 +15,10 @@ from test_sync import synthetic_pairs, synthetic_result
 from typer.testing import CliRunner
 
 from openclip_benchmark.cli import app
-from openclip_benchmark.jsonio import atomic_write_json
-from openclip_benchmark.pair import Pair
-from openclip_benchmark.parse import parse_results
-from openclip_benchmark.report import build_report
+from openclip_benchmark.core.jsonio import atomic_write_json
+from openclip_benchmark.core.pair import Pair
+from openclip_benchmark.collect.parse import parse_results
+from openclip_benchmark.collect.report import build_report
 from openclip_benchmark.tracker import open_tracker
 
 HOSTILE_MODEL = '<img src=x onerror="alert(1)">'
@@ -154,7 +154,7 @@ def test_report_with_no_results_yet(tmp_path):
 def test_heatmap_keeps_the_top_of_a_large_board(built, monkeypatch):
     import struct
 
-    from openclip_benchmark import report
+    from openclip_benchmark.collect import report
 
     root, _ = built
     board = report.read_csv(root / "metrics" / "leaderboard.csv")

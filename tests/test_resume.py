@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 from fixtures import make_classification_wds, make_suite
-from openclip_benchmark.manifest import Manifest, RunSettings
-from openclip_benchmark.pair import Pair
-from openclip_benchmark.result import read_record
-from openclip_benchmark.store import open_store
+from openclip_benchmark.core.manifest import Manifest, RunSettings
+from openclip_benchmark.core.pair import Pair
+from openclip_benchmark.core.records import read_record
+from openclip_benchmark.storage.store import open_store
 from openclip_benchmark.worker import run_shard
 
 START_TIMEOUT_S = 240  # the worker imports open_clip first: 7-17 s here, more on a busy machine

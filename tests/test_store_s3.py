@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import pytest
 
-from openclip_benchmark.jsonio import dumps_strict, loads_strict
-from openclip_benchmark.store import S3Store, StoreError, TransientStoreError, open_store
+from openclip_benchmark.core.jsonio import dumps_strict, loads_strict
+from openclip_benchmark.storage.store import S3Store, StoreError, TransientStoreError, open_store
 
 SECRET = "sEcReT-r2-key-0123456789"
 
@@ -161,8 +161,8 @@ def test_benchmark_run_writes_results_into_the_bucket(s3_bucket, secret_env, tmp
 
     from fixtures import make_classification_wds, make_retrieval_wds, make_tiny_model
     from openclip_benchmark.cli import app
-    from openclip_benchmark.pair import Pair
-    from openclip_benchmark.result import read_record
+    from openclip_benchmark.core.pair import Pair
+    from openclip_benchmark.core.records import read_record
 
     make_classification_wds(tmp_path / "data", n=12)
     make_retrieval_wds(tmp_path / "data", n=12)

@@ -14,14 +14,14 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
-from openclip_benchmark.bundle import write_bundle
+from openclip_benchmark.storage.bundle import write_bundle
 from openclip_benchmark.cli import app
-from openclip_benchmark.errors import BenchmarkError
-from openclip_benchmark.jsonio import dumps_strict
-from openclip_benchmark.pair import Pair, Preprocess
-from openclip_benchmark.result import make_failure, make_result
-from openclip_benchmark.store import LocalStore
-from openclip_benchmark.sync import INDEX_NAME, QUARANTINE_DIR, open_source, quarantine_name, sync_results
+from openclip_benchmark.core.errors import BenchmarkError
+from openclip_benchmark.core.jsonio import dumps_strict
+from openclip_benchmark.core.pair import Pair, Preprocess
+from openclip_benchmark.core.records import make_failure, make_result
+from openclip_benchmark.storage.store import LocalStore
+from openclip_benchmark.storage.sync import INDEX_NAME, QUARANTINE_DIR, open_source, quarantine_name, sync_results
 from openclip_benchmark.tracker import Tracker, open_tracker
 
 MODELS = [

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from openclip_benchmark import catalog
 from openclip_benchmark.cli import app
-from openclip_benchmark.errors import BenchmarkError
-from openclip_benchmark.pair import Pair
+from openclip_benchmark.core.errors import BenchmarkError
+from openclip_benchmark.core.pair import Pair
 from openclip_benchmark.tracker import COLUMNS, Tracker, open_tracker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,7 +154,7 @@ def test_status_table_shows_reasons_verbatim(tmp_path, monkeypatch):
 
 
 def test_status_merges_the_job_queue_first(tmp_path, monkeypatch):
-    import openclip_benchmark.launch.skypilot as sky_backend
+    import openclip_benchmark.backends.skypilot as sky_backend
 
     path = tmp_path / "r.csv"
     _tracker_with_states(path)
@@ -208,9 +208,11 @@ def test_models_and_datasets_listings():
 
 def test_models_refresh_writes_a_new_snapshot(tmp_path, monkeypatch):
     target = tmp_path / "models.json"
-    real_build = catalog.build_model_catalog
+    from openclip_benchmark.catalog import snapshot
+
+    real_build = snapshot.build_model_catalog
     monkeypatch.setattr(catalog, "MODELS_PATH", target)
-    monkeypatch.setattr(catalog, "build_model_catalog", lambda progress=None: real_build(["RN50"], progress=progress))
+    monkeypatch.setattr(snapshot, "build_model_catalog", lambda progress=None: real_build(["RN50"], progress=progress))
     result = invoke("models", "--refresh", "--json")
     assert result.exit_code == 0, result.output
     written = json.loads(target.read_text())

@@ -12,11 +12,11 @@ from typer.testing import CliRunner
 
 from fixtures import SUITE_CLASSES, TEMPLATES, make_classification_wds, make_retrieval_wds, make_suite
 from openclip_benchmark.cli import app
-from openclip_benchmark.errors import BenchmarkError
-from openclip_benchmark.manifest import Manifest, RunSettings
-from openclip_benchmark.pair import Pair, Preprocess
-from openclip_benchmark.result import read_record
-from openclip_benchmark.store import TRANSIENT_EXIT_CODE, open_store
+from openclip_benchmark.core.errors import BenchmarkError
+from openclip_benchmark.core.manifest import Manifest, RunSettings
+from openclip_benchmark.core.pair import Pair, Preprocess
+from openclip_benchmark.core.records import read_record
+from openclip_benchmark.storage.store import TRANSIENT_EXIT_CODE, open_store
 from openclip_benchmark.tracker import Tracker, open_tracker
 from openclip_benchmark.worker import EXIT_PAIRS_FAILED, load_manifest, run_shard
 
@@ -216,9 +216,9 @@ def test_clip_benchmark_accuracy_runs_with_the_installed_numpy():
 
 
 def test_a_shard_writes_one_bundle_of_its_records_and_sync_needs_only_that_get(suite, s3_bucket, tmp_path):
-    from openclip_benchmark.bundle import BUNDLE_PREFIX, read_bundle
-    from openclip_benchmark.store import LocalStore, StoreError
-    from openclip_benchmark.sync import open_source, sync_results
+    from openclip_benchmark.storage.bundle import BUNDLE_PREFIX, read_bundle
+    from openclip_benchmark.storage.store import LocalStore, StoreError
+    from openclip_benchmark.storage.sync import open_source, sync_results
 
     model = suite.models[0]
     good = [Pair(model, "", "imagenet1k"), Pair(model, "", "voc2007_multilabel", task="multilabel")]

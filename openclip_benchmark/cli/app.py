@@ -10,7 +10,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from ..errors import BenchmarkError
+from ..core.errors import BenchmarkError
 
 DEFAULT_TRACKER = "results.csv"
 DEFAULT_RESULTS = "results"
@@ -55,6 +55,19 @@ def comma_list(values: str | Iterable[str] | None) -> list[str]:
     if isinstance(values, str):
         values = [values]
     return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
+
+
+DATASET_MAPPING = typer.Option(
+    None, "--dataset-mapping", envvar="BENCHMARK_DATASETS", show_envvar=True,
+    help="Your own dataset mapping JSON (default: the shipped dataset_mapping.json).",
+)
+
+
+def load_catalog(dataset_mapping=None):
+    """The catalog every command passes down: the user's mapping (option or $BENCHMARK_DATASETS) or the shipped one."""
+    from ..catalog import load_catalog as load
+
+    return load(dataset_mapping)
 
 
 def console(stderr: bool = False):

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ..errors import BenchmarkError
+from ..core.errors import BenchmarkError
 from .app import DEFAULT_RESULTS, DEFAULT_TRACKER, app, console
 
 STORE_ENV = "BENCHMARK_STORE"
@@ -26,7 +26,7 @@ def sync(
     no_bundles: bool = typer.Option(False, "--no-bundles", help="one GET per object (ignore shard bundles)"),
 ):
     """Download every new or changed result from the store and move the tracked pairs to succeeded or failed."""
-    from ..sync import open_source, sync_results
+    from ..storage.sync import open_source, sync_results
 
     if not store:
         raise BenchmarkError(f"no store given: pass --store s3://bucket/prefix or set {STORE_ENV}")
@@ -82,7 +82,7 @@ def parse(
     tracker: Path = typer.Option(Path(DEFAULT_TRACKER), "--tracker", help="tracker CSV, to report results not synced yet"),
 ):
     """Write classification_metrics.csv, retrieval_metrics.csv and leaderboard.csv (+ .parquet) from the results."""
-    from ..parse import parse_results
+    from ..collect.parse import parse_results
 
     report = parse_results(results, out, tracker)
     _print_parse(report)
@@ -120,8 +120,8 @@ def report(
     out: Path = typer.Option(Path("report"), "--out", help="folder for index.html and the PNGs"),
 ):
     """Write one self-contained HTML page (leaderboard, heatmap, accuracy vs GFLOPs and cost, progress)."""
-    from ..parse import outputs_stale, parse_results
-    from ..report import build_report
+    from ..collect.parse import outputs_stale, parse_results
+    from ..collect.report import build_report
 
     if outputs_stale(results, metrics):
         _print_parse(parse_results(results, metrics, tracker))

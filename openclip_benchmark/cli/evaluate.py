@@ -8,9 +8,9 @@ from typing import Optional
 
 import typer
 
-from ..errors import BenchmarkError
-from ..manifest import PRECISIONS, Manifest, RunSettings
-from ..pair import INTERPOLATIONS, RESIZE_MODES, TASKS, Pair, Preprocess
+from ..core.errors import BenchmarkError
+from ..core.manifest import PRECISIONS, Manifest, RunSettings
+from ..core.pair import INTERPOLATIONS, RESIZE_MODES, TASKS, Pair, Preprocess
 from .app import DEFAULT_RESULTS, DEFAULT_TRACKER, app, comma_list, console
 
 
@@ -39,8 +39,8 @@ def select_pairs(models: str, datasets: str, languages: str, preprocesses: list[
                  dataset_root: str | None, task: str | None, cache_dir: str) -> list[Pair]:
     """Models and datasets by the catalog's selectors; with --dataset-root, also datasets the catalog lacks."""
     from .. import catalog
-    from ..download import ensure_dataset
-    from ..errors import UnknownNameError
+    from ..datasets.download import ensure_dataset
+    from ..core.errors import UnknownNameError
     from ..evaluate import folder_task
 
     if task is not None and task not in TASKS:
@@ -94,7 +94,7 @@ def run(
     """Evaluate models x datasets on this machine (GPU if present); only pairs without a result run."""
     from datetime import datetime, timezone
 
-    from ..store import open_store
+    from ..storage.store import open_store
 
     settings = RunSettings(batch_size=batch_size, num_workers=num_workers, precision=precision, device=device,
                            cache_dir=cache_dir, dataset_root=dataset_root)
@@ -116,7 +116,7 @@ def worker(
     progress: bool = typer.Option(True, help="Show progress bars."),
 ):
     """Run one shard: exit 0 when every pair succeeded, 3 when some failed, 75 when a retry may help."""
-    from ..store import open_store
+    from ..storage.store import open_store
     from ..worker import load_manifest
 
     shard = load_manifest(manifest, endpoint_url)

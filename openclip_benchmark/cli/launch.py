@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from ..errors import BenchmarkError
+from ..core.errors import BenchmarkError
 from .app import DEFAULT_RESULTS, DEFAULT_TRACKER, app, comma_list, console
 
 PLAN_FILE = Path(".benchmark/plan.json")
@@ -38,7 +38,8 @@ def make_plan(
     pool: str | None = None,
 ):
     """Plan the pending (and planned, and with --retry-failed failed) pairs of the tracker."""
-    from .. import catalog, plan, pricing
+    from .. import catalog
+    from ..planning import plan, pricing
     from ..tracker import Tracker
 
     tracker = Tracker.load(tracker_path)
@@ -51,7 +52,7 @@ def make_plan(
     calibration = {}
     folder = calibrate_from if calibrate_from is not None else Path(DEFAULT_RESULTS)
     if folder.is_dir():
-        from ..parse import read_results
+        from ..collect.parse import read_results
 
         records = [record for record, _ in read_results(folder) if record.pair.dataset in datasets]
         cost, calibration = plan.calibrate(records, models=models, datasets=datasets, gpus=gpu_table)
@@ -116,7 +117,7 @@ def print_plan(result, calibration, selected=None) -> None:
 
 
 def write_plan_file(result, path: Path = PLAN_FILE) -> None:
-    from ..jsonio import atomic_write_json
+    from ..core.jsonio import atomic_write_json
 
     atomic_write_json(
         path,
@@ -179,7 +180,7 @@ def plan_command(
     print_plan(result, calibration)
     write_plan_file(result)
     if record:
-        from ..launch import record_plan
+        from ..backends import record_plan
 
         n = record_plan(tracker, result.shards, spot)
         console().print(f"recorded estimates for {n} pair(s) in {tracker}")
@@ -209,14 +210,14 @@ def launch_command(
     prices: Optional[Path] = PRICES,
 ):
     """Launch the pending pairs as shards, within the budget; `--dry-run` only prints the plan."""
-    from ..manifest import RunSettings
-    from ..plan import within_budget
-    from ..store import open_store
+    from ..core.manifest import RunSettings
+    from ..planning.plan import within_budget
+    from ..storage.store import open_store
 
     if pool and backend is Backend.local:
         raise BenchmarkError("--pool only applies to the skypilot backend")
     if pool and not gpus:
-        from ..launch.skypilot import pool_gpu
+        from ..backends.skypilot import pool_gpu
 
         gpus = pool_gpu()
     settings = RunSettings(
@@ -242,7 +243,7 @@ def launch_command(
         raise typer.Exit(1)
     target = open_store(store, endpoint_url)
     if backend is Backend.local:
-        from ..launch.local import run_local
+        from ..backends.local import run_local
 
         report = run_local(selected, store=target, settings=settings, tracker_path=tracker, spot=spot)
         ok = sum(len(r.succeeded) + len(r.skipped) for r in report.reports)
@@ -251,7 +252,7 @@ def launch_command(
         if report.exit_code:
             raise typer.Exit(report.exit_code)
         return
-    from ..launch.skypilot import launch_shards
+    from ..backends.skypilot import launch_shards
 
     report = launch_shards(
         selected, store=target, settings=settings, tracker_path=tracker, spot=spot, clouds=_csv(clouds), pool=pool
@@ -273,7 +274,7 @@ def prices_command(
     """Show the GPU price table (cheapest single-GPU offer per cloud), or refresh it from SkyPilot's catalog."""
     from rich.table import Table
 
-    from .. import pricing
+    from ..planning import pricing
 
     gpu_table = pricing.load_gpus()
     path = prices or Path(str(pricing.DATA / "prices.json"))
@@ -309,7 +310,7 @@ def interactive_up_command(
     config: Optional[Path] = typer.Option(None, "--config", help="Cluster YAML (default: configs/interactive.yaml)."),
 ):
     """Start (or reuse) the interactive cluster, then print how to run a pair by hand on it."""
-    from ..launch import skypilot
+    from ..backends import skypilot
 
     skypilot.interactive_up(cluster, idle_minutes, config or skypilot.INTERACTIVE)
     console().print(
@@ -323,7 +324,7 @@ def interactive_up_command(
 @interactive_app.command("down")
 def interactive_down_command(cluster: str = CLUSTER):
     """Tear the interactive cluster down."""
-    from ..launch import skypilot
+    from ..backends import skypilot
 
     skypilot.interactive_down(cluster)
     console().print(f"cluster {cluster} is down")
@@ -336,7 +337,7 @@ def pool_up_command(
     config: Optional[Path] = typer.Option(None, "--config", help="Pool YAML (default: configs/pool.yaml)."),
 ):
     """Create or update a pool; then `benchmark launch --pool NAME` runs shards on its warm workers."""
-    from ..launch import skypilot
+    from ..backends import skypilot
 
     skypilot.pool_up(name, config or skypilot.POOL, workers)
     console().print(f"pool {name} applied; launch into it with: benchmark launch --pool {name}")
@@ -345,7 +346,7 @@ def pool_up_command(
 @pool_app.command("down")
 def pool_down_command(name: str = typer.Argument(..., help="Pool name.")):
     """Delete a pool and its workers."""
-    from ..launch import skypilot
+    from ..backends import skypilot
 
     skypilot.pool_down(name)
     console().print(f"pool {name} is down")

@@ -9,8 +9,8 @@ from typing import Any, Optional
 import typer
 
 from .. import catalog
-from ..errors import BenchmarkError, UnknownNameError
-from ..jsonio import dumps_strict
+from ..core.errors import BenchmarkError, UnknownNameError
+from ..core.jsonio import dumps_strict
 from ..tracker import STATUSES, Tracker, open_tracker
 from .app import DEFAULT_TRACKER, app, comma_list, console
 
@@ -108,7 +108,7 @@ def summarize(tracker: Tracker) -> dict[str, Any]:
 def _merge_queue(tracker: Tracker) -> tuple[dict[str, int], str]:
     """Refresh launched/running pairs from SkyPilot; an unreachable SkyPilot is a warning, not a failure."""
     try:
-        from ..launch.skypilot import merge_job_queue
+        from ..backends.skypilot import merge_job_queue
 
         return merge_job_queue(tracker), ""
     except (BenchmarkError, ImportError) as exc:
@@ -220,9 +220,11 @@ def _refresh_models() -> None:
 
         import open_clip
 
+        from ..catalog import snapshot
+
         progress.update(task, total=len({a for a, _ in open_clip.list_pretrained()}), completed=0)
-        built = catalog.build_model_catalog(progress=step)
-    path = catalog.write_model_catalog(built)
+        built = snapshot.build_model_catalog(progress=step)
+    path = snapshot.write_model_catalog(built, catalog.MODELS_PATH)
     new = {m.ref for m in built}
     console(stderr=True).print(
         f"wrote {path}: {len(built)} models ({len(new - old)} added, {len(old - new)} removed)"

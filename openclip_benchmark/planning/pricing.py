@@ -7,8 +7,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable
 
-from .errors import BenchmarkError
-from .jsonio import atomic_write_json, loads_strict
+from ..core.errors import BenchmarkError
+from ..core.jsonio import atomic_write_json, loads_strict
 
 DATA = resources.files("openclip_benchmark") / "data"
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from .errors import BenchmarkError, InvalidResultError, UnknownNameError
-from .jsonio import atomic_write_bytes, atomic_write_text
-from .pair import RESERVED_PREFIXES, Pair, Preprocess
-from .result import Record, read_record
-from .tracker import IDENTITY_COLUMNS
+from ..core.errors import BenchmarkError, InvalidResultError, UnknownNameError
+from ..core.jsonio import atomic_write_bytes, atomic_write_text
+from ..core.pair import RESERVED_PREFIXES, Pair, Preprocess
+from ..core.records import Record, read_record
+from ..tracker import IDENTITY_COLUMNS
 
 CLASSIFICATION_METRICS = ["acc1", "acc5", "mean_per_class_recall", "mean_average_precision"]
 RETRIEVAL_METRICS = [
@@ -58,7 +58,7 @@ class ParseReport:
 @functools.lru_cache(maxsize=None)
 def canonical_or_raw(name: str) -> str:
     """The catalog's dataset key for any spelling (`wds/cifar10`, `wds_cifar10`); unknown names pass through."""
-    from .catalog import canonical_dataset
+    from ..catalog import canonical_dataset
 
     try:
         return canonical_dataset(name)
@@ -117,7 +117,7 @@ def preprocess_text(preprocess: Preprocess) -> str:
 
 
 def _model_info(model: str, pretrained: str) -> dict[str, Any]:
-    from .catalog import find_model
+    from ..catalog import find_model
 
     try:
         spec = find_model(model, pretrained)
@@ -139,7 +139,7 @@ def _cost(run: dict[str, Any], price_of) -> float | None:
 
 def _gpu_price_lookup():
     """(torch device name, spot) -> cheapest hourly USD price of that GPU in the shipped price table, or None."""
-    from .pricing import gpu_from_device_name, load_gpus, load_prices
+    from ..planning.pricing import gpu_from_device_name, load_gpus, load_prices
 
     gpus, prices = load_gpus(), load_prices()
 
@@ -193,7 +193,7 @@ def columns_for(name: str, rows: list[dict[str, Any]]) -> list[str]:
 
 @functools.lru_cache(maxsize=None)
 def main_metric(dataset: str, task: str) -> str:
-    from .catalog import load_datasets
+    from ..catalog import load_datasets
 
     spec = load_datasets().get(dataset)
     return spec.metric if spec is not None else FALLBACK_METRIC[task]
@@ -201,7 +201,7 @@ def main_metric(dataset: str, task: str) -> str:
 
 def _collections() -> dict[str, list[str]]:
     """The catalog collections the leaderboard averages over (open_clip's table: dist. shifts, VTAB, retrieval)."""
-    from .catalog import dataset_collections, load_datasets
+    from ..catalog import dataset_collections, load_datasets
 
     members = dataset_collections(load_datasets())
     return {name: members[name] for name in LEADERBOARD_COLLECTIONS if name in members}
@@ -329,7 +329,7 @@ def parse_results(
     report.written += write_table(out_dir, "leaderboard", board, board_cols)
     report.rows["leaderboard"] = len(board)
     if tracker is not None and Path(tracker).exists():
-        from .tracker import Tracker
+        from ..tracker import Tracker
 
         have = {record.pair for record, _ in records}
         report.missing = sum(e.pair not in have for e in Tracker.load(tracker).select(["succeeded"]))

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .bundle import read_bundle
-from .errors import BenchmarkError, InvalidResultError
-from .jsonio import atomic_write_bytes, atomic_write_json, loads_strict
-from .pair import BUNDLE_PREFIX, MANIFEST_PREFIX, RESERVED_PREFIXES, slug
-from .parse import canonical_or_raw
-from .result import Record, read_record, utc_now
+from ..core.errors import BenchmarkError, InvalidResultError
+from ..core.jsonio import atomic_write_bytes, atomic_write_json, loads_strict
+from ..core.pair import BUNDLE_PREFIX, MANIFEST_PREFIX, RESERVED_PREFIXES, slug
+from ..collect.parse import canonical_or_raw
+from ..core.records import Record, read_record, utc_now
 from .store import LocalStore, S3Store, StoreError, TransientStoreError, check_key, open_store
 
 INDEX_NAME = ".sync-index.json"
@@ -258,7 +258,7 @@ def _download(store, results: Path, todo, index: dict[str, list], report: SyncRe
 def _update_tracker(tracker_path, records: list[Record], index: dict[str, list], results: Path, report: SyncReport):
     """Apply the new records, then every mirrored result whose pair the tracker does not show as succeeded
     (a tracker re-created by `init` after an earlier sync), so the tracker always agrees with the mirror."""
-    from .tracker import open_tracker
+    from ..tracker import open_tracker
 
     with open_tracker(tracker_path, create=True) as tracker:
         before = dict(tracker.entries)
@@ -315,7 +315,7 @@ class _progress:
             return lambda: None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        from .cli.app import console
+        from ..cli.app import console
 
         self.bar = Progress(
             TextColumn("downloading"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console(stderr=True)

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import BenchmarkError
-from ..jsonio import atomic_write_text
-from ..manifest import RunSettings
-from ..plan import Shard
-from ..store import TRANSIENT_EXIT_CODE
+from ..core.errors import BenchmarkError
+from ..core.jsonio import atomic_write_text
+from ..core.manifest import RunSettings
+from ..planning.plan import Shard
+from ..storage.store import TRANSIENT_EXIT_CODE
 from . import record_launch, shard_manifest, upload_manifests
 from .local import LOCAL_JOB_ID
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..manifest import RunSettings
-from ..plan import Shard
+from ..core.manifest import RunSettings
+from ..planning.plan import Shard
 from ..tracker import open_tracker
 from . import record_launch, shard_manifest, upload_manifests
 

@@ -25,9 +25,9 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import BenchmarkError, UnknownNameError
-from .jsonio import atomic_write_json, loads_strict
-from .store import TRANSIENT_EXIT_CODE
+from ..core.errors import BenchmarkError, UnknownNameError
+from ..core.jsonio import atomic_write_json, loads_strict
+from ..storage.store import TRANSIENT_EXIT_CODE
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def ensure_dataset(
 
 def _resolve(name: str):
     """(wds_name, DatasetSpec or None): catalog names by their spec, others as clip_benchmark's `wds_<name>`."""
-    from . import catalog
+    from .. import catalog
 
     try:
         key = catalog.canonical_dataset(name)
@@ -147,7 +147,7 @@ def dataset_source(name: str, wds_name: str, spec=None, base_url: str | None = N
 
 
 def _known_datasets():
-    from .catalog import load_datasets
+    from ..catalog import load_datasets
 
     return load_datasets().keys()
 

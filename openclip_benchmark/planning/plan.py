@@ -16,8 +16,8 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .errors import BenchmarkError
-from .pair import Pair
+from ..core.errors import BenchmarkError
+from ..core.pair import Pair
 from .pricing import GpuSpec, Offer, PriceTable, gpu_from_device_name
 
 GIB = 2**30

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from .errors import BenchmarkError
-from .jsonio import atomic_write_bytes
+from ..core.errors import BenchmarkError
+from ..core.jsonio import atomic_write_bytes
 
 TRANSIENT_EXIT_CODE = 75  # EX_TEMPFAIL: a retry may fix it
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Iterable
 
-from ..manifest import Manifest, RunSettings
-from ..plan import Shard
+from ..core.manifest import Manifest, RunSettings
+from ..planning.plan import Shard
 from ..tracker import open_tracker
 
 

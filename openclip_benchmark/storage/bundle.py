@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from .errors import InvalidResultError
-from .jsonio import dumps_strict, loads_strict
-from .pair import BUNDLE_PREFIX, slug
-from .result import utc_now
+from ..core.errors import InvalidResultError
+from ..core.jsonio import dumps_strict, loads_strict
+from ..core.pair import BUNDLE_PREFIX, slug
+from ..core.records import utc_now
 
 BUNDLE_SCHEMA = "openclip-benchmark/bundle/1"
 
