@@ -112,7 +112,7 @@ def timed(args: list[str], env: dict[str, str], server: int | None = None) -> fl
 
 def mirror_digest(folder: Path) -> dict[str, bytes]:
     """The mirrored results: no sync state, no bundles."""
-    from openclip_benchmark.storage.bundle import BUNDLE_PREFIX
+    from openclip_benchmark.storage.layout import BUNDLE_PREFIX
 
     out = {}
     for p in folder.rglob("*.json"):
@@ -132,8 +132,8 @@ def upload_shards(store, pairs, per_shard: int) -> int:
     def shard(start: int) -> None:
         written = {}
         for pair in pairs[start : start + per_shard]:
-            written[pair.result_key] = dumps_strict(synthetic_result(pair)).encode("utf-8")
-            store.put(pair.result_key, written[pair.result_key])
+            written[result_key(pair)] = dumps_strict(synthetic_result(pair)).encode("utf-8")
+            store.put(result_key(pair), written[result_key(pair)])
         write_bundle(store, f"shard-{start // per_shard:05d}", written)
 
     starts = range(0, len(pairs), per_shard)
@@ -154,7 +154,7 @@ def main() -> None:
     import boto3
     from test_sync import synthetic_pairs
 
-    from openclip_benchmark.storage.bundle import BUNDLE_PREFIX
+    from openclip_benchmark.storage.layout import BUNDLE_PREFIX
     from openclip_benchmark.storage.store import S3Store
 
     port = free_port()

@@ -302,6 +302,7 @@ def run_demo(
     from .planning.pricing import load_gpus, load_prices
     from .collect.report import build_report
     from .storage.store import LocalStore
+    from .core.records import Result
     from .tracker import open_tracker
 
     if images < MIN_IMAGES:
@@ -335,7 +336,7 @@ def run_demo(
                         written=[*parsed.written, page])
     for shard in local.reports:
         for record in shard.records:
-            if record.kind == "result":
+            if isinstance(record, Result):
                 metric = datasets[record.pair.dataset].metric
                 result.rows.append({
                     "model": Path(record.pair.model.removeprefix("local-dir:")).name,

@@ -12,7 +12,8 @@ from typing import Iterable, Iterator
 from .core.errors import BenchmarkError
 from .core.jsonio import atomic_write_text
 from .core.pair import Pair, Preprocess
-from .core.records import Record, utc_now
+from .core.records import Record, Result, utc_now
+from .storage.layout import result_key
 
 STATUSES = ("pending", "planned", "launched", "running", "succeeded", "failed", "skipped")
 IDENTITY_COLUMNS = ["model", "pretrained", "dataset", "language", "task", "preprocess"]
@@ -60,7 +61,7 @@ class Entry:
             "language": p.language,
             "task": p.task,
             "preprocess": p.preprocess.canonical(),
-            "result_key": p.result_key,
+            "result_key": result_key(p),
         }
         for f in fields(self):
             if f.name == "pair":
@@ -199,7 +200,7 @@ class Tracker:
     def apply_record(self, record: Record) -> Entry:
         """Move a pair to succeeded or failed from a validated result or failure record."""
         entry = self.entries.get(record.pair.id) or Entry(pair=record.pair)
-        if record.kind == "result":
+        if isinstance(record, Result):
             seconds = record.run.get("seconds")
             return self.update(
                 record.pair,

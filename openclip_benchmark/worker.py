@@ -24,6 +24,7 @@ from .core.manifest import Manifest
 from .core.pair import Pair
 from .core.records import Record, make_failure, make_result, read_record, utc_now
 from .storage.store import TRANSIENT_EXIT_CODE, LocalStore, S3Store, TransientStoreError, open_store
+from .storage.layout import failure_key, result_key
 
 EXIT_PAIRS_FAILED = 3
 
@@ -49,7 +50,7 @@ class ShardReport:
         records = list(self.records)
         for pair in self.skipped:
             try:
-                records.append(read_record(store.get(pair.result_key)))
+                records.append(read_record(store.get(result_key(pair))))
             except BenchmarkError:
                 pass  # unreadable: the tracker keeps its state and `benchmark sync` reports the object
         return records
@@ -77,7 +78,7 @@ def run_shard(manifest: Manifest, store: LocalStore | S3Store | None = None, pro
     try:
         todo = []
         for pair in dict.fromkeys(manifest.pairs):
-            (report.skipped if store.exists(pair.result_key) else todo).append(pair)
+            (report.skipped if store.exists(result_key(pair)) else todo).append(pair)
         _say(f"shard {manifest.shard_id}: {len(todo)} to run, {len(report.skipped)} already done")
         if todo:
             _Shard(manifest, store, report, progress, written).run(todo)
@@ -198,12 +199,12 @@ class _Shard:
             self.report.transient_error = message
         for pair in pairs:
             record = make_failure(pair, exc, self._attempt(pair), shard_id=self.manifest.shard_id, stage=stage)
-            self._write(pair, record, key=pair.failure_key)
+            self._write(pair, record, key=failure_key(pair))
             self.report.failed.append((pair, message))
             _say(f"FAILED {pair.label()} ({stage}): {message}")
 
     def _write(self, pair: Pair, obj: dict, key: str | None = None) -> None:
-        data, key = dumps_strict(obj).encode("utf-8"), key or pair.result_key
+        data, key = dumps_strict(obj).encode("utf-8"), key or result_key(pair)
         self.store.put(key, data)
         self.written[key] = data
         self.report.records.append(read_record(data))  # as readers will see it: NaN is null
@@ -211,8 +212,8 @@ class _Shard:
     def _attempt(self, pair: Pair) -> int:
         """One more than the attempt of an earlier failure record of this pair, if there is one."""
         try:
-            if self.store.exists(pair.failure_key):
-                return read_record(self.store.get(pair.failure_key)).attempt + 1
+            if self.store.exists(failure_key(pair)):
+                return read_record(self.store.get(failure_key(pair))).attempt + 1
         except TransientStoreError:
             raise
         except BenchmarkError:  # an unreadable old record does not stop a new attempt

@@ -10,17 +10,18 @@ from openclip_benchmark.core.errors import BenchmarkError, InvalidResultError
 from openclip_benchmark.core.jsonio import atomic_write_json, dumps_strict, loads_strict
 from openclip_benchmark.core.manifest import Manifest, RunSettings
 from openclip_benchmark.core.pair import Pair, Preprocess, parse_model_ref
-from openclip_benchmark.core.records import make_failure, make_result, read_record
+from openclip_benchmark.core.records import Failure, Result, make_failure, make_result, read_record
 from openclip_benchmark.storage.store import LocalStore, S3Store, StoreError, check_key, open_store
 from openclip_benchmark.tracker import Tracker, TrackerError, open_tracker
+from openclip_benchmark.storage.layout import failure_key, manifest_key, result_key
 
 
 def test_pair_identity_includes_preprocess_and_keys_are_safe():
     a = Pair("ViT-B-32", "openai", "imagenet1k")
     b = Pair("ViT-B-32", "openai", "imagenet1k", preprocess=Preprocess(image_size=160))
-    assert a.id != b.id and a.result_key != b.result_key
+    assert a.id != b.id and result_key(a) != result_key(b)
     evil = Pair("x$(touch /tmp/pwned)", "../../etc", "a/../b")
-    for key in (evil.result_key, evil.failure_key):
+    for key in (result_key(evil), failure_key(evil)):
         check_key(key)
         assert "$" not in key and ".." not in key and "(" not in key
 
@@ -44,12 +45,12 @@ def test_strict_json_round_trip_and_nan():
 def test_result_and_failure_records_validate():
     pair = Pair("ViT-B-32", "openai", "cifar10", preprocess=Preprocess(mean=(0.5, 0.5, 0.5)))
     rec = read_record(dumps_strict(make_result(pair, {"acc1": 0.5, "acc5": float("nan")}, {"seconds": 3.0})))
-    assert rec.kind == "result" and rec.pair == pair and rec.metrics == {"acc1": 0.5, "acc5": None}
+    assert isinstance(rec, Result) and rec.pair == pair and rec.metrics == {"acc1": 0.5, "acc5": None}
     try:
         raise RuntimeError("CUDA out of memory")
     except RuntimeError as exc:
         fail = read_record(dumps_strict(make_failure(pair, exc, attempt=2, shard_id="s1")))
-    assert fail.kind == "failure" and fail.attempt == 2 and "out of memory" in fail.error["message"]
+    assert isinstance(fail, Failure) and fail.attempt == 2 and "out of memory" in fail.error["message"]
     # clip_benchmark's own output parses by content
     cb = {"dataset": "cifar10", "model": "ViT-B-32", "pretrained": "openai", "task": "zeroshot_classification",
           "metrics": {"acc1": 0.9}, "language": "en"}
@@ -131,6 +132,6 @@ def test_manifest_round_trip():
     m = Manifest("shard-1", "s3://b/p", (Pair("A", "t", "d", preprocess=Preprocess(image_size=224)),),
                  RunSettings(batch_size=8))
     back = Manifest.from_json(m.to_json())
-    assert back == m and m.key == "_manifests/shard-1.json"
+    assert back == m and manifest_key(m.shard_id) == "_manifests/shard-1.json"
     with pytest.raises(BenchmarkError):
         Manifest.from_json('{"schema": "nope"}')

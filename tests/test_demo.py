@@ -9,8 +9,9 @@ import pytest
 
 from openclip_benchmark.demo import DEMO_DATASETS, DEMO_MODELS, MARKER, DemoLayout, prepare_workdir
 from openclip_benchmark.core.errors import BenchmarkError
-from openclip_benchmark.core.records import read_record
+from openclip_benchmark.core.records import Result, read_record
 from openclip_benchmark.tracker import Tracker
+from openclip_benchmark.storage.layout import result_key
 
 
 @pytest.mark.slow
@@ -36,8 +37,8 @@ def test_demo_end_to_end(tmp_path, monkeypatch):
     assert len(entries) == n_pairs and {e.status for e in entries} == {"succeeded"}
     assert all(e.shard_id and e.est_gpu for e in entries)  # planned before it ran
     assert list((w.results / "_manifests").glob("*.json"))
-    records = [read_record((w.results / e.pair.result_key).read_bytes()) for e in entries]
-    assert all(r.kind == "result" for r in records) and {r.pair for r in records} == {e.pair for e in entries}
+    records = [read_record((w.results / result_key(e.pair)).read_bytes()) for e in entries]
+    assert all(isinstance(r, Result) for r in records) and {r.pair for r in records} == {e.pair for e in entries}
     for record in records:
         main = next(d.metric for d in DEMO_DATASETS if d.name == record.pair.dataset)
         assert record.metrics[main] is not None

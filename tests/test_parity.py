@@ -16,6 +16,7 @@ from openclip_benchmark.core.pair import Pair, Preprocess
 from openclip_benchmark.core.records import read_record
 from openclip_benchmark.storage.store import open_store
 from openclip_benchmark.worker import run_shard
+from openclip_benchmark.storage.layout import result_key
 
 BATCH_SIZE = 16  # smaller than the datasets, so batching, and its order, is part of what is compared
 EXACT = {"acc1", "acc5"} | {f"{side}_retrieval_recall@{k}" for side in ("image", "text") for k in (1, 5, 10)}
@@ -58,7 +59,7 @@ def test_worker_metrics_equal_clip_benchmark_cli(suite, tmp_path):
     assert report.exit_code == 0, report.failed
     store = open_store(tmp_path / "ours")
     for pair in pairs:
-        ours = read_record(store.get(pair.result_key)).metrics
+        ours = read_record(store.get(result_key(pair))).metrics
         theirs = expected[(pair.model, pair.dataset)]
         assert set(ours) == set(theirs), pair.label()
         for key, value in theirs.items():

@@ -25,6 +25,7 @@ from openclip_benchmark.collect.parse import (
 )
 from openclip_benchmark.core.records import make_failure, make_result
 from openclip_benchmark.tracker import open_tracker
+from openclip_benchmark.storage.layout import failure_key, result_key
 
 SOURCE_NAME = "cifar10_openai_ViT-B-32_en_zeroshot_classification.json"  # the source project's naming
 
@@ -33,7 +34,7 @@ def write_results(root: Path, n: int = 130) -> list[Pair]:
     """n synthetic results in our layout plus what a real results folder also holds."""
     pairs = synthetic_pairs(n)
     for p in pairs:
-        atomic_write_json(root / p.result_key, synthetic_result(p))
+        atomic_write_json(root / result_key(p), synthetic_result(p))
     # clip_benchmark's own JSON, under the source project's name, for a pair we have no other result for
     atomic_write_json(root / SOURCE_NAME, dict(CLIP_BENCHMARK_JSON, model="RN101"))
     # a duplicate of pairs[1] that finished later wins; one that finished earlier loses
@@ -42,7 +43,7 @@ def write_results(root: Path, n: int = 130) -> list[Pair]:
     try:
         raise ValueError("broken shard")
     except ValueError as exc:
-        atomic_write_json(root / Pair("RN101", "openai", "dtd").failure_key, make_failure(Pair("RN101", "openai", "dtd"), exc, 1))
+        atomic_write_json(root / failure_key(Pair("RN101", "openai", "dtd")), make_failure(Pair("RN101", "openai", "dtd"), exc, 1))
     (root / "junk.json").write_text('{"model": "x"')
     for skipped in (".quarantine/q.json", "_manifests/shard-000.json", ".sync-index.json"):
         atomic_write_json(root / skipped, synthetic_result(pairs[3], seed=9))
@@ -81,7 +82,7 @@ def test_metric_csvs_columns_values_and_metadata(parsed):
     assert columns[-3:] == ["attempt", "finished", "source"] and "params" in columns and "cost_usd" in columns
     by_source = {r["source"]: r for r in rows}
     p = pairs[0]
-    row = by_source[p.result_key]
+    row = by_source[result_key(p)]
     expected = synthetic_result(p)
     assert float(row["acc1"]) == expected["metrics"]["acc1"] and row["acc1"] == repr(expected["metrics"]["acc1"])
     spec = find_model(p.model, p.pretrained)
@@ -95,8 +96,8 @@ def test_metric_csvs_columns_values_and_metadata(parsed):
     cb = by_source[SOURCE_NAME]
     assert (cb["model"], cb["dataset"], cb["acc1"], cb["seconds"]) == ("RN101", "cifar10", "0.8983", "")
     # duplicates: the later rerun replaced pairs[1], the earlier one did not replace pairs[2]
-    assert pairs[1].result_key not in by_source and "rerun/late.json" in by_source
-    assert pairs[2].result_key in by_source and "rerun/early.json" not in by_source
+    assert result_key(pairs[1]) not in by_source and "rerun/late.json" in by_source
+    assert result_key(pairs[2]) in by_source and "rerun/early.json" not in by_source
     # resolution sweeps: the override is part of the identity and sets image_size
     swept = next(r for r in rows if r["preprocess"])
     assert json.loads(swept["preprocess"])["image_size"] == int(swept["image_size"])

@@ -15,6 +15,7 @@ from openclip_benchmark.planning import pricing
 from openclip_benchmark.core.errors import BenchmarkError
 from openclip_benchmark.core.pair import Pair, Preprocess
 from openclip_benchmark.planning.pricing import Offer, PriceTable
+from openclip_benchmark.storage.layout import result_key
 
 DATASETS = catalog.load_datasets()
 MODELS = plan.ModelIndex(catalog.load_models())
@@ -202,7 +203,7 @@ def test_plan_command_recalibrates_from_the_results_folder(tmp_path, monkeypatch
     work = plan.pair_work(done, MODELS.work("ViT-B-32", "openai"), DATASETS)
     result["run"]["seconds"] = 3 * (plan.image_seconds(work, GPUS["L4"], 4, plan.CostModel())
                                     + plan.text_seconds(work.prompts, work.model, GPUS["L4"], plan.CostModel()))
-    atomic_write_json(tmp_path / "results" / done.result_key, result)
+    atomic_write_json(tmp_path / "results" / result_key(done), result)
     (tmp_path / "results" / "junk.json").write_text("{not json")
     runner = CliRunner()
     calibrated = runner.invoke(app, ["plan", "--gpus", "L4"], env={"COLUMNS": "200"})

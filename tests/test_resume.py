@@ -15,6 +15,7 @@ from openclip_benchmark.core.pair import Pair
 from openclip_benchmark.core.records import read_record
 from openclip_benchmark.storage.store import open_store
 from openclip_benchmark.worker import run_shard
+from openclip_benchmark.storage.layout import result_key
 
 START_TIMEOUT_S = 240  # the worker imports open_clip first: 7-17 s here, more on a busy machine
 
@@ -59,6 +60,6 @@ def test_killed_worker_keeps_finished_results_and_rerun_runs_only_the_rest(tmp_p
     assert set(report.skipped) == done_pairs
     assert set(report.succeeded) == set(pairs) - done_pairs  # each pair ran exactly once over the two runs
     after = _results(store)
-    assert set(after) == {p.result_key for p in pairs}
+    assert set(after) == {result_key(p) for p in pairs}
     for key, st in finished.items():  # untouched: same inode, size and modification time
         assert (after[key].st_ino, after[key].st_mtime_ns, after[key].st_size) == (st.st_ino, st.st_mtime_ns, st.st_size)

@@ -10,6 +10,7 @@ import pytest
 
 from openclip_benchmark.core.jsonio import dumps_strict, loads_strict
 from openclip_benchmark.storage.store import S3Store, StoreError, TransientStoreError, open_store
+from openclip_benchmark.storage.layout import result_key
 
 SECRET = "sEcReT-r2-key-0123456789"
 
@@ -162,7 +163,7 @@ def test_benchmark_run_writes_results_into_the_bucket(s3_bucket, secret_env, tmp
     from fixtures import make_classification_wds, make_retrieval_wds, make_tiny_model
     from openclip_benchmark.cli import app
     from openclip_benchmark.core.pair import Pair
-    from openclip_benchmark.core.records import read_record
+    from openclip_benchmark.core.records import Result, read_record
 
     make_classification_wds(tmp_path / "data", n=12)
     make_retrieval_wds(tmp_path / "data", n=12)
@@ -175,11 +176,11 @@ def test_benchmark_run_writes_results_into_the_bucket(s3_bucket, secret_env, tmp
     store = open_store(f"s3://{s3_bucket}/bench")
     pairs = [Pair(model, "", "fixture_cls"), Pair(model, "", "fixture_ret", task="zeroshot_retrieval")]
     for pair in pairs:
-        record = read_record(store.get(pair.result_key))
-        assert record.kind == "result" and record.pair == pair
+        record = read_record(store.get(result_key(pair)))
+        assert isinstance(record, Result) and record.pair == pair
         assert all(v is None or 0.0 <= v <= 1.0 for v in record.metrics.values())
     keys = {o.key for o in store.list()}
-    assert {p.result_key for p in pairs} <= keys
+    assert {result_key(p) for p in pairs} <= keys
     second = CliRunner().invoke(app, args)
     assert second.exit_code == 0 and "2 already done" in second.output, second.output
     assert {o.key for o in store.list()} == keys

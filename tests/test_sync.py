@@ -23,6 +23,7 @@ from openclip_benchmark.core.records import make_failure, make_result
 from openclip_benchmark.storage.store import LocalStore
 from openclip_benchmark.storage.sync import INDEX_NAME, QUARANTINE_DIR, open_source, quarantine_name, sync_results
 from openclip_benchmark.tracker import Tracker, open_tracker
+from openclip_benchmark.storage.layout import failure_key, result_key
 
 MODELS = [
     ("ViT-B-32", "openai"),
@@ -121,17 +122,17 @@ REFUSED = ["a/../../evil.json", "/abs.json", "x/./y.json", "notes.txt", ".sync-i
 def test_sync_large_bucket_incremental_and_hostile(s3_bucket, s3_env, tmp_path):
     client = raw_client(s3_env)
     pairs = synthetic_pairs(1050)
-    good = {p.result_key: dumps_strict(synthetic_result(p)).encode() for p in pairs}
+    good = {result_key(p): dumps_strict(synthetic_result(p)).encode() for p in pairs}
     failed_pair = Pair("RN101", "openai", "cifar10")
     stale_pair = pairs[0]  # has a result and an old failure record: stays succeeded
     try:
         raise RuntimeError("CUDA out of memory")
     except RuntimeError as exc:
         failures = {
-            failed_pair.failure_key: dumps_strict(make_failure(failed_pair, exc, attempt=2)).encode(),
-            stale_pair.failure_key: dumps_strict(make_failure(stale_pair, exc, attempt=1)).encode(),
+            failure_key(failed_pair): dumps_strict(make_failure(failed_pair, exc, attempt=2)).encode(),
+            failure_key(stale_pair): dumps_strict(make_failure(stale_pair, exc, attempt=1)).encode(),
         }
-    bad = dict(BAD, **{"bad/truncated.json": good[pairs[1].result_key][:40]})
+    bad = dict(BAD, **{"bad/truncated.json": good[result_key(pairs[1])][:40]})
     source_name = "cifar10_openai_ViT-B-32_en_zeroshot_classification.json"
     objects = {**good, **failures, **bad, source_name: json.dumps(CLIP_BENCHMARK_JSON).encode()}
     objects["_manifests/shard-000.json"] = b'{"shard_id": "shard-000"}'
@@ -162,7 +163,7 @@ def test_sync_large_bucket_incremental_and_hostile(s3_bucket, s3_env, tmp_path):
     assert report.results == len(good) + 2 and report.failures == len(failures)
     assert report.errors == [] and report.exit_code == 0
     # mirrored byte for byte at the store's key; nothing landed outside the results folder
-    assert (results / pairs[5].result_key).read_bytes() == good[pairs[5].result_key]
+    assert (results / result_key(pairs[5])).read_bytes() == good[result_key(pairs[5])]
     assert json.loads((results / source_name).read_text())["dataset"] == "wds/cifar10"
     assert not (tmp_path / "evil.json").exists() and not Path("/abs.json").exists()
     assert sorted(p.name for p in (tmp_path.iterdir())) == ["results", "results.csv", "results.csv.lock"]
@@ -191,16 +192,16 @@ def test_sync_large_bucket_incremental_and_hostile(s3_bucket, s3_env, tmp_path):
     assert tracker_path.read_bytes() == before
 
     # changed objects are fetched again; a bad new version never replaces a good local file
-    changed_key, spoiled_key = pairs[3].result_key, pairs[4].result_key
+    changed_key, spoiled_key = result_key(pairs[3]), result_key(pairs[4])
     new_body = dumps_strict(synthetic_result(pairs[3], seed=7)).encode()
     put_many(client, s3_bucket, {f"runs/{changed_key}": new_body, f"runs/{spoiled_key}": b'{"truncated'})
-    (results / pairs[6].result_key).unlink()  # a deleted local copy is fetched again
+    (results / result_key(pairs[6])).unlink()  # a deleted local copy is fetched again
     third = sync_results(store, results, tracker_path, workers=8, progress=False)
-    assert sorted(third.changed) == sorted([changed_key, spoiled_key]) and third.new == [pairs[6].result_key]
+    assert sorted(third.changed) == sorted([changed_key, spoiled_key]) and third.new == [result_key(pairs[6])]
     assert gets[0] == 3 and [k for k, _ in third.quarantined] == [spoiled_key]
     assert (results / changed_key).read_bytes() == new_body
     assert (results / spoiled_key).read_bytes() == good[spoiled_key]
-    assert (results / pairs[6].result_key).read_bytes() == good[pairs[6].result_key]
+    assert (results / result_key(pairs[6])).read_bytes() == good[result_key(pairs[6])]
     index = json.loads((results / INDEX_NAME).read_text())
     assert index["stores"][store.url][spoiled_key][2] == "quarantined"
 
@@ -209,7 +210,7 @@ def test_sync_from_local_folder_dry_run_then_real(tmp_path):
     src = LocalStore(tmp_path / "bucket")
     pairs = synthetic_pairs(5)
     for p in pairs:
-        src.put(p.result_key, dumps_strict(synthetic_result(p)).encode())
+        src.put(result_key(p), dumps_strict(synthetic_result(p)).encode())
     src.put("junk/broken.json", b"{")
     results, tracker_path = tmp_path / "results", tmp_path / "results.csv"
 
@@ -241,7 +242,7 @@ def test_sync_cli_summary_and_errors(s3_bucket, s3_env, tmp_path, monkeypatch):
     client = raw_client(s3_env)
     pair = synthetic_pairs(1)[0]
     hostile = "[bold]x\x1b[31m.txt"  # markup and a terminal escape in a key: shown inert
-    objects = {f"p/{pair.result_key}": dumps_strict(synthetic_result(pair)).encode(), "p/../x.json": b"{}", f"p/{hostile}": b""}
+    objects = {f"p/{result_key(pair)}": dumps_strict(synthetic_result(pair)).encode(), "p/../x.json": b"{}", f"p/{hostile}": b""}
     put_many(client, s3_bucket, objects)
     runner = CliRunner()
     args = ["sync", "--results", str(tmp_path / "r"), "--tracker", str(tmp_path / "t.csv")]
@@ -291,8 +292,8 @@ def write_shards(store, pairs: list[Pair], per_shard: int) -> dict[str, bytes]:
     for start in range(0, len(pairs), per_shard):
         written = {}
         for pair in pairs[start : start + per_shard]:
-            written[pair.result_key] = dumps_strict(synthetic_result(pair)).encode("utf-8")
-            store.put(pair.result_key, written[pair.result_key])
+            written[result_key(pair)] = dumps_strict(synthetic_result(pair)).encode("utf-8")
+            store.put(result_key(pair), written[result_key(pair)])
         write_bundle(store, f"shard-{start // per_shard:03d}", written)
         written_all.update(written)
     return written_all
@@ -308,8 +309,8 @@ def test_bundles_replace_gets_with_identical_files(s3_bucket, s3_env, tmp_path):
     store = open_source(f"s3://{s3_bucket}/runs", workers=8)
     written = write_shards(store, pairs[:24], per_shard=8)  # 3 shards, 3 bundles
     lone = pairs[24]  # a result with no bundle (e.g. its bundle's put failed)
-    written[lone.result_key] = dumps_strict(synthetic_result(lone)).encode()
-    store.put(lone.result_key, written[lone.result_key])
+    written[result_key(lone)] = dumps_strict(synthetic_result(lone)).encode()
+    store.put(result_key(lone), written[result_key(lone)])
 
     gets = count_gets(store)
     report = sync_results(store, tmp_path / "bundled", tmp_path / "results.csv", workers=8, progress=False)
@@ -334,21 +335,21 @@ def test_an_object_overwritten_after_its_bundle_is_fetched(s3_bucket, s3_env, tm
     store = open_source(f"s3://{s3_bucket}/runs", workers=4)
     written = write_shards(store, pairs, per_shard=6)
     newer = dumps_strict(synthetic_result(pairs[2], seed=9)).encode()
-    store.put(pairs[2].result_key, newer)  # a later re-run: the bundle's copy no longer matches the ETag
+    store.put(result_key(pairs[2]), newer)  # a later re-run: the bundle's copy no longer matches the ETag
     gets = count_gets(store)
     report = sync_results(store, tmp_path / "r", None, workers=4, progress=False)
     assert gets[0] == 1 + 1 and report.from_bundles == 5
-    assert mirrored(tmp_path / "r") == dict(written, **{pairs[2].result_key: newer})
+    assert mirrored(tmp_path / "r") == dict(written, **{result_key(pairs[2]): newer})
 
 
 def test_malicious_and_malformed_bundles_are_quarantined_and_their_keys_fetched(s3_bucket, s3_env, tmp_path):
     pairs = synthetic_pairs(8)
     store = open_source(f"s3://{s3_bucket}/runs", workers=4)
-    body = {p.result_key: dumps_strict(synthetic_result(p)).encode() for p in pairs}
+    body = {result_key(p): dumps_strict(synthetic_result(p)).encode() for p in pairs}
     for key, data in body.items():
         store.put(key, data)
     text = {k: v.decode() for k, v in body.items()}
-    k = [p.result_key for p in pairs]
+    k = [result_key(p) for p in pairs]
     extra = dumps_strict(synthetic_result(synthetic_pairs(9)[8])).encode()
     bundle = {"schema": "openclip-benchmark/bundle/1", "shard_id": "s"}
     bad = {

@@ -15,10 +15,11 @@ from openclip_benchmark.cli import app
 from openclip_benchmark.core.errors import BenchmarkError
 from openclip_benchmark.core.manifest import Manifest, RunSettings
 from openclip_benchmark.core.pair import Pair, Preprocess
-from openclip_benchmark.core.records import read_record
+from openclip_benchmark.core.records import Failure, read_record
 from openclip_benchmark.storage.store import TRANSIENT_EXIT_CODE, open_store
 from openclip_benchmark.tracker import Tracker, open_tracker
 from openclip_benchmark.worker import EXIT_PAIRS_FAILED, load_manifest, run_shard
+from openclip_benchmark.storage.layout import failure_key, manifest_key, result_key
 
 CLASSIFICATION_KEYS = {"acc1", "acc5", "mean_per_class_recall"}
 RETRIEVAL_KEYS = {f"{side}_retrieval_recall@{k}" for side in ("image", "text") for k in (1, 5, 10)}
@@ -46,7 +47,7 @@ def test_shard_writes_every_result_then_skips_them(suite, tmp_path):
     assert report.exit_code == 0 and report.failed == [] and set(report.succeeded) == set(pairs)
 
     for pair in pairs:
-        raw = json.loads(store.get(pair.result_key))
+        raw = json.loads(store.get(result_key(pair)))
         assert {"dataset", "model", "pretrained", "task", "metrics", "language"} <= set(raw)  # clip_benchmark build
         record = read_record(json.dumps(raw))
         assert record.pair == pair
@@ -58,9 +59,9 @@ def test_shard_writes_every_result_then_skips_them(suite, tmp_path):
         assert run["images_per_s"] > 0 and run["seconds"] > 0 and run["attempt"] == 1
         assert run["shard_id"] == "test-shard" and run["gpu_name"] == ""
         assert set(run["versions"]) == {"torch", "open_clip", "clip_benchmark", "openclip_benchmark", "python"}
-    assert json.loads(store.get(sweep.result_key))["preprocess"] == {"image_size": 48}
-    base = read_record(store.get(pairs[0].result_key)).metrics
-    assert read_record(store.get(sweep.result_key)).metrics != base  # 48 px really ran at 48 px
+    assert json.loads(store.get(result_key(sweep)))["preprocess"] == {"image_size": 48}
+    base = read_record(store.get(result_key(pairs[0]))).metrics
+    assert read_record(store.get(result_key(sweep))).metrics != base  # 48 px really ran at 48 px
 
     before = {info.key: info.etag for info in store.list()}
     again = run_shard(shard(suite, tmp_path / "results", pairs), progress=False)
@@ -112,27 +113,27 @@ def test_failures_are_recorded_and_the_shard_moves_on(suite, tmp_path):
     report = run_shard(shard(suite, tmp_path, broken + [good]), progress=False)
     assert report.exit_code == EXIT_PAIRS_FAILED
     assert report.succeeded == [good] and [p for p, _ in report.failed] == broken
-    stages = [json.loads(store.get(p.failure_key))["stage"] for p in broken]
+    stages = [json.loads(store.get(failure_key(p)))["stage"] for p in broken]
     assert stages == ["load_model", "dataset", "dataset"]
     for pair in broken:
-        record = read_record(store.get(pair.failure_key))
-        assert record.kind == "failure" and record.pair == pair and record.attempt == 1
-        assert not store.exists(pair.result_key)
-    assert "holds classification data" in read_record(store.get(broken[2].failure_key)).error["message"]
+        record = read_record(store.get(failure_key(pair)))
+        assert isinstance(record, Failure) and record.pair == pair and record.attempt == 1
+        assert not store.exists(result_key(pair))
+    assert "holds classification data" in read_record(store.get(failure_key(broken[2]))).error["message"]
 
     again = run_shard(shard(suite, tmp_path, broken + [good]), progress=False)
     assert again.skipped == [good]
-    assert [read_record(store.get(p.failure_key)).attempt for p in broken] == [2, 2, 2]
+    assert [read_record(store.get(failure_key(p))).attempt for p in broken] == [2, 2, 2]
 
 
 def test_worker_command_runs_a_manifest_from_the_bucket(suite, s3_bucket, monkeypatch):
     pair = Pair(suite.models[1], "", "voc2007_multilabel", task="multilabel")
     manifest = shard(suite, f"s3://{s3_bucket}/results", [pair], shard_id="s3-shard")
-    open_store(f"s3://{s3_bucket}/results").put(manifest.key, manifest.to_json().encode())
-    monkeypatch.setenv("MANIFEST_URL", f"s3://{s3_bucket}/results/{manifest.key}")
+    open_store(f"s3://{s3_bucket}/results").put(manifest_key(manifest.shard_id), manifest.to_json().encode())
+    monkeypatch.setenv("MANIFEST_URL", f"s3://{s3_bucket}/results/{manifest_key(manifest.shard_id)}")
     result = CliRunner().invoke(app, ["worker", "--no-progress"])
     assert result.exit_code == 0, result.output
-    record = read_record(open_store(f"s3://{s3_bucket}/results").get(pair.result_key))
+    record = read_record(open_store(f"s3://{s3_bucket}/results").get(result_key(pair)))
     assert record.pair == pair and record.run["shard_id"] == "s3-shard"
 
 
@@ -160,7 +161,7 @@ def test_run_command_sweeps_image_sizes_and_updates_the_tracker(suite, tmp_path,
     assert len(entries) == 4 and {e.status for e in entries} == {"succeeded"}
     assert {e.pair.preprocess.image_size for e in entries} == {32, 48}
     assert {e.pair.task for e in entries} == {"zeroshot_classification", "multilabel"}
-    assert all(open_store("results").exists(e.pair.result_key) for e in entries)
+    assert all(open_store("results").exists(result_key(e.pair)) for e in entries)
 
     rerun = CliRunner().invoke(app, args)
     assert rerun.exit_code == 0 and "0 succeeded, 0 failed, 4 already done" in rerun.output
@@ -216,7 +217,8 @@ def test_clip_benchmark_accuracy_runs_with_the_installed_numpy():
 
 
 def test_a_shard_writes_one_bundle_of_its_records_and_sync_needs_only_that_get(suite, s3_bucket, tmp_path):
-    from openclip_benchmark.storage.bundle import BUNDLE_PREFIX, read_bundle
+    from openclip_benchmark.storage.bundle import read_bundle
+    from openclip_benchmark.storage.layout import BUNDLE_PREFIX
     from openclip_benchmark.storage.store import LocalStore, StoreError
     from openclip_benchmark.storage.sync import open_source, sync_results
 
@@ -230,7 +232,7 @@ def test_a_shard_writes_one_bundle_of_its_records_and_sync_needs_only_that_get(s
     bundles = [info.key for info in store.list(BUNDLE_PREFIX)]
     assert bundles == [report.bundle_key]
     offered = read_bundle(store.get(report.bundle_key))
-    assert set(offered) == {p.result_key for p in good} | {broken.failure_key}
+    assert set(offered) == {result_key(p) for p in good} | {failure_key(broken)}
     assert all(list(versions.values()) == [store.get(key)] for key, versions in offered.items())
 
     gets = []
@@ -248,7 +250,7 @@ def test_a_shard_writes_one_bundle_of_its_records_and_sync_needs_only_that_get(s
     local = NoBundles(tmp_path / "local")
     again = run_shard(shard(suite, tmp_path / "local", good[:1]), store=local, progress=False)
     assert again.exit_code == 0 and again.bundle_key == "" and again.succeeded == good[:1]
-    assert local.exists(good[0].result_key) and not (tmp_path / "local" / "_bundles").exists()
+    assert local.exists(result_key(good[0])) and not (tmp_path / "local" / "_bundles").exists()
 
 
 def test_other_languages_take_clip_benchmarks_own_class_names_and_templates():

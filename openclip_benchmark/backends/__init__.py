@@ -8,6 +8,7 @@ from typing import Iterable
 from ..core.manifest import Manifest, RunSettings
 from ..planning.plan import Shard
 from ..tracker import open_tracker
+from ..storage.layout import manifest_key
 
 
 def shard_manifest(shard: Shard, store_url: str, settings: RunSettings, size_workers: bool = True) -> Manifest:
@@ -19,7 +20,7 @@ def shard_manifest(shard: Shard, store_url: str, settings: RunSettings, size_wor
 
 def upload_manifests(store, manifests: Iterable[Manifest]) -> None:
     for manifest in manifests:
-        store.put(manifest.key, manifest.to_json().encode("utf-8"))
+        store.put(manifest_key(manifest.shard_id), manifest.to_json().encode("utf-8"))
 
 
 def _estimates(shard: Shard, pair, spot: bool) -> dict:

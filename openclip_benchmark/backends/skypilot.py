@@ -20,6 +20,7 @@ from ..planning.plan import Shard
 from ..storage.store import TRANSIENT_EXIT_CODE
 from . import record_launch, shard_manifest, upload_manifests
 from .local import LOCAL_JOB_ID
+from ..storage.layout import manifest_key
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TEMPLATE = CONFIGS / "managed_job_template.yaml"
@@ -148,7 +149,7 @@ def launch_shards(
     for shard in shards:
         manifest = shard_manifest(shard, store.url, settings)
         config = render_task_config(base, shard, spot=spot, clouds=clouds, pool=pool)
-        envs = {"MANIFEST_URL": store.url_for(manifest.key)}
+        envs = {"MANIFEST_URL": store.url_for(manifest_key(manifest.shard_id))}
         tasks.append(build_task(config, envs, secrets))
         write_rendered({**config, "envs": {**config["envs"], **envs}}, render_dir)
         manifests.append(manifest)

@@ -11,6 +11,7 @@ import typer
 from ..core.errors import BenchmarkError
 from ..core.manifest import PRECISIONS, Manifest, RunSettings
 from ..core.pair import INTERPOLATIONS, RESIZE_MODES, TASKS, Pair, Preprocess
+from ..core.records import Result
 from .app import DEFAULT_RESULTS, DEFAULT_TRACKER, app, comma_list, console
 
 
@@ -153,7 +154,7 @@ def _print_report(report) -> None:
     for column in ("model", "dataset", "status", "metrics"):
         table.add_column(column, overflow="fold")
     for record in report.records:
-        if record.kind == "result":
+        if isinstance(record, Result):
             shown = " ".join(f"{_short(k)}={v:.4f}" for k, v in record.metrics.items() if v is not None)
             table.add_row(_model_ref(record.pair), record.pair.dataset, "[green]ok[/]", shown)
         else:

@@ -12,8 +12,9 @@ from typing import Any, Iterable, Iterator
 
 from ..core.errors import BenchmarkError, InvalidResultError, UnknownNameError
 from ..core.jsonio import atomic_write_bytes, atomic_write_text
-from ..core.pair import RESERVED_PREFIXES, Pair, Preprocess
-from ..core.records import Record, read_record
+from ..core.pair import Pair, Preprocess
+from ..core.records import Record, Result, read_record
+from ..storage.layout import is_record_key, is_reserved
 from ..tracker import IDENTITY_COLUMNS
 
 CLASSIFICATION_METRICS = ["acc1", "acc5", "mean_per_class_recall", "mean_average_precision"]
@@ -78,9 +79,9 @@ def iter_result_files(results_dir: str | os.PathLike) -> Iterator[tuple[str, str
                     continue
                 rel = f"{rel_dir}/{item.name}" if rel_dir else item.name
                 if item.is_dir(follow_symlinks=False):
-                    if rel + "/" not in RESERVED_PREFIXES:
+                    if not is_reserved(rel + "/"):
                         stack.append(rel)
-                elif item.name.endswith(".json") and item.is_file(follow_symlinks=False):
+                elif is_record_key(rel) and item.is_file(follow_symlinks=False):
                     yield item.path, rel
 
 
@@ -98,7 +99,7 @@ def read_results(results_dir: str | os.PathLike, report: ParseReport | None = No
         except (InvalidResultError, OSError) as exc:
             report.invalid.append((rel, str(exc)))
             continue
-        if record.kind != "result":
+        if not isinstance(record, Result):
             report.failures += 1
             continue
         report.results += 1

@@ -7,7 +7,7 @@ from typing import Any
 
 from .errors import BenchmarkError
 from .jsonio import dumps_strict, loads_strict
-from .pair import MANIFEST_PREFIX, Pair, slug
+from .pair import Pair
 
 MANIFEST_SCHEMA = "openclip-benchmark/manifest/1"
 PRECISIONS = ("auto", "fp32", "amp", "amp_bf16")
@@ -35,10 +35,6 @@ class Manifest:
     store: str
     pairs: tuple[Pair, ...]
     settings: RunSettings = field(default_factory=RunSettings)
-
-    @property
-    def key(self) -> str:
-        return manifest_key(self.shard_id)
 
     def to_json(self) -> str:
         return dumps_strict(
@@ -68,7 +64,3 @@ class Manifest:
             raise
         except (ValueError, KeyError, TypeError) as exc:
             raise BenchmarkError(f"invalid manifest: {exc}") from None
-
-
-def manifest_key(shard_id: str) -> str:
-    return f"{MANIFEST_PREFIX}{slug(shard_id, 96)}.json"

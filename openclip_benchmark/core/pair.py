@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,11 +12,6 @@ from .errors import BenchmarkError
 TASKS = ("zeroshot_classification", "zeroshot_retrieval", "multilabel")
 INTERPOLATIONS = ("bicubic", "bilinear", "random")
 RESIZE_MODES = ("shortest", "longest", "squash")
-MANIFEST_PREFIX = "_manifests/"
-BUNDLE_PREFIX = "_bundles/"
-# store prefixes that hold no result records: shard manifests and shard bundles
-RESERVED_PREFIXES = (MANIFEST_PREFIX, BUNDLE_PREFIX)
-FAILURE_SUFFIX = ".failure.json"
 
 
 @dataclass(frozen=True)
@@ -122,18 +116,6 @@ class Pair:
         blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
-    @property
-    def result_key(self) -> str:
-        """Store key of the result JSON, relative to the store root."""
-        tail = f"{slug(self.language)}-{slug(self.task)}"
-        if self.preprocess:
-            tail += "-" + slug("-".join(f"{k}{v}" for k, v in sorted(self.preprocess.as_dict().items())))
-        return f"{slug(self.model)}/{slug(self.pretrained or 'none')}/{slug(self.dataset)}/{tail}-{self.id}.json"
-
-    @property
-    def failure_key(self) -> str:
-        return self.result_key[: -len(".json")] + FAILURE_SUFFIX
-
     def sort_key(self) -> tuple:
         """The identity in column order: how the tracker, plans and metric tables order pairs."""
         return (self.model, self.pretrained, self.dataset, self.language, self.task, self.preprocess.canonical())
@@ -143,12 +125,6 @@ class Pair:
         if self.preprocess:
             text += f" [{self.preprocess.canonical()}]"
         return text
-
-
-def slug(text: str, limit: int = 48) -> str:
-    """Filename-safe, never empty, no dots (so never '..'); not meant to be read back."""
-    out = re.sub(r"[^A-Za-z0-9_-]+", "-", str(text)).strip("-_")[:limit].strip("-_")
-    return out or "x"
 
 
 MODEL_REF_PREFIXES = ("local-dir:", "hf-hub:")

@@ -21,15 +21,25 @@ def utc_now() -> str:
 
 
 @dataclass(frozen=True)
-class Record:
-    """A validated result (kind 'result') or failure record (kind 'failure')."""
+class Result:
+    """A validated result record: the pair's metrics and how the run went."""
 
-    kind: str
     pair: Pair
-    metrics: dict[str, float | None] = field(default_factory=dict)
+    metrics: dict[str, float | None]
     run: dict[str, Any] = field(default_factory=dict)
-    error: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A validated failure record: why the pair failed, on which attempt, in which shard."""
+
+    pair: Pair
+    error: dict[str, Any]
     attempt: int = 1
+    shard_id: str | None = None
+
+
+Record = Result | Failure
 
 
 def make_result(pair: Pair, metrics: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
@@ -101,13 +111,14 @@ def parse_record(
         attempt = obj.get("attempt", 1)
         if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
             raise InvalidResultError("attempt must be a positive integer")
-        return Record("failure", pair, error=error, attempt=attempt, run={"shard_id": obj.get("shard_id")})
+        shard_id = obj.get("shard_id")
+        return Failure(pair, error=error, attempt=attempt, shard_id=shard_id if isinstance(shard_id, str) else None)
     if schema != RESULT_SCHEMA:
         raise InvalidResultError(f"unknown schema {schema!r}")
     run = obj.get("run", {})
     if not isinstance(run, dict):
         raise InvalidResultError("run must be an object")
-    return Record("result", pair, metrics=_check_metrics(obj.get("metrics")), run=run)
+    return Result(pair, metrics=_check_metrics(obj.get("metrics")), run=run)
 
 
 def read_record(data: bytes | str, canonical_dataset: Callable[[str], str] | None = None) -> Record:

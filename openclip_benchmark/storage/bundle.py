@@ -7,20 +7,13 @@ bundled bytes (S3 and R2 give single-part PUTs that ETag), so 10,000 results cos
 from __future__ import annotations
 
 import hashlib
-import secrets
 
 from ..core.errors import InvalidResultError
 from ..core.jsonio import dumps_strict, loads_strict
-from ..core.pair import BUNDLE_PREFIX, slug
 from ..core.records import utc_now
+from .layout import bundle_key
 
 BUNDLE_SCHEMA = "openclip-benchmark/bundle/1"
-
-
-def bundle_key(shard_id: str) -> str:
-    """A fresh key per shard run (retries never overwrite an earlier run's bundle)."""
-    stamp = slug(utc_now(), limit=40)
-    return f"{BUNDLE_PREFIX}{slug(shard_id, limit=100)}/{stamp}-{secrets.token_hex(4)}.json"
 
 
 def make_bundle(shard_id: str, written: dict[str, bytes]) -> bytes:
@@ -32,7 +25,7 @@ def make_bundle(shard_id: str, written: dict[str, bytes]) -> bytes:
 
 def write_bundle(store, shard_id: str, written: dict[str, bytes]) -> str:
     """Put the bundle of `written` into `store` (atomically, as every put); returns its key."""
-    key = bundle_key(shard_id)
+    key = bundle_key(shard_id, utc_now())
     store.put(key, make_bundle(shard_id, written))
     return key
 

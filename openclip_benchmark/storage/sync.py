@@ -16,9 +16,9 @@ from pathlib import Path
 from .bundle import read_bundle
 from ..core.errors import BenchmarkError, InvalidResultError
 from ..core.jsonio import atomic_write_bytes, atomic_write_json, loads_strict
-from ..core.pair import BUNDLE_PREFIX, MANIFEST_PREFIX, RESERVED_PREFIXES, slug
 from ..collect.parse import canonical_or_raw
-from ..core.records import Record, read_record, utc_now
+from ..core.records import Record, Result, read_record, utc_now
+from .layout import is_bundle, is_manifest, is_reserved, slug
 from .store import LocalStore, S3Store, StoreError, TransientStoreError, check_key, open_store
 
 INDEX_NAME = ".sync-index.json"
@@ -133,7 +133,7 @@ def sync_results(
     new_bundles: list[tuple[str, str, int]] = []
     for obj in store.list():
         report.listed += 1
-        if obj.key.startswith(MANIFEST_PREFIX):
+        if is_manifest(obj.key):
             report.manifests += 1
             continue
         why = refusal(obj.key)
@@ -142,7 +142,7 @@ def sync_results(
             continue
         known = index.get(obj.key)
         same = known is not None and known[0] == obj.etag and known[1] == obj.size
-        if obj.key.startswith(BUNDLE_PREFIX):  # never mirrored; fetched once, when it can save GETs
+        if is_bundle(obj.key):  # never mirrored; fetched once, when it can save GETs
             if same and known[2] != "bundle":
                 report.known_bad += 1
             elif not same:
@@ -195,7 +195,7 @@ def _fetch_bundles(store, results: Path, bundles, index: dict[str, list], report
             try:
                 records = read_bundle(data)
                 for name in records:
-                    if refusal(name) or name.startswith(RESERVED_PREFIXES):
+                    if refusal(name) or is_reserved(name):
                         raise InvalidResultError(f"bundle names a key that cannot be a result: {name!r}")
             except InvalidResultError as exc:
                 try:
@@ -246,11 +246,11 @@ def _download(store, results: Path, todo, index: dict[str, list], report: SyncRe
                     report.quarantined.append((key, reason))
                     index[key] = [etag, size, "quarantined", ""]
                     continue
-                index[key] = [etag, size, "ok", record.pair.id if record.kind == "result" else ""]
+                index[key] = [etag, size, "ok", record.pair.id if isinstance(record, Result) else ""]
                 records.append(record)
     finally:  # on Ctrl-C or a full disk, stop at once: the files written so far are whole, the index unchanged
         pool.shutdown(wait=True, cancel_futures=True)
-    report.results = sum(r.kind == "result" for r in records)
+    report.results = sum(isinstance(r, Result) for r in records)
     report.failures = len(records) - report.results
     return records
 
@@ -263,7 +263,7 @@ def _update_tracker(tracker_path, records: list[Record], index: dict[str, list],
     with open_tracker(tracker_path, create=True) as tracker:
         before = dict(tracker.entries)
         # results before failures, so a stale failure record never hides a result
-        for record in sorted(records, key=lambda r: r.kind != "result"):
+        for record in sorted(records, key=lambda r: not isinstance(r, Result)):
             tracker.apply_record(record)
         for key, (*_, pair_id) in index.items():
             entry = tracker.entries.get(pair_id) if pair_id else None

@@ -1,0 +1,63 @@
+"""The store's key layout: where results, failure records, shard manifests and shard bundles live, and which keys
+hold result records. The one module that builds or tests a key; keys derive from a pair's identity and are never
+parsed back (the identity lives inside the record)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from ..core.pair import Pair
+
+MANIFEST_PREFIX = "_manifests/"
+BUNDLE_PREFIX = "_bundles/"
+# folders that hold no result records, at the store root (or at any depth of a mirror: a store kept in a subfolder)
+RESERVED_PREFIXES = (MANIFEST_PREFIX, BUNDLE_PREFIX)
+RESULT_SUFFIX = ".json"
+FAILURE_SUFFIX = ".failure.json"
+
+
+def slug(text: str, limit: int = 48) -> str:
+    """Filename-safe, never empty, no dots (so never '..'); not meant to be read back."""
+    out = re.sub(r"[^A-Za-z0-9_-]+", "-", str(text)).strip("-_")[:limit].strip("-_")
+    return out or "x"
+
+
+def result_key(pair: Pair) -> str:
+    """Store key of a pair's result JSON, relative to the store root."""
+    tail = f"{slug(pair.language)}-{slug(pair.task)}"
+    if pair.preprocess:
+        tail += "-" + slug("-".join(f"{k}{v}" for k, v in sorted(pair.preprocess.as_dict().items())))
+    return f"{slug(pair.model)}/{slug(pair.pretrained or 'none')}/{slug(pair.dataset)}/{tail}-{pair.id}{RESULT_SUFFIX}"
+
+
+def failure_key(pair: Pair) -> str:
+    """The failure record sits beside where the result would be."""
+    return result_key(pair)[: -len(RESULT_SUFFIX)] + FAILURE_SUFFIX
+
+
+def manifest_key(shard_id: str) -> str:
+    return f"{MANIFEST_PREFIX}{slug(shard_id, 96)}.json"
+
+
+def bundle_key(shard_id: str, stamp: str) -> str:
+    """A fresh key per shard run (retries never overwrite an earlier run's bundle)."""
+    return f"{BUNDLE_PREFIX}{slug(shard_id, limit=100)}/{slug(stamp, limit=40)}-{secrets.token_hex(4)}.json"
+
+
+def is_manifest(key: str) -> bool:
+    return key.startswith(MANIFEST_PREFIX)
+
+
+def is_bundle(key: str) -> bool:
+    return key.startswith(BUNDLE_PREFIX)
+
+
+def is_reserved(key: str) -> bool:
+    """Under a reserved folder at any depth: `_bundles/...` or `runs/_bundles/...` of a store mirrored in a subfolder."""
+    return any(f"{part}/" in RESERVED_PREFIXES for part in key.split("/")[:-1])
+
+
+def is_record_key(key: str) -> bool:
+    """A key that may hold a result or failure record: a JSON outside the reserved folders."""
+    return key.endswith(RESULT_SUFFIX) and not is_reserved(key)
