@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .core.errors import BenchmarkError
 from .core.jsonio import atomic_write_json
+from .tasks import get_task
 
 TEMPLATES = ("a photo of a {c}.", "a blurry photo of the {c}.", "itap of a {c}.")
 WORDS = ("red", "blue", "small", "large", "striped", "dotted", "bright", "dark", "round", "square", "old", "new")
@@ -258,10 +259,11 @@ def build_fixtures(layout: DemoLayout, images: int, image_size: int = 32) -> tup
     shards = 2
     entries = {}
     for i, ds in enumerate(DEMO_DATASETS):
-        if ds.task == "zeroshot_retrieval":
+        kind = get_task(ds.task).dataset_type
+        if kind == "retrieval":
             make_retrieval_wds(layout.datasets, ds.name, n=images, captions_per_image=ds.captions_per_image or 3,
                                shards=shards, image_size=image_size, seed=i)
-        elif ds.task == "multilabel":
+        elif kind == "multilabel":
             make_multilabel_wds(layout.datasets, ds.name, n=images, classes=ds.classes, shards=shards,
                                 image_size=image_size, seed=i)
         else:

@@ -3,8 +3,9 @@
 clip_benchmark loads the model, builds the zero-shot classifier and reads the dataset again for every pair. Here a
 model is loaded once, a dataset is encoded once per model (all pairs on it reuse the image features), and classifier
 columns are cached per class. Every tensor operation that reaches a metric is the one clip_benchmark 1.6.2 performs,
-in the same order, batch by batch and under the same autocast, and the metric functions are clip_benchmark's own:
-the numbers are equal, not close. torch and open_clip are imported inside the functions that need them.
+in the same order, batch by batch and under the same autocast, and the metric functions (in the task modules,
+`tasks/`) are clip_benchmark's own: the numbers are equal, not close. torch and open_clip are imported inside the
+functions that need them.
 """
 
 from __future__ import annotations
@@ -17,19 +18,9 @@ from typing import Any, Callable
 
 from .core.errors import BenchmarkError
 from .core.pair import Pair, Preprocess
+from .tasks import DatasetTaskError, get_task, task_for_dataset_type
 
-LOGIT_SCALE = 100.0  # clip_benchmark's fixed zero-shot logit scale
-RECALL_K = (1, 5, 10)
 SPLIT = "test"
-DATASET_TYPE_FOR_TASK = {
-    "zeroshot_classification": "classification",
-    "multilabel": "multilabel",
-    "zeroshot_retrieval": "retrieval",
-}
-
-
-class DatasetTaskError(BenchmarkError):
-    """The dataset folder holds another kind of data than the pair's task needs."""
 
 
 def resolve_device(device: str) -> str:
@@ -131,7 +122,7 @@ class ClassifierCache:
 class EncodedDataset:
     """One pass over a dataset with one model: per-batch features exactly as clip_benchmark computes them."""
 
-    kind: str  # classification | multilabel | retrieval
+    kind: str  # the dataset_type.txt value: classification | multilabel | retrieval | a registered task's
     classnames: list[str] = field(default_factory=list)
     templates: list[str] = field(default_factory=list)
     image_features: list[Any] = field(default_factory=list)  # per batch, on the device
@@ -154,16 +145,14 @@ def dataset_type(folder: Path) -> str:
 
 def folder_task(folder: Path) -> str:
     """The task a dataset folder's data serves, for datasets the catalog does not know."""
-    kind = dataset_type(folder)
-    for task, wanted in DATASET_TYPE_FOR_TASK.items():
-        if kind == wanted:
-            return task
-    raise DatasetTaskError(f"{folder}: unknown dataset_type.txt value {kind!r}")
+    try:
+        return task_for_dataset_type(dataset_type(folder)).name
+    except DatasetTaskError as exc:
+        raise DatasetTaskError(f"{folder}: {exc}") from None
 
 
 def check_task(pair: Pair, kind: str) -> None:
-    wanted = DATASET_TYPE_FOR_TASK[pair.task]
-    if kind != wanted:
+    if get_task(pair.task).dataset_type != kind:
         raise DatasetTaskError(f"dataset {pair.dataset} holds {kind} data, but the pair's task is {pair.task}")
 
 
@@ -180,6 +169,7 @@ def encode_dataset(loaded: LoadedModel, folder: Path, batch_size: int, num_worke
 
     folder = Path(folder)
     kind = dataset_type(folder)
+    captions = task_for_dataset_type(kind).captions
     out = EncodedDataset(kind, _read_lines(folder / "classnames.txt"),
                          _read_lines(folder / "zeroshot_classification_templates.txt"))
     nshards = int((folder / SPLIT / "nshards.txt").read_text().strip())
@@ -193,7 +183,7 @@ def encode_dataset(loaded: LoadedModel, folder: Path, batch_size: int, num_worke
         with torch.no_grad():
             for images, labels in loader:
                 images = images.to(loaded.device)
-                if kind == "retrieval":
+                if captions:
                     tokens = loaded.tokenizer([text for texts in labels for text in texts]).to(loaded.device)
                     with loaded.autocast():
                         image_emb = F.normalize(loaded.model.encode_image(images), dim=-1)
@@ -216,95 +206,7 @@ def encode_dataset(loaded: LoadedModel, folder: Path, batch_size: int, num_worke
     return out
 
 
-def classification_metrics(loaded: LoadedModel, encoded: EncodedDataset, classifier) -> dict[str, float]:
-    """acc1/acc5/mean per-class recall, or mean average precision for multilabel data, as clip_benchmark reports."""
-    import torch
-    from clip_benchmark.metrics.zeroshot_classification import accuracy, average_precision_per_class
-    from sklearn.metrics import balanced_accuracy_score
-
-    with torch.no_grad():
-        pred = []
-        for image_features in encoded.image_features:
-            with loaded.autocast():
-                logits = LOGIT_SCALE * image_features @ classifier
-            pred.append(logits.float().cpu())
-    logits, target = torch.cat(pred), torch.cat(encoded.targets)
-    if encoded.kind == "multilabel":
-        if target.dim() != 2:
-            raise DatasetTaskError("multilabel data must have one multi-hot label vector per image")
-        return {"mean_average_precision": average_precision_per_class(logits, target).mean().item()}
-    if len(encoded.classnames) >= 5:
-        acc1, acc5 = accuracy(logits, target, topk=(1, 5))
-    else:
-        (acc1,), acc5 = accuracy(logits, target, topk=(1,)), float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "y_pred contains classes not in y_true" on small sets
-        recall = balanced_accuracy_score(target, logits.argmax(axis=1))
-    return {"acc1": acc1, "acc5": acc5, "mean_per_class_recall": float(recall)}
-
-
-def retrieval_metrics(loaded: LoadedModel, encoded: EncodedDataset, recall_k=RECALL_K) -> dict[str, float]:
-    """Image and text recall@k as clip_benchmark computes them (an image or text counts if any match is in the top k)."""
-    import torch
-    from clip_benchmark.metrics.zeroshot_retrieval import batchify, recall_at_k
-
-    images_emb, texts_emb = torch.cat(encoded.image_features), torch.cat(encoded.text_features)
-    scores = texts_emb @ images_emb.t()
-    positive_pairs = torch.zeros_like(scores, dtype=bool)
-    positive_pairs[torch.arange(len(scores)), encoded.text_image_index] = True
-    batch_size = len(encoded.image_features[0])
-    metrics = {}
-    for k in recall_k:
-        if k > len(images_emb):
-            raise BenchmarkError(f"recall@{k} needs at least {k} images; the dataset has {len(images_emb)}")
-        image_hits = batchify(recall_at_k, scores, positive_pairs, batch_size, loaded.device, k=k)
-        text_hits = batchify(recall_at_k, scores.T, positive_pairs.T, batch_size, loaded.device, k=k)
-        metrics[f"image_retrieval_recall@{k}"] = (image_hits > 0).float().mean().item()
-        metrics[f"text_retrieval_recall@{k}"] = (text_hits > 0).float().mean().item()
-    return metrics
-
-
 def pair_metrics(pair: Pair, loaded: LoadedModel, encoded: EncodedDataset, cache: ClassifierCache) -> dict[str, float]:
-    """The metrics of one pair from its dataset's encoding; classification uses (and fills) the classifier cache."""
+    """The metrics of one pair from its dataset's encoding, by its task; zero-shot classifiers use the cache."""
     check_task(pair, encoded.kind)
-    if encoded.kind == "retrieval":
-        return retrieval_metrics(loaded, encoded)
-    if not encoded.classnames or not encoded.templates:
-        raise BenchmarkError(f"dataset {pair.dataset} lacks classnames.txt or zeroshot_classification_templates.txt")
-    classnames, templates = class_prompts(pair, encoded)
-    language = None
-    if "nllb-clip" in pair.model:  # NLLB-CLIP tokenizes per language, as clip_benchmark sets it
-        from clip_benchmark.models.nllb_clip import set_language
-
-        set_language(loaded.tokenizer, pair.language)
-        language = pair.language
-    classifier = cache.classifier(loaded, classnames, templates, language)
-    return classification_metrics(loaded, encoded, classifier)
-
-
-def class_prompts(pair: Pair, encoded: EncodedDataset) -> tuple[list[str], list[str]]:
-    """Class names and templates in the pair's language.
-
-    A webdataset carries English ones only, and clip_benchmark keeps using them whatever `--language` says unless
-    its own `<lang>_classnames.json` / `<lang>_zeroshot_classification_templates.json` are passed as custom files.
-    We always take those files for another language, so a `jp` result is really scored with Japanese prompts.
-    """
-    if pair.language == "en":
-        return encoded.classnames, encoded.templates
-    import json
-
-    import clip_benchmark.datasets
-
-    folder = Path(clip_benchmark.datasets.__file__).parent
-    try:
-        classnames = json.loads((folder / f"{pair.language}_classnames.json").read_text("utf-8"))[pair.dataset]
-        templates = json.loads(
-            (folder / f"{pair.language}_zeroshot_classification_templates.json").read_text("utf-8")
-        )[pair.dataset]
-    except (FileNotFoundError, KeyError):
-        raise BenchmarkError(f"clip_benchmark has no {pair.language!r} class names or templates for {pair.dataset}") from None
-    if len(classnames) != len(encoded.classnames):
-        raise BenchmarkError(
-            f"{pair.dataset} has {len(encoded.classnames)} classes but clip_benchmark's {pair.language!r} list has {len(classnames)}"
-        )
-    return list(classnames), list(templates)
+    return get_task(pair.task).evaluate(pair, loaded, encoded, cache)

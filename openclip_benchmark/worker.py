@@ -183,7 +183,7 @@ class _Shard:
             "precision": loaded.precision,
             "batch_size": self.settings.batch_size,
             "num_workers": self.settings.num_workers,
-            "classifier_cached": cache.hits > hits and encoded.kind != "retrieval",
+            "classifier_cached": cache.hits > hits,  # only tasks with a classifier touch the cache
             "shard_id": self.manifest.shard_id,
             "attempt": self._attempt(pair),
             "versions": self.versions,

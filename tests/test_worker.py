@@ -257,7 +257,8 @@ def test_other_languages_take_clip_benchmarks_own_class_names_and_templates():
     """A webdataset only carries English prompts: a `jp` pair must not be scored with them under a `jp` label."""
     import clip_benchmark.datasets
 
-    from openclip_benchmark.evaluate import EncodedDataset, class_prompts
+    from openclip_benchmark.evaluate import EncodedDataset
+    from openclip_benchmark.tasks.zeroshot_classification import class_prompts
 
     folder = Path(clip_benchmark.datasets.__file__).parent
     jp_names = json.loads((folder / "jp_classnames.json").read_text("utf-8"))["imagenet1k"]

@@ -17,7 +17,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 from ..core.errors import BenchmarkError, UnknownNameError
 from ..core.jsonio import atomic_write_json
-from ..core.pair import MODEL_REF_PREFIXES, TASKS, Pair, parse_model_ref
+from ..core.pair import MODEL_REF_PREFIXES, Pair, parse_model_ref
+from ..tasks import task_names
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 MAPPING_NAME = "dataset_mapping.json"
@@ -49,6 +50,7 @@ class DatasetSpec:
     metric: str
     collections: tuple[str, ...]
     languages: tuple[str, ...]
+    templates: int | None = None  # zero-shot prompt templates per class (clip_benchmark's English set), for the plan
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -75,8 +77,8 @@ def _dataset_from_json(name: str, raw: Any, where: str) -> DatasetSpec:
     for required in ("wds_name", "task", "size", "metric"):
         if raw.get(required) in (None, ""):
             raise CatalogError(f"{where}: dataset {name!r} lacks {required!r}")
-    if raw["task"] not in TASKS:
-        raise CatalogError(f"{where}: dataset {name!r} has unknown task {raw['task']!r}")
+    if raw["task"] not in task_names():
+        raise CatalogError(f"{where}: dataset {name!r} has unknown task {raw['task']!r}; known: {', '.join(task_names())}")
     try:
         spec = DatasetSpec(
             name=name,
@@ -90,11 +92,14 @@ def _dataset_from_json(name: str, raw: Any, where: str) -> DatasetSpec:
             metric=str(raw["metric"]),
             collections=tuple(str(c) for c in raw.get("collections") or ()),
             languages=tuple(str(lang) for lang in raw.get("languages") or DEFAULT_LANGUAGES),
+            templates=None if raw.get("templates") is None else int(raw["templates"]),
         )
     except (TypeError, ValueError) as exc:
         raise CatalogError(f"{where}: dataset {name!r}: {exc}") from None
     if spec.size <= 0:
         raise CatalogError(f"{where}: dataset {name!r} has a non-positive size")
+    if spec.templates is not None and spec.templates <= 0:
+        raise CatalogError(f"{where}: dataset {name!r} has a non-positive template count")
     return spec
 
 

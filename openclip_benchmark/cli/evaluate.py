@@ -10,7 +10,7 @@ import typer
 
 from ..core.errors import BenchmarkError
 from ..core.manifest import PRECISIONS, Manifest, RunSettings
-from ..core.pair import INTERPOLATIONS, RESIZE_MODES, TASKS, Pair, Preprocess
+from ..core.pair import INTERPOLATIONS, RESIZE_MODES, Pair, Preprocess
 from ..core.records import Result
 from .app import DEFAULT_RESULTS, DEFAULT_TRACKER, app, comma_list, console
 
@@ -44,8 +44,10 @@ def select_pairs(models: str, datasets: str, languages: str, preprocesses: list[
     from ..core.errors import UnknownNameError
     from ..evaluate import folder_task
 
-    if task is not None and task not in TASKS:
-        raise BenchmarkError(f"--task must be one of {', '.join(TASKS)}")
+    from ..tasks import get_task
+
+    if task is not None:
+        get_task(task)  # an unknown --task is named with the closest known ones
     if not comma_list(models) or not comma_list(datasets):
         raise BenchmarkError("--models and --datasets each need at least one name")
     model_refs = catalog.select_models(comma_list(models), catalog.load_models())
@@ -148,7 +150,7 @@ def _short(metric: str) -> str:
 def _print_report(report) -> None:
     from rich.table import Table
 
-    retrieval = any(r.pair.task == "zeroshot_retrieval" for r in report.records)
+    retrieval = any(_short(k).startswith(("I@", "T@")) for r in report.records if isinstance(r, Result) for k in r.metrics)
     table = Table(title=f"shard {report.shard_id}",
                   caption="I@k / T@k: image / text retrieval recall@k" if retrieval else None)
     for column in ("model", "dataset", "status", "metrics"):

@@ -6,7 +6,7 @@ import csv
 import functools
 import io
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -15,12 +15,12 @@ from ..core.jsonio import atomic_write_bytes, atomic_write_text
 from ..core.pair import Pair, Preprocess
 from ..core.records import Record, Result, read_record
 from ..storage.layout import is_record_key, is_reserved
+from ..tasks import canonical_task, get_task, table_metrics
+from ..tasks import tables as task_tables
 from ..tracker import IDENTITY_COLUMNS
 
-CLASSIFICATION_METRICS = ["acc1", "acc5", "mean_per_class_recall", "mean_average_precision"]
-RETRIEVAL_METRICS = [
-    f"{side}_retrieval_recall@{k}" for side in ("image", "text") for k in (1, 5, 10)
-]
+CLASSIFICATION_METRICS = table_metrics("classification_metrics")
+RETRIEVAL_METRICS = table_metrics("retrieval_metrics")
 MODEL_COLUMNS = ["params", "image_params", "text_params", "image_gflops", "text_gflops", "image_size"]
 RUN_COLUMNS = [
     "seconds",
@@ -36,11 +36,6 @@ RUN_COLUMNS = [
     "finished",
 ]
 SOURCE_COLUMN = "source"
-FALLBACK_METRIC = {
-    "zeroshot_classification": "acc1",
-    "multilabel": "mean_average_precision",
-    "zeroshot_retrieval": "image_retrieval_recall@5",
-}
 LEADERBOARD_COLLECTIONS = ("imagenet_robustness", "vtab", "retrieval")
 
 
@@ -65,6 +60,20 @@ def canonical_or_raw(name: str) -> str:
         return canonical_dataset(name)
     except UnknownNameError:
         return name
+
+
+def canonical_pair(pair: Pair) -> Pair:
+    """The pair as the catalog names it, whichever tool wrote it: dataset key, and the dataset's own task where
+    clip_benchmark wrote an alias of it (voc2007_multilabel as `zeroshot_classification`); unknown tasks are refused."""
+    from ..catalog import load_datasets
+
+    dataset = canonical_or_raw(pair.dataset)
+    spec = load_datasets().get(dataset)
+    try:
+        task = canonical_task(pair.task, spec.task if spec is not None else None)
+    except UnknownNameError as exc:
+        raise InvalidResultError(str(exc)) from None
+    return replace(pair, dataset=dataset, task=task) if (dataset, task) != (pair.dataset, pair.task) else pair
 
 
 def iter_result_files(results_dir: str | os.PathLike) -> Iterator[tuple[str, str]]:
@@ -95,7 +104,7 @@ def read_results(results_dir: str | os.PathLike, report: ParseReport | None = No
         report.files += 1
         try:
             with open(path, "rb") as fh:
-                record = read_record(fh.read(), canonical_dataset=canonical_or_raw)
+                record = read_record(fh.read(), canonical_pair=canonical_pair)
         except (InvalidResultError, OSError) as exc:
             report.invalid.append((rel, str(exc)))
             continue
@@ -154,10 +163,10 @@ def _gpu_price_lookup():
 
 
 def build_rows(records: Iterable[tuple[Record, str]]) -> dict[str, list[dict[str, Any]]]:
-    """Long-form rows split by task family: classification (incl. multilabel) and retrieval."""
+    """Long-form rows, one table per task family (each task names its table: multilabel joins classification)."""
     models: dict[tuple[str, str], dict[str, Any]] = {}
     price_of = _gpu_price_lookup()
-    out: dict[str, list[dict[str, Any]]] = {"classification_metrics": [], "retrieval_metrics": []}
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in task_tables()}
     for record, rel in records:
         p, run = record.pair, record.run
         info = models.get((p.model, p.pretrained))
@@ -180,13 +189,13 @@ def build_rows(records: Iterable[tuple[Record, str]]) -> dict[str, list[dict[str
             row[col] = value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else None
         row["cost_usd"] = _cost(run, price_of)
         row[SOURCE_COLUMN] = rel
-        out["retrieval_metrics" if p.task == "zeroshot_retrieval" else "classification_metrics"].append(row)
+        out[get_task(p.task).table].append(row)
     return out
 
 
 def columns_for(name: str, rows: list[dict[str, Any]]) -> list[str]:
     """Stable order: identity, the usual metrics, any other metric (sorted), model data, run data, source."""
-    known = CLASSIFICATION_METRICS if name == "classification_metrics" else RETRIEVAL_METRICS
+    known = table_metrics(name)
     fixed = set(IDENTITY_COLUMNS + known + MODEL_COLUMNS + RUN_COLUMNS + [SOURCE_COLUMN])
     extra = sorted({k for row in rows for k in row} - fixed)
     return IDENTITY_COLUMNS + known + extra + MODEL_COLUMNS + RUN_COLUMNS + [SOURCE_COLUMN]
@@ -197,7 +206,7 @@ def main_metric(dataset: str, task: str) -> str:
     from ..catalog import load_datasets
 
     spec = load_datasets().get(dataset)
-    return spec.metric if spec is not None else FALLBACK_METRIC[task]
+    return spec.metric if spec is not None else get_task(task).main_metric
 
 
 def _collections() -> dict[str, list[str]]:
@@ -326,7 +335,7 @@ def parse_results(
         rows_cols = columns_for(name, rows)
         report.written += write_table(out_dir, name, rows, rows_cols)
         report.rows[name] = len(rows)
-    board, board_cols = build_leaderboard(tables["classification_metrics"] + tables["retrieval_metrics"])
+    board, board_cols = build_leaderboard(row for rows in tables.values() for row in rows)
     report.written += write_table(out_dir, "leaderboard", board, board_cols)
     report.rows["leaderboard"] = len(board)
     if tracker is not None and Path(tracker).exists():

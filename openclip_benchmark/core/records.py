@@ -87,9 +87,16 @@ def _check_metrics(metrics: Any) -> dict[str, float | None]:
 
 
 def parse_record(
-    obj: Any, canonical_dataset: Callable[[str], str] | None = None
+    obj: Any,
+    canonical_dataset: Callable[[str], str] | None = None,
+    canonical_pair: Callable[[Pair], Pair] | None = None,
 ) -> Record:
-    """Validate a decoded record by content (ours, or one written by clip_benchmark itself)."""
+    """Validate a decoded record by content (ours, or one written by clip_benchmark itself).
+
+    `canonical_pair` (a reader that knows the catalog and the tasks) gives the pair the identity it has in either
+    tool, e.g. clip_benchmark's `zeroshot_classification` for a multilabel dataset; it raises InvalidResultError
+    for an identity it refuses.
+    """
     if not isinstance(obj, dict):
         raise InvalidResultError("a record must be a JSON object")
     schema = obj.get("schema", RESULT_SCHEMA)
@@ -99,11 +106,12 @@ def parse_record(
     ident = dict(obj)
     dataset = ident["dataset"]
     ident["dataset"] = canonical_dataset(dataset) if canonical_dataset else dataset
-    ident.setdefault("task", "zeroshot_classification")
     try:
         pair = Pair.from_identity(ident)
     except (BenchmarkError, KeyError, TypeError, ValueError) as exc:
         raise InvalidResultError(f"bad identity: {exc}") from exc
+    if canonical_pair is not None:
+        pair = canonical_pair(pair)
     if schema == FAILURE_SCHEMA:
         error = obj.get("error")
         if not isinstance(error, dict) or not isinstance(error.get("message", ""), str):
@@ -121,7 +129,11 @@ def parse_record(
     return Result(pair, metrics=_check_metrics(obj.get("metrics")), run=run)
 
 
-def read_record(data: bytes | str, canonical_dataset: Callable[[str], str] | None = None) -> Record:
+def read_record(
+    data: bytes | str,
+    canonical_dataset: Callable[[str], str] | None = None,
+    canonical_pair: Callable[[Pair], Pair] | None = None,
+) -> Record:
     """Decode and validate; any defect (truncation, NaN literal, wrong types) is an InvalidResultError."""
     if len(data) > MAX_RECORD_BYTES:
         raise InvalidResultError("record is larger than 4 MiB")
@@ -129,4 +141,4 @@ def read_record(data: bytes | str, canonical_dataset: Callable[[str], str] | Non
         obj = loads_strict(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidResultError(f"not valid JSON: {exc}") from exc
-    return parse_record(obj, canonical_dataset)
+    return parse_record(obj, canonical_dataset, canonical_pair)

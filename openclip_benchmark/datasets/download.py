@@ -32,7 +32,6 @@ from ..storage.store import TRANSIENT_EXIT_CODE
 log = logging.getLogger(__name__)
 
 METADATA_FILES = ("classnames.txt", "zeroshot_classification_templates.txt", "dataset_type.txt")
-CLASS_FILES = ("classnames.txt", "zeroshot_classification_templates.txt")
 COMPLETE_MARKER = ".complete.json"
 MAX_ATTEMPTS = 5
 BACKOFF_S = 1.0  # first retry delay; doubles per attempt, with jitter
@@ -165,8 +164,10 @@ def check_layout(folder: Path, split: str = "test", task: str | None = None, nam
     except ValueError:
         raise BenchmarkError(f"dataset {label}: {nshards_file} does not hold a shard count") from None
     missing = [f"{split}/{i}.tar" for i in range(nshards) if not (folder / split / f"{i}.tar").is_file()]
-    if task in ("zeroshot_classification", "multilabel"):
-        missing += [f for f in CLASS_FILES if not (folder / f).is_file()]
+    if task is not None:
+        from ..tasks import get_task
+
+        missing += [f for f in get_task(task).files if not (folder / f).is_file()]
     if nshards < 1 or missing:
         what = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
         raise BenchmarkError(f"dataset {label}: {folder} lacks {what or 'shards (nshards.txt says 0)'}")

@@ -8,16 +8,13 @@ preemption loses little, and their ids come from their content (the same pairs g
 from __future__ import annotations
 
 import hashlib
-import json
 import statistics
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
-from importlib.util import find_spec
-from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..core.errors import BenchmarkError
 from ..core.pair import Pair
+from ..tasks import get_task
 from .pricing import GpuSpec, Offer, PriceTable, gpu_from_device_name
 
 GIB = 2**30
@@ -129,35 +126,7 @@ class Plan:
 # ---------------------------------------------------------------- work of a pair
 
 FALLBACK_MODEL = dict(params=1.0e9, image_gflops=200.0, text_gflops=30.0)  # conservative: about ViT-g-14
-FALLBACK_DATASET = dict(size=50_000, num_classes=1000, captions_per_image=5)  # conservative: about ImageNet
-DEFAULT_TEMPLATES = 18  # clip_benchmark's cifar-style template set
-
-
-@lru_cache(maxsize=1)
-def _clip_benchmark_templates() -> dict[str, int]:
-    """Template counts from clip_benchmark's own JSON (read as data: importing it would pull in torch)."""
-    spec = find_spec("clip_benchmark")
-    if spec is None or not spec.submodule_search_locations:
-        return {}
-    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "en_zeroshot_classification_templates.json"
-    try:
-        return {k: len(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
-    except (OSError, ValueError):
-        return {}
-
-
-def classifier_group(dataset: str) -> str:
-    """ImageNet variants index one 1000-class classifier (the -a/-r/-o subsets take its rows)."""
-    return "imagenet1k" if dataset.startswith("imagenet") else dataset
-
-
-def template_count(dataset: str, spec: Any = None) -> int:
-    count = getattr(spec, "templates", None) or getattr(spec, "num_templates", None)
-    if count:
-        return int(count)
-    known = _clip_benchmark_templates()
-    base = dataset.split("/")[-1]
-    return known.get(base) or known.get(classifier_group(base)) or DEFAULT_TEMPLATES
+FALLBACK_SIZE = 50_000  # images of a dataset the catalog lacks; conservative: about ImageNet (its task adds prompts)
 
 
 class ModelIndex:
@@ -191,18 +160,15 @@ class ModelIndex:
 
 
 def pair_work(pair: Pair, model: ModelWork, datasets: Mapping[str, Any]) -> PairWork:
+    """The pair's images and prompts from its dataset's spec alone (its task counts the prompts)."""
     spec = datasets.get(pair.dataset)
     note = "" if spec is not None else f"dataset {pair.dataset} not in the catalog: conservative default size"
-    size = int(getattr(spec, "size", 0) or FALLBACK_DATASET["size"])
+    size = int(getattr(spec, "size", 0) or FALLBACK_SIZE)
     gflops = model.image_gflops
     if pair.preprocess.image_size and model.image_size:
         gflops *= (pair.preprocess.image_size / model.image_size) ** 2  # ViT tokens scale with the pixel area
-    if pair.task == "zeroshot_retrieval":
-        captions = int(getattr(spec, "captions_per_image", 0) or FALLBACK_DATASET["captions_per_image"])
-        return PairWork(pair, model, size, size * captions, None, gflops, note)
-    classes = int(getattr(spec, "num_classes", 0) or FALLBACK_DATASET["num_classes"])
-    group = f"{classifier_group(pair.dataset)}|{pair.language}"
-    return PairWork(pair, model, size, classes * template_count(pair.dataset, spec), group, gflops, note)
+    task = get_task(pair.task)
+    return PairWork(pair, model, size, task.prompts(spec, size), task.classifier(pair), gflops, note)
 
 
 # ---------------------------------------------------------------- runtime on one GPU

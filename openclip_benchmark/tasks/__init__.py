@@ -1,0 +1,109 @@
+"""Tasks: what a pair's `task` means. One registry, one module per task (as clip_benchmark has one per task).
+
+A task declares the dataset type it reads (`dataset_type.txt`), the files it needs beside the shards, how many
+prompts its pairs send through the text tower (for the plan), its metrics and main metric, the parse table its rows
+go to, and how it scores a dataset that `evaluate` encoded. Every other module asks the registry; none compares
+task names. Tasks sit just above core: a Pair takes any non-empty task name, and the places that build pairs from
+user input or data (catalog, CLI, record readers) check it here. This module stays import-light (no torch): the
+task modules import torch and clip_benchmark inside the functions that score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..core.errors import BenchmarkError, UnknownNameError
+from ..core.pair import Pair
+
+
+class DatasetTaskError(BenchmarkError):
+    """The dataset folder holds another kind of data than the pair's task needs."""
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str  # the result's `task` (clip_benchmark's names)
+    dataset_type: str  # the `dataset_type.txt` value its data has (absent file: classification)
+    metrics: tuple[str, ...]  # the metric columns of its table, in order
+    main_metric: str  # the leaderboard's metric when the catalog names none
+    table: str  # the parse table its rows go to
+    prompts: Callable[[Any, int], int]  # (DatasetSpec or None, images) -> texts through the text tower
+    classifier: Callable[[Pair], str | None]  # pairs with one key share one classifier per model; None: no classifier
+    evaluate: Callable[..., dict[str, float]]  # (pair, LoadedModel, EncodedDataset, ClassifierCache) -> metrics
+    files: tuple[str, ...] = ()  # files its webdataset needs beside the shards
+    captions: bool = False  # its samples carry captions, encoded by the text tower in the same pass as the images
+    aliases: tuple[str, ...] = ()  # names other tools write for it (clip_benchmark: see canonical_task)
+
+
+_TASKS: dict[str, Task] = {}
+
+
+def register_task(task: Task) -> Task:
+    """Add a task; its name and dataset type must be new (a folder's type names the task that reads it)."""
+    if task.name in _TASKS:
+        raise BenchmarkError(f"task {task.name!r} is registered already")
+    taken = next((t.name for t in _TASKS.values() if t.dataset_type == task.dataset_type), None)
+    if taken:
+        raise BenchmarkError(f"dataset type {task.dataset_type!r} is read by task {taken!r} already")
+    _TASKS[task.name] = task
+    return task
+
+
+def unregister_task(name: str) -> None:
+    _TASKS.pop(name, None)
+
+
+def task_names() -> tuple[str, ...]:
+    return tuple(_TASKS)
+
+
+def tasks() -> tuple[Task, ...]:
+    return tuple(_TASKS.values())
+
+
+def get_task(name: str) -> Task:
+    task = _TASKS.get(name)
+    if task is None:
+        raise UnknownNameError("task", name, _TASKS)
+    return task
+
+
+def task_for_dataset_type(kind: str) -> Task:
+    """The task that reads data of this `dataset_type.txt` value."""
+    for task in _TASKS.values():
+        if task.dataset_type == kind:
+            return task
+    raise DatasetTaskError(f"unknown dataset_type.txt value {kind!r}; known: {', '.join(t.dataset_type for t in _TASKS.values())}")
+
+
+def canonical_task(name: str, dataset_task: str | None = None) -> str:
+    """The task a record means, so a pair has one identity whichever tool wrote it.
+
+    clip_benchmark has no multilabel task: it writes voc2007_multilabel results as `zeroshot_classification`. When
+    the catalog's task for the record's dataset lists the record's task among its aliases, the catalog's task wins.
+    """
+    if dataset_task and name != dataset_task and name in get_task(dataset_task).aliases:
+        return dataset_task
+    get_task(name)
+    return name
+
+
+def tables() -> tuple[str, ...]:
+    """The parse tables, in registration order."""
+    return tuple(dict.fromkeys(t.table for t in _TASKS.values()))
+
+
+def table_metrics(table: str) -> list[str]:
+    """The metric columns of a table: those of its tasks, in registration order."""
+    return list(dict.fromkeys(m for t in _TASKS.values() if t.table == table for m in t.metrics))
+
+
+def _register_builtin() -> None:
+    from . import multilabel, zeroshot_classification, zeroshot_retrieval
+
+    for module in (zeroshot_classification, zeroshot_retrieval, multilabel):
+        register_task(module.TASK)
+
+
+_register_builtin()

@@ -1,0 +1,114 @@
+"""Zero-shot classification: a classifier of prompt embeddings, top-1/top-5 accuracy and mean per-class recall.
+
+The arithmetic is clip_benchmark 1.6.2's (metrics/zeroshot_classification.py): the same logits batch by batch under
+the same autocast, and its own `accuracy`; the numbers are equal, not close.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import BenchmarkError
+from ..core.pair import Pair
+from . import Task
+
+LOGIT_SCALE = 100.0  # clip_benchmark's fixed zero-shot logit scale
+CLASS_FILES = ("classnames.txt", "zeroshot_classification_templates.txt")
+DEFAULT_TEMPLATES = 18  # clip_benchmark's cifar-style template set, for datasets whose spec names no count
+FALLBACK_CLASSES = 1000  # conservative: about ImageNet
+
+
+def classifier_group(dataset: str) -> str:
+    """ImageNet variants index one 1000-class classifier (the -a/-r/-o subsets take its rows)."""
+    return "imagenet1k" if dataset.startswith("imagenet") else dataset
+
+
+def prompt_count(spec: Any, images: int) -> int:
+    """Classes x templates: one text per class and template goes through the text tower."""
+    classes = int(getattr(spec, "num_classes", 0) or FALLBACK_CLASSES)
+    return classes * int(getattr(spec, "templates", 0) or DEFAULT_TEMPLATES)
+
+
+def classifier_key(pair: Pair) -> str:
+    return f"{classifier_group(pair.dataset)}|{pair.language}"
+
+
+def class_prompts(pair: Pair, encoded) -> tuple[list[str], list[str]]:
+    """Class names and templates in the pair's language.
+
+    A webdataset carries English ones only, and clip_benchmark keeps using them whatever `--language` says unless
+    its own `<lang>_classnames.json` / `<lang>_zeroshot_classification_templates.json` are passed as custom files.
+    We always take those files for another language, so a `jp` result is really scored with Japanese prompts.
+    """
+    if pair.language == "en":
+        return encoded.classnames, encoded.templates
+    import clip_benchmark.datasets
+
+    folder = Path(clip_benchmark.datasets.__file__).parent
+    try:
+        classnames = json.loads((folder / f"{pair.language}_classnames.json").read_text("utf-8"))[pair.dataset]
+        templates = json.loads(
+            (folder / f"{pair.language}_zeroshot_classification_templates.json").read_text("utf-8")
+        )[pair.dataset]
+    except (FileNotFoundError, KeyError):
+        raise BenchmarkError(f"clip_benchmark has no {pair.language!r} class names or templates for {pair.dataset}") from None
+    if len(classnames) != len(encoded.classnames):
+        raise BenchmarkError(
+            f"{pair.dataset} has {len(encoded.classnames)} classes but clip_benchmark's {pair.language!r} list has {len(classnames)}"
+        )
+    return list(classnames), list(templates)
+
+
+def zero_shot_logits(pair: Pair, loaded, encoded, cache):
+    """(logits, targets) on the CPU: the pair's classifier (from the cache where it can) applied batch by batch."""
+    import torch
+
+    if not encoded.classnames or not encoded.templates:
+        raise BenchmarkError(f"dataset {pair.dataset} lacks {' or '.join(CLASS_FILES)}")
+    classnames, templates = class_prompts(pair, encoded)
+    language = None
+    if "nllb-clip" in pair.model:  # NLLB-CLIP tokenizes per language, as clip_benchmark sets it
+        from clip_benchmark.models.nllb_clip import set_language
+
+        set_language(loaded.tokenizer, pair.language)
+        language = pair.language
+    classifier = cache.classifier(loaded, classnames, templates, language)
+    with torch.no_grad():
+        pred = []
+        for image_features in encoded.image_features:
+            with loaded.autocast():
+                logits = LOGIT_SCALE * image_features @ classifier
+            pred.append(logits.float().cpu())
+    return torch.cat(pred), torch.cat(encoded.targets)
+
+
+def evaluate(pair: Pair, loaded, encoded, cache) -> dict[str, float]:
+    """acc1, acc5 (NaN under five classes, as clip_benchmark) and mean per-class recall."""
+    from clip_benchmark.metrics.zeroshot_classification import accuracy
+    from sklearn.metrics import balanced_accuracy_score
+
+    logits, target = zero_shot_logits(pair, loaded, encoded, cache)
+    if len(encoded.classnames) >= 5:
+        acc1, acc5 = accuracy(logits, target, topk=(1, 5))
+    else:
+        (acc1,), acc5 = accuracy(logits, target, topk=(1,)), float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "y_pred contains classes not in y_true" on small sets
+        recall = balanced_accuracy_score(target, logits.argmax(axis=1))
+    return {"acc1": acc1, "acc5": acc5, "mean_per_class_recall": float(recall)}
+
+
+TASK = Task(
+    name="zeroshot_classification",
+    dataset_type="classification",
+    metrics=("acc1", "acc5", "mean_per_class_recall"),
+    main_metric="acc1",
+    table="classification_metrics",
+    prompts=prompt_count,
+    classifier=classifier_key,
+    evaluate=evaluate,
+    files=CLASS_FILES,
+)
