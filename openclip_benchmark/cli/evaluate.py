@@ -43,7 +43,6 @@ def select_pairs(models: str, datasets: str, languages: str, preprocesses: list[
     from ..datasets.download import ensure_dataset
     from ..core.errors import UnknownNameError
     from ..evaluate import folder_task
-
     from ..tasks import get_task
 
     if task is not None:

@@ -62,15 +62,20 @@ def canonical_or_raw(name: str) -> str:
         return name
 
 
+@functools.lru_cache(maxsize=None)
+def _catalog_task(dataset: str) -> str | None:
+    from ..catalog import load_datasets
+
+    spec = load_datasets().get(dataset)
+    return spec.task if spec is not None else None
+
+
 def canonical_pair(pair: Pair) -> Pair:
     """The pair as the catalog names it, whichever tool wrote it: dataset key, and the dataset's own task where
     clip_benchmark wrote an alias of it (voc2007_multilabel as `zeroshot_classification`); unknown tasks are refused."""
-    from ..catalog import load_datasets
-
     dataset = canonical_or_raw(pair.dataset)
-    spec = load_datasets().get(dataset)
     try:
-        task = canonical_task(pair.task, spec.task if spec is not None else None)
+        task = canonical_task(pair.task, _catalog_task(dataset))
     except UnknownNameError as exc:
         raise InvalidResultError(str(exc)) from None
     return replace(pair, dataset=dataset, task=task) if (dataset, task) != (pair.dataset, pair.task) else pair
