@@ -51,6 +51,17 @@ class TrackerError(BenchmarkError):
     pass
 
 
+def _check_path(path: Path, missing_ok: bool) -> bool:
+    """Whether the tracker file exists; a folder in its place, or a missing one unless `missing_ok`, is an error."""
+    if path.is_dir():
+        raise TrackerError(f"the tracker {path} is a folder, not a CSV file")
+    if path.exists():
+        return True
+    if missing_ok:
+        return False
+    raise TrackerError(f"{path} does not exist; run `benchmark init` first")
+
+
 def allowed(old: str, new: str) -> bool:
     """Whether a pair may move from status `old` to `new` (see TRANSITIONS)."""
     if new not in STATUSES:
@@ -173,10 +184,8 @@ class Tracker:
     @classmethod
     def load(cls, path: str | Path, missing_ok: bool = False) -> "Tracker":
         path = Path(path)
-        if not path.exists():
-            if missing_ok:
-                return cls(path, {})
-            raise TrackerError(f"{path} does not exist; run `benchmark init` first")
+        if not _check_path(path, missing_ok):
+            return cls(path, {})
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
@@ -272,10 +281,7 @@ def open_tracker(path: str | Path, create: bool = False) -> Iterator[Tracker]:
     from filelock import Timeout
 
     path = Path(path)
-    if path.is_dir():
-        raise TrackerError(f"the tracker {path} is a folder, not a CSV file")
-    if not create and not path.exists():
-        raise TrackerError(f"{path} does not exist; run `benchmark init` first")
+    _check_path(path, missing_ok=create)
     try:
         lock = _lock(path)
         lock.acquire()
