@@ -432,7 +432,7 @@ def test_a_refused_launch_changes_no_file(tmp_path, monkeypatch, backend):
     assert ".benchmark/plan.json" in before
     refused = runner.invoke(app, ["launch", "--budget", "0.0001", "--dry-run", "--backend", backend])
     assert refused.exit_code == 2 and _files(tmp_path) == before and fake.launched == []
-    assert "no shard fits the budget of $0.00" in refused.output
+    assert "no shard fits the budget of $0.0001: the cheapest" in refused.output
 
 
 def test_a_dry_run_validates_every_task_and_an_invalid_one_writes_nothing(tmp_path, monkeypatch):

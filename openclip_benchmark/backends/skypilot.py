@@ -273,7 +273,13 @@ class SkyPilotBackend:
             shards, store=job.store, settings=job.settings, spot=job.spot, clouds=job.clouds, pool=job.pool,
             dry_run=dry_run,
         )
-        return [f"{len(shards)} SkyPilot task(s) rendered and valid under SkyPilot's schema"] if shards else []
+        notes = [f"{len(shards)} SkyPilot task(s) rendered and valid under SkyPilot's schema"] if shards else []
+        if dry_run and not str(job.store.url).startswith("s3://"):
+            notes.append("note: a real launch needs a bucket store (--store s3://bucket/prefix)")
+        missing = [n for n in S3_SECRETS if not os.environ.get(n)]
+        if dry_run and missing:
+            notes.append(f"note: a real launch needs {', '.join(missing)} in the environment")
+        return notes
 
     def submit(self, shards: list[Shard], job: Job) -> Submission:
         return launch_shards(

@@ -186,7 +186,7 @@ def launch(
     if not selected and planned.plan.shards:
         cheapest = min(planned.plan.shards, key=lambda s: s.cost(request.spot))
         raise BenchmarkError(
-            f"no shard fits the budget of {money(budget)}: the cheapest, {cheapest.shard_id}, "
+            f"no shard fits the budget of ${budget:g}: the cheapest, {cheapest.shard_id}, "
             f"costs {money(cheapest.cost(request.spot))}"
         )
     job = Job(
