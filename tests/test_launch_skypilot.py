@@ -509,3 +509,15 @@ def test_an_installed_wheel_renders_a_job_from_its_packaged_configs(tmp_path):
     done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().startswith("ocb-shard-")
+
+
+def test_the_cli_offers_the_registrys_backends():
+    from openclip_benchmark.backends import backend_names, get_backend
+
+    assert backend_names() == ("local", "skypilot")
+    assert [get_backend(n).name for n in backend_names()] == list(backend_names())
+    with pytest.raises(BenchmarkError, match="unknown backend 'slurm'"):
+        get_backend("slurm")
+    help_text = CliRunner().invoke(app, ["launch", "--help"], env={"COLUMNS": "200"}).output
+    assert f"--backend <{'|'.join(backend_names())}>" in help_text
+    assert "skipped and later, cheaper ones that still fit are taken, up to --max-jobs" in " ".join(help_text.split())
