@@ -296,7 +296,7 @@ def run_demo(
 ) -> DemoResult:
     """Fixtures, then init, plan, the local backend, parse and report, in this one process (open_clip loads once)."""
     from .catalog import enumerate_pairs, load_datasets, load_models, select_models
-    from .backends import record_plan
+    from .pipeline.launch import record_plan
     from .backends.local import run_local
     from .core.manifest import RunSettings
     from .collect.parse import parse_results

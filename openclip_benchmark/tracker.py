@@ -16,6 +16,19 @@ from .core.records import Record, Result, utc_now
 from .storage.layout import result_key
 
 STATUSES = ("pending", "planned", "launched", "running", "succeeded", "failed", "skipped")
+# Status -> the statuses it may change to; keeping a status (new estimates, a new error) is always allowed.
+# A result is a fact: every status may become `succeeded`, and nothing leaves it (a new `init` starts a new tracker).
+# A failure record may fail any pair not yet succeeded. `failed` goes back to planned or launched on a retry.
+# `skipped` is a pair set aside by hand: never planned, back to pending to take it up again.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"planned", "launched", "succeeded", "failed", "skipped"}),
+    "planned": frozenset({"launched", "succeeded", "failed", "skipped"}),
+    "launched": frozenset({"running", "succeeded", "failed"}),
+    "running": frozenset({"succeeded", "failed"}),
+    "failed": frozenset({"planned", "launched", "succeeded", "skipped"}),
+    "skipped": frozenset({"pending", "succeeded", "failed"}),
+    "succeeded": frozenset(),
+}
 IDENTITY_COLUMNS = ["model", "pretrained", "dataset", "language", "task", "preprocess"]
 STATE_COLUMNS = [
     "status",
@@ -36,6 +49,24 @@ LOCK_TIMEOUT_S = 120
 
 class TrackerError(BenchmarkError):
     pass
+
+
+def _check_path(path: Path, missing_ok: bool) -> bool:
+    """Whether the tracker file exists; a folder in its place, or a missing one unless `missing_ok`, is an error."""
+    if path.is_dir():
+        raise TrackerError(f"the tracker {path} is a folder, not a CSV file")
+    if path.exists():
+        return True
+    if missing_ok:
+        return False
+    raise TrackerError(f"{path} does not exist; run `benchmark init` first")
+
+
+def allowed(old: str, new: str) -> bool:
+    """Whether a pair may move from status `old` to `new` (see TRANSITIONS)."""
+    if new not in STATUSES:
+        raise TrackerError(f"unknown status {new!r}")
+    return old == new or new in TRANSITIONS[old]
 
 
 @dataclass(frozen=True)
@@ -153,14 +184,14 @@ class Tracker:
     @classmethod
     def load(cls, path: str | Path, missing_ok: bool = False) -> "Tracker":
         path = Path(path)
-        if not path.exists():
-            if missing_ok:
-                return cls(path, {})
-            raise TrackerError(f"{path} does not exist; run `benchmark init` first")
+        if not _check_path(path, missing_ok):
+            return cls(path, {})
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             raise TrackerError(f"{path} is not UTF-8 text") from None
+        except OSError as exc:  # a folder, no permission, an I/O error: name the path, not the exception
+            raise TrackerError(f"cannot read the tracker {path}: {exc.strerror or exc}") from None
         return cls(path, parse_tracker(text, path.name))
 
     def __iter__(self) -> Iterator[Entry]:
@@ -182,13 +213,19 @@ class Tracker:
         self.changed |= added > 0
         return added
 
+    def can_move(self, pair: Pair, status: str) -> bool:
+        """Whether the pair, as it is now, may move to `status`: the check a writer makes under the lock."""
+        entry = self.entries.get(pair.id)
+        return allowed(entry.status if entry else "pending", status)
+
     def update(self, pair: Pair, **changes) -> Entry:
-        """Change one pair's state; status changes are stamped with the time."""
+        """Change one pair's state; the one place a status changes, so TRANSITIONS holds for every writer.
+        An illegal move raises TrackerError; status changes are stamped with the time."""
         entry = self.entries.get(pair.id)
         if entry is None:
             entry = Entry(pair=pair)
-        if "status" in changes and changes["status"] not in STATUSES:
-            raise TrackerError(f"unknown status {changes['status']!r}")
+        if "status" in changes and not allowed(entry.status, changes["status"]):
+            raise TrackerError(f"{pair.label()}: cannot go from {entry.status} to {changes['status']}")
         new = replace(entry, **changes)
         if new != entry:
             if "status" in changes and "updated_at" not in changes:
@@ -224,7 +261,10 @@ class Tracker:
         return [e for e in sorted(self.entries.values(), key=_sort_key) if wanted is None or e.status in wanted]
 
     def save(self) -> None:
-        atomic_write_text(self.path, render_tracker(self.entries.values()))
+        try:
+            atomic_write_text(self.path, render_tracker(self.entries.values()))
+        except OSError as exc:
+            raise TrackerError(f"cannot write the tracker {self.path}: {exc.strerror or exc}") from None
         self.changed = False
 
 
@@ -236,10 +276,23 @@ def _lock(path: Path):
 
 @contextmanager
 def open_tracker(path: str | Path, create: bool = False) -> Iterator[Tracker]:
-    """Load under the file lock, yield, and save atomically if anything changed and no error was raised."""
+    """Load under the file lock, yield, and save atomically if anything changed and no error was raised.
+    A missing tracker (unless `create`) or a folder in its place is refused before a lock file is made beside it."""
+    from filelock import Timeout
+
     path = Path(path)
-    with _lock(path):
+    _check_path(path, missing_ok=create)
+    try:
+        lock = _lock(path)
+        lock.acquire()
+    except Timeout:
+        raise TrackerError(f"{path} is locked by another benchmark command (waited {LOCK_TIMEOUT_S} s)") from None
+    except OSError as exc:
+        raise TrackerError(f"cannot lock the tracker {path}: {exc.strerror or exc}") from None
+    try:
         tracker = Tracker.load(path, missing_ok=create)
         yield tracker
         if tracker.changed or (create and not path.exists()):
             tracker.save()
+    finally:
+        lock.release()

@@ -63,9 +63,9 @@ def test_local_backend_runs_a_planned_sweep_and_updates_the_tracker(tmp_path, mo
     assert json.loads((tmp_path / ".benchmark" / "plan.json").read_text())["shards"][0]["pairs"][0]["model"] == hostile.model
 
     # a tracker that forgot them (as if re-created): the relaunch skips the stored results and marks them succeeded
-    with open_tracker(tmp_path / "results.csv") as t:
-        for pair in good:
-            t.update(pair, status="pending")
+    (tmp_path / "results.csv").unlink()  # succeeded -> pending is no legal move: re-create the tracker instead
+    with open_tracker(tmp_path / "results.csv", create=True) as t:
+        t.add(good)
     redo = runner.invoke(app, args + ["--yes"], env={"COLUMNS": "200"})
     assert redo.exit_code == 0, redo.output
     state = Tracker.load(tmp_path / "results.csv")

@@ -399,3 +399,125 @@ def test_the_rendered_task_asks_for_what_the_plan_priced(secrets_env):
             assert r.use_spot == shard.spot and r.cpus == f"{shard.offer.vcpus}+" and r.accelerators == {shard.gpu: 1}
         seen.add((shard.gpu, shard.spot, shard.offer.vcpus))
     assert seen == {("L4", True, 16), ("H100", False, 26)}  # the big model is cheaper on demand than on spot
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_the_budget_takes_later_shards_that_fit_and_a_refusal_names_the_cheapest(tmp_path, monkeypatch):
+    """Plan order, skipping shards over the budget: a cheap shard after an expensive one is still launched."""
+    _, result, fake = project(tmp_path, monkeypatch)
+    cheapest = min(result.shards, key=lambda s: s.cost_spot)
+    assert cheapest is not result.shards[0] and result.shards[0].cost_spot > cheapest.cost_spot
+    runner = CliRunner()
+    args = ["launch", "--dry-run", "--target-minutes", "10"]
+    fits = runner.invoke(app, args + ["--budget", f"{cheapest.cost_spot + 1e-6:.6f}"], env={"COLUMNS": "200"})
+    assert fits.exit_code == 0, fits.output
+    assert "would launch 1 shard(s)" in fits.output
+    assert "valid under SkyPilot's schema" in fits.output
+    refused = runner.invoke(app, args + ["--budget", f"{cheapest.cost_spot / 2:.6f}"], env={"COLUMNS": "200"})
+    assert refused.exit_code == 2
+    assert f"the cheapest, {cheapest.shard_id}, costs ${cheapest.cost_spot:,.2f}" in refused.output
+    assert fake.launched == []
+
+
+@pytest.mark.parametrize("backend", ["skypilot", "local"])
+def test_a_refused_launch_changes_no_file(tmp_path, monkeypatch, backend):
+    _, _, fake = project(tmp_path, monkeypatch)
+    runner = CliRunner()
+    ok = runner.invoke(app, ["launch", "--dry-run", "--backend", backend, "--target-minutes", "10", "--budget", "50"])
+    assert ok.exit_code == 0, ok.output
+    before = _files(tmp_path)
+    assert ".benchmark/plan.json" in before
+    refused = runner.invoke(app, ["launch", "--budget", "0.0001", "--dry-run", "--backend", backend])
+    assert refused.exit_code == 2 and _files(tmp_path) == before and fake.launched == []
+    assert "no shard fits the budget of $0.0001: the cheapest" in refused.output
+
+
+def test_a_dry_run_validates_every_task_and_an_invalid_one_writes_nothing(tmp_path, monkeypatch):
+    _, _, fake = project(tmp_path, monkeypatch)
+    bad = yaml.safe_load(skypilot.TEMPLATE.read_text())
+    bad["resources"]["disk_size"] = "lots"
+    broken = tmp_path / "broken" / "t.yaml"
+    broken.parent.mkdir()
+    broken.write_text(yaml.safe_dump(bad))
+    monkeypatch.setattr(skypilot, "TEMPLATE", broken)
+    before = _files(tmp_path)
+    out = CliRunner().invoke(app, ["launch", "--dry-run", "--target-minutes", "10"])
+    assert out.exit_code == 2 and "invalid SkyPilot task ocb-shard-" in out.output, out.output
+    assert _files(tmp_path) == before and fake.launched == []
+
+
+def test_plan_files_live_beside_the_tracker_not_the_current_folder(tmp_path, monkeypatch):
+    pairs, _ = small_plan()
+    tracker = tracker_with(tmp_path / "project" / "results.csv", pairs)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    out = CliRunner().invoke(app, ["plan", "--tracker", str(tracker), "--target-minutes", "10"])
+    assert out.exit_code == 0, out.output
+    assert (tmp_path / "project" / ".benchmark" / "plan.json").is_file()
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_cancel_stops_the_jobs_of_a_shard_and_fails_its_pairs(tmp_path, monkeypatch):
+    import sky
+
+    pairs = [Pair("m", "p", d) for d in ("cifar10", "mnist", "dtd")]
+    path = tracker_with(tmp_path / "results.csv", pairs)
+    with open_tracker(path) as t:
+        t.update(pairs[0], status="launched", job_id="7,8", shard_id="a")
+        t.update(pairs[1], status="launched", job_id="9", shard_id="b")
+        t.update(pairs[1], status="running")
+        t.update(pairs[2], status="launched", job_id="local", shard_id="a")
+    sent = []
+    monkeypatch.setattr(sky.jobs, "cancel", lambda **kw: sent.append(kw) or ("cancel", None))
+    monkeypatch.setattr(sky, "get", lambda request: None)
+    out = CliRunner().invoke(app, ["cancel", "--tracker", str(path), "--shard", "a"])
+    assert out.exit_code == 0, out.output
+    assert sent == [{"job_ids": [7, 8]}] and "cancelled 2 job(s): 7, 8" in out.output
+    state = Tracker.load(path)
+    assert [state.get(p).status for p in pairs] == ["failed", "running", "launched"]
+    assert "cancelled" in state.get(pairs[0]).error
+
+
+def test_an_installed_wheel_renders_a_job_from_its_packaged_configs(tmp_path):
+    """No checkout beside the package: configs/ must come from inside the wheel."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.skip("uv is needed to build the wheel")
+    root = Path(__file__).resolve().parents[1]
+    built = subprocess.run([uv, "build", "--wheel", "--offline", "-o", str(tmp_path / "dist")], cwd=root,
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    zipfile.ZipFile(wheel).extractall(tmp_path / "site")
+    probe = (
+        "from openclip_benchmark.backends import skypilot as s\n"
+        "assert s.TEMPLATE.is_file() and s.CONFIGS.parent.name == 'openclip_benchmark', s.CONFIGS\n"
+        "from test_launch_skypilot import small_plan\n"
+        "shard = small_plan()[1].shards[0]\n"
+        "task = s.build_task(s.render_task_config(s.load_yaml(s.TEMPLATE), shard, spot=True), {'MANIFEST_URL': 'x'}, [])\n"
+        "print(task.name)\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": f"{tmp_path / 'site'}:{Path(__file__).parent}"}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().startswith("ocb-shard-")
+
+
+def test_the_cli_offers_the_registrys_backends():
+    from openclip_benchmark.backends import backend_names, get_backend
+
+    assert backend_names() == ("local", "skypilot")
+    assert [get_backend(n).name for n in backend_names()] == list(backend_names())
+    with pytest.raises(BenchmarkError, match="unknown backend 'slurm'"):
+        get_backend("slurm")
+    help_text = CliRunner().invoke(app, ["launch", "--help"], env={"COLUMNS": "200"}).output
+    assert f"--backend <{'|'.join(backend_names())}>" in help_text
+    assert "skipped and later, cheaper ones that still fit are taken, up to --max-jobs" in " ".join(help_text.split())

@@ -128,6 +128,19 @@ def test_budget_and_max_jobs_never_overrun():
     assert plan.within_budget(result.shards, 0.0, spot=True)[0] == []
 
 
+def test_budget_skips_shards_that_do_not_fit_and_takes_later_ones_that_do():
+    result = make(pairs_for([("ViT-B-16", "openai"), ("ViT-L-14", "openai"), ("ViT-H-14", "laion2b_s32b_b79k")]))
+    dear_first = sorted(result.shards, key=lambda s: -s.cost_spot)
+    cheapest = dear_first[-1]
+    assert dear_first[0].cost_spot > cheapest.cost_spot
+    chosen, left = plan.within_budget(dear_first, cheapest.cost_spot + 1e-9, spot=True)
+    assert chosen == [cheapest] and left == dear_first[:-1]
+    budget = dear_first[0].cost_spot + cheapest.cost_spot + 1e-9
+    chosen, _ = plan.within_budget(dear_first, budget, spot=True)
+    assert chosen[0] == dear_first[0] and chosen[-1] == cheapest and sum(s.cost_spot for s in chosen) <= budget
+    assert plan.within_budget(dear_first, budget, spot=True, max_jobs=1)[0] == [dear_first[0]]
+
+
 def test_models_outside_the_catalog_get_a_noted_fallback_and_resolution_scales_work():
     pairs = [Pair("local-dir:/m", "", "cifar10"), Pair("ViT-B-32", "/ckpt/b32.pt", "cifar10")]
     result = make(pairs)

@@ -9,24 +9,32 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from ..core.errors import BenchmarkError
 from ..core.jsonio import atomic_write_text
-from ..core.manifest import RunSettings
+from ..core.manifest import Manifest, RunSettings
 from ..planning.plan import Shard
-from ..storage.store import TRANSIENT_EXIT_CODE
-from . import record_launch, shard_manifest, upload_manifests
-from .local import LOCAL_JOB_ID
 from ..storage.layout import manifest_key
+from ..storage.store import TRANSIENT_EXIT_CODE
+from ..tracker import Entry
+from . import Job, Submission, record_launch, shard_manifest, upload_manifests, work_dir
+from .local import LOCAL_JOB_ID
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+def configs_dir() -> Path:
+    """The checkout's top-level configs/ when running from one, else the copy packaged in the wheel."""
+    checkout = PACKAGE_DIR.parent / "configs"
+    return checkout if (checkout / "managed_job_template.yaml").is_file() else PACKAGE_DIR / "configs"
+
+
+CONFIGS = configs_dir()
 TEMPLATE = CONFIGS / "managed_job_template.yaml"
 INTERACTIVE = CONFIGS / "interactive.yaml"
 POOL = CONFIGS / "pool.yaml"
-RENDER_DIR = Path(".benchmark/launch")
 SECRET_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "R2_ENDPOINT_URL", "HF_TOKEN")
 S3_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 JOB_PREFIX = "ocb-"
@@ -102,7 +110,7 @@ def build_task(config: dict[str, Any], envs: dict[str, str], secrets: list[tuple
         raise BenchmarkError(f"invalid SkyPilot task {config.get('name')}: {msg[:400]}") from None
 
 
-def write_rendered(config: dict[str, Any], folder: Path = RENDER_DIR) -> Path:
+def write_rendered(config: dict[str, Any], folder: Path) -> Path:
     """Keep the rendered YAML for inspection: envs filled in, secrets null as rendered."""
     import yaml
 
@@ -111,17 +119,36 @@ def write_rendered(config: dict[str, Any], folder: Path = RENDER_DIR) -> Path:
     return path
 
 
-@dataclass
-class LaunchReport:
-    launched: list[tuple[Shard, str]] = field(default_factory=list)
-    failed: list[tuple[Shard, str]] = field(default_factory=list)
-
-
 def _job_ids(result: Any) -> list[int]:
     ids = result[0] if isinstance(result, tuple) else result
     if isinstance(ids, int):
         return [ids]
     return [int(i) for i in ids or []]
+
+
+def _one_line(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+def render_tasks(
+    shards: list[Shard], *, store, settings: RunSettings, spot: bool, clouds: Iterable[str] | None = None,
+    pool: str | None = None, template: str | Path | None = None, dry_run: bool = False,
+) -> list[tuple[Manifest, dict[str, Any], Any]]:
+    """(manifest, rendered config, validated sky.Task) for every shard; nothing written, nothing sent.
+    A real launch needs a bucket store and the S3 credentials; a dry run validates the tasks without them."""
+    if not dry_run and not str(store.url).startswith("s3://"):
+        raise BenchmarkError("the skypilot backend needs a bucket store (--store s3://bucket/prefix): jobs cannot write here")
+    secrets = secrets_from_env(required=() if dry_run else S3_SECRETS)
+    if getattr(store, "endpoint_url", None):  # the endpoint the launcher wrote to (--endpoint-url or env) is the one the jobs must use
+        secrets = [(k, v) for k, v in secrets if k != "R2_ENDPOINT_URL"] + [("R2_ENDPOINT_URL", store.endpoint_url)]
+    base = load_yaml(template or TEMPLATE)
+    out = []
+    for shard in shards:
+        manifest = shard_manifest(shard, store.url, settings)
+        config = render_task_config(base, shard, spot=spot, clouds=clouds, pool=pool)
+        config["envs"] = {**config["envs"], "MANIFEST_URL": store.url_for(manifest_key(manifest.shard_id))}
+        out.append((manifest, config, build_task(config, {}, secrets)))
+    return out
 
 
 def launch_shards(
@@ -133,45 +160,37 @@ def launch_shards(
     spot: bool,
     clouds: Iterable[str] | None = None,
     pool: str | None = None,
-    template: str | Path = TEMPLATE,
-    render_dir: Path = RENDER_DIR,
-) -> LaunchReport:
-    """Render and validate every task, upload the manifests, submit, then await each request and record its job id."""
+    template: str | Path | None = None,
+    render_dir: Path | None = None,
+) -> Submission:
+    """Render and validate every task before writing anything, keep the rendered YAMLs (default: `.benchmark/launch`
+    beside the tracker), upload the manifests, submit, then await each request and record its job id."""
     import sky
 
-    if not str(store.url).startswith("s3://"):
-        raise BenchmarkError("the skypilot backend needs a bucket store (--store s3://bucket/prefix): jobs cannot write here")
-    secrets = secrets_from_env(required=S3_SECRETS)
-    if store.endpoint_url:  # the endpoint the launcher wrote to (--endpoint-url or env) is the one the jobs must use
-        secrets = [(k, v) for k, v in secrets if k != "R2_ENDPOINT_URL"] + [("R2_ENDPOINT_URL", store.endpoint_url)]
-    base = load_yaml(template)
-    manifests, tasks = [], []
-    for shard in shards:
-        manifest = shard_manifest(shard, store.url, settings)
-        config = render_task_config(base, shard, spot=spot, clouds=clouds, pool=pool)
-        envs = {"MANIFEST_URL": store.url_for(manifest_key(manifest.shard_id))}
-        tasks.append(build_task(config, envs, secrets))
-        write_rendered({**config, "envs": {**config["envs"], **envs}}, render_dir)
-        manifests.append(manifest)
-    upload_manifests(store, manifests)
-    report = LaunchReport()
+    rendered = render_tasks(shards, store=store, settings=settings, spot=spot, clouds=clouds, pool=pool, template=template)
+    folder = Path(render_dir) if render_dir is not None else work_dir(tracker_path) / "launch"
+    for _, config, _ in rendered:
+        write_rendered(config, folder)
+    upload_manifests(store, [manifest for manifest, _, _ in rendered])
+    report = Submission()
     pending = []
-    for shard, task in zip(shards, tasks):
+    for shard, (_, _, task) in zip(shards, rendered):
         try:
             pending.append((shard, sky.jobs.launch(task, name=task.name, pool=pool)))
         except Exception as exc:
-            report.failed.append((shard, f"{type(exc).__name__}: {' '.join(str(exc).split())}"))
+            report.failed.append((shard, _one_line(exc)))
     for shard, request in pending:
         try:
             ids = _job_ids(sky.get(request))
             if not ids:
                 raise RuntimeError("SkyPilot returned no job id")
         except Exception as exc:
-            report.failed.append((shard, f"{type(exc).__name__}: {' '.join(str(exc).split())}"))
+            report.failed.append((shard, _one_line(exc)))
             continue
         job_id = ",".join(str(i) for i in ids)
-        record_launch(tracker_path, shard, job_id, spot)
+        report.kept += record_launch(tracker_path, shard, job_id, spot)
         report.launched.append((shard, job_id))
+        report.lines.append(f"launched {shard.shard_id} as job {job_id} ({len(shard.pairs)} pairs on {shard.gpu})")
     return report
 
 
@@ -210,6 +229,69 @@ def merge_job_queue(tracker) -> dict[str, int]:
             tracker.update(entry.pair, status="failed", error=f"job {entry.job_id} {status}: {reason}".strip(": "))
             moved["failed"] = moved.get("failed", 0) + 1
     return moved
+
+
+def _skypilot_ids(entries: Iterable[Entry]) -> dict[int, list[Entry]]:
+    """SkyPilot job id -> the pairs it runs (a shard submitted as several jobs has comma-separated ids)."""
+    by_id: dict[int, list[Entry]] = {}
+    for entry in entries:
+        if entry.job_id and entry.job_id != LOCAL_JOB_ID and entry.status in ("launched", "running"):
+            for part in entry.job_id.split(","):
+                if part.strip().isdigit():
+                    by_id.setdefault(int(part), []).append(entry)
+    return by_id
+
+
+def cancel_jobs(tracker, entries: Iterable[Entry]) -> list[str]:
+    """Cancel the managed jobs of these pairs and mark the pairs failed, so a retry plans them again."""
+    by_id = _skypilot_ids(entries)
+    if not by_id:
+        return []
+    import sky
+
+    try:
+        sky.get(sky.jobs.cancel(job_ids=sorted(by_id)))
+    except Exception as exc:
+        raise BenchmarkError(f"cannot cancel SkyPilot jobs: {' '.join(str(exc).split())[:300]}") from None
+    for job_id, pairs in by_id.items():
+        for entry in pairs:
+            tracker.update(entry.pair, status="failed", error=f"job {entry.job_id} cancelled by benchmark cancel")
+    return [str(i) for i in sorted(by_id)]
+
+
+class SkyPilotBackend:
+    """Managed jobs (or a pool's workers); the job queue is read back by `poll`."""
+
+    name = "skypilot"
+
+    def pool_gpus(self, pool: str) -> tuple[str, ...] | None:
+        gpu = pool_gpu()
+        return (gpu,) if gpu else None
+
+    def validate(self, shards: list[Shard], job: Job, dry_run: bool) -> list[str]:
+        render_tasks(
+            shards, store=job.store, settings=job.settings, spot=job.spot, clouds=job.clouds, pool=job.pool,
+            dry_run=dry_run,
+        )
+        notes = [f"{len(shards)} SkyPilot task(s) rendered and valid under SkyPilot's schema"] if shards else []
+        if dry_run and not str(job.store.url).startswith("s3://"):
+            notes.append("note: a real launch needs a bucket store (--store s3://bucket/prefix)")
+        missing = [n for n in S3_SECRETS if not os.environ.get(n)]
+        if dry_run and missing:
+            notes.append(f"note: a real launch needs {', '.join(missing)} in the environment")
+        return notes
+
+    def submit(self, shards: list[Shard], job: Job) -> Submission:
+        return launch_shards(
+            shards, store=job.store, settings=job.settings, tracker_path=job.tracker_path, spot=job.spot,
+            clouds=job.clouds, pool=job.pool, render_dir=job.work_dir / "launch",
+        )
+
+    def poll(self, tracker) -> dict[str, int]:
+        return merge_job_queue(tracker)
+
+    def cancel(self, tracker, entries) -> list[str]:
+        return cancel_jobs(tracker, entries)
 
 
 # ---------------------------------------------------------------- interactive cluster and pools

@@ -8,79 +8,23 @@ from typing import Optional
 
 import typer
 
+from ..backends import backend_names
 from ..core.errors import BenchmarkError
-from .app import DEFAULT_RESULTS, DEFAULT_TRACKER, app, comma_list, console
+from .app import DATASET_MAPPING, DEFAULT_RESULTS, DEFAULT_TRACKER, app, comma_list, console, load_catalog
 
-PLAN_FILE = Path(".benchmark/plan.json")
 CONFIRM_OVER = 3  # more jobs than this asks first, unless --yes
+BUDGET_RULE = (
+    "Shards are taken in plan order; one that would take the total past --budget is skipped and later, cheaper "
+    "ones that still fit are taken, up to --max-jobs."
+)
 
 
-class Backend(str, Enum):
-    local = "local"
-    skypilot = "skypilot"
+# the --backend choices are the registry's names: a new backend needs no CLI change
+BackendName = Enum("BackendName", {name: name for name in backend_names()}, type=str)
 
 
 def _csv(text: str | None) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(comma_list(text))) or None
-
-
-def make_plan(
-    tracker_path: Path,
-    *,
-    gpus: str | None,
-    clouds: str | None,
-    spot: bool,
-    target_minutes: float | None,
-    batch_size: int,
-    retry_failed: bool,
-    calibrate_from: Path | None,
-    prices_path: Path | None,
-    pool: str | None = None,
-):
-    """Plan the pending (and planned, and with --retry-failed failed) pairs of the tracker."""
-    from .. import catalog
-    from ..planning import plan, pricing
-    from ..tracker import Tracker
-
-    tracker = Tracker.load(tracker_path)
-    statuses = ["pending", "planned"] + (["failed"] if retry_failed else [])
-    pairs = [e.pair for e in tracker.select(statuses)]
-    gpu_table = pricing.load_gpus()
-    models = plan.ModelIndex(_catalog_models(catalog))
-    datasets = catalog.load_datasets()
-    cost = plan.CostModel()
-    calibration = {}
-    folder = calibrate_from if calibrate_from is not None else Path(DEFAULT_RESULTS)
-    if folder.is_dir():
-        from ..collect.parse import read_results
-
-        records = [record for record, _ in read_results(folder) if record.pair.dataset in datasets]
-        cost, calibration = plan.calibrate(records, models=models, datasets=datasets, gpus=gpu_table)
-    elif calibrate_from is not None:
-        raise BenchmarkError(f"{calibrate_from} is not a folder of results")
-    if pool:
-        from dataclasses import replace
-
-        cost = replace(cost, job_overhead_s=plan.POOL_JOB_OVERHEAD_S)
-    options = plan.PlanOptions(
-        gpus=_csv(gpus), clouds=_csv(clouds), spot=spot, target_s=None if target_minutes is None else target_minutes * 60,
-        batch_size=batch_size
-    )
-    result = plan.plan_shards(
-        pairs, models=models, datasets=datasets, gpus=gpu_table, prices=pricing.load_prices(prices_path), options=options, cost=cost
-    )
-    return result, calibration
-
-
-def _catalog_models(catalog):
-    try:
-        return catalog.load_models()
-    except BenchmarkError:  # no snapshot yet: every model gets the documented fallback estimate
-        return []
-
-
-def _money(value: float | None) -> str:
-    return "n/a" if value is None else f"${value:,.2f}"
 
 
 def _duration(seconds: float) -> str:
@@ -90,6 +34,8 @@ def _duration(seconds: float) -> str:
 
 def print_plan(result, calibration, selected=None) -> None:
     from rich.table import Table
+
+    from ..pipeline.launch import money
 
     out = console()
     chosen = {s.shard_id for s in (selected if selected is not None else result.shards)}
@@ -101,11 +47,11 @@ def print_plan(result, calibration, selected=None) -> None:
         style = None if s.shard_id in chosen else "dim"
         table.add_row(
             s.shard_id, str(len(s.pairs)), models, str(len(s.datasets)), f"{s.gpu} {s.offer.cloud}/{s.offer.instance_type}",
-            _duration(s.runtime_s), _money(s.cost_spot), _money(s.cost_on_demand), style=style,
+            _duration(s.runtime_s), money(s.cost_spot), money(s.cost_on_demand), style=style,
         )
     table.add_section()
     table.add_row(
-        "total", str(sum(len(s.pairs) for s in result.shards)), "", "", "", f"{result.runtime_s / 3600:.1f} GPU-h", _money(result.cost_spot), _money(result.cost_on_demand),
+        "total", str(sum(len(s.pairs) for s in result.shards)), "", "", "", f"{result.runtime_s / 3600:.1f} GPU-h", money(result.cost_spot), money(result.cost_on_demand),
     )
     out.print(table)
     for gpu, (factor, n) in calibration.items():
@@ -114,35 +60,6 @@ def print_plan(result, calibration, selected=None) -> None:
         out.print(f"[yellow]note:[/] {note}")
     if len(result.notes) > 20:
         out.print(f"[yellow]note:[/] ... and {len(result.notes) - 20} more fallback estimate(s)")
-
-
-def write_plan_file(result, path: Path = PLAN_FILE) -> None:
-    from ..core.jsonio import atomic_write_json
-
-    atomic_write_json(
-        path,
-        {
-            "spot": result.options.spot,
-            "target_s": result.options.target,
-            "runtime_s": result.runtime_s,
-            "cost_spot": result.cost_spot,
-            "cost_on_demand": result.cost_on_demand,
-            "notes": list(result.notes),
-            "shards": [
-                {
-                    "shard_id": s.shard_id,
-                    "gpu": s.gpu,
-                    "cloud": s.offer.cloud,
-                    "instance_type": s.offer.instance_type,
-                    "runtime_s": s.runtime_s,
-                    "cost_spot": s.cost_spot,
-                    "cost_on_demand": s.cost_on_demand,
-                    "pairs": [p.identity() for p in s.pairs],
-                }
-                for s in result.shards
-            ],
-        },
-    )
 
 
 TRACKER = typer.Option(Path(DEFAULT_TRACKER), "--tracker", help="The tracker CSV.")
@@ -159,6 +76,22 @@ CALIBRATE = typer.Option(None, "--calibrate-from", help="Results folder to recal
 PRICES = typer.Option(None, "--prices", help="Price table JSON (default: the shipped snapshot).")
 
 
+def _request(gpus, clouds, spot, target_minutes, batch_size, retry_failed, calibrate_from, prices, pool=None):
+    from ..pipeline.launch import PlanRequest
+
+    return PlanRequest(
+        gpus=_csv(gpus), clouds=_csv(clouds), spot=spot, target_minutes=target_minutes, batch_size=batch_size,
+        retry_failed=retry_failed, calibrate_from=calibrate_from, prices=prices, pool=pool, results=Path(DEFAULT_RESULTS),
+    )
+
+
+def _print_kept(kept) -> None:
+    from ..pipeline.launch import kept_summary
+
+    if kept:
+        console().print(f"[yellow]note:[/] {kept_summary(kept)}")
+
+
 @app.command("plan")
 def plan_command(
     tracker: Path = TRACKER,
@@ -170,30 +103,32 @@ def plan_command(
     retry_failed: bool = RETRY,
     calibrate_from: Optional[Path] = CALIBRATE,
     prices: Optional[Path] = PRICES,
+    dataset_mapping: Optional[Path] = DATASET_MAPPING,
     record: bool = typer.Option(False, "--record", help="Write estimates and shard ids into the tracker (status planned)."),
 ):
-    """Show every shard that would run: models, datasets, GPU, runtime, spot and on-demand cost, and the totals."""
-    result, calibration = make_plan(
-        tracker, gpus=gpus, clouds=clouds, spot=spot, target_minutes=target_minutes, batch_size=batch_size,
-        retry_failed=retry_failed, calibrate_from=calibrate_from, prices_path=prices,
-    )
-    print_plan(result, calibration)
-    write_plan_file(result)
-    if record:
-        from ..backends import record_plan
+    """Show every shard that would run: models, datasets, GPU, runtime, spot and on-demand cost, and the totals.
+    The plan is written to .benchmark/plan.json beside the tracker."""
+    from ..pipeline.launch import plan_and_record
 
-        n = record_plan(tracker, result.shards, spot)
-        console().print(f"recorded estimates for {n} pair(s) in {tracker}")
+    request = _request(gpus, clouds, spot, target_minutes, batch_size, retry_failed, calibrate_from, prices)
+    planned, recorded = plan_and_record(tracker, load_catalog(dataset_mapping), request, record)
+    print_plan(planned.plan, planned.calibration)
+    if recorded is not None:
+        console().print(f"recorded estimates for {recorded.count} pair(s) in {tracker}", markup=False)
+        _print_kept(recorded.kept)
 
 
-@app.command("launch")
+@app.command("launch", help=(
+    "Launch the pending pairs as shards, within the budget; `--dry-run` prints the plan and validates every job "
+    "(with the skypilot backend: each task under SkyPilot's schema) without submitting. " + BUDGET_RULE
+))
 def launch_command(
     tracker: Path = TRACKER,
-    backend: Backend = typer.Option(Backend.skypilot, "--backend", help="skypilot: managed jobs; local: this machine."),
-    budget: Optional[float] = typer.Option(None, "--budget", min=0, help="Launch no shard past this many dollars in total."),
+    backend: BackendName = typer.Option("skypilot", "--backend", help="skypilot: managed jobs; local: this machine."),
+    budget: Optional[float] = typer.Option(None, "--budget", min=0, help="Dollars to spend at most, in total (shards that do not fit are skipped, see above)."),
     max_jobs: int = typer.Option(10, "--max-jobs", min=1, help="Launch at most this many shards."),
     yes: bool = typer.Option(False, "--yes", "-y", help=f"Do not ask before launching more than {CONFIRM_OVER} jobs."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and exit without launching."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and validate the jobs; submit nothing."),
     pool: Optional[str] = typer.Option(None, "--pool", help="Send jobs to this SkyPilot pool (see `benchmark pool up`)."),
     store: str = typer.Option(DEFAULT_RESULTS, "--store", help="Results store: a folder or s3://bucket/prefix."),
     endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="S3 endpoint (R2); default $R2_ENDPOINT_URL."),
@@ -208,61 +143,62 @@ def launch_command(
     retry_failed: bool = RETRY,
     calibrate_from: Optional[Path] = CALIBRATE,
     prices: Optional[Path] = PRICES,
+    dataset_mapping: Optional[Path] = DATASET_MAPPING,
 ):
-    """Launch the pending pairs as shards, within the budget; `--dry-run` only prints the plan."""
+    from rich.markup import escape
+
     from ..core.manifest import RunSettings
-    from ..planning.plan import within_budget
-    from ..storage.store import open_store
+    from ..pipeline.launch import launch, money
 
-    if pool and backend is Backend.local:
-        raise BenchmarkError("--pool only applies to the skypilot backend")
-    if pool and not gpus:
-        from ..backends.skypilot import pool_gpu
-
-        gpus = pool_gpu()
-    settings = RunSettings(
-        batch_size=batch_size, precision=precision, cache_dir=cache_dir, dataset_root=dataset_root
-    )
-    result, calibration = make_plan(
-        tracker, gpus=gpus, clouds=clouds, spot=spot, target_minutes=target_minutes, batch_size=batch_size,
-        retry_failed=retry_failed, calibrate_from=calibrate_from, prices_path=prices, pool=pool,
-    )
-    selected, left = within_budget(result.shards, budget, spot, max_jobs)
-    print_plan(result, calibration, selected)
-    write_plan_file(result)
     out = console()
-    if left:
-        out.print(f"{len(left)} shard(s) left for later (--budget / --max-jobs); they are dimmed above")
-    cost = sum(s.cost(spot) for s in selected)
-    out.print(f"would launch {len(selected)} shard(s), estimated {_money(cost)} ({'spot' if spot else 'on demand'})")
-    if dry_run or not selected:
-        if not selected and result.shards:
-            raise BenchmarkError(f"the cheapest shard costs {_money(result.shards[0].cost(spot))}, over the budget")
-        return
-    if len(selected) > CONFIRM_OVER and not yes and not typer.confirm(f"Launch {len(selected)} jobs?", default=False):
-        raise typer.Exit(1)
-    target = open_store(store, endpoint_url)
-    if backend is Backend.local:
-        from ..backends.local import run_local
 
-        report = run_local(selected, store=target, settings=settings, tracker_path=tracker, spot=spot)
-        ok = sum(len(r.succeeded) + len(r.skipped) for r in report.reports)
-        bad = sum(len(r.failed) for r in report.reports)
-        out.print(f"local: {ok} pair(s) done, {bad} failed, in {len(report.reports)} shard(s)")
-        if report.exit_code:
-            raise typer.Exit(report.exit_code)
-        return
-    from ..backends.skypilot import launch_shards
+    def show(preview) -> None:
+        print_plan(preview.planned.plan, preview.planned.calibration, preview.selected)
+        if preview.left:
+            out.print(f"{len(preview.left)} shard(s) left for later (--budget / --max-jobs); they are dimmed above")
+        out.print(f"would launch {len(preview.selected)} shard(s), estimated {money(preview.cost)} ({'spot' if spot else 'on demand'})")
 
-    report = launch_shards(
-        selected, store=target, settings=settings, tracker_path=tracker, spot=spot, clouds=_csv(clouds), pool=pool
+    def confirm(preview) -> bool:
+        for note in preview.notes:
+            out.print(note, markup=False)
+        n = len(preview.selected)
+        return n <= CONFIRM_OVER or yes or typer.confirm(f"Launch {n} jobs?", default=False)
+
+    settings = RunSettings(batch_size=batch_size, precision=precision, cache_dir=cache_dir, dataset_root=dataset_root)
+    done = launch(
+        tracker, load_catalog(dataset_mapping), _request(gpus, clouds, spot, target_minutes, batch_size, retry_failed, calibrate_from, prices, pool),
+        backend=backend.value, budget=budget, max_jobs=max_jobs, dry_run=dry_run, store_url=store, endpoint_url=endpoint_url,
+        settings=settings, show=show, confirm=confirm,
     )
-    for shard, job_id in report.launched:
-        out.print(f"launched {shard.shard_id} as job {job_id} ({len(shard.pairs)} pairs on {shard.gpu})")
-    for shard, error in report.failed:
-        out.print(f"[red]failed to launch {shard.shard_id}:[/] {error}")
-    if report.failed:
-        raise BenchmarkError(f"{len(report.failed)} of {len(selected)} launch(es) failed; their pairs stay pending")
+    if done.declined:
+        raise typer.Exit(1)
+    if done.submission is None:
+        for note in done.preview.notes:
+            out.print(note, markup=False)
+        return
+    sub = done.submission
+    for line in sub.lines:
+        out.print(line, markup=False)
+    _print_kept(sub.kept)
+    for shard, error in sub.failed:
+        out.print(f"[red]failed to launch {shard.shard_id}:[/] {escape(error)}")
+    if sub.failed:
+        raise BenchmarkError(f"{len(sub.failed)} of {len(done.preview.selected)} launch(es) failed; their pairs stay as they were")
+    if sub.exit_code:
+        raise typer.Exit(sub.exit_code)
+
+
+@app.command("cancel")
+def cancel_command(
+    tracker: Path = TRACKER,
+    backend: BackendName = typer.Option("skypilot", "--backend", help="The backend the jobs run on."),
+    shards: Optional[list[str]] = typer.Option(None, "--shard", help="Cancel only these shards (repeat or comma-separate); default: every launched or running pair."),
+):
+    """Cancel the jobs of launched and running pairs; their pairs become failed, so `launch --retry-failed` retries them."""
+    from ..pipeline.launch import cancel
+
+    ids = cancel(tracker, backend.value, comma_list(shards) or None)
+    console().print(f"cancelled {len(ids)} job(s)" + (f": {', '.join(ids)}" if ids else ""), markup=False)
 
 
 @app.command("prices")

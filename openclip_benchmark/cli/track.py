@@ -11,7 +11,7 @@ import typer
 from .. import catalog
 from ..core.errors import BenchmarkError, UnknownNameError
 from ..core.jsonio import dumps_strict
-from ..tracker import STATUSES, Tracker, open_tracker
+from ..tracker import STATUSES, open_tracker
 from .app import DEFAULT_TRACKER, app, comma_list, console
 
 MODELS_HELP = "Repeat or comma-separate. Globs on ARCH:TAG or ARCH ('ViT-B-*'), ARCH:TAG, a tag or family ('openai', 'ViT-L'), or local-dir:/hf-hub:/ARCH:/ckpt.pt."
@@ -79,42 +79,6 @@ def init(
     out.print(_table("", ["", "count"], rows, justify_right=(1,)))
 
 
-def summarize(tracker: Tracker) -> dict[str, Any]:
-    """Counts by status, dataset and model family, and every failed pair with its reason."""
-    by_dataset: dict[str, Counter] = {}
-    by_family: dict[str, Counter] = {}
-    for entry in tracker:
-        by_dataset.setdefault(entry.pair.dataset, Counter())[entry.status] += 1
-        by_family.setdefault(catalog.model_family(entry.pair.model), Counter())[entry.status] += 1
-    failed = [
-        {**e.pair.identity(), "attempts": e.attempts, "job_id": e.job_id, "error": e.error}
-        for e in tracker.select(["failed"])
-    ]
-    by_status = Counter(e.status for e in tracker)
-    return {
-        "tracker": str(tracker.path),
-        "total": len(tracker),
-        "by_status": {s: by_status[s] for s in STATUSES},
-        "by_dataset": {k: dict(sorted(v.items())) for k, v in sorted(by_dataset.items())},
-        "by_family": {k: dict(sorted(v.items())) for k, v in sorted(by_family.items())},
-        "failed": failed,
-        "est_cost_usd_open": round(
-            sum(e.est_cost_usd or 0.0 for e in tracker if e.status in ("pending", "planned", "launched", "running")), 2
-        ),
-        "observed_runtime_s": round(sum(e.observed_runtime_s or 0.0 for e in tracker), 1),
-    }
-
-
-def _merge_queue(tracker: Tracker) -> tuple[dict[str, int], str]:
-    """Refresh launched/running pairs from SkyPilot; an unreachable SkyPilot is a warning, not a failure."""
-    try:
-        from ..backends.skypilot import merge_job_queue
-
-        return merge_job_queue(tracker), ""
-    except (BenchmarkError, ImportError) as exc:
-        return {}, " ".join(str(exc).split())
-
-
 def _status_tables(summary: dict[str, Any]) -> list:
     statuses = [s for s in STATUSES if summary["by_status"][s]] or ["pending"]
 
@@ -146,15 +110,10 @@ def status(
     no_queue: bool = typer.Option(False, "--no-queue", help="Do not read SkyPilot's job queue first."),
 ):
     """Summarise the tracker: counts by status, dataset and model family, and failed pairs with their reasons."""
-    moved: dict[str, int] = {}
-    warning = ""
-    with open_tracker(tracker) as t:
-        if not no_queue and t.select(["launched", "running"]):
-            moved, warning = _merge_queue(t)
-        summary = summarize(t)
-    if warning:
-        summary["queue_warning"] = warning
-    summary["queue_moved"] = moved
+    from ..pipeline.launch import status_summary
+
+    summary = status_summary(tracker, poll=not no_queue)
+    moved, warning = summary["queue_moved"], summary.get("queue_warning", "")
     if as_json:
         typer.echo(dumps_strict(summary))
         return

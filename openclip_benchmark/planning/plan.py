@@ -435,11 +435,12 @@ def plan_shards(
 
 
 def within_budget(shards: Iterable[Shard], budget: float | None, spot: bool, max_jobs: int | None = None) -> tuple[list[Shard], list[Shard]]:
-    """Shards in plan order while their summed cost stays within the budget; the rest are left for later."""
+    """Shards in plan order, skipping any that would take the total past the budget and taking later ones that
+    still fit, up to `max_jobs`; the rest are left for later."""
     chosen, left, spent = [], [], 0.0
     for s in shards:
         price = s.cost(spot)
-        if (budget is None or spent + price <= budget) and (max_jobs is None or len(chosen) < max_jobs) and not left:
+        if (budget is None or spent + price <= budget) and (max_jobs is None or len(chosen) < max_jobs):
             chosen.append(s)
             spent += price
         else:
