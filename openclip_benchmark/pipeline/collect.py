@@ -41,7 +41,8 @@ class ReportOutcome:
     parsed: ParseReport | None  # the parse run first because the results were newer than the CSVs, if any
 
 
-def report(results: str | os.PathLike, metrics: str | os.PathLike, tracker: Path, out: str | os.PathLike) -> ReportOutcome:
+def report(results: str | os.PathLike, metrics: str | os.PathLike, tracker: Path,
+           out: str | os.PathLike) -> ReportOutcome:
     """The HTML report of the metric CSVs, parsed again first when a result is newer than them."""
     from ..collect.report import build_report  # matplotlib: only for this use case
 
