@@ -237,7 +237,7 @@ def test_a_shard_writes_one_bundle_of_its_records_and_sync_needs_only_that_get(s
 
     gets = []
     store.client.meta.events.register("provide-client-params.s3.GetObject", lambda params, **_: gets.append(params["Key"]))
-    synced = sync_results(store, tmp_path / "mirror", None, workers=4, progress=False)
+    synced = sync_results(store, tmp_path / "mirror", None, workers=4)
     assert gets == [f"results/{report.bundle_key}"] and synced.from_bundles == 3 and synced.failures == 1
     assert all((tmp_path / "mirror" / key).read_bytes() == store.get(key) for key in offered)
 

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from ..core.errors import BenchmarkError
+from ..storage.store import TIMEOUT_ENV
 from .app import DEFAULT_RESULTS, DEFAULT_TRACKER, app, console
 
 STORE_ENV = "BENCHMARK_STORE"
@@ -24,18 +25,47 @@ def sync(
     dry_run: bool = typer.Option(False, "--dry-run", help="list and compare only: download and change nothing"),
     workers: int = typer.Option(16, "--workers", min=1, max=256, help="parallel downloads"),
     no_bundles: bool = typer.Option(False, "--no-bundles", help="one GET per object (ignore shard bundles)"),
+    store_timeout: Optional[float] = typer.Option(
+        None, "--store-timeout", envvar=TIMEOUT_ENV, show_envvar=True,
+        help="seconds one store request may take, retries included, before sync gives up (exit 75)  [default: 60]",
+    ),
 ):
     """Download every new or changed result from the store and move the tracked pairs to succeeded or failed."""
-    from ..storage.sync import open_source, sync_results
+    from ..pipeline.collect import sync as sync_store
 
     if not store:
         raise BenchmarkError(f"no store given: pass --store s3://bucket/prefix or set {STORE_ENV}")
-    source = open_source(store, endpoint_url, workers)
-    report = sync_results(source, results, tracker, dry_run=dry_run, workers=workers, progress=True,
-                          bundles=not no_bundles)
+    with _Bar("downloading") as bar:
+        report = sync_store(store, results, tracker, endpoint_url=endpoint_url, workers=workers, dry_run=dry_run,
+                            bundles=not no_bundles, timeout=store_timeout, on_progress=bar)
     _print_sync(report, results)
     if report.exit_code:
         raise typer.Exit(report.exit_code)
+
+
+class _Bar:
+    """A rich progress bar on stderr, drawn from the use case's `on_progress(done, total)` calls."""
+
+    def __init__(self, title: str):
+        self.title, self.bar, self.task = title, None, None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn(self.title), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                console=console(stderr=True))
+            self.bar.start()
+            self.task = self.bar.add_task(self.title, total=total)
+        self.bar.update(self.task, completed=done, total=total)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False
 
 
 def _print_sync(report, results: Path) -> None:
@@ -82,10 +112,9 @@ def parse(
     tracker: Path = typer.Option(Path(DEFAULT_TRACKER), "--tracker", help="tracker CSV, to report results not synced yet"),
 ):
     """Write classification_metrics.csv, retrieval_metrics.csv and leaderboard.csv (+ .parquet) from the results."""
-    from ..collect.parse import parse_results
+    from ..pipeline.collect import parse as parse_folder
 
-    report = parse_results(results, out, tracker)
-    _print_parse(report)
+    _print_parse(parse_folder(results, out, tracker))
 
 
 def _print_parse(report) -> None:
@@ -120,10 +149,9 @@ def report(
     out: Path = typer.Option(Path("report"), "--out", help="folder for index.html and the PNGs"),
 ):
     """Write one self-contained HTML page (leaderboard, heatmap, accuracy vs GFLOPs and cost, progress)."""
-    from ..collect.parse import outputs_stale, parse_results
-    from ..collect.report import build_report
+    from ..pipeline.collect import report as build
 
-    if outputs_stale(results, metrics):
-        _print_parse(parse_results(results, metrics, tracker))
-    page = build_report(metrics, out, tracker if tracker.exists() else None)
-    console().print(f"report: {page.resolve().as_uri()}", highlight=False)
+    outcome = build(results, metrics, tracker, out)
+    if outcome.parsed is not None:
+        _print_parse(outcome.parsed)
+    console().print(f"report: {outcome.page.resolve().as_uri()}", highlight=False)

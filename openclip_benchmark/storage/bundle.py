@@ -12,6 +12,7 @@ from ..core.errors import InvalidResultError
 from ..core.jsonio import dumps_strict, loads_strict
 from ..core.records import utc_now
 from .layout import bundle_key
+from .store import Store
 
 BUNDLE_SCHEMA = "openclip-benchmark/bundle/1"
 
@@ -23,7 +24,7 @@ def make_bundle(shard_id: str, written: dict[str, bytes]) -> bytes:
                         indent=None).encode("utf-8")
 
 
-def write_bundle(store, shard_id: str, written: dict[str, bytes]) -> str:
+def write_bundle(store: Store, shard_id: str, written: dict[str, bytes]) -> str:
     """Put the bundle of `written` into `store` (atomically, as every put); returns its key."""
     key = bundle_key(shard_id, utc_now())
     store.put(key, make_bundle(shard_id, written))

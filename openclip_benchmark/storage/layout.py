@@ -45,16 +45,12 @@ def bundle_key(shard_id: str, stamp: str) -> str:
     return f"{BUNDLE_PREFIX}{slug(shard_id, limit=100)}/{slug(stamp, limit=40)}-{secrets.token_hex(4)}.json"
 
 
-def is_manifest(key: str) -> bool:
-    return key.startswith(MANIFEST_PREFIX)
-
-
 def is_bundle(key: str) -> bool:
     return key.startswith(BUNDLE_PREFIX)
 
 
 def is_reserved(key: str) -> bool:
-    """Under a reserved folder at any depth: `_bundles/...` or `runs/_bundles/...` of a store mirrored in a subfolder."""
+    """Under a reserved folder at any depth: `_bundles/...`, or `runs/_bundles/...` of a store kept in a subfolder."""
     return any(f"{part}/" in RESERVED_PREFIXES for part in key.split("/")[:-1])
 
 

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Protocol
 
 from ..core.errors import BenchmarkError
 from ..core.jsonio import atomic_write_bytes
 
 TRANSIENT_EXIT_CODE = 75  # EX_TEMPFAIL: a retry may fix it
+TIMEOUT_ENV = "BENCHMARK_STORE_TIMEOUT"
+DEFAULT_TIMEOUT = 60.0  # seconds one store request may take, all its tries together
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_URL = re.compile(r"(https?)://[^/\s\"'<>]+", re.IGNORECASE)
 
 
 class StoreError(BenchmarkError):
@@ -23,6 +29,10 @@ class TransientStoreError(StoreError):
     exit_code = TRANSIENT_EXIT_CODE
 
 
+class StoreUnreachableError(TransientStoreError):
+    """The endpoint did not connect or answer in time: the next request would wait as long, so callers stop."""
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str
@@ -30,17 +40,42 @@ class ObjectInfo:
     etag: str  # S3 ETag, or size+mtime for local files: changes whenever the content may have
 
 
+class Store(Protocol):
+    """What the worker, the backends and sync need of a store; keys are relative to its root (see layout.py)."""
+
+    url: str
+
+    def exists(self, key: str) -> bool: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
+
+    def url_for(self, key: str) -> str: ...
+
+
+def unsafe_path(path: str) -> bool:
+    """Could escape the store root or hide what it names: empty, absolute, '.', '..' or empty parts, a backslash,
+    a control character."""
+    return (not path or path.startswith("/") or "\\" in path or bool(_CONTROL.search(path))
+            or any(part in ("", ".", "..") for part in path.split("/")))
+
+
 def check_key(key: str) -> str:
-    """Refuse keys that could escape the store root: absolute, '..', backslashes, empty parts."""
-    if not key or key.startswith("/") or "\\" in key or "\x00" in key:
-        raise StoreError(f"unsafe store key {key!r}")
-    if any(part in ("", ".", "..") for part in key.split("/")):
+    if unsafe_path(key):
         raise StoreError(f"unsafe store key {key!r}")
     return key
 
 
 class LocalStore:
+    """A folder. Its path is the user's own, so `..` is an ordinary path here (`--store ../runs`); only control
+    characters, which no one means to type and a terminal would act on, are refused."""
+
     def __init__(self, root: str | os.PathLike):
+        if _CONTROL.search(str(root)):
+            raise StoreError(f"store folder {str(root)!r} has a control character")
         self.root = Path(root)
         self.url = str(self.root)
 
@@ -84,15 +119,23 @@ class LocalStore:
 class S3Store:
     """Any S3 endpoint. Objects appear whole or not at all, so a put is atomic by the protocol."""
 
-    def __init__(self, url: str, endpoint_url: str | None = None, max_pool: int = 32):
+    def __init__(self, url: str, endpoint_url: str | None = None, max_pool: int = 32, timeout: float | None = None):
         bucket, _, prefix = url[len("s3://") :].partition("/")
-        if not bucket:
-            raise StoreError(f"no bucket in {url!r}; expected s3://bucket/prefix")
-        self.url = url.rstrip("/")
-        self.bucket = bucket
-        self.prefix = prefix.strip("/")
+        if not _BUCKET.fullmatch(bucket):
+            raise StoreError(f"no valid bucket in {url!r}; expected s3://bucket/prefix")
+        prefix = prefix.rstrip("/")  # `s3://bkt/runs/` is `s3://bkt/runs`
+        if prefix and unsafe_path(prefix):  # as strict as a key: every key below it is checked, so is it
+            raise StoreError(
+                f"unsafe store prefix in {url!r} (absolute, '.', '..', empty part, backslash or control character)"
+            )
+        self.bucket, self.prefix = bucket, prefix
+        self.url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
         self.endpoint_url = endpoint_url or os.environ.get("R2_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
-        self.client = make_s3_client(self.endpoint_url, max_pool)
+        self.timeout = store_timeout(timeout)
+        self.client = make_s3_client(self.endpoint_url, max_pool, self.timeout)
+
+    def _wrap(self, exc: Exception) -> StoreError:
+        return _wrap(exc, self.endpoint_url, self.timeout)
 
     def _key(self, key: str) -> str:
         check_key(key)
@@ -110,9 +153,9 @@ class S3Store:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
-            raise _wrap(exc) from None
+            raise self._wrap(exc) from None
         except Exception as exc:
-            raise _wrap(exc) from None
+            raise self._wrap(exc) from None
 
     def get(self, key: str) -> bytes:
         return self.get_object(self._key(key))[0]
@@ -123,13 +166,13 @@ class S3Store:
             resp = self.client.get_object(Bucket=self.bucket, Key=full_key)
             return resp["Body"].read(), resp.get("ETag", "").strip('"')
         except Exception as exc:
-            raise _wrap(exc) from None
+            raise self._wrap(exc) from None
 
     def put(self, key: str, data: bytes) -> None:
         try:
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentType="application/json")
         except Exception as exc:
-            raise _wrap(exc) from None
+            raise self._wrap(exc) from None
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Keys relative to the store prefix, paginated. Keys that are not safe are still listed, for sync to refuse."""
@@ -140,51 +183,106 @@ class S3Store:
                 for obj in page.get("Contents", []):
                     yield ObjectInfo(obj["Key"][len(base) :], int(obj["Size"]), obj.get("ETag", "").strip('"'))
         except Exception as exc:
-            raise _wrap(exc) from None
+            raise self._wrap(exc) from None
 
 
-def make_s3_client(endpoint_url: str | None, max_pool: int = 32):
-    """A boto3 client with adaptive retries; credentials from the standard AWS chain (env, profile)."""
+def store_timeout(timeout: float | None = None) -> float:
+    """Seconds one store request may take, all tries together: `timeout`, else $BENCHMARK_STORE_TIMEOUT, else 60."""
+    if timeout is None:
+        raw = os.environ.get(TIMEOUT_ENV, "").strip()
+        try:
+            timeout = float(raw) if raw else DEFAULT_TIMEOUT
+        except ValueError:
+            raise StoreError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
+    if not 0 < timeout < float("inf"):
+        raise StoreError(f"the store timeout must be a positive number of seconds, not {timeout}")
+    return float(timeout)
+
+
+def _tries(timeout: float) -> int:
+    """Up to 3 tries, each given at least 10 s: a dead endpoint costs `timeout`, not tries x 60 s."""
+    return max(1, min(3, int(timeout // 10)))
+
+
+def make_s3_client(endpoint_url: str | None, max_pool: int = 32, timeout: float | None = None):
+    """A boto3 client with adaptive retries, bounded so that a request which never gets an answer fails within
+    `timeout` (default $BENCHMARK_STORE_TIMEOUT or 60 s); credentials from the standard AWS chain (env, profile)."""
     import boto3
     from botocore.config import Config
 
+    timeout = store_timeout(timeout)
     session = boto3.session.Session()
     if session.get_credentials() is None:
         raise StoreError(
             "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and R2_ENDPOINT_URL for R2) or AWS_PROFILE"
         )
     region = session.region_name or ("auto" if endpoint_url else "us-east-1")
+    tries = _tries(timeout)
+    per_try = 0.95 * timeout / tries  # the rest for the backoff between tries (50 ms, 100 ms for errors)
     config = Config(
-        retries={"max_attempts": 8, "mode": "adaptive"},
+        retries={"total_max_attempts": tries, "mode": "adaptive"},
         max_pool_connections=max_pool,
-        connect_timeout=10,
-        read_timeout=60,
+        connect_timeout=min(10.0, per_try / 3),
+        read_timeout=per_try - min(10.0, per_try / 3),
         signature_version="s3v4",
     )
-    return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+    try:
+        return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+    except ValueError as exc:  # botocore's "Invalid endpoint: <url>"
+        raise StoreError(f"invalid S3 endpoint: {redact(str(exc), endpoint_url)}") from None
 
 
-def _wrap(exc: Exception) -> StoreError:
-    from botocore.exceptions import ClientError, NoCredentialsError
+def redact(text: str, endpoint_url: str | None = None) -> str:
+    """`text` without an endpoint's host: an R2 host names the account (`https://<account>.r2.cloudflarestorage.com`),
+    so every URL keeps its scheme and a hint only (`https://***.r2.cloudflarestorage.com`, `http://<endpoint>`)."""
+
+    def hide(match: re.Match) -> str:
+        host = match.group(0).split("://", 1)[1].rsplit("@", 1)[-1].lower()
+        return f"{match.group(1)}://" + ("***.r2.cloudflarestorage.com" if host.endswith(".r2.cloudflarestorage.com")
+                                          else "<endpoint>")
+
+    text = _URL.sub(hide, text)
+    host = _URL.match(endpoint_url or "")
+    if host:  # a host named without its scheme (urllib3's "host='...'")
+        bare = host.group(0).split("://", 1)[1].rsplit("@", 1)[-1].split(":")[0]
+        text = re.sub(re.escape(bare), "<endpoint>", text, flags=re.IGNORECASE)
+    return text
+
+
+def _wrap(exc: Exception, endpoint_url: str | None, timeout: float) -> StoreError:
+    """A one-line StoreError for any boto/network exception, never naming the endpoint's host."""
+    from botocore.exceptions import (ClientError, ConnectTimeoutError, EndpointConnectionError, NoCredentialsError,
+                                     ReadTimeoutError)
 
     if isinstance(exc, NoCredentialsError):
         return StoreError("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE")
+    endpoint = redact(endpoint_url or "https://s3.amazonaws.com", endpoint_url)
+    if isinstance(exc, (ReadTimeoutError, ConnectTimeoutError)):
+        return StoreUnreachableError(
+            f"the store at {endpoint} did not answer within {timeout:g} s ({_tries(timeout)} tries); "
+            f"set {TIMEOUT_ENV} (or sync's --store-timeout) to wait longer"
+        )
+    if isinstance(exc, EndpointConnectionError):
+        return StoreUnreachableError(f"cannot connect to the store at {endpoint}")
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        message = f"S3 error {code or status}: {redact(str(exc), endpoint_url)}"
         if code in ("NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchKey") or (
             400 <= status < 500 and status not in (408, 429)
         ):
-            return StoreError(f"S3 error {code or status}: {exc}")
-        return TransientStoreError(f"S3 error {code or status}: {exc}")
-    return TransientStoreError(f"store unreachable: {type(exc).__name__}: {exc}")
+            return StoreError(message)
+        return TransientStoreError(message)
+    return TransientStoreError(f"store unreachable: {type(exc).__name__}: {redact(str(exc), endpoint_url)}")
 
 
-def open_store(url: str | os.PathLike, endpoint_url: str | None = None) -> LocalStore | S3Store:
-    """`s3://bucket/prefix` (R2 via --endpoint-url or R2_ENDPOINT_URL) or a local folder."""
+def open_store(url: str | os.PathLike, endpoint_url: str | None = None, *, max_pool: int = 32,
+               timeout: float | None = None) -> LocalStore | S3Store:
+    """`s3://bucket/prefix` (R2 via --endpoint-url or R2_ENDPOINT_URL) or a local folder; the one place a store URL
+    is checked, for every command that takes --store or $BENCHMARK_STORE."""
     url = str(url)
     if url.startswith("s3://"):
-        return S3Store(url, endpoint_url)
+        return S3Store(url, endpoint_url, max_pool, timeout)
     if "://" in url:
         raise StoreError(f"unsupported store {url!r}; use a local folder or s3://bucket/prefix")
     return LocalStore(url)

@@ -9,17 +9,17 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import CancelledError, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
-from .bundle import read_bundle
 from ..core.errors import BenchmarkError, InvalidResultError
 from ..core.jsonio import atomic_write_bytes, atomic_write_json, loads_strict
-from ..collect.parse import canonical_or_raw
 from ..core.records import Record, Result, read_record, utc_now
-from .layout import is_bundle, is_manifest, is_reserved, slug
-from .store import LocalStore, S3Store, StoreError, TransientStoreError, check_key, open_store
+from .bundle import read_bundle
+from .layout import is_bundle, is_record_key, is_reserved, slug
+from .store import LocalStore, Store, StoreError, StoreUnreachableError, TransientStoreError, open_store, unsafe_path
 
 INDEX_NAME = ".sync-index.json"
 QUARANTINE_DIR = ".quarantine"
@@ -36,7 +36,7 @@ class SyncReport:
     new: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     unchanged: int = 0
-    manifests: int = 0
+    manifests: int = 0  # shard manifests, and the manifests and bundles of a store kept in a subfolder: skipped
     refused: list[tuple[str, str]] = field(default_factory=list)
     quarantined: list[tuple[str, str]] = field(default_factory=list)
     known_bad: int = 0  # unchanged since an earlier sync quarantined or refused them
@@ -55,24 +55,29 @@ class SyncReport:
         return TransientStoreError.exit_code if self.errors else 0
 
 
-def open_source(url: str, endpoint_url: str | None = None, workers: int = 16) -> LocalStore | S3Store:
+Progress = Callable[[int, int], None]  # (done, total): the shell draws it; storage never prints
+UNREACHABLE = "not fetched: the store stopped answering"
+
+
+def open_source(url: str, endpoint_url: str | None = None, workers: int = 16, timeout: float | None = None) -> Store:
     """The store to sync from, with an HTTP pool as large as the download pool."""
-    if str(url).startswith("s3://"):
-        return S3Store(str(url), endpoint_url, max_pool=max(32, workers))
-    return open_store(url, endpoint_url)
+    return open_store(url, endpoint_url, max_pool=max(32, workers), timeout=timeout)
+
+
+def _unsafe(key: str) -> str | None:
+    if unsafe_path(key):
+        return "unsafe key (absolute, '.', '..', backslash, control character or empty part)"
+    if any(part.startswith(".") for part in key.split("/")):
+        return "hidden path (could overwrite sync state)"
+    return None
 
 
 def refusal(key: str) -> str | None:
     """Why a listed key must not be mirrored, or None when it is a result file we may write."""
-    try:
-        check_key(key)
-    except StoreError:
-        return "unsafe key (absolute, '..', backslash or empty part)"
-    if any(part.startswith(".") for part in key.split("/")):
-        return "hidden path (could overwrite sync state)"
-    if not key.endswith(".json"):
-        return "not a result file (.json)"
-    return None
+    why = _unsafe(key)
+    if why is None and not is_record_key(key):
+        why = "not a result file (.json)"
+    return why
 
 
 def _load_index(path: Path, store_url: str) -> dict[str, list]:
@@ -109,19 +114,23 @@ def _quarantine(results: Path, key: str, etag: str, data: bytes, reason: str) ->
 
 
 def sync_results(
-    store: LocalStore | S3Store,
+    store: Store,
     local_dir: str | os.PathLike,
     tracker_path: str | os.PathLike | None = None,
     *,
     dry_run: bool = False,
     workers: int = 16,
-    progress: bool = True,
+    on_progress: Progress | None = None,
     bundles: bool = True,
+    canonical_dataset: Callable[[str], str] | None = None,
 ) -> SyncReport:
     """Mirror every new or changed result of `store` into `local_dir`, then move the tracked pairs.
 
     A listing plus a compare against the local index decides what to fetch, so a sync with nothing new does no GET.
     `bundles=False` fetches every object by itself (the per-object way, for comparison and debugging).
+    `canonical_dataset` maps a record's dataset spelling to the catalog's key (`wds/cifar10` -> `cifar10`), so a
+    record names the tracker's pair; without it names are taken as written. `on_progress(done, total)` follows the
+    downloads. Once the store stops answering, the downloads not started are reported as errors, not tried.
     """
     results = Path(local_dir)
     if isinstance(store, LocalStore) and store.root.resolve() == results.resolve():
@@ -133,10 +142,10 @@ def sync_results(
     new_bundles: list[tuple[str, str, int]] = []
     for obj in store.list():
         report.listed += 1
-        if is_manifest(obj.key):
+        if is_reserved(obj.key) and not is_bundle(obj.key):
             report.manifests += 1
             continue
-        why = refusal(obj.key)
+        why = _unsafe(obj.key) if is_bundle(obj.key) else refusal(obj.key)
         if why:
             report.refused.append((obj.key, why))
             continue
@@ -164,9 +173,11 @@ def sync_results(
     offered = {}
     if bundles and 0 < len(new_bundles) < savable:
         offered = _fetch_bundles(store, results, new_bundles, index, report, workers)
-    records = _download(store, results, todo, index, report, workers, progress, offered) if todo else []
+    records = []
+    if todo:
+        records = _download(store, results, todo, index, report, workers, on_progress, offered, canonical_dataset)
     if tracker_path is not None:
-        _update_tracker(tracker_path, records, index, results, report)
+        _update_tracker(tracker_path, records, index, results, report, canonical_dataset)
     if todo:
         os.sync()  # every file fetched is on disk before the index says so
         _save_index(index_path, store.url, index)
@@ -188,14 +199,14 @@ def _fetch_bundles(store, results: Path, bundles, index: dict[str, list], report
             key, etag, size = futures[fut]
             try:
                 data = fut.result()
-            except StoreError as exc:
-                report.errors.append((key, str(exc)))
+            except (StoreError, CancelledError) as exc:
+                report.errors.append((key, _failed(exc, futures)))
                 continue
             report.bytes += len(data)
             try:
                 records = read_bundle(data)
                 for name in records:
-                    if refusal(name) or is_reserved(name):
+                    if refusal(name):
                         raise InvalidResultError(f"bundle names a key that cannot be a result: {name!r}")
             except InvalidResultError as exc:
                 try:
@@ -212,8 +223,17 @@ def _fetch_bundles(store, results: Path, bundles, index: dict[str, list], report
     return offered
 
 
-def _download(store, results: Path, todo, index: dict[str, list], report: SyncReport, workers: int, progress: bool,
-              offered: dict[str, dict[str, bytes]]):
+def _failed(exc: BaseException, futures) -> str:
+    """Why a download failed; once the store stops answering, the downloads not started are cancelled, so the
+    whole sync waits one store timeout, not one per object."""
+    if isinstance(exc, StoreUnreachableError):
+        for fut in futures:
+            fut.cancel()
+    return UNREACHABLE if isinstance(exc, CancelledError) else str(exc)
+
+
+def _download(store, results: Path, todo, index: dict[str, list], report: SyncReport, workers: int,
+              on_progress: Progress | None, offered: dict[str, dict[str, bytes]], canonical_dataset):
     """Fetch in a bounded pool (or take the bytes a bundle offers for the listed ETag); record each outcome in the
     index and the report; return the valid records."""
     try:
@@ -223,31 +243,33 @@ def _download(store, results: Path, todo, index: dict[str, list], report: SyncRe
     records: list[Record] = []
     pool = ThreadPoolExecutor(max_workers=max(1, workers))
     try:
-        with _progress(progress, len(todo)) as advance:
-            futures = {}
-            for key, etag, size in todo:
-                data = offered.get(key, {}).get(etag.lower())
-                report.from_bundles += data is not None
-                futures[pool.submit(_fetch, store, results, key, etag, data)] = (key, etag, size)
-            for fut in as_completed(futures):
-                key, etag, size = futures[fut]
-                advance()
-                try:
-                    record, nbytes, reason = fut.result()
-                except StoreError as exc:
-                    report.errors.append((key, str(exc)))
-                    continue
-                except _Unwritable as exc:
-                    report.refused.append((key, str(exc)))
-                    index[key] = [etag, size, "refused", ""]
-                    continue
-                report.bytes += nbytes
-                if record is None:
-                    report.quarantined.append((key, reason))
-                    index[key] = [etag, size, "quarantined", ""]
-                    continue
-                index[key] = [etag, size, "ok", record.pair.id if isinstance(record, Result) else ""]
-                records.append(record)
+        futures = {}
+        for key, etag, size in todo:
+            data = offered.get(key, {}).get(etag.lower())
+            report.from_bundles += data is not None
+            futures[pool.submit(_fetch, store, results, key, etag, data, canonical_dataset)] = (key, etag, size)
+        if on_progress:
+            on_progress(0, len(todo))
+        for done, fut in enumerate(as_completed(futures), 1):
+            key, etag, size = futures[fut]
+            if on_progress:
+                on_progress(done, len(todo))
+            try:
+                record, nbytes, reason = fut.result()
+            except (StoreError, CancelledError) as exc:
+                report.errors.append((key, _failed(exc, futures)))
+                continue
+            except _Unwritable as exc:
+                report.refused.append((key, str(exc)))
+                index[key] = [etag, size, "refused", ""]
+                continue
+            report.bytes += nbytes
+            if record is None:
+                report.quarantined.append((key, reason))
+                index[key] = [etag, size, "quarantined", ""]
+                continue
+            index[key] = [etag, size, "ok", record.pair.id if isinstance(record, Result) else ""]
+            records.append(record)
     finally:  # on Ctrl-C or a full disk, stop at once: the files written so far are whole, the index unchanged
         pool.shutdown(wait=True, cancel_futures=True)
     report.results = sum(isinstance(r, Result) for r in records)
@@ -255,7 +277,8 @@ def _download(store, results: Path, todo, index: dict[str, list], report: SyncRe
     return records
 
 
-def _update_tracker(tracker_path, records: list[Record], index: dict[str, list], results: Path, report: SyncReport):
+def _update_tracker(tracker_path, records: list[Record], index: dict[str, list], results: Path, report: SyncReport,
+                    canonical_dataset):
     """Apply the new records, then every mirrored result whose pair the tracker does not show as succeeded
     (a tracker re-created by `init` after an earlier sync), so the tracker always agrees with the mirror."""
     from ..tracker import open_tracker
@@ -269,13 +292,14 @@ def _update_tracker(tracker_path, records: list[Record], index: dict[str, list],
             entry = tracker.entries.get(pair_id) if pair_id else None
             if pair_id and (entry is None or entry.status != "succeeded"):
                 try:
-                    tracker.apply_record(read_record((results / key).read_bytes(), canonical_dataset=canonical_or_raw))
+                    tracker.apply_record(read_record((results / key).read_bytes(), canonical_dataset=canonical_dataset))
                 except (OSError, InvalidResultError):  # deleted or edited locally: the next sync fetches it again
                     continue
         report.tracker_updates = sum(before.get(pid) != e for pid, e in tracker.entries.items())
 
 
-def _fetch(store, results: Path, key: str, etag: str, data: bytes | None = None) -> tuple[Record | None, int, str]:
+def _fetch(store, results: Path, key: str, etag: str, data: bytes | None,
+           canonical_dataset) -> tuple[Record | None, int, str]:
     """Download (unless a bundle gave the bytes), validate, write atomically; a bad object goes to quarantine and
     never replaces a good file."""
     fetched = 0
@@ -284,7 +308,7 @@ def _fetch(store, results: Path, key: str, etag: str, data: bytes | None = None)
         fetched = len(data)
     try:
         try:
-            record = read_record(data, canonical_dataset=canonical_or_raw)
+            record = read_record(data, canonical_dataset=canonical_dataset)
         except InvalidResultError as exc:
             _quarantine(results, key, etag, data, str(exc))
             return None, fetched, str(exc)
@@ -302,29 +326,3 @@ def _cannot_write(results: Path, exc: OSError) -> BenchmarkError:
 
 class _Unwritable(Exception):
     """This key cannot be a file in the mirror (it collides with another key's folder, or a name is too long)."""
-
-
-class _progress:
-    """A rich progress bar on stderr (or nothing); yields a function that advances it by one."""
-
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total, self.bar = enabled, total, None
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        from ..cli.app import console
-
-        self.bar = Progress(
-            TextColumn("downloading"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console(stderr=True)
-        )
-        self.bar.start()
-        task = self.bar.add_task("sync", total=self.total)
-        return lambda: self.bar.advance(task)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()
-        return False
