@@ -7,9 +7,11 @@
 
 It also times `benchmark run`'s worker in-process, which is the same work without process start-up and imports.
 
-Prints the wall times and their ratios, and checks that both ways wrote the same metrics. Not part of the test suite.
+Prints the wall times and their ratios, and checks that both ways wrote the same metrics. `--smoke` runs the same
+steps at toy sizes on two datasets (tests/test_benchmarks.py runs it, so the script cannot rot).
 
     uv run python benchmarks/sweep_vs_clip_benchmark.py [--models 2] [--images 200] [--workers 0] [--repeats 2]
+    uv run python benchmarks/sweep_vs_clip_benchmark.py --smoke
 """
 
 from __future__ import annotations
@@ -26,9 +28,7 @@ import time
 import warnings
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from fixtures import (  # noqa: E402
+from openclip_benchmark.synthetic import (
     make_classification_wds,
     make_multilabel_wds,
     make_retrieval_wds,
@@ -44,6 +44,8 @@ TEMPLATES = tuple(f"{prefix} {{c}}." for prefix in (
 DATASETS = {"imagenet1k": "zeroshot_classification", "imagenetv2": "zeroshot_classification",
             "imagenet-r": "zeroshot_classification", "voc2007_multilabel": "zeroshot_classification",
             "mscoco_captions": "zeroshot_retrieval"}
+SMOKE = dict(models=1, images=16, image_size=32, width=64, layers=1, patch_size=16, batch_size=16, repeats=1,
+             datasets="imagenet1k,mscoco_captions")
 
 
 def build(root: Path, args) -> list[str]:
@@ -61,7 +63,7 @@ def build(root: Path, args) -> list[str]:
 def per_pair(root: Path, models: list[str], out: Path, args) -> float:
     start = time.perf_counter()
     for model in models:
-        for dataset, task in DATASETS.items():
+        for dataset, task in args.datasets.items():
             target = out / dataset / f"{model}.json"
             target.parent.mkdir(parents=True, exist_ok=True)
             subprocess.run([str(BIN / "clip_benchmark"), "eval", "--model_type", "open_clip",
@@ -75,7 +77,7 @@ def per_pair(root: Path, models: list[str], out: Path, args) -> float:
 
 def ours(root: Path, models: list[str], store: Path, args) -> float:
     start = time.perf_counter()
-    subprocess.run([str(BIN / "benchmark"), "run", "--models", ",".join(models), "--datasets", ",".join(DATASETS),
+    subprocess.run([str(BIN / "benchmark"), "run", "--models", ",".join(models), "--datasets", ",".join(args.datasets),
                     "--dataset-root", str(root), "--store", str(store), "--precision", "fp32",
                     "--tracker", str(store.parent / "results.csv"),  # never the repository's tracker
                     "--num-workers", str(args.workers), "--batch-size", str(args.batch_size), "--no-progress"],
@@ -98,7 +100,7 @@ def lower_bound(root: Path, models: list[str], args) -> tuple[float, float]:
         model.eval()
         tokenizer = open_clip.get_tokenizer(model_name)
         images, captions, classes = [], [], {}
-        for dataset in DATASETS:
+        for dataset in args.datasets:
             ds = build_wds_dataset(dataset, transform=transform, data_dir=str(root / f"wds_{dataset}"))
             for image, label in ds.batched(args.batch_size):
                 images.append(image)
@@ -133,7 +135,7 @@ def in_process(root: Path, models: list[str], store: Path, args) -> float:
     from openclip_benchmark.worker import run_shard
 
     tasks = {"voc2007_multilabel": "multilabel", "mscoco_captions": "zeroshot_retrieval"}
-    pairs = tuple(Pair(m, "", d, task=tasks.get(d, "zeroshot_classification")) for m in models for d in DATASETS)
+    pairs = tuple(Pair(m, "", d, task=tasks.get(d, "zeroshot_classification")) for m in models for d in args.datasets)
     settings = RunSettings(batch_size=args.batch_size, num_workers=args.workers, precision="fp32",
                            dataset_root=str(root))
     start = time.perf_counter()
@@ -143,20 +145,19 @@ def in_process(root: Path, models: list[str], store: Path, args) -> float:
     return time.perf_counter() - start
 
 
-def same_metrics(models: list[str], cb_out: Path, store: Path) -> tuple[int, int]:
-    from openclip_benchmark.core.records import read_record
+def same_metrics(models: list[str], datasets: dict[str, str], cb_out: Path, store: Path) -> tuple[int, int]:
+    """Pairs whose metrics are equal to clip_benchmark's; our results read as `benchmark parse` reads them (the
+    store also holds shard bundles and manifests, which are not results)."""
+    from openclip_benchmark.collect.parse import read_results
 
-    ours_by_pair = {}
-    for path in store.rglob("*.json"):
-        record = read_record(path.read_bytes())
-        ours_by_pair[(record.pair.model, record.pair.dataset)] = record.metrics
+    ours_by_pair = {(record.pair.model, record.pair.dataset): record.metrics for record, _ in read_results(store)}
     equal = 0
     for model in models:
-        for dataset in DATASETS:
+        for dataset in datasets:
             theirs = json.loads((cb_out / dataset / f"{model}.json").read_text())["metrics"]
             mine = ours_by_pair[(model, dataset)]
             equal += all((mine[k] is None) if (v is None or math.isnan(v)) else mine[k] == v for k, v in theirs.items())
-    return equal, len(models) * len(DATASETS)
+    return equal, len(models) * len(datasets)
 
 
 def main() -> None:
@@ -170,14 +171,23 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=0, help="data loader workers, the same for both ways")
     parser.add_argument("--repeats", type=int, default=2, help="timings of the fast ways: the best of this many")
+    parser.add_argument("--datasets", default=",".join(DATASETS), help=f"a subset of {', '.join(DATASETS)}")
+    parser.add_argument("--smoke", action="store_true", help="toy sizes, two datasets: that the script still runs")
     args = parser.parse_args()
+    if args.smoke:  # the smoke sizes become the defaults; options given explicitly still win
+        parser.set_defaults(**SMOKE)
+        args = parser.parse_args()
+    names = [name.strip() for name in args.datasets.split(",") if name.strip()]
+    if not names or any(name not in DATASETS for name in names):
+        parser.error(f"--datasets: choose among {', '.join(DATASETS)}")
+    args.datasets = {name: DATASETS[name] for name in names}
     warnings.filterwarnings("ignore", message=".*shardshuffle.*")  # webdataset's, on clip_benchmark's reader
 
     with tempfile.TemporaryDirectory(prefix="sweep-") as tmp:
         root = Path(tmp)
         models = build(root / "data", args)
-        pairs = len(models) * len(DATASETS)
-        print(f"sweep: {len(models)} models x {len(DATASETS)} datasets = {pairs} pairs, {args.images} images of "
+        pairs = len(models) * len(args.datasets)
+        print(f"sweep: {len(models)} models x {len(args.datasets)} datasets = {pairs} pairs, {args.images} images of "
               f"{args.image_size} px each, ViT width {args.width} x {args.layers} layers, CPU, fp32", flush=True)
         t_pair = per_pair(root / "data", models, root / "cb", args)
         print(f"per pair (one clip_benchmark eval process per pair): {t_pair:8.1f} s", flush=True)
@@ -192,7 +202,7 @@ def main() -> None:
         print(f"benchmark run's worker in-process (no start-up):     {t_inproc:8.1f} s", flush=True)
         print(f"compute lower bound (pure forward passes):           {t_low:8.1f} s", flush=True)
         print(f"  same, prompts packed {args.batch_size} per pass (not bit-equal):   {t_packed:8.1f} s", flush=True)
-        equal, total = same_metrics(models, root / "cb", root / "ours0")
+        equal, total = same_metrics(models, args.datasets, root / "cb", root / "ours0")
         print(f"speed-up of benchmark run over per pair:  {t_pair / t_ours:6.2f}x")
         print(f"benchmark run / lower bound:              {t_ours / t_low:6.2f}x  ({t_ours / t_packed:.2f}x packed)")
         print(f"worker in-process / lower bound:          {t_inproc / t_low:6.2f}x  ({t_inproc / t_packed:.2f}x packed)")

@@ -27,9 +27,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-sys.path.insert(0, str(ROOT / "tests"))  # the tests' generator of valid synthetic results
 
 
 def free_port() -> int:
@@ -112,22 +110,21 @@ def timed(args: list[str], env: dict[str, str], server: int | None = None) -> fl
 
 def mirror_digest(folder: Path) -> dict[str, bytes]:
     """The mirrored results: no sync state, no bundles."""
-    from openclip_benchmark.storage.layout import BUNDLE_PREFIX
+    from openclip_benchmark.storage.layout import is_reserved
 
     out = {}
     for p in folder.rglob("*.json"):
         key = p.relative_to(folder).as_posix()
-        if not key.startswith(BUNDLE_PREFIX) and not any(part.startswith(".") for part in key.split("/")):
+        if not is_reserved(key) and not any(part.startswith(".") for part in key.split("/")):
             out[key] = p.read_bytes()
     return out
 
 
 def upload_shards(store, pairs, per_shard: int) -> int:
     """Results and bundles as workers put them: each result, then its shard's bundle (the worker's writer)."""
-    from test_sync import synthetic_result
-
     from openclip_benchmark.storage.bundle import write_bundle
     from openclip_benchmark.core.jsonio import dumps_strict
+    from openclip_benchmark.synthetic import synthetic_result
 
     def shard(start: int) -> None:
         written = {}
@@ -149,13 +146,16 @@ def main() -> None:
     ap.add_argument("--per-shard", type=int, default=40, help="results per shard (one bundle each)")
     ap.add_argument("--latency-ms", type=float, default=0.0, help="extra latency per request (a WAN), through a proxy")
     ap.add_argument("--skip-parse", action="store_true", help="time the syncs only")
+    ap.add_argument("--smoke", action="store_true", help="a few hundred results: that the script still runs")
     opts = ap.parse_args()
+    if opts.smoke:  # smaller defaults; options given explicitly still win
+        ap.set_defaults(n=200, per_shard=20)
+        opts = ap.parse_args()
 
     import boto3
-    from test_sync import synthetic_pairs
-
     from openclip_benchmark.storage.layout import BUNDLE_PREFIX
     from openclip_benchmark.storage.store import S3Store
+    from openclip_benchmark.synthetic import synthetic_pairs
 
     port = free_port()
     server = start_moto(port)

@@ -1,17 +1,13 @@
-"""Tiny, deterministic stand-ins for real benchmark data and models, built on the spot (nothing is downloaded).
+"""The tests' suite of stand-ins: catalog-named tiny datasets and models, built with `openclip_benchmark.synthetic`.
 
-The builders live in `openclip_benchmark.demo` (the offline demo ships them); tests use them from here. Datasets
-are written in clip_benchmark's webdataset layout (`wds_<name>/test/{0..N-1}.tar`, `nshards.txt`, `classnames.txt`,
-`zeroshot_classification_templates.txt`, `dataset_type.txt`), so the real `clip_benchmark eval --dataset wds/<name>`
-reads them exactly as it reads the Hugging Face copies. Models are saved in open_clip's `local-dir:` layout.
-"""
+The builders are re-exported so a test imports its fixtures from one place."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from openclip_benchmark.demo import (  # noqa: F401  (re-exported for the tests)
+from openclip_benchmark.synthetic import (  # noqa: F401  (re-exported for the tests)
     TEMPLATES,
     make_classification_wds,
     make_multilabel_wds,

@@ -9,7 +9,7 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
-from test_sync import CLIP_BENCHMARK_JSON, synthetic_pairs, synthetic_result
+from test_sync import CLIP_BENCHMARK_JSON
 from typer.testing import CliRunner
 
 from openclip_benchmark.catalog import canonical_dataset, find_model
@@ -24,6 +24,7 @@ from openclip_benchmark.collect.parse import (
     parse_results,
 )
 from openclip_benchmark.core.records import make_failure, make_result
+from openclip_benchmark.synthetic import synthetic_pairs, synthetic_result
 from openclip_benchmark.tracker import open_tracker
 from openclip_benchmark.storage.layout import failure_key, result_key
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from test_parse import write_results
-from test_sync import synthetic_pairs, synthetic_result
 from typer.testing import CliRunner
 
 from openclip_benchmark.cli import app
@@ -19,6 +18,7 @@ from openclip_benchmark.core.jsonio import atomic_write_json
 from openclip_benchmark.core.pair import Pair
 from openclip_benchmark.collect.parse import parse_results
 from openclip_benchmark.collect.report import build_report
+from openclip_benchmark.synthetic import synthetic_pairs, synthetic_result
 from openclip_benchmark.tracker import open_tracker
 
 HOSTILE_MODEL = '<img src=x onerror="alert(1)">'

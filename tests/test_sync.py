@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-import random
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -19,66 +17,13 @@ from openclip_benchmark.cli import app
 from openclip_benchmark.collect.parse import canonical_or_raw
 from openclip_benchmark.core.errors import BenchmarkError
 from openclip_benchmark.core.jsonio import dumps_strict
-from openclip_benchmark.core.pair import Pair, Preprocess
-from openclip_benchmark.core.records import make_failure, make_result
+from openclip_benchmark.core.pair import Pair
+from openclip_benchmark.core.records import make_failure
 from openclip_benchmark.storage.store import LocalStore
 from openclip_benchmark.storage.sync import INDEX_NAME, QUARANTINE_DIR, open_source, quarantine_name, sync_results
+from openclip_benchmark.synthetic import synthetic_pairs, synthetic_result
 from openclip_benchmark.tracker import Tracker, open_tracker
 from openclip_benchmark.storage.layout import failure_key, result_key
-
-MODELS = [
-    ("ViT-B-32", "openai"),
-    ("ViT-B-32", "laion2b_s34b_b79k"),
-    ("ViT-B-16", "openai"),
-    ("ViT-B-16", "laion2b_s34b_b88k"),
-    ("ViT-L-14", "openai"),
-    ("ViT-L-14", "laion2b_s32b_b82k"),
-    ("RN50", "openai"),
-    ("convnext_base_w", "laion2b_s13b_b82k"),
-]
-CLASSIFICATION = ["cifar10", "cifar100", "imagenet1k", "imagenetv2", "imagenet-r", "stl10", "dtd", "eurosat", "gtsrb", "pets"]
-RETRIEVAL = ["mscoco_captions", "flickr30k"]
-MULTILABEL = ["voc2007_multilabel"]
-
-
-def synthetic_pairs(n: int) -> list[Pair]:
-    """n distinct pairs over real model and dataset names (resolution overrides make as many as needed)."""
-    pairs = []
-    for size in itertools.chain([None], itertools.count(160, 32)):
-        for model, pretrained in MODELS:
-            for dataset in CLASSIFICATION + RETRIEVAL + MULTILABEL:
-                task = (
-                    "zeroshot_retrieval"
-                    if dataset in RETRIEVAL
-                    else "multilabel" if dataset in MULTILABEL else "zeroshot_classification"
-                )
-                pairs.append(Pair(model, pretrained, dataset, task=task, preprocess=Preprocess(image_size=size)))
-                if len(pairs) == n:
-                    return pairs
-
-
-def synthetic_result(pair: Pair, seed: int = 0) -> dict:
-    """A valid result record with plausible metrics and run data (not evaluated)."""
-    rng = random.Random(f"{pair.id}-{seed}")
-    if pair.task == "zeroshot_retrieval":
-        metrics = {f"{s}_retrieval_recall@{k}": rng.random() for s in ("image", "text") for k in (1, 5, 10)}
-    elif pair.task == "multilabel":
-        metrics = {"mean_average_precision": rng.random()}
-    else:
-        metrics = {"acc1": rng.random(), "acc5": rng.random(), "mean_per_class_recall": rng.random()}
-    seconds = 30 + 300 * rng.random()
-    run = {
-        "started": "2026-11-20T10:00:00+00:00",
-        "finished": f"2026-11-20T10:{seed % 60:02d}:00+00:00",
-        "seconds": seconds,
-        "images_per_s": 10000 / seconds,
-        "device": "cuda",
-        "gpu_name": "NVIDIA A10G",
-        "precision": "amp",
-        "batch_size": 64,
-        "shard_id": f"shard-{rng.randrange(50):03d}",
-    }
-    return make_result(pair, metrics, run)
 
 
 def put_many(client, bucket: str, objects: dict[str, bytes], workers: int = 8) -> None:

@@ -1,0 +1,246 @@
+"""Tiny, deterministic stand-ins for real benchmark data, models and results, made on the spot (nothing is downloaded).
+
+The demo, the tests and the benchmarks all build from here. Datasets are written in clip_benchmark's webdataset
+layout (`wds_<name>/test/{0..N-1}.tar`, `nshards.txt`, `classnames.txt`, `zeroshot_classification_templates.txt`,
+`dataset_type.txt`), so the real `clip_benchmark eval --dataset wds/<name>` reads them exactly as it reads the
+Hugging Face copies; models are saved in open_clip's `local-dir:` layout; result records are valid, not evaluated.
+Above core only: PIL, numpy, torch and open_clip are imported by the builders that need them.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import random
+import tarfile
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from .core.pair import Pair, Preprocess
+from .core.records import make_result
+
+TEMPLATES = ("a photo of a {c}.", "a blurry photo of the {c}.", "itap of a {c}.")
+WORDS = ("red", "blue", "small", "large", "striped", "dotted", "bright", "dark", "round", "square", "old", "new")
+NOUNS = ("cat", "dog", "bird", "car", "tree", "boat", "house", "flower")
+
+# ---------------------------------------------------------------- webdatasets and models
+
+
+def _image_png(rng: random.Random, size: int, tint: tuple[int, int, int]) -> bytes:
+    """A noisy, tinted image with a few rectangles: different per sample, loosely tied to its label."""
+    from PIL import Image, ImageDraw
+
+    noise = bytes(min(255, max(0, t + rng.randint(-60, 60))) for _ in range(size * size) for t in tint)
+    img = Image.frombytes("RGB", (size, size), noise)
+    draw = ImageDraw.Draw(img)
+    for _ in range(3):
+        x0, y0 = rng.randrange(size), rng.randrange(size)
+        x1, y1 = min(size, x0 + rng.randint(2, size // 2)), min(size, y0 + rng.randint(2, size // 2))
+        draw.rectangle((x0, y0, x1, y1), fill=tuple(rng.randrange(256) for _ in range(3)))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _tint(index: int, count: int) -> tuple[int, int, int]:
+    import colorsys
+
+    r, g, b = colorsys.hsv_to_rgb(index / max(count, 1), 0.7, 0.8)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def _write_shards(folder: Path, samples: Sequence[dict[str, bytes]], shards: int) -> None:
+    """Samples split into `shards` tar files, in order, like webdataset's ShardWriter."""
+    test = folder / "test"
+    test.mkdir(parents=True, exist_ok=True)
+    shards = max(1, min(shards, len(samples)))
+    per = -(-len(samples) // shards)
+    for s in range(shards):
+        with tarfile.open(test / f"{s}.tar", "w", format=tarfile.USTAR_FORMAT) as tar:
+            for i in range(s * per, min(len(samples), (s + 1) * per)):
+                for ext, data in samples[i].items():
+                    info = tarfile.TarInfo(f"s{i:07d}.{ext}")
+                    info.size, info.mtime, info.mode = len(data), 0, 0o644
+                    tar.addfile(info, io.BytesIO(data))
+    (test / "nshards.txt").write_text(f"{shards}\n")
+
+
+def _write_lines(path: Path, lines: Iterable[str]) -> None:
+    path.write_text("".join(f"{line}\n" for line in lines))
+
+
+def _write_dataset(root, name: str, n: int, shards: int, seed: int, sample, files: dict[str, Sequence[str]]) -> Path:
+    """`root/wds_<name>/`: `n` samples drawn in order from one seeded generator, then the metadata files."""
+    rng = random.Random(seed)
+    folder = Path(root) / f"wds_{name}"
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_shards(folder, [sample(rng, i) for i in range(n)], shards)
+    for filename, lines in files.items():
+        _write_lines(folder / filename, lines)
+    return folder
+
+
+def make_classification_wds(
+    root,
+    name: str = "fixture_cls",
+    n: int = 24,
+    classes: Sequence[str] = ("cat", "dog", "bird"),
+    shards: int = 2,
+    image_size: int = 32,
+    seed: int = 0,
+    templates: Sequence[str] = TEMPLATES,
+) -> Path:
+    """Single-label classification: `png` + `cls` per sample, class names and templates beside."""
+
+    def sample(rng: random.Random, i: int) -> dict[str, bytes]:
+        label = i % len(classes) if i < len(classes) else rng.randrange(len(classes))
+        return {"png": _image_png(rng, image_size, _tint(label, len(classes))), "cls": str(label).encode()}
+
+    files = {"classnames.txt": classes, "zeroshot_classification_templates.txt": templates}
+    return _write_dataset(root, name, n, shards, seed, sample, files)
+
+
+def make_multilabel_wds(
+    root,
+    name: str = "fixture_ml",
+    n: int = 24,
+    classes: Sequence[str] = ("person", "car", "dog", "chair"),
+    shards: int = 2,
+    image_size: int = 32,
+    seed: int = 0,
+    templates: Sequence[str] = TEMPLATES,
+) -> Path:
+    """Multilabel (like wds_voc2007_multilabel): `png` + multi-hot `npy` per sample, `dataset_type.txt` = multilabel."""
+    import numpy as np
+
+    def sample(rng: random.Random, i: int) -> dict[str, bytes]:
+        hot = np.zeros(len(classes), dtype=np.int64)
+        for k in rng.sample(range(len(classes)), rng.randint(1, min(3, len(classes)))):
+            hot[k] = 1
+        buf = io.BytesIO()
+        np.save(buf, hot)
+        return {"png": _image_png(rng, image_size, _tint(int(hot.argmax()), len(classes))), "npy": buf.getvalue()}
+
+    files = {"classnames.txt": classes, "zeroshot_classification_templates.txt": templates,
+             "dataset_type.txt": ["multilabel"]}
+    return _write_dataset(root, name, n, shards, seed, sample, files)
+
+
+def make_retrieval_wds(
+    root,
+    name: str = "fixture_ret",
+    n: int = 24,
+    captions_per_image: int = 3,
+    shards: int = 2,
+    image_size: int = 32,
+    seed: int = 0,
+) -> Path:
+    """Image-text retrieval (like wds_mscoco_captions): `png` + `txt` (one caption per line), type = retrieval."""
+
+    def sample(rng: random.Random, i: int) -> dict[str, bytes]:
+        noun = NOUNS[i % len(NOUNS)]
+        captions = [f"a {rng.choice(WORDS)} {rng.choice(WORDS)} {noun} number {i} {j}" for j in range(captions_per_image)]
+        png = _image_png(rng, image_size, _tint(i % len(NOUNS), len(NOUNS)))
+        return {"png": png, "txt": "\n".join(captions).encode()}
+
+    return _write_dataset(root, name, n, shards, seed, sample, {"dataset_type.txt": ["retrieval"]})
+
+
+def make_tiny_model(
+    root,
+    name: str = "tiny",
+    seed: int = 0,
+    image_size: int = 32,
+    *,
+    width: int = 64,
+    layers: int = 2,
+    patch_size: int = 8,
+    embed_dim: int = 32,
+) -> str:
+    """A randomly initialised tiny ViT CLIP saved for open_clip's `local-dir:` loader; returns `local-dir:<path>`."""
+    import open_clip
+    import torch
+
+    folder = Path(root) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    model_cfg = {
+        "embed_dim": embed_dim,
+        "vision_cfg": {"image_size": image_size, "layers": layers, "width": width, "patch_size": patch_size,
+                       "head_width": 32},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": width, "heads": max(1, width // 32),
+                     "layers": layers},
+    }
+    preprocess_cfg = {
+        "size": image_size,
+        "mean": [0.48145466, 0.4578275, 0.40821073],
+        "std": [0.26862954, 0.26130258, 0.27577711],
+        "interpolation": "bicubic",
+        "resize_mode": "shortest",
+    }
+    torch.manual_seed(seed)
+    model = open_clip.CLIP(**model_cfg)
+    with torch.no_grad():  # spread the random init so that features, and so predictions, differ between samples
+        for param in model.parameters():
+            if param.dim() >= 2:
+                param.mul_(3.0)
+    torch.save(model.state_dict(), folder / "open_clip_pytorch_model.bin")
+    config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
+    (folder / "open_clip_config.json").write_text(json.dumps(config, indent=2))
+    return f"local-dir:{folder}"
+
+
+# ---------------------------------------------------------------- result records
+
+RESULT_MODELS = (
+    ("ViT-B-32", "openai"),
+    ("ViT-B-32", "laion2b_s34b_b79k"),
+    ("ViT-B-16", "openai"),
+    ("ViT-B-16", "laion2b_s34b_b88k"),
+    ("ViT-L-14", "openai"),
+    ("ViT-L-14", "laion2b_s32b_b82k"),
+    ("RN50", "openai"),
+    ("convnext_base_w", "laion2b_s13b_b82k"),
+)
+RESULT_DATASETS = {
+    **dict.fromkeys(("cifar10", "cifar100", "imagenet1k", "imagenetv2", "imagenet-r", "stl10", "dtd", "eurosat",
+                     "gtsrb", "pets"), "zeroshot_classification"),
+    "mscoco_captions": "zeroshot_retrieval",
+    "flickr30k": "zeroshot_retrieval",
+    "voc2007_multilabel": "multilabel",
+}
+
+
+def synthetic_pairs(n: int) -> list[Pair]:
+    """n distinct pairs over real model and dataset names (resolution overrides make as many as needed)."""
+    pairs = []
+    for size in itertools.chain([None], itertools.count(160, 32)):
+        for model, pretrained in RESULT_MODELS:
+            for dataset, task in RESULT_DATASETS.items():
+                pairs.append(Pair(model, pretrained, dataset, task=task, preprocess=Preprocess(image_size=size)))
+                if len(pairs) == n:
+                    return pairs
+
+
+def synthetic_result(pair: Pair, seed: int = 0) -> dict:
+    """A valid result record with plausible metrics and run data (not evaluated)."""
+    rng = random.Random(f"{pair.id}-{seed}")
+    if pair.task == "zeroshot_retrieval":
+        metrics = {f"{s}_retrieval_recall@{k}": rng.random() for s in ("image", "text") for k in (1, 5, 10)}
+    elif pair.task == "multilabel":
+        metrics = {"mean_average_precision": rng.random()}
+    else:
+        metrics = {"acc1": rng.random(), "acc5": rng.random(), "mean_per_class_recall": rng.random()}
+    seconds = 30 + 300 * rng.random()
+    run = {
+        "started": "2026-11-20T10:00:00+00:00",
+        "finished": f"2026-11-20T10:{seed % 60:02d}:00+00:00",
+        "seconds": seconds,
+        "images_per_s": 10000 / seconds,
+        "device": "cuda",
+        "gpu_name": "NVIDIA A10G",
+        "precision": "amp",
+        "batch_size": 64,
+        "shard_id": f"shard-{rng.randrange(50):03d}",
+    }
+    return make_result(pair, metrics, run)
