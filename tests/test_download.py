@@ -77,7 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
         hub: Hub = self.server.hub
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
         with hub.lock:
-            hub.requests.append((self.command, path, dict(self.headers)))
+            hub.requests.append((self.command, path, {k.title(): v for k, v in self.headers.items()}))
         if path.startswith("/cdn/"):
             return self._body(path.removeprefix("/cdn/"), head)
         if hub.token and self.headers.get("Authorization") != f"Bearer {hub.token}":
