@@ -139,9 +139,10 @@ class _Shard:
 
     def _run_dataset(self, loaded, cache, dataset: str, pairs: list[Pair], bar) -> None:
         started = utc_now()
+        spec = self.manifest.datasets.get(dataset)  # None: a local dataset (--dataset-root) the catalog lacks
         try:
             folder = ensure_dataset(dataset, self.settings.cache_dir, self.settings.dataset_root,
-                                    progress=self.show_progress)
+                                    progress=self.show_progress, spec=spec)
         except Exception as exc:
             return self._fail(pairs, exc, stage="dataset")
         kind, fitting = evaluate.dataset_type(folder), []
@@ -154,7 +155,7 @@ class _Shard:
         if not fitting:
             return
         label = fitting[0].label() + (f" (+{len(fitting) - 1})" if len(fitting) > 1 else "")
-        task = bar.add_task(label, total=_dataset_size(dataset))
+        task = bar.add_task(label, total=spec.size if spec else None)
         try:
             encoded = evaluate.encode_dataset(loaded, folder, self.settings.batch_size, self.settings.num_workers,
                                               on_batch=lambda n: bar.advance(task, n))
@@ -222,17 +223,6 @@ class _Shard:
 
     def _model_cache(self) -> str:
         return str(Path(self.settings.cache_dir).expanduser() / "models")
-
-
-def _dataset_size(name: str) -> int | None:
-    """The catalog's test-split size, for the progress bar; None for datasets the catalog does not know."""
-    from .catalog import canonical_dataset, load_datasets
-
-    try:
-        datasets = load_datasets()
-        return datasets[canonical_dataset(name, datasets)].size or None
-    except BenchmarkError:
-        return None
 
 
 def _progress(show: bool):

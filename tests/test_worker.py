@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fixtures import SUITE_CLASSES, TEMPLATES, make_classification_wds, make_retrieval_wds, make_suite
+from openclip_benchmark.catalog import CatalogError, load_catalog
 from openclip_benchmark.cli import app
 from openclip_benchmark.core.errors import BenchmarkError
 from openclip_benchmark.core.manifest import Manifest, RunSettings
@@ -172,12 +173,12 @@ def test_run_selects_local_datasets_with_the_task_their_folder_holds(suite):
 
     make_retrieval_wds(suite.root, "my_captions", n=12)
     sweep = preprocess_variants("160,224", "0.5,0.5,0.5", None, "bilinear", None)
-    pairs = select_pairs(suite.models[0], "my_captions,imagenet1k", "en", sweep, str(suite.root), None, "unused")
+    pairs = select_pairs(load_catalog(), suite.models[0], "my_captions,imagenet1k", "en", sweep, str(suite.root), None, "unused")
     assert {(p.dataset, p.task, p.preprocess.image_size) for p in pairs} == {
         ("my_captions", "zeroshot_retrieval", 160), ("my_captions", "zeroshot_retrieval", 224),
         ("imagenet1k", "zeroshot_classification", 160), ("imagenet1k", "zeroshot_classification", 224)}
     assert {(p.preprocess.mean, p.preprocess.interpolation) for p in pairs} == {((0.5, 0.5, 0.5), "bilinear")}
-    forced = select_pairs(suite.models[0], "my_captions", "en", [Preprocess()], str(suite.root), "multilabel", "x")
+    forced = select_pairs(load_catalog(), suite.models[0], "my_captions", "en", [Preprocess()], str(suite.root), "multilabel", "x")
     assert [p.task for p in forced] == ["multilabel"]  # --task names the task of datasets the catalog lacks
 
 
@@ -270,3 +271,19 @@ def test_other_languages_take_clip_benchmarks_own_class_names_and_templates():
         class_prompts(Pair("m", "", "cifar10", language="jp"), encoded)
     with pytest.raises(BenchmarkError, match="1000"):
         class_prompts(Pair("m", "", "imagenet1k", language="jp"), EncodedDataset("classification", ["a", "b"], ["{c}"]))
+
+
+def test_manifest_carries_dataset_specs(tmp_path):
+    """A job without the user's mapping file still knows its datasets: the specs travel in the manifest, validated
+    on the way back; a manifest written before they did falls back to the shipped mapping."""
+    cat = load_catalog()
+    spec = replace(cat.datasets["cifar10"], name="my_set", wds_name="wds_my_set", size=7)
+    pairs = (Pair("A", "t", "my_set", task=spec.task),)
+    back = Manifest.from_json(Manifest("s", str(tmp_path), pairs, datasets={"my_set": spec}).to_json())
+    assert back.datasets == {"my_set": spec}
+    old = json.loads(Manifest("s", str(tmp_path), pairs).to_json())
+    del old["datasets"]
+    assert "cifar10" in Manifest.from_json(json.dumps(old)).datasets
+    old["datasets"] = {"my_set": {"wds_name": "wds_my_set", "task": "nonsense", "size": 1, "metric": "acc1"}}
+    with pytest.raises(CatalogError, match="unknown task"):
+        Manifest.from_json(json.dumps(old))

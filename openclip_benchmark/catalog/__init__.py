@@ -114,11 +114,18 @@ def _load_datasets(path: Path) -> dict[str, DatasetSpec]:
     raw = data.get("datasets") if isinstance(data, dict) else None
     if not isinstance(raw, dict) or not raw:
         raise CatalogError(f"dataset mapping {path} needs a non-empty 'datasets' object")
-    specs = {name: _dataset_from_json(name, entry, path.name) for name, entry in raw.items()}
+    return datasets_from_json(raw, path.name)
+
+
+def datasets_from_json(raw: Any, where: str) -> dict[str, DatasetSpec]:
+    """Dataset specs from a `datasets` object (a mapping file's, a manifest's), validated field by field."""
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{where}: 'datasets' must be an object")
+    specs = {name: _dataset_from_json(name, entry, where) for name, entry in raw.items()}
     seen: dict[str, str] = {}
     for spec in specs.values():
         if spec.wds_name in seen:
-            raise CatalogError(f"{path.name}: {spec.name!r} and {seen[spec.wds_name]!r} are the same webdataset")
+            raise CatalogError(f"{where}: {spec.name!r} and {seen[spec.wds_name]!r} are the same webdataset")
         seen[spec.wds_name] = spec.name
     return specs
 
@@ -373,6 +380,10 @@ class Catalog:
 
     def collections(self) -> dict[str, list[str]]:
         return dataset_collections(self.datasets)
+
+    def specs_for(self, pairs: Iterable[Pair]) -> dict[str, DatasetSpec]:
+        """The spec of each catalog dataset the pairs use, for a manifest; local datasets it lacks are left out."""
+        return {p.dataset: self.datasets[p.dataset] for p in pairs if p.dataset in self.datasets}
 
     def select_models(self, patterns: Iterable[str] | None) -> list[tuple[str, str]]:
         return select_models(patterns, list(self.models))

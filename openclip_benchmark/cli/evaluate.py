@@ -12,7 +12,7 @@ from ..core.errors import BenchmarkError
 from ..core.manifest import PRECISIONS, Manifest, RunSettings
 from ..core.pair import INTERPOLATIONS, RESIZE_MODES, Pair, Preprocess
 from ..core.records import Result
-from .app import DEFAULT_RESULTS, DEFAULT_TRACKER, app, comma_list, console
+from .app import DATASET_MAPPING, DEFAULT_RESULTS, DEFAULT_TRACKER, app, comma_list, console, load_catalog
 
 
 def _numbers(text: str | None, what: str, cast=float) -> list | None:
@@ -36,7 +36,7 @@ def preprocess_variants(image_sizes: str | None, mean: str | None, std: str | No
     ]
 
 
-def select_pairs(models: str, datasets: str, languages: str, preprocesses: list[Preprocess],
+def select_pairs(cat, models: str, datasets: str, languages: str, preprocesses: list[Preprocess],
                  dataset_root: str | None, task: str | None, cache_dir: str) -> list[Pair]:
     """Models and datasets by the catalog's selectors; with --dataset-root, also datasets the catalog lacks."""
     from .. import catalog
@@ -49,12 +49,11 @@ def select_pairs(models: str, datasets: str, languages: str, preprocesses: list[
         get_task(task)  # an unknown --task is named with the closest known ones
     if not comma_list(models) or not comma_list(datasets):
         raise BenchmarkError("--models and --datasets each need at least one name")
-    model_refs = catalog.select_models(comma_list(models), catalog.load_models())
-    known = catalog.load_datasets()
+    model_refs = cat.select_models(comma_list(models))
     specs, extra = [], []
     for name in comma_list(datasets):
         try:
-            specs += catalog.select_datasets([name], known)
+            specs += cat.select_datasets([name])
         except UnknownNameError:
             if dataset_root is None:
                 raise
@@ -92,6 +91,7 @@ def run(
     resize_mode: Optional[str] = typer.Option(None, help=f"Resize mode: {', '.join(RESIZE_MODES)}."),
     tracker: str = typer.Option(DEFAULT_TRACKER, help="Tracker CSV to update, if it exists."),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    dataset_mapping: Optional[str] = DATASET_MAPPING,
 ):
     """Evaluate models x datasets on this machine (GPU if present); only pairs without a result run."""
     from datetime import datetime, timezone
@@ -101,10 +101,12 @@ def run(
     settings = RunSettings(batch_size=batch_size, num_workers=num_workers, precision=precision, device=device,
                            cache_dir=cache_dir, dataset_root=dataset_root)
     variants = preprocess_variants(image_size, mean, std, interpolation, resize_mode)
-    pairs = select_pairs(models, datasets, languages, variants, dataset_root, task, cache_dir)
+    cat = load_catalog(dataset_mapping)
+    pairs = select_pairs(cat, models, datasets, languages, variants, dataset_root, task, cache_dir)
     shard_id = "run-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     results = open_store(store, endpoint_url)
-    report = _run(Manifest(shard_id, store, tuple(pairs), settings), results, progress)
+    manifest = Manifest(shard_id, store, tuple(pairs), settings, datasets=cat.specs_for(pairs))
+    report = _run(manifest, results, progress)
     if os.path.exists(tracker):
         _update_tracker(tracker, pairs, report, results)
     raise typer.Exit(report.exit_code)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import BenchmarkError
 from .jsonio import dumps_strict, loads_strict
 from .pair import Pair
+
+if TYPE_CHECKING:
+    from ..catalog import DatasetSpec
 
 MANIFEST_SCHEMA = "openclip-benchmark/manifest/1"
 PRECISIONS = ("auto", "fp32", "amp", "amp_bf16")
@@ -35,6 +38,8 @@ class Manifest:
     store: str
     pairs: tuple[Pair, ...]
     settings: RunSettings = field(default_factory=RunSettings)
+    # the spec of each dataset the pairs use, so a job without the user's mapping file can download and size them
+    datasets: dict[str, "DatasetSpec"] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return dumps_strict(
@@ -44,6 +49,7 @@ class Manifest:
                 "store": self.store,
                 "settings": asdict(self.settings),
                 "pairs": [p.identity() for p in self.pairs],
+                "datasets": {name: _spec_json(spec) for name, spec in self.datasets.items()},
             }
         )
 
@@ -59,8 +65,26 @@ class Manifest:
                 store=str(data["store"]),
                 pairs=pairs,
                 settings=RunSettings(**data.get("settings", {})),
+                datasets=_datasets(data.get("datasets")),
             )
         except BenchmarkError:
             raise
         except (ValueError, KeyError, TypeError) as exc:
             raise BenchmarkError(f"invalid manifest: {exc}") from None
+
+
+def _datasets(raw: Any) -> dict[str, "DatasetSpec"]:
+    """The manifest's dataset specs, validated as a mapping file is; a manifest written before they were carried
+    falls back to the shipped mapping."""
+    from ..catalog import datasets_from_json, load_datasets, mapping_path
+
+    if raw is None:
+        return load_datasets(mapping_path())
+    return datasets_from_json(raw, "manifest")
+
+
+def _spec_json(spec: "DatasetSpec") -> dict[str, Any]:
+    """A mapping file's entry: the name is its key."""
+    out = spec.to_json()
+    del out["name"]
+    return out

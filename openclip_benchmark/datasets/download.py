@@ -80,13 +80,14 @@ def ensure_dataset(
     base_url: str | None = None,
     token: str | None = None,
     progress: bool = True,
+    spec=None,
 ) -> Path:
     """A local folder in clip_benchmark's webdataset layout for `name`: `dataset_root/<wds_name>`, or the cache's.
 
     `base_url` replaces the catalog's repo URL (a mirror, a test server); it may contain `{wds_name}` and may end
     in `/tree/<revision>` as clip_benchmark's `--dataset_root` does. `token` defaults to `HF_TOKEN`.
     """
-    wds_name, spec = _resolve(name)
+    wds_name, spec = (spec.wds_name, spec) if spec is not None else _resolve(name)
     split, task = (spec.split, spec.task) if spec else ("test", None)
     if dataset_root is not None:
         folder = Path(dataset_root).expanduser() / wds_name
