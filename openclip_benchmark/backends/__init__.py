@@ -81,11 +81,15 @@ def work_dir(tracker_path: str | Path) -> Path:
     return Path(tracker_path).parent / ".benchmark"
 
 
-def shard_manifest(shard: Shard, store_url: str, settings: RunSettings, size_workers: bool = True) -> Manifest:
-    """The shard's manifest; data-loader workers follow the vCPUs of the instance it was priced on."""
+def shard_manifest(shard: Shard, store_url: str, settings: RunSettings, size_workers: bool = True,
+                   catalog=None) -> Manifest:
+    """The shard's manifest; data-loader workers follow the vCPUs of the instance it was priced on. With the
+    catalog, it carries the spec of each dataset, so a job needs none of the launcher's mapping files."""
     if size_workers:
         settings = replace(settings, num_workers=max(1, shard.offer.vcpus))
-    return Manifest(shard_id=shard.shard_id, store=store_url, pairs=tuple(shard.pairs), settings=settings)
+    datasets = catalog.specs_for(shard.pairs) if catalog is not None else {}
+    return Manifest(shard_id=shard.shard_id, store=store_url, pairs=tuple(shard.pairs), settings=settings,
+                    datasets=datasets)
 
 
 def upload_manifests(store, manifests: Iterable[Manifest]) -> None:

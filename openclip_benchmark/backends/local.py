@@ -24,13 +24,14 @@ class LocalReport:
         return max(codes, default=0)
 
 
-def run_local(shards: list[Shard], *, store, settings: RunSettings, tracker_path, spot: bool, progress: bool = True) -> LocalReport:
+def run_local(shards: list[Shard], *, store, settings: RunSettings, tracker_path, spot: bool, progress: bool = True,
+              catalog=None) -> LocalReport:
     """Each shard: upload its manifest, mark it launched, run it, apply every record to the tracker at once."""
     from ..worker import run_shard
 
     out = LocalReport()
     for shard in shards:
-        manifest = shard_manifest(shard, store.url, settings, size_workers=False)
+        manifest = shard_manifest(shard, store.url, settings, size_workers=False, catalog=catalog)
         upload_manifests(store, [manifest])
         out.kept += record_launch(tracker_path, shard, LOCAL_JOB_ID, spot)
         report = run_shard(manifest, store, progress=progress)
@@ -55,7 +56,7 @@ class LocalBackend:
     def submit(self, shards: list[Shard], job: Job) -> Submission:
         report = run_local(
             shards, store=job.store, settings=job.settings, tracker_path=job.tracker_path, spot=job.spot,
-            progress=job.progress,
+            progress=job.progress, catalog=job.catalog,
         )
         ok = sum(len(r.succeeded) + len(r.skipped) for r in report.reports)
         bad = sum(len(r.failed) for r in report.reports)

@@ -132,7 +132,7 @@ def _one_line(exc: Exception) -> str:
 
 def render_tasks(
     shards: list[Shard], *, store, settings: RunSettings, spot: bool, clouds: Iterable[str] | None = None,
-    pool: str | None = None, template: str | Path | None = None, dry_run: bool = False,
+    pool: str | None = None, template: str | Path | None = None, dry_run: bool = False, catalog=None,
 ) -> list[tuple[Manifest, dict[str, Any], Any]]:
     """(manifest, rendered config, validated sky.Task) for every shard; nothing written, nothing sent.
     A real launch needs a bucket store and the S3 credentials; a dry run validates the tasks without them."""
@@ -144,7 +144,7 @@ def render_tasks(
     base = load_yaml(template or TEMPLATE)
     out = []
     for shard in shards:
-        manifest = shard_manifest(shard, store.url, settings)
+        manifest = shard_manifest(shard, store.url, settings, catalog=catalog)
         config = render_task_config(base, shard, spot=spot, clouds=clouds, pool=pool)
         config["envs"] = {**config["envs"], "MANIFEST_URL": store.url_for(manifest_key(manifest.shard_id))}
         out.append((manifest, config, build_task(config, {}, secrets)))
@@ -162,12 +162,14 @@ def launch_shards(
     pool: str | None = None,
     template: str | Path | None = None,
     render_dir: Path | None = None,
+    catalog=None,
 ) -> Submission:
     """Render and validate every task before writing anything, keep the rendered YAMLs (default: `.benchmark/launch`
     beside the tracker), upload the manifests, submit, then await each request and record its job id."""
     import sky
 
-    rendered = render_tasks(shards, store=store, settings=settings, spot=spot, clouds=clouds, pool=pool, template=template)
+    rendered = render_tasks(shards, store=store, settings=settings, spot=spot, clouds=clouds, pool=pool, template=template,
+                            catalog=catalog)
     folder = Path(render_dir) if render_dir is not None else work_dir(tracker_path) / "launch"
     for _, config, _ in rendered:
         write_rendered(config, folder)
@@ -271,7 +273,7 @@ class SkyPilotBackend:
     def validate(self, shards: list[Shard], job: Job, dry_run: bool) -> list[str]:
         render_tasks(
             shards, store=job.store, settings=job.settings, spot=job.spot, clouds=job.clouds, pool=job.pool,
-            dry_run=dry_run,
+            dry_run=dry_run, catalog=job.catalog,
         )
         notes = [f"{len(shards)} SkyPilot task(s) rendered and valid under SkyPilot's schema"] if shards else []
         if dry_run and not str(job.store.url).startswith("s3://"):
@@ -284,7 +286,7 @@ class SkyPilotBackend:
     def submit(self, shards: list[Shard], job: Job) -> Submission:
         return launch_shards(
             shards, store=job.store, settings=job.settings, tracker_path=job.tracker_path, spot=job.spot,
-            clouds=job.clouds, pool=job.pool, render_dir=job.work_dir / "launch",
+            clouds=job.clouds, pool=job.pool, render_dir=job.work_dir / "launch", catalog=job.catalog,
         )
 
     def poll(self, tracker) -> dict[str, int]:

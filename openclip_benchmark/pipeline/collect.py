@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..collect.parse import ParseReport, canonical_or_raw, outputs_stale, parse_results
+from ..collect.parse import ParseReport, canonical_pair, outputs_stale, parse_results
 from ..storage.sync import Progress, SyncReport, open_source, sync_results
 
 
@@ -27,7 +27,7 @@ def sync(
     datasets in any spelling the catalog knows."""
     source = open_source(store, endpoint_url, workers, timeout)
     return sync_results(source, results, tracker, dry_run=dry_run, workers=workers, on_progress=on_progress,
-                        bundles=bundles, canonical_dataset=canonical_or_raw)
+                        bundles=bundles, canonical_pair=canonical_pair)
 
 
 def parse(results: str | os.PathLike, out: str | os.PathLike, tracker: str | os.PathLike | None) -> ParseReport:

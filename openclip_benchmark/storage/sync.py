@@ -16,6 +16,7 @@ from typing import Callable
 
 from ..core.errors import BenchmarkError, InvalidResultError
 from ..core.jsonio import atomic_write_bytes, atomic_write_json, loads_strict
+from ..core.pair import Pair
 from ..core.records import Record, Result, read_record, utc_now
 from .bundle import read_bundle
 from .layout import is_bundle, is_record_key, is_reserved, slug
@@ -122,14 +123,14 @@ def sync_results(
     workers: int = 16,
     on_progress: Progress | None = None,
     bundles: bool = True,
-    canonical_dataset: Callable[[str], str] | None = None,
+    canonical_pair: Callable[[Pair], Pair] | None = None,
 ) -> SyncReport:
     """Mirror every new or changed result of `store` into `local_dir`, then move the tracked pairs.
 
     A listing plus a compare against the local index decides what to fetch, so a sync with nothing new does no GET.
     `bundles=False` fetches every object by itself (the per-object way, for comparison and debugging).
-    `canonical_dataset` maps a record's dataset spelling to the catalog's key (`wds/cifar10` -> `cifar10`), so a
-    record names the tracker's pair; without it names are taken as written. `on_progress(done, total)` follows the
+    `canonical_pair` names a record's pair as the catalog does (`wds/cifar10` -> `cifar10`; clip_benchmark's task
+    name for a multilabel set -> `multilabel`), so it is the tracker's pair; without it names are taken as written. `on_progress(done, total)` follows the
     downloads. Once the store stops answering, the downloads not started are reported as errors, not tried.
     """
     results = Path(local_dir)
@@ -175,9 +176,9 @@ def sync_results(
         offered = _fetch_bundles(store, results, new_bundles, index, report, workers)
     records = []
     if todo:
-        records = _download(store, results, todo, index, report, workers, on_progress, offered, canonical_dataset)
+        records = _download(store, results, todo, index, report, workers, on_progress, offered, canonical_pair)
     if tracker_path is not None:
-        _update_tracker(tracker_path, records, index, results, report, canonical_dataset)
+        _update_tracker(tracker_path, records, index, results, report, canonical_pair)
     if todo:
         os.sync()  # every file fetched is on disk before the index says so
         _save_index(index_path, store.url, index)
@@ -233,7 +234,7 @@ def _failed(exc: BaseException, futures) -> str:
 
 
 def _download(store, results: Path, todo, index: dict[str, list], report: SyncReport, workers: int,
-              on_progress: Progress | None, offered: dict[str, dict[str, bytes]], canonical_dataset):
+              on_progress: Progress | None, offered: dict[str, dict[str, bytes]], canonical_pair):
     """Fetch in a bounded pool (or take the bytes a bundle offers for the listed ETag); record each outcome in the
     index and the report; return the valid records."""
     try:
@@ -247,7 +248,7 @@ def _download(store, results: Path, todo, index: dict[str, list], report: SyncRe
         for key, etag, size in todo:
             data = offered.get(key, {}).get(etag.lower())
             report.from_bundles += data is not None
-            futures[pool.submit(_fetch, store, results, key, etag, data, canonical_dataset)] = (key, etag, size)
+            futures[pool.submit(_fetch, store, results, key, etag, data, canonical_pair)] = (key, etag, size)
         if on_progress:
             on_progress(0, len(todo))
         for done, fut in enumerate(as_completed(futures), 1):
@@ -278,7 +279,7 @@ def _download(store, results: Path, todo, index: dict[str, list], report: SyncRe
 
 
 def _update_tracker(tracker_path, records: list[Record], index: dict[str, list], results: Path, report: SyncReport,
-                    canonical_dataset):
+                    canonical_pair):
     """Apply the new records, then every mirrored result whose pair the tracker does not show as succeeded
     (a tracker re-created by `init` after an earlier sync), so the tracker always agrees with the mirror."""
     from ..tracker import open_tracker
@@ -292,14 +293,14 @@ def _update_tracker(tracker_path, records: list[Record], index: dict[str, list],
             entry = tracker.entries.get(pair_id) if pair_id else None
             if pair_id and (entry is None or entry.status != "succeeded"):
                 try:
-                    tracker.apply_record(read_record((results / key).read_bytes(), canonical_dataset=canonical_dataset))
+                    tracker.apply_record(read_record((results / key).read_bytes(), canonical_pair=canonical_pair))
                 except (OSError, InvalidResultError):  # deleted or edited locally: the next sync fetches it again
                     continue
         report.tracker_updates = sum(before.get(pid) != e for pid, e in tracker.entries.items())
 
 
 def _fetch(store, results: Path, key: str, etag: str, data: bytes | None,
-           canonical_dataset) -> tuple[Record | None, int, str]:
+           canonical_pair) -> tuple[Record | None, int, str]:
     """Download (unless a bundle gave the bytes), validate, write atomically; a bad object goes to quarantine and
     never replaces a good file."""
     fetched = 0
@@ -308,7 +309,7 @@ def _fetch(store, results: Path, key: str, etag: str, data: bytes | None,
         fetched = len(data)
     try:
         try:
-            record = read_record(data, canonical_dataset=canonical_dataset)
+            record = read_record(data, canonical_pair=canonical_pair)
         except InvalidResultError as exc:
             _quarantine(results, key, etag, data, str(exc))
             return None, fetched, str(exc)
