@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pytest
 
 from openclip_benchmark.core.errors import BenchmarkError, InvalidResultError
-from openclip_benchmark.core.jsonio import atomic_write_json, dumps_strict, loads_strict
+from openclip_benchmark.core.jsonio import (
+    STALE_TEMP_SECONDS, atomic_write_bytes, atomic_write_json, dumps_strict, loads_strict,
+)
 from openclip_benchmark.core.manifest import Manifest, RunSettings
 from openclip_benchmark.core.pair import Pair, Preprocess, parse_model_ref
 from openclip_benchmark.core.records import Failure, Result, make_failure, make_result, read_record
@@ -106,6 +110,58 @@ def test_local_store_is_atomic_and_refuses_escapes(tmp_path):
             store.put(key, b"x")
     atomic_write_json(tmp_path / "store" / "c.json", {"x": 1})
     assert not [p for p in (tmp_path / "store").iterdir() if p.name.endswith(".tmp")]
+
+
+def _write_dies_before_rename(target, monkeypatch, write=atomic_write_bytes):
+    """Run `write` with os.replace failing (a kill between write and rename); the target must keep its old bytes.
+
+    A plain open().write() rewrites the target before any rename, so it leaves the new bytes and fails this check
+    (shown by the second assertion of test_atomic_write_keeps_old_content_when_killed_before_rename)."""
+    target.write_bytes(b"old")
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write(target, b"new content")
+        os.replace(target, target)  # a write that never renames reaches this and "dies" here instead
+    monkeypatch.undo()
+    return target.read_bytes() == b"old" and not [p for p in target.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_atomic_write_keeps_old_content_when_killed_before_rename(tmp_path, monkeypatch):
+    assert _write_dies_before_rename(tmp_path / "r.json", monkeypatch)
+    assert not _write_dies_before_rename(tmp_path / "plain.json", monkeypatch, write=lambda p, d: open(p, "wb").write(d))
+
+
+def test_a_write_removes_its_own_stale_temp_files_only(tmp_path):
+    target = tmp_path / "r.json"
+    old = time.time() - 2 * STALE_TEMP_SECONDS
+    stale = [tmp_path / ".r.json.ab12cd_9.tmp", tmp_path / ".r.json.zzzzzzzz.tmp"]
+    kept = [tmp_path / ".r.json.fresh123.tmp", tmp_path / ".x.tmp", tmp_path / ".r.json.toolong123.tmp",
+            tmp_path / ".other.json.ab12cd_9.tmp"]
+    for path in stale + kept:
+        path.write_bytes(b"half")
+    for path in stale + kept[1:]:
+        os.utime(path, (old, old))
+    atomic_write_bytes(target, b"{}")
+    assert target.read_bytes() == b"{}"
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+
+
+def test_clip_benchmark_result_with_nan_acc5_reads_as_null(tmp_path):
+    """clip_benchmark 1.6.2 json.dump()s its dict as is: acc5 is NaN on datasets with fewer than 5 classes."""
+    dump = {"dataset": "renderedsst2", "model": "ViT-B-32", "pretrained": "openai", "task": "zeroshot_classification",
+            "metrics": {"acc1": 0.6, "acc5": float("nan"), "mean_per_class_recall": 0.59}, "language": "en"}
+    text = json.dumps(dump)
+    assert '"acc5": NaN' in text
+    record = read_record(text)
+    assert isinstance(record, Result) and record.metrics == {"acc1": 0.6, "acc5": None, "mean_per_class_recall": 0.59}
+    with pytest.raises(ValueError):
+        loads_strict(text)  # we still read our own files strictly
+    with pytest.raises(InvalidResultError):
+        read_record(text[:-5])  # truncated stays invalid
 
 
 def test_s3_store_against_loopback_server(s3_bucket, s3_env):

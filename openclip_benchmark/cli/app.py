@@ -8,6 +8,7 @@ from typing import Iterable
 
 import click
 import typer
+from typer import _click as typer_click
 from typer.core import TyperGroup
 
 from ..core.errors import BenchmarkError
@@ -16,7 +17,24 @@ DEFAULT_TRACKER = "results.csv"
 DEFAULT_RESULTS = "results"
 
 
+# typer vendors its own click (typer._click) and raises those classes; click's own stay for code that uses click
+_USAGE_ERRORS = (typer_click.exceptions.UsageError, click.exceptions.UsageError)
+_NO_ARGS = typer_click.exceptions.NoArgsIsHelpError
+_ABORTS = (typer.Abort, click.exceptions.Abort)
+_EXITS = (typer.Exit, click.exceptions.Exit, typer_click.exceptions.ClickException, click.exceptions.ClickException)
+
+
 class _Group(TyperGroup):
+    """Every command runs inside this boundary: bad input (a usage error or a BenchmarkError of code 2) is one
+    `error:` line and exit 2, anything unexpected one line and exit 1, never a traceback."""
+
+    def parse_args(self, ctx, args):
+        # the group's own options and arguments (`benchmark --bogus`) are parsed before invoke
+        try:
+            return super().parse_args(ctx, args)
+        except _USAGE_ERRORS as exc:
+            _usage(exc)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
@@ -24,12 +42,23 @@ class _Group(TyperGroup):
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
-        except (click.exceptions.Exit, typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+        except _USAGE_ERRORS as exc:
+            _usage(exc)
+        except _ABORTS:
+            _fail("aborted: nothing confirmed (pass --yes to skip the question)", 2)
+        except _EXITS:
             raise
         except Exception as exc:  # the last line of defence: no traceback reaches the user
             if os.environ.get("BENCHMARK_DEBUG"):
                 raise
             _fail(f"unexpected {type(exc).__name__}: {exc} (set BENCHMARK_DEBUG=1 for the traceback)", 1)
+
+
+def _usage(exc):
+    """A usage error: click's message without its `Try --help` block; `benchmark` alone still prints the help."""
+    if isinstance(exc, _NO_ARGS):
+        raise exc
+    _fail(exc.format_message(), 2)
 
 
 def _fail(message: str, code: int):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +49,38 @@ def loads_strict(text: str | bytes) -> Any:
     return json.loads(text, parse_constant=_reject)
 
 
+def loads_lenient(text: str | bytes) -> Any:
+    """Parse JSON written by Python's json.dump (clip_benchmark writes a bare NaN for acc5 with under 5 classes):
+    NaN and infinities become None; anything else that is not JSON still raises ValueError."""
+    return json.loads(text, parse_constant=lambda token: None)
+
+
+# a temp file of a write that was killed stays this long before the next write to its target removes it; a live
+# writer holds its temp file for one write, far less than this
+STALE_TEMP_SECONDS = 3600
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Remove our own leftovers for this target: `.<name>.<mkstemp's 8 characters>.tmp`, older than the safety age."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if pattern.fullmatch(leftover.name) and leftover.is_file() and leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+        except FileNotFoundError:  # another writer removed it first
+            pass
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = True) -> None:
     """Write to a temp file in the same folder, fsync, then rename over the target.
 
+    Temp files that a killed write left behind for the same target are removed first (see _remove_stale_temps).
     `fsync=False` is for bulk writers that call `os.sync()` once before recording the files as written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600; a results file should read like any other
