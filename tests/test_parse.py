@@ -193,3 +193,17 @@ def test_parse_cli_and_staleness(tmp_path):
     assert not outputs_stale(tmp_path / "results", tmp_path)
     res = runner.invoke(app, ["parse", "--results", str(tmp_path / "nowhere"), "--out", str(tmp_path)])
     assert res.exit_code == 2 and res.output.startswith("error: results folder") and len(res.output.splitlines()) == 1
+
+
+def test_clip_benchmark_nan_acc5_parses_to_an_empty_cell(tmp_path):
+    """clip_benchmark's json.dump writes a bare NaN for acc5 under 5 classes: the file parses, the cell is empty."""
+    results = tmp_path / "results"
+    results.mkdir()
+    record = dict(CLIP_BENCHMARK_JSON, dataset="wds/renderedsst2",
+                  metrics={"acc1": 0.5871, "acc5": float("nan"), "mean_per_class_recall": 0.5868})
+    (results / "renderedsst2.json").write_text(json.dumps(record))  # Python's default: allow_nan=True
+    assert "NaN" in (results / "renderedsst2.json").read_text()
+    report = parse_results(results, tmp_path)
+    assert not report.invalid and report.results == 1
+    rows = list(csv.DictReader((tmp_path / "classification_metrics.csv").open()))
+    assert [(r["dataset"], r["acc1"], r["acc5"]) for r in rows] == [("renderedsst2", "0.5871", "")]
