@@ -19,6 +19,7 @@ from typing import Iterable, Sequence
 
 from .core.pair import Pair, Preprocess
 from .core.records import make_result
+from .tasks import get_task
 
 TEMPLATES = ("a photo of a {c}.", "a blurry photo of the {c}.", "itap of a {c}.")
 WORDS = ("red", "blue", "small", "large", "striped", "dotted", "bright", "dark", "round", "square", "old", "new")
@@ -225,12 +226,7 @@ def synthetic_pairs(n: int) -> list[Pair]:
 def synthetic_result(pair: Pair, seed: int = 0) -> dict:
     """A valid result record with plausible metrics and run data (not evaluated)."""
     rng = random.Random(f"{pair.id}-{seed}")
-    if pair.task == "zeroshot_retrieval":
-        metrics = {f"{s}_retrieval_recall@{k}": rng.random() for s in ("image", "text") for k in (1, 5, 10)}
-    elif pair.task == "multilabel":
-        metrics = {"mean_average_precision": rng.random()}
-    else:
-        metrics = {"acc1": rng.random(), "acc5": rng.random(), "mean_per_class_recall": rng.random()}
+    metrics = {name: rng.random() for name in get_task(pair.task).metrics}
     seconds = 30 + 300 * rng.random()
     run = {
         "started": "2026-11-20T10:00:00+00:00",
