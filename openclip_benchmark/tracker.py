@@ -296,3 +296,12 @@ def open_tracker(path: str | Path, create: bool = False) -> Iterator[Tracker]:
             tracker.save()
     finally:
         lock.release()
+
+
+def record_outcomes(path: str | Path, records: Iterable[Record], track: Iterable[Pair] = ()) -> None:
+    """Track `track` (new pairs start pending), then move each record's pair to succeeded or failed, in one locked
+    read-modify-write: how `run` and the local backend tell the tracker what a shard did."""
+    with open_tracker(path) as tracker:
+        tracker.add(track)
+        for record in records:
+            tracker.apply_record(record)

@@ -169,16 +169,17 @@ def test_run_command_sweeps_image_sizes_and_updates_the_tracker(suite, tmp_path,
 
 
 def test_run_selects_local_datasets_with_the_task_their_folder_holds(suite):
-    from openclip_benchmark.cli.evaluate import preprocess_variants, select_pairs
+    from openclip_benchmark.cli.evaluate import preprocess_variants
+    from openclip_benchmark.pipeline.run import select_pairs
 
     make_retrieval_wds(suite.root, "my_captions", n=12)
     sweep = preprocess_variants("160,224", "0.5,0.5,0.5", None, "bilinear", None)
-    pairs = select_pairs(load_catalog(), suite.models[0], "my_captions,imagenet1k", "en", sweep, str(suite.root), None, "unused")
+    pairs = select_pairs(load_catalog(), [suite.models[0]], ["my_captions", "imagenet1k"], ["en"], sweep, str(suite.root), None, "unused")
     assert {(p.dataset, p.task, p.preprocess.image_size) for p in pairs} == {
         ("my_captions", "zeroshot_retrieval", 160), ("my_captions", "zeroshot_retrieval", 224),
         ("imagenet1k", "zeroshot_classification", 160), ("imagenet1k", "zeroshot_classification", 224)}
     assert {(p.preprocess.mean, p.preprocess.interpolation) for p in pairs} == {((0.5, 0.5, 0.5), "bilinear")}
-    forced = select_pairs(load_catalog(), suite.models[0], "my_captions", "en", [Preprocess()], str(suite.root), "multilabel", "x")
+    forced = select_pairs(load_catalog(), [suite.models[0]], ["my_captions"], ["en"], [Preprocess()], str(suite.root), "multilabel", "x")
     assert [p.task for p in forced] == ["multilabel"]  # --task names the task of datasets the catalog lacks
 
 

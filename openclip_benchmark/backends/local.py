@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from ..core.errors import BenchmarkError
 from ..core.manifest import RunSettings
 from ..planning.plan import Shard
-from ..tracker import open_tracker
+from ..tracker import record_outcomes
 from . import Job, Submission, record_launch, shard_manifest, upload_manifests
 
 LOCAL_JOB_ID = "local"
@@ -35,9 +35,7 @@ def run_local(shards: list[Shard], *, store, settings: RunSettings, tracker_path
         upload_manifests(store, [manifest])
         out.kept += record_launch(tracker_path, shard, LOCAL_JOB_ID, spot)
         report = run_shard(manifest, store, progress=progress)
-        with open_tracker(tracker_path) as tracker:
-            for record in report.outcome_records(store):
-                tracker.apply_record(record)
+        record_outcomes(tracker_path, report.outcome_records(store))
         out.reports.append(report)
     return out
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from dataclasses import replace
 from typing import Optional
 
 import typer
 
 from ..core.errors import BenchmarkError
-from ..core.manifest import PRECISIONS, Manifest, RunSettings
+from ..core.manifest import PRECISIONS, RunSettings
 from ..core.pair import INTERPOLATIONS, RESIZE_MODES, Pair, Preprocess
 from ..core.records import Result
 from .app import DATASET_MAPPING, DEFAULT_RESULTS, DEFAULT_TRACKER, app, comma_list, console, load_catalog
@@ -34,39 +32,6 @@ def preprocess_variants(image_sizes: str | None, mean: str | None, std: str | No
                    interpolation=interpolation, resize_mode=resize_mode)
         for size in dict.fromkeys(sizes)
     ]
-
-
-def select_pairs(cat, models: str, datasets: str, languages: str, preprocesses: list[Preprocess],
-                 dataset_root: str | None, task: str | None, cache_dir: str) -> list[Pair]:
-    """Models and datasets by the catalog's selectors; with --dataset-root, also datasets the catalog lacks."""
-    from .. import catalog
-    from ..datasets.download import ensure_dataset
-    from ..core.errors import UnknownNameError
-    from ..evaluate import folder_task
-    from ..tasks import get_task
-
-    if task is not None:
-        get_task(task)  # an unknown --task is named with the closest known ones
-    if not comma_list(models) or not comma_list(datasets):
-        raise BenchmarkError("--models and --datasets each need at least one name")
-    model_refs = cat.select_models(comma_list(models))
-    specs, extra = [], []
-    for name in comma_list(datasets):
-        try:
-            specs += cat.select_datasets([name])
-        except UnknownNameError:
-            if dataset_root is None:
-                raise
-            extra.append(name)
-    langs = comma_list(languages) or ["en"]
-    pairs = catalog.enumerate_pairs(model_refs, specs, langs)
-    for name in extra:  # a local dataset: the task is --task, or what its folder says it holds
-        kind = task or folder_task(ensure_dataset(name, cache_dir, dataset_root))
-        pairs += [Pair(m, p, name, language=lang, task=kind) for m, p in model_refs for lang in langs]
-    pairs = [replace(pair, preprocess=pp) for pair in pairs for pp in preprocesses]
-    if not pairs:
-        raise BenchmarkError("no pairs selected: check --models, --datasets and --languages")
-    return list(dict.fromkeys(pairs))
 
 
 @app.command()
@@ -94,21 +59,17 @@ def run(
     dataset_mapping: Optional[str] = DATASET_MAPPING,
 ):
     """Evaluate models x datasets on this machine (GPU if present); only pairs without a result run."""
-    from datetime import datetime, timezone
-
-    from ..storage.store import open_store
+    from ..pipeline.run import run_pairs, select_pairs
 
     settings = RunSettings(batch_size=batch_size, num_workers=num_workers, precision=precision, device=device,
                            cache_dir=cache_dir, dataset_root=dataset_root)
     variants = preprocess_variants(image_size, mean, std, interpolation, resize_mode)
     cat = load_catalog(dataset_mapping)
-    pairs = select_pairs(cat, models, datasets, languages, variants, dataset_root, task, cache_dir)
-    shard_id = "run-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    results = open_store(store, endpoint_url)
-    manifest = Manifest(shard_id, store, tuple(pairs), settings, datasets=cat.specs_for(pairs))
-    report = _run(manifest, results, progress)
-    if os.path.exists(tracker):
-        _update_tracker(tracker, pairs, report, results)
+    pairs = select_pairs(cat, comma_list(models), comma_list(datasets), comma_list(languages), variants, dataset_root,
+                         task, cache_dir)
+    report = run_pairs(cat, pairs, store_url=store, endpoint_url=endpoint_url, settings=settings,
+                       tracker_path=tracker, progress=progress)
+    _print_report(report)
     raise typer.Exit(report.exit_code)
 
 
@@ -120,21 +81,11 @@ def worker(
     progress: bool = typer.Option(True, help="Show progress bars."),
 ):
     """Run one shard: exit 0 when every pair succeeded, 3 when some failed, 75 when a retry may help."""
-    from ..storage.store import open_store
-    from ..worker import load_manifest
+    from ..pipeline.run import run_manifest
 
-    shard = load_manifest(manifest, endpoint_url)
-    shard = replace(shard, store=store) if store else shard
-    report = _run(shard, open_store(shard.store, endpoint_url), progress)
-    raise typer.Exit(report.exit_code)
-
-
-def _run(manifest: Manifest, results, progress: bool):
-    from ..worker import run_shard
-
-    report = run_shard(manifest, results, progress=progress)
+    report = run_manifest(manifest, store_url=store, endpoint_url=endpoint_url, progress=progress)
     _print_report(report)
-    return report
+    raise typer.Exit(report.exit_code)
 
 
 SHORT_METRICS = {"mean_per_class_recall": "recall", "mean_average_precision": "mAP",
@@ -174,17 +125,6 @@ def _print_report(report) -> None:
 def _model_ref(pair: Pair) -> str:
     ref = f"{pair.model}:{pair.pretrained}" if pair.pretrained else pair.model
     return ref + (f" {pair.preprocess.canonical()}" if pair.preprocess else "")
-
-
-def _update_tracker(path: str, pairs: list[Pair], report, results) -> None:
-    """Track the pairs and move them to their new state; results that already existed count as succeeded."""
-    from ..tracker import open_tracker
-
-    records = report.outcome_records(results)
-    with open_tracker(path) as tracked:
-        tracked.add(pairs)
-        for record in records:
-            tracked.apply_record(record)
 
 
 @app.command()

@@ -1,0 +1,66 @@
+"""Use cases: evaluate pairs on this machine now (`benchmark run`) and run one planned shard (`benchmark worker`)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..catalog import Catalog, enumerate_pairs
+from ..core.errors import BenchmarkError, UnknownNameError
+from ..core.manifest import Manifest, RunSettings
+from ..core.pair import Pair, Preprocess
+from ..datasets.download import ensure_dataset
+from ..evaluate import folder_task
+from ..storage.store import open_store
+from ..tasks import get_task
+from ..tracker import record_outcomes
+from ..worker import ShardReport, load_manifest, run_shard
+
+
+def select_pairs(catalog: Catalog, models: list[str], datasets: list[str], languages: list[str],
+                 preprocesses: list[Preprocess], dataset_root: str | None, task: str | None,
+                 cache_dir: str) -> list[Pair]:
+    """Models and datasets by the catalog's selectors; with a dataset root, also datasets the catalog lacks (their
+    task is `task`, or what the folder's dataset_type.txt says)."""
+    if task is not None:
+        get_task(task)  # an unknown --task is named with the closest known ones
+    if not models or not datasets:
+        raise BenchmarkError("--models and --datasets each need at least one name")
+    model_refs = catalog.select_models(models)
+    specs, extra = [], []
+    for name in datasets:
+        try:
+            specs += catalog.select_datasets([name])
+        except UnknownNameError:
+            if dataset_root is None:
+                raise
+            extra.append(name)
+    langs = languages or ["en"]
+    pairs = enumerate_pairs(model_refs, specs, langs)
+    for name in extra:
+        kind = task or folder_task(ensure_dataset(name, cache_dir, dataset_root))
+        pairs += [Pair(m, p, name, language=lang, task=kind) for m, p in model_refs for lang in langs]
+    pairs = [replace(pair, preprocess=pp) for pair in pairs for pp in preprocesses]
+    if not pairs:
+        raise BenchmarkError("no pairs selected: check --models, --datasets and --languages")
+    return list(dict.fromkeys(pairs))
+
+
+def run_pairs(catalog: Catalog, pairs: list[Pair], *, store_url: str, endpoint_url: str | None,
+              settings: RunSettings, tracker_path: str | Path, progress: bool = True) -> ShardReport:
+    """The pairs as one shard here (only those without a result run); an existing tracker learns the outcomes."""
+    shard_id = "run-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    store = open_store(store_url, endpoint_url)
+    manifest = Manifest(shard_id, store_url, tuple(pairs), settings, datasets=catalog.specs_for(pairs))
+    report = run_shard(manifest, store, progress=progress)
+    if Path(tracker_path).exists():
+        record_outcomes(tracker_path, report.outcome_records(store), track=pairs)
+    return report
+
+
+def run_manifest(url: str, *, store_url: str | None, endpoint_url: str | None, progress: bool = True) -> ShardReport:
+    """One shard of a plan, from its manifest's URL (what a SkyPilot job runs); `store_url` redirects its results."""
+    manifest = load_manifest(url, endpoint_url)
+    manifest = replace(manifest, store=store_url) if store_url else manifest
+    return run_shard(manifest, open_store(manifest.store, endpoint_url), progress=progress)
