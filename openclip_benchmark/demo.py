@@ -13,10 +13,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .backends.local import run_local
+from .catalog import enumerate_pairs, load_datasets, load_models, select_models
+from .collect.parse import parse_results
+from .collect.report import build_report
 from .core.errors import BenchmarkError
 from .core.jsonio import atomic_write_json
+from .core.manifest import RunSettings
+from .core.records import Result
+from .pipeline.launch import record_plan
+from .planning.plan import ModelIndex, PlanOptions, plan_shards
+from .planning.pricing import load_gpus, load_prices
+from .storage.store import LocalStore
 from .synthetic import make_classification_wds, make_multilabel_wds, make_retrieval_wds, make_tiny_model
 from .tasks import get_task
+from .tracker import open_tracker
 
 MIN_IMAGES = 10
 MARKER = ".openclip-benchmark-demo.json"  # only folders holding it are ever emptied by the demo
@@ -120,18 +131,6 @@ def run_demo(
     say: Callable[[str], None] = lambda line: None,
 ) -> DemoResult:
     """Fixtures, then init, plan, the local backend, parse and report, in this one process (open_clip loads once)."""
-    from .catalog import enumerate_pairs, load_datasets, load_models, select_models
-    from .pipeline.launch import record_plan
-    from .backends.local import run_local
-    from .core.manifest import RunSettings
-    from .collect.parse import parse_results
-    from .planning.plan import ModelIndex, PlanOptions, plan_shards
-    from .planning.pricing import load_gpus, load_prices
-    from .collect.report import build_report
-    from .storage.store import LocalStore
-    from .core.records import Result
-    from .tracker import open_tracker
-
     if images < MIN_IMAGES:
         raise BenchmarkError(f"--images must be at least {MIN_IMAGES} (retrieval reports recall@10)")
     started = time.perf_counter()

@@ -8,6 +8,7 @@ from ..core.errors import BenchmarkError
 from ..core.manifest import RunSettings
 from ..planning.plan import Shard
 from ..tracker import record_outcomes
+from ..worker import run_shard
 from . import Job, Submission, record_launch, shard_manifest, upload_manifests
 
 LOCAL_JOB_ID = "local"
@@ -27,8 +28,6 @@ class LocalReport:
 def run_local(shards: list[Shard], *, store, settings: RunSettings, tracker_path, spot: bool, progress: bool = True,
               catalog=None) -> LocalReport:
     """Each shard: upload its manifest, mark it launched, run it, apply every record to the tracker at once."""
-    from ..worker import run_shard
-
     out = LocalReport()
     for shard in shards:
         manifest = shard_manifest(shard, store.url, settings, size_workers=False, catalog=catalog)

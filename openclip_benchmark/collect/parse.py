@@ -10,14 +10,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from ..catalog import canonical_dataset, dataset_collections, find_model, load_datasets
 from ..core.errors import BenchmarkError, InvalidResultError, UnknownNameError
 from ..core.jsonio import atomic_write_bytes, atomic_write_text
 from ..core.pair import Pair, Preprocess
 from ..core.records import Record, Result, read_record
+from ..planning.pricing import gpu_from_device_name, load_gpus, load_prices
 from ..storage.layout import is_record_key, is_reserved
 from ..tasks import canonical_task, get_task, table_metrics
 from ..tasks import tables as task_tables
-from ..tracker import IDENTITY_COLUMNS
+from ..tracker import IDENTITY_COLUMNS, Tracker
 
 CLASSIFICATION_METRICS = table_metrics("classification_metrics")
 RETRIEVAL_METRICS = table_metrics("retrieval_metrics")
@@ -54,8 +56,6 @@ class ParseReport:
 @functools.lru_cache(maxsize=None)
 def canonical_or_raw(name: str) -> str:
     """The catalog's dataset key for any spelling (`wds/cifar10`, `wds_cifar10`); unknown names pass through."""
-    from ..catalog import canonical_dataset
-
     try:
         return canonical_dataset(name)
     except UnknownNameError:
@@ -64,8 +64,6 @@ def canonical_or_raw(name: str) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _catalog_task(dataset: str) -> str | None:
-    from ..catalog import load_datasets
-
     spec = load_datasets().get(dataset)
     return spec.task if spec is not None else None
 
@@ -132,8 +130,6 @@ def preprocess_text(preprocess: Preprocess) -> str:
 
 
 def _model_info(model: str, pretrained: str) -> dict[str, Any]:
-    from ..catalog import find_model
-
     try:
         spec = find_model(model, pretrained)
     except BenchmarkError:  # no model snapshot yet: metrics still parse, without model data
@@ -154,8 +150,6 @@ def _cost(run: dict[str, Any], price_of) -> float | None:
 
 def _gpu_price_lookup():
     """(torch device name, spot) -> cheapest hourly USD price of that GPU in the shipped price table, or None."""
-    from ..planning.pricing import gpu_from_device_name, load_gpus, load_prices
-
     gpus, prices = load_gpus(), load_prices()
 
     @functools.lru_cache(maxsize=None)
@@ -208,16 +202,12 @@ def columns_for(name: str, rows: list[dict[str, Any]]) -> list[str]:
 
 @functools.lru_cache(maxsize=None)
 def main_metric(dataset: str, task: str) -> str:
-    from ..catalog import load_datasets
-
     spec = load_datasets().get(dataset)
     return spec.metric if spec is not None else get_task(task).main_metric
 
 
 def _collections() -> dict[str, list[str]]:
     """The catalog collections the leaderboard averages over (open_clip's table: dist. shifts, VTAB, retrieval)."""
-    from ..catalog import dataset_collections, load_datasets
-
     members = dataset_collections(load_datasets())
     return {name: members[name] for name in LEADERBOARD_COLLECTIONS if name in members}
 
@@ -344,8 +334,6 @@ def parse_results(
     report.written += write_table(out_dir, "leaderboard", board, board_cols)
     report.rows["leaderboard"] = len(board)
     if tracker is not None and Path(tracker).exists():
-        from ..tracker import Tracker
-
         have = {record.pair for record, _ in records}
         report.missing = sum(e.pair not in have for e in Tracker.load(tracker).select(["succeeded"]))
     return report

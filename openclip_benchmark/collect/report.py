@@ -14,7 +14,8 @@ from typing import Any
 
 from ..core.errors import BenchmarkError
 from ..core.jsonio import atomic_write_bytes, atomic_write_text
-from ..tracker import STATUSES
+from ..core.records import utc_now
+from ..tracker import STATUSES, Tracker
 
 LEADERBOARD_TEXT_COLUMNS = ("model", "pretrained", "preprocess")
 HEATMAP_MAX_ROWS = 200
@@ -47,7 +48,6 @@ def _value(text: str | None) -> Any:
 def status_counts(tracker: str | os.PathLike | None) -> Counter:
     if tracker is None or not Path(tracker).exists():
         return Counter()
-    from ..tracker import Tracker
 
     return Counter(e.status for e in Tracker.load(tracker))
 
@@ -295,7 +295,6 @@ def build_report(
         "failed": counts.get("failed", 0) if total else "–",
         "best average": f"{100 * board[0]['average']:.1f}" if board and board[0].get("average") is not None else "–",
     }
-    from ..core.records import utc_now
 
     page = PAGE.format(
         generated=html.escape(utc_now()),

@@ -17,8 +17,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import catalog
 from ..core.errors import BenchmarkError, UnknownNameError
 from ..storage.store import TRANSIENT_EXIT_CODE
+from ..tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +102,6 @@ def ensure_dataset(
 
 def _resolve(name: str):
     """(wds_name, DatasetSpec or None): catalog names by their spec, others as clip_benchmark's `wds_<name>`."""
-    from .. import catalog
-
     try:
         key = catalog.canonical_dataset(name)
     except UnknownNameError:
@@ -137,9 +137,7 @@ def dataset_source(name: str, wds_name: str, spec=None, base_url: str | None = N
 
 
 def _known_datasets():
-    from ..catalog import load_datasets
-
-    return load_datasets().keys()
+    return catalog.load_datasets().keys()
 
 
 def check_layout(folder: Path, split: str = "test", task: str | None = None, name: str | None = None) -> Path:
@@ -156,8 +154,6 @@ def check_layout(folder: Path, split: str = "test", task: str | None = None, nam
         raise BenchmarkError(f"dataset {label}: {nshards_file} does not hold a shard count") from None
     missing = [f"{split}/{i}.tar" for i in range(nshards) if not (folder / split / f"{i}.tar").is_file()]
     if task is not None:
-        from ..tasks import get_task
-
         missing += [f for f in get_task(task).files if not (folder / f).is_file()]
     if nshards < 1 or missing:
         what = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..collect.parse import ParseReport, canonical_pair, outputs_stale, parse_results
+from ..collect.report import build_report
 from ..storage.sync import Progress, SyncReport, open_source, sync_results
 
 
@@ -44,8 +45,6 @@ class ReportOutcome:
 def report(results: str | os.PathLike, metrics: str | os.PathLike, tracker: Path,
            out: str | os.PathLike) -> ReportOutcome:
     """The HTML report of the metric CSVs, parsed again first when a result is newer than them."""
-    from ..collect.report import build_report  # matplotlib: only for this use case
-
     parsed = parse_results(results, metrics, tracker) if outputs_stale(results, metrics) else None
     page = build_report(metrics, out, tracker if tracker.exists() else None)
     return ReportOutcome(page, parsed)

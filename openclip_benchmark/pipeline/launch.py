@@ -9,9 +9,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..backends import Job, Submission, backend_names, estimates, get_backend, work_dir
+from ..catalog import model_family
+from ..collect.parse import read_results
 from ..core.errors import BenchmarkError
+from ..core.jsonio import atomic_write_json
 from ..core.manifest import RunSettings
+from ..planning import plan, pricing
 from ..planning.plan import Plan, Shard, within_budget
+from ..storage.store import open_store
 from ..tracker import STATUSES, Entry, Tracker, open_tracker
 
 OPEN_STATUSES = ("pending", "planned", "launched", "running")
@@ -46,8 +51,6 @@ class Planned:
 
 def plan_from_tracker(tracker_path: str | Path, catalog, request: PlanRequest) -> Planned:
     """Plan the pending and planned (with `retry_failed`, failed) pairs; a read, so no lock: saves are atomic."""
-    from ..planning import plan, pricing
-
     tracker = Tracker.load(tracker_path)
     statuses = ["pending", "planned"] + (["failed"] if request.retry_failed else [])
     pairs = [e.pair for e in tracker.select(statuses)]
@@ -58,8 +61,6 @@ def plan_from_tracker(tracker_path: str | Path, catalog, request: PlanRequest) -
     calibration: dict[str, tuple[float, int]] = {}
     folder = request.calibrate_from if request.calibrate_from is not None else request.results
     if Path(folder).is_dir():
-        from ..collect.parse import read_results
-
         records = [record for record, _ in read_results(folder) if record.pair.dataset in datasets]
         cost, calibration = plan.calibrate(records, models=models, datasets=datasets, gpus=gpu_table)
     elif request.calibrate_from is not None:
@@ -78,8 +79,6 @@ def plan_from_tracker(tracker_path: str | Path, catalog, request: PlanRequest) -
 
 
 def write_plan_file(result: Plan, path: Path) -> None:
-    from ..core.jsonio import atomic_write_json
-
     atomic_write_json(
         path,
         {
@@ -174,8 +173,6 @@ def launch(
 ) -> Launched:
     """Plan, take the shards within budget (see `within_budget`), validate them with the backend, then write the
     plan file and submit. Every refusal (budget, validation, a declined prompt) comes before any file is written."""
-    from ..storage.store import open_store
-
     chosen = get_backend(backend)
     if request.pool:
         request = replace(request, gpus=request.gpus or chosen.pool_gpus(request.pool))
@@ -207,8 +204,6 @@ def launch(
 
 def summarize(tracker: Tracker) -> dict[str, Any]:
     """Counts by status, dataset and model family, and every failed pair with its reason."""
-    from ..catalog import model_family
-
     by_dataset: dict[str, Counter] = {}
     by_family: dict[str, Counter] = {}
     for entry in tracker:
