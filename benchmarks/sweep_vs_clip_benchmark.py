@@ -148,9 +148,10 @@ def in_process(root: Path, models: list[str], store: Path, args) -> float:
 def same_metrics(models: list[str], datasets: dict[str, str], cb_out: Path, store: Path) -> tuple[int, int]:
     """Pairs whose metrics are equal to clip_benchmark's; our results read as `benchmark parse` reads them (the
     store also holds shard bundles and manifests, which are not results)."""
+    from openclip_benchmark.catalog import load_catalog
     from openclip_benchmark.collect.parse import read_results
 
-    ours_by_pair = {(record.pair.model, record.pair.dataset): record.metrics for record, _ in read_results(store)}
+    ours_by_pair = {(record.pair.model, record.pair.dataset): record.metrics for record, _ in read_results(store, load_catalog())}
     equal = 0
     for model in models:
         for dataset in datasets:

@@ -123,6 +123,7 @@ def mirror_digest(folder: Path) -> dict[str, bytes]:
 def upload_shards(store, pairs, per_shard: int) -> int:
     """Results and bundles as workers put them: each result, then its shard's bundle (the worker's writer)."""
     from openclip_benchmark.storage.bundle import write_bundle
+    from openclip_benchmark.storage.layout import result_key
     from openclip_benchmark.core.jsonio import dumps_strict
     from openclip_benchmark.synthetic import synthetic_result
 
@@ -231,10 +232,11 @@ def compare_parse(tmp: Path, env: dict[str, str], n: int) -> list[tuple]:
     # the work alone, in this process, after both tools' imports
     from clip_benchmark.cli import main_build
 
+    from openclip_benchmark.catalog import load_catalog
     from openclip_benchmark.collect.parse import parse_results
 
     start = time.perf_counter()
-    report = parse_results(tmp / "ours", tmp / "parsed2")
+    report = parse_results(tmp / "ours", tmp / "parsed2", catalog=load_catalog())
     work_ours = time.perf_counter() - start
     start = time.perf_counter()
     main_build(Namespace(files=leaf_dirs, output=str(tmp / "build2.csv")))

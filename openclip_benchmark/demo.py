@@ -13,21 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .backends.local import run_local
-from .catalog import enumerate_pairs, load_datasets, load_models, select_models
-from .collect.parse import parse_results
-from .collect.report import build_report
+from .catalog import load_catalog
+from .collect.parse import read_results
 from .core.errors import BenchmarkError
 from .core.jsonio import atomic_write_json
 from .core.manifest import RunSettings
-from .core.records import Result
-from .pipeline.launch import record_plan
-from .planning.plan import ModelIndex, PlanOptions, plan_shards
-from .planning.pricing import load_gpus, load_prices
-from .storage.store import LocalStore
+from .pipeline import collect
+from .pipeline.launch import PlanRequest, launch
+from .pipeline.track import init_tracker
 from .synthetic import make_classification_wds, make_multilabel_wds, make_retrieval_wds, make_tiny_model
 from .tasks import get_task
-from .tracker import open_tracker
+
 
 MIN_IMAGES = 10
 MARKER = ".openclip-benchmark-demo.json"  # only folders holding it are ever emptied by the demo
@@ -130,7 +126,8 @@ def run_demo(
     workdir: str | Path = "demo", *, images: int = 64, batch_size: int = 32, progress: bool = True,
     say: Callable[[str], None] = lambda line: None,
 ) -> DemoResult:
-    """Fixtures, then init, plan, the local backend, parse and report, in this one process (open_clip loads once)."""
+    """Fixtures, then the CLI's own use cases: init, launch on the local backend (which plans first), parse and
+    report, in this one process (open_clip loads once)."""
     if images < MIN_IMAGES:
         raise BenchmarkError(f"--images must be at least {MIN_IMAGES} (retrieval reports recall@10)")
     started = time.perf_counter()
@@ -138,39 +135,38 @@ def run_demo(
     prepare_workdir(layout)
     say(f"fixtures: {len(DEMO_DATASETS)} synthetic webdatasets of {images} images, {len(DEMO_MODELS)} tiny models")
     _, models = build_fixtures(layout, images)
-    datasets = load_datasets(layout.mapping)
-    pairs = enumerate_pairs(select_models(models, load_models()), datasets.values())  # what `benchmark init` does
-    with open_tracker(layout.tracker, create=True) as tracker:
-        tracker.add(pairs)
-    say(f"init: {len(pairs)} pairs in {_shown(layout.tracker)}")
-    plan = plan_shards(
-        pairs, models=ModelIndex(load_models()), datasets=datasets, gpus=load_gpus(), prices=load_prices(),
-        options=PlanOptions(batch_size=batch_size),
-    )
-    record_plan(layout.tracker, plan.shards, spot=True)
-    gpus = ", ".join(sorted({s.gpu for s in plan.shards}))
-    say(f"plan: {len(plan.shards)} shard(s); on a cloud {gpus} it would cost about ${plan.cost_spot:.4f} (spot)")
+    catalog = load_catalog(layout.mapping)
+    init = init_tracker(layout.tracker, catalog, models, [], [])  # `benchmark init --dataset-mapping ... -m ...`
+    say(f"init: {init.added} pairs in {_shown(layout.tracker)}")
     settings = RunSettings(batch_size=batch_size, num_workers=0, cache_dir=str(layout.cache),
                            dataset_root=str(layout.datasets))
-    say("run: the local backend evaluates every shard here")
-    local = run_local(list(plan.shards), store=LocalStore(layout.results), settings=settings,
-                      tracker_path=layout.tracker, spot=True, progress=progress)
-    parsed = parse_results(layout.results, layout.workdir, layout.tracker)
-    page = build_report(layout.workdir, layout.report, layout.tracker)
+
+    def show(preview) -> None:
+        plan = preview.planned.plan
+        gpus = ", ".join(sorted({s.gpu for s in plan.shards}))
+        say(f"plan: {len(plan.shards)} shard(s); on a cloud {gpus} it would cost about ${plan.cost_spot:.4f} (spot)")
+        say("launch --backend local: every shard runs here")
+
+    launched = launch(  # `benchmark launch --backend local --store results --dataset-root datasets`
+        layout.tracker, catalog, PlanRequest(batch_size=batch_size, results=layout.results), backend="local",
+        budget=None, max_jobs=init.selected, dry_run=False, store_url=str(layout.results),
+        endpoint_url=None, settings=settings, show=show, progress=progress,
+    )
+    parsed = collect.parse(layout.results, layout.workdir, layout.tracker, catalog)
+    page = collect.report(layout.results, layout.workdir, layout.tracker, layout.report, catalog).page
     say(f"parse and report: metric CSVs in {_shown(layout.workdir)}, the report at {_shown(page)}")
-    result = DemoResult(layout, shards=len(plan.shards), exit_code=local.exit_code,
+    submission = launched.submission
+    result = DemoResult(layout, shards=len(launched.preview.selected), exit_code=submission.exit_code if submission else 0,
                         written=[*parsed.written, page])
-    for shard in local.reports:
-        for record in shard.records:
-            if isinstance(record, Result):
-                metric = datasets[record.pair.dataset].metric
-                result.rows.append({
-                    "model": Path(record.pair.model.removeprefix("local-dir:")).name,
-                    "dataset": record.pair.dataset,
-                    "task": record.pair.task,
-                    "metric": metric,
-                    "value": record.metrics.get(metric),
-                })
+    for record, _ in read_results(layout.results, catalog):
+        metric = catalog.main_metric(record.pair.dataset, record.pair.task)
+        result.rows.append({
+            "model": Path(record.pair.model.removeprefix("local-dir:")).name,
+            "dataset": record.pair.dataset,
+            "task": record.pair.task,
+            "metric": metric,
+            "value": record.metrics.get(metric),
+        })
     result.rows.sort(key=lambda r: (r["dataset"], r["model"]))
     result.seconds = time.perf_counter() - started
     return result

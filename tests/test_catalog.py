@@ -52,7 +52,7 @@ def datasets():
 def test_mapping_covers_the_suite_once(datasets):
     keys = [canonical_dataset(name, datasets) for name in CLIP_BENCHMARK_SUITE]
     assert len(set(keys)) == len(CLIP_BENCHMARK_SUITE) == len(datasets) == 43
-    assert canonical_dataset("vtab/cifar10") == canonical_dataset("cifar10") == "cifar10"
+    assert canonical_dataset("vtab/cifar10", datasets) == canonical_dataset("cifar10", datasets) == "cifar10"
 
 
 def test_every_entry_is_complete_and_unique(datasets):
@@ -103,12 +103,12 @@ def test_languages_are_the_ones_clip_benchmark_ships(datasets):
     "spelling", ["wds/vtab/pets", "wds_vtab-pets", "vtab/pets", "vtab-pets", "wds/vtab-pets", "pets"]
 )
 def test_canonical_dataset_spellings(spelling):
-    assert canonical_dataset(spelling) == "pets"
+    assert canonical_dataset(spelling, load_datasets()) == "pets"
 
 
 def test_unknown_dataset_suggests_close_names():
     with pytest.raises(UnknownNameError, match="did you mean cifar10"):
-        canonical_dataset("cifar11")
+        canonical_dataset("cifar11", load_datasets())
 
 
 def test_select_datasets_by_collection_glob_and_name(datasets):
@@ -184,7 +184,7 @@ def test_snapshot_fields_are_filled(models):
         assert m.image_gflops > 0 and m.image_params > 0 and m.image_size >= 64 and m.embed_dim > 0
         assert m.text_gflops > 0 and m.params == m.image_params + m.text_params and m.context_length > 0
         assert len(m.mean) == len(m.std) == 3 and m.interpolation in ("bicubic", "bilinear") and m.resize_mode
-    siglip = catalog.find_model("ViT-SO400M-14-SigLIP-384", "webli")
+    siglip = catalog.load_catalog().find_model("ViT-SO400M-14-SigLIP-384", "webli")
     assert (siglip.mean, siglip.resize_mode, siglip.image_size, siglip.context_length) == ((0.5, 0.5, 0.5), "squash", 384, 64)
 
 
@@ -222,8 +222,8 @@ def test_build_reproduces_the_snapshot_for_small_architectures(models):
 
 
 def test_find_model_and_families():
-    assert catalog.find_model("ViT-B-32", "openai").image_size == 224
-    assert catalog.find_model("local-dir:/x", "") is None
+    assert catalog.load_catalog().find_model("ViT-B-32", "openai").image_size == 224
+    assert catalog.load_catalog().find_model("local-dir:/x", "") is None
     families = {a: catalog.model_family(a) for a in ("ViT-B-32", "ViT-bigG-14-CLIPA", "RN50x4", "convnext_base_w", "EVA02-L-14", "coca_ViT-L-14", "local-dir:/m")}
     assert families == {
         "ViT-B-32": "ViT-B", "ViT-bigG-14-CLIPA": "ViT-bigG", "RN50x4": "ResNet", "convnext_base_w": "ConvNeXt",

@@ -373,7 +373,7 @@ def test_catalog_dataset_through_hf_endpoint_and_env_token(hub, tmp_path, fixtur
     hub.repo, hub.token = spec.url.split("/datasets/", 1)[1], TOKEN
     monkeypatch.setenv("HF_ENDPOINT", hub.endpoint())
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    folder = download.ensure_dataset("wds/cifar10", tmp_path / "cache", progress=False)
+    folder = download.ensure_dataset("wds/cifar10", tmp_path / "cache", progress=False, spec=spec)
     assert folder.parent.parent.parent == tmp_path / "cache" / "datasets"
     assert (folder / "test" / "0.tar").read_bytes() == fixture_files["test/0.tar"]
     assert all(h.get("Authorization") == f"Bearer {TOKEN}" for m, p, h in hub.requests if not p.startswith("/cdn/"))
@@ -382,5 +382,5 @@ def test_catalog_dataset_through_hf_endpoint_and_env_token(hub, tmp_path, fixtur
 
 
 def test_unknown_dataset_without_root_or_url(tmp_path):
-    with pytest.raises(BenchmarkError, match="unknown dataset 'cifar1000'"):
+    with pytest.raises(BenchmarkError, match="'cifar1000' is not in the dataset mapping"):
         download.ensure_dataset("cifar1000", tmp_path)

@@ -12,7 +12,9 @@ import pytest
 from test_sync import CLIP_BENCHMARK_JSON
 from typer.testing import CliRunner
 
-from openclip_benchmark.catalog import canonical_dataset, find_model
+from openclip_benchmark.catalog import load_catalog
+
+CATALOG = load_catalog()
 from openclip_benchmark.cli import app
 from openclip_benchmark.core.jsonio import atomic_write_json
 from openclip_benchmark.core.pair import Pair
@@ -23,7 +25,7 @@ from openclip_benchmark.collect.parse import (
     outputs_stale,
     parse_results,
 )
-from openclip_benchmark.core.records import make_failure, make_result
+from openclip_benchmark.core.records import make_failure
 from openclip_benchmark.synthetic import synthetic_pairs, synthetic_result
 from openclip_benchmark.tracker import open_tracker
 from openclip_benchmark.storage.layout import failure_key, result_key
@@ -61,7 +63,7 @@ def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 def parsed(tmp_path_factory):
     root = tmp_path_factory.mktemp("parse")
     pairs = write_results(root / "results")
-    report = parse_results(root / "results", root / "out")
+    report = parse_results(root / "results", root / "out", catalog=CATALOG)
     return root, pairs, report
 
 
@@ -86,7 +88,7 @@ def test_metric_csvs_columns_values_and_metadata(parsed):
     row = by_source[result_key(p)]
     expected = synthetic_result(p)
     assert float(row["acc1"]) == expected["metrics"]["acc1"] and row["acc1"] == repr(expected["metrics"]["acc1"])
-    spec = find_model(p.model, p.pretrained)
+    spec = CATALOG.find_model(p.model, p.pretrained)
     assert int(row["params"]) == spec.params and float(row["image_gflops"]) == spec.image_gflops
     # cost = seconds at the A10G's cheapest on-demand hourly price of the shipped table
     from openclip_benchmark.planning.pricing import load_prices
@@ -170,7 +172,7 @@ def test_numbers_equal_clip_benchmark_build(parsed, tmp_path):
         pre = ast.literal_eval(b["preprocess"]) if b.get("preprocess") else {}
         pre_text = json.dumps(pre, sort_keys=True, separators=(",", ":")) if pre else ""
         finished = ast.literal_eval(b["run"]).get("finished", "") if b.get("run") else ""
-        key = (b["model"], b["pretrained"], canonical_dataset(b["dataset"]), pre_text, finished)
+        key = (b["model"], b["pretrained"], CATALOG.canonical_dataset(b["dataset"]), pre_text, finished)
         if key in ours:  # the losing duplicate has no row of ours
             assert ours[key] == {m: b[m] for m in ours[key]}
             matched += 1
@@ -203,7 +205,7 @@ def test_clip_benchmark_nan_acc5_parses_to_an_empty_cell(tmp_path):
                   metrics={"acc1": 0.5871, "acc5": float("nan"), "mean_per_class_recall": 0.5868})
     (results / "renderedsst2.json").write_text(json.dumps(record))  # Python's default: allow_nan=True
     assert "NaN" in (results / "renderedsst2.json").read_text()
-    report = parse_results(results, tmp_path)
+    report = parse_results(results, tmp_path, catalog=CATALOG)
     assert not report.invalid and report.results == 1
     rows = list(csv.DictReader((tmp_path / "classification_metrics.csv").open()))
     assert [(r["dataset"], r["acc1"], r["acc5"]) for r in rows] == [("renderedsst2", "0.5871", "")]

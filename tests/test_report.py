@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 from test_parse import write_results
@@ -16,6 +15,7 @@ from typer.testing import CliRunner
 from openclip_benchmark.cli import app
 from openclip_benchmark.core.jsonio import atomic_write_json
 from openclip_benchmark.core.pair import Pair
+from openclip_benchmark.catalog import load_catalog
 from openclip_benchmark.collect.parse import parse_results
 from openclip_benchmark.collect.report import build_report
 from openclip_benchmark.synthetic import synthetic_pairs, synthetic_result
@@ -77,7 +77,7 @@ def built(tmp_path_factory):
             tracker.update(p, status="succeeded")
         for p in extra[:10]:
             tracker.update(p, status="failed", error="boom")
-    parse_results(root / "results", root / "metrics")
+    parse_results(root / "results", root / "metrics", catalog=load_catalog())
     page = build_report(root / "metrics", root / "report", root / "results.csv")
     return root, page
 
@@ -145,7 +145,7 @@ def test_report_cli_parses_when_stale(built, tmp_path):
 
 def test_report_with_no_results_yet(tmp_path):
     (tmp_path / "results").mkdir()
-    parse_results(tmp_path / "results", tmp_path)
+    parse_results(tmp_path / "results", tmp_path, catalog=load_catalog())
     page = build_report(tmp_path, tmp_path / "report")
     dom = Page(page.read_text())
     assert dom.rows == [] and len(dom.images) == len(PLOTS)

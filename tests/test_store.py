@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from openclip_benchmark.cli import app
+from openclip_benchmark.catalog import load_catalog
 from openclip_benchmark.collect.parse import parse_results
 from openclip_benchmark.core.jsonio import atomic_write_json, dumps_strict
 from openclip_benchmark.storage.layout import result_key
@@ -172,7 +173,7 @@ def test_reserved_folders_of_a_store_in_a_subfolder_are_skipped(tmp_path):
     atomic_write_json(results / "sub" / result_key(pair), synthetic_result(pair))
     atomic_write_json(results / "sub" / "_bundles" / "x" / "y.json", {"schema": "openclip-benchmark/bundle/1"})
     atomic_write_json(results / "sub" / "_manifests" / "s.json", {"shard_id": "s"})
-    report = parse_results(results, tmp_path / "out")
+    report = parse_results(results, tmp_path / "out", catalog=load_catalog())
     assert report.invalid == [] and report.files == 1 and report.results == 1
 
     mirror = sync_results(LocalStore(results), tmp_path / "mirror", None, workers=1)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from openclip_benchmark.storage.bundle import write_bundle
 from openclip_benchmark.cli import app
-from openclip_benchmark.collect.parse import canonical_pair
+from openclip_benchmark.catalog import load_catalog
 from openclip_benchmark.core.errors import BenchmarkError
 from openclip_benchmark.core.jsonio import dumps_strict
 from openclip_benchmark.core.pair import Pair
@@ -96,7 +96,7 @@ def test_sync_large_bucket_incremental_and_hostile(s3_bucket, s3_env, tmp_path):
 
     store = open_source(f"s3://{s3_bucket}/runs", workers=8)
     gets = count_gets(store)
-    report = sync_results(store, results, tracker_path, workers=8, canonical_pair=canonical_pair)
+    report = sync_results(store, results, tracker_path, workers=8, canonical_pair=load_catalog().canonical_pair)
 
     valid = len(good) + len(failures) + 1 + 1  # + clip_benchmark's JSON + the colliding key that fits
     assert report.listed == len(objects)

@@ -156,7 +156,7 @@ def test_clip_benchmark_multilabel_result_and_ours_are_one_row(tmp_path):
     atomic_write_json(results / "wds-cifar10_openai_ViT-B-32_en_zeroshot_classification.json", cifar)
     atomic_write_json(results / "caption.json", dict(theirs, task="captioning"))  # a task nobody registered
 
-    report = parse_results(results, tmp_path / "out")
+    report = parse_results(results, tmp_path / "out", catalog=catalog.load_catalog())
     assert report.results == 4 and report.duplicates == 1
     assert report.invalid == [("caption.json", "unknown task 'captioning'")]
     _, rows = read_csv(tmp_path / "out" / "classification_metrics.csv")
@@ -215,7 +215,7 @@ def test_a_registered_task_is_planned_run_and_parsed(toy_task, tmp_path):
     assert set(record.metrics) == {"centroid_acc"} and 0.0 <= value <= 1.0
     assert record.run["num_samples"] == 12 and record.run["classifier_cached"] is False
 
-    parsed = parse_results(store, tmp_path / "out")
+    parsed = parse_results(store, tmp_path / "out", catalog=catalog.load_catalog())
     assert parsed.rows == {"classification_metrics": 0, "retrieval_metrics": 0, "toy_metrics": 1, "leaderboard": 1}
     columns, rows = read_csv(tmp_path / "out" / "toy_metrics.csv")
     assert columns[columns.index("preprocess") + 1] == "centroid_acc"

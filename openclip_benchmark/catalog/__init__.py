@@ -11,14 +11,13 @@ import fnmatch
 import functools
 import json
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
-from ..core.errors import BenchmarkError, UnknownNameError
-from ..core.jsonio import atomic_write_json
+from ..core.errors import BenchmarkError, InvalidResultError, UnknownNameError
 from ..core.pair import MODEL_REF_PREFIXES, Pair, parse_model_ref
-from ..tasks import task_names
+from ..tasks import canonical_task, get_task, task_names
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 MAPPING_NAME = "dataset_mapping.json"
@@ -144,9 +143,8 @@ def _alias(name: str) -> str:
     return name.replace("/", "-")
 
 
-def canonical_dataset(name: str, datasets: Mapping[str, DatasetSpec] | None = None) -> str:
+def canonical_dataset(name: str, datasets: Mapping[str, DatasetSpec]) -> str:
     """The mapping key for any spelling of a dataset name; unknown names get the closest keys."""
-    datasets = load_datasets() if datasets is None else datasets
     if name in datasets:
         return name
     wanted = _alias(name)
@@ -273,16 +271,6 @@ def load_models(path: str | Path | None = None) -> list[ModelSpec]:
     return list(_load_models(Path(path).resolve() if path else MODELS_PATH))
 
 
-def find_model(arch: str, pretrained: str) -> ModelSpec | None:
-    """The catalog entry, or None for local-dir:, hf-hub: and checkpoint-path models (and unknown pairs)."""
-    return _model_index().get((arch, pretrained))
-
-
-@functools.lru_cache(maxsize=1)
-def _model_index() -> dict[tuple[str, str], ModelSpec]:
-    return {(m.arch, m.pretrained): m for m in load_models()}
-
-
 def model_collections(models: Iterable[ModelSpec]) -> dict[str, list[ModelSpec]]:
     """Names that select several models: architectures, pretrained tags and families."""
     out: dict[str, list[ModelSpec]] = {}
@@ -345,7 +333,6 @@ def enumerate_pairs(
 def clear_caches() -> None:
     """Forget cached snapshots (after a refresh wrote a new one)."""
     _load_models.cache_clear()
-    _model_index.cache_clear()
 
 
 # ---------------------------------------------------------------- the catalog value
@@ -364,6 +351,33 @@ class Catalog:
 
     def canonical_dataset(self, name: str) -> str:
         return canonical_dataset(name, self.datasets)
+
+    def canonical_pair(self, pair: Pair) -> Pair:
+        """The pair as this catalog names it, whichever tool wrote it: dataset key (`wds/cifar10` -> `cifar10`;
+        datasets it lacks pass through), and the dataset's own task where clip_benchmark wrote an alias of it
+        (voc2007_multilabel as `zeroshot_classification`). An unknown task makes the record invalid."""
+        dataset = self._dataset_keys.get(pair.dataset)
+        if dataset is None:
+            try:
+                dataset = self.canonical_dataset(pair.dataset)
+            except UnknownNameError:
+                dataset = pair.dataset
+            self._dataset_keys[pair.dataset] = dataset
+        spec = self.datasets.get(dataset)
+        try:
+            task = canonical_task(pair.task, spec.task if spec else None)
+        except UnknownNameError as exc:
+            raise InvalidResultError(str(exc)) from None
+        return replace(pair, dataset=dataset, task=task) if (dataset, task) != (pair.dataset, pair.task) else pair
+
+    @functools.cached_property
+    def _dataset_keys(self) -> dict[str, str]:  # spelling -> key, filled as records name them
+        return {}
+
+    def main_metric(self, dataset: str, task: str) -> str:
+        """The leaderboard's metric: the catalog's for its datasets, else the task's."""
+        spec = self.datasets.get(dataset)
+        return spec.metric if spec is not None else get_task(task).main_metric
 
     def dataset(self, name: str) -> DatasetSpec:
         """The spec for any spelling of a known dataset; unknown names get the closest keys."""

@@ -9,7 +9,7 @@ import typer
 
 from ..core.errors import BenchmarkError
 from ..storage.store import TIMEOUT_ENV
-from .app import DEFAULT_RESULTS, DEFAULT_TRACKER, app, console
+from .app import DATASET_MAPPING, DEFAULT_RESULTS, DEFAULT_TRACKER, app, console, load_catalog
 
 STORE_ENV = "BENCHMARK_STORE"
 
@@ -29,14 +29,16 @@ def sync(
         None, "--store-timeout", envvar=TIMEOUT_ENV, show_envvar=True,
         help="seconds one store request may take, retries included, before sync gives up (exit 75)  [default: 60]",
     ),
+    dataset_mapping: Optional[Path] = DATASET_MAPPING,
 ):
     """Download every new or changed result from the store and move the tracked pairs to succeeded or failed."""
     from ..pipeline.collect import sync as sync_store
 
     if not store:
         raise BenchmarkError(f"no store given: pass --store s3://bucket/prefix or set {STORE_ENV}")
+    catalog = load_catalog(dataset_mapping)
     with _Bar("downloading") as bar:
-        report = sync_store(store, results, tracker, endpoint_url=endpoint_url, workers=workers, dry_run=dry_run,
+        report = sync_store(store, results, tracker, catalog, endpoint_url=endpoint_url, workers=workers, dry_run=dry_run,
                             bundles=not no_bundles, timeout=store_timeout, on_progress=bar)
     _print_sync(report, results)
     if report.exit_code:
@@ -110,11 +112,12 @@ def parse(
     results: Path = typer.Option(Path(DEFAULT_RESULTS), "--results", help="folder of result JSONs (any layout)"),
     out: Path = typer.Option(Path("."), "--out", help="where the CSVs and Parquet files go"),
     tracker: Path = typer.Option(Path(DEFAULT_TRACKER), "--tracker", help="tracker CSV, to report results not synced yet"),
+    dataset_mapping: Optional[Path] = DATASET_MAPPING,
 ):
     """Write classification_metrics.csv, retrieval_metrics.csv and leaderboard.csv (+ .parquet) from the results."""
     from ..pipeline.collect import parse as parse_folder
 
-    _print_parse(parse_folder(results, out, tracker))
+    _print_parse(parse_folder(results, out, tracker, load_catalog(dataset_mapping)))
 
 
 def _print_parse(report) -> None:
@@ -147,11 +150,12 @@ def report(
     metrics: Path = typer.Option(Path("."), "--metrics", help="folder of the metric CSVs (written by `benchmark parse`)"),
     tracker: Path = typer.Option(Path(DEFAULT_TRACKER), "--tracker", help="tracker CSV, for the progress plot"),
     out: Path = typer.Option(Path("report"), "--out", help="folder for index.html and the PNGs"),
+    dataset_mapping: Optional[Path] = DATASET_MAPPING,
 ):
     """Write one self-contained HTML page (leaderboard, heatmap, accuracy vs GFLOPs and cost, progress)."""
     from ..pipeline.collect import report as build
 
-    outcome = build(results, metrics, tracker, out)
+    outcome = build(results, metrics, tracker, out, load_catalog(dataset_mapping))
     if outcome.parsed is not None:
         _print_parse(outcome.parsed)
     console().print(f"report: {outcome.page.resolve().as_uri()}", highlight=False)

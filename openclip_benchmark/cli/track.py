@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
 from .. import catalog
-from ..core.errors import BenchmarkError, UnknownNameError
+from ..core.errors import BenchmarkError
 from ..core.jsonio import dumps_strict
-from ..tracker import STATUSES, open_tracker
-from .app import DEFAULT_TRACKER, app, comma_list, console
+from ..tracker import STATUSES
+from .app import DATASET_MAPPING, DEFAULT_TRACKER, app, comma_list, console, load_catalog
 
 MODELS_HELP = "Repeat or comma-separate. Globs on ARCH:TAG or ARCH ('ViT-B-*'), ARCH:TAG, a tag or family ('openai', 'ViT-L'), or local-dir:/hf-hub:/ARCH:/ckpt.pt."
 DATASETS_HELP = "Repeat or comma-separate. Globs, names in any clip_benchmark spelling, or collections ('vtab', 'retrieval', 'imagenet_robustness')."
 FAILED_SHOWN = 20
-
-
-def _languages(values: list[str], datasets: dict[str, catalog.DatasetSpec]) -> list[str]:
-    known = sorted({lang for spec in datasets.values() for lang in spec.languages})
-    for lang in values:
-        if lang not in known:
-            raise UnknownNameError("language", lang, known)
-    return values
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]], justify_right: tuple[int, ...] = ()):
@@ -44,35 +35,26 @@ def init(
     models: Optional[list[str]] = typer.Option(None, "--models", "-m", help=MODELS_HELP),
     datasets: Optional[list[str]] = typer.Option(None, "--datasets", "-d", help=DATASETS_HELP),
     languages: Optional[list[str]] = typer.Option(None, "--languages", "-l", help="Languages, e.g. en,jp (default: en); each dataset gets the ones it has."),
-    dataset_mapping: Optional[Path] = typer.Option(None, help="Another dataset mapping file (default: dataset_mapping.json)."),
+    dataset_mapping: Optional[Path] = DATASET_MAPPING,
     tracker: Path = typer.Option(Path(DEFAULT_TRACKER), "--tracker", "-t", help="The tracker CSV."),
     reset: bool = typer.Option(False, "--reset", help="Forget every tracked pair and status first."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before --reset."),
 ):
     """Enumerate model x dataset pairs into the tracker, keeping the status of pairs already there."""
-    specs = catalog.load_datasets(dataset_mapping)
-    chosen_models = catalog.select_models(comma_list(models), catalog.load_models())
-    chosen_datasets = catalog.select_datasets(comma_list(datasets), specs)
-    pairs = catalog.enumerate_pairs(chosen_models, chosen_datasets, _languages(comma_list(languages), specs))
-    if not pairs:
-        raise BenchmarkError("no pair matches: none of the chosen datasets has the chosen languages")
+    from ..pipeline.track import init_tracker
+
+    known = load_catalog(dataset_mapping)
     if reset and tracker.exists() and not yes:
         typer.confirm(f"Reset {tracker}, forgetting every status in it?", abort=True)
-    with open_tracker(tracker, create=True) as t:
-        if reset and t.entries:
-            t.entries.clear()
-            t.changed = True
-        before = len(t)
-        added = t.add(pairs)
-        counts = Counter(e.status for e in t)
+    done = init_tracker(tracker, known, comma_list(models), comma_list(datasets), comma_list(languages), reset)
     rows = [
-        ["models", len(chosen_models)],
-        ["datasets", len(chosen_datasets)],
-        ["pairs selected", len(pairs)],
-        ["new pairs", added],
-        ["already tracked", len(pairs) - added],
-        ["pairs in tracker", before + added],
-        *[[f"  {s}", counts[s]] for s in STATUSES if counts[s]],
+        ["models", done.models],
+        ["datasets", done.datasets],
+        ["pairs selected", done.selected],
+        ["new pairs", done.added],
+        ["already tracked", done.selected - done.added],
+        ["pairs in tracker", done.before + done.added],
+        *[[f"  {s}", done.counts[s]] for s in STATUSES if done.counts[s]],
     ]
     out = console()
     out.print(str(tracker), markup=False)
@@ -194,11 +176,10 @@ def _refresh_models() -> None:
 def datasets(
     patterns: Optional[list[str]] = typer.Argument(None, help=DATASETS_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the datasets as JSON."),
-    dataset_mapping: Optional[Path] = typer.Option(None, help="Another dataset mapping file."),
+    dataset_mapping: Optional[Path] = DATASET_MAPPING,
 ):
     """List benchmark datasets: webdataset, task, test-split size, classes, main metric, collections, languages."""
-    specs = catalog.load_datasets(dataset_mapping)
-    rows = catalog.select_datasets(comma_list(patterns), specs)
+    rows = load_catalog(dataset_mapping).select_datasets(comma_list(patterns))
     if as_json:
         typer.echo(dumps_strict([s.to_json() for s in rows]))
         return

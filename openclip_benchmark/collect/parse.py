@@ -6,18 +6,18 @@ import csv
 import functools
 import io
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ..catalog import canonical_dataset, dataset_collections, find_model, load_datasets
-from ..core.errors import BenchmarkError, InvalidResultError, UnknownNameError
+from ..catalog import Catalog
+from ..core.errors import BenchmarkError, InvalidResultError
 from ..core.jsonio import atomic_write_bytes, atomic_write_text
 from ..core.pair import Pair, Preprocess
 from ..core.records import Record, Result, read_record
 from ..planning.pricing import gpu_from_device_name, load_gpus, load_prices
 from ..storage.layout import is_record_key, is_reserved
-from ..tasks import canonical_task, get_task, table_metrics
+from ..tasks import get_task, table_metrics
 from ..tasks import tables as task_tables
 from ..tracker import IDENTITY_COLUMNS, Tracker
 
@@ -53,32 +53,6 @@ class ParseReport:
     missing: int = 0  # tracked as succeeded, but no result file here (run `benchmark sync`)
 
 
-@functools.lru_cache(maxsize=None)
-def canonical_or_raw(name: str) -> str:
-    """The catalog's dataset key for any spelling (`wds/cifar10`, `wds_cifar10`); unknown names pass through."""
-    try:
-        return canonical_dataset(name)
-    except UnknownNameError:
-        return name
-
-
-@functools.lru_cache(maxsize=None)
-def _catalog_task(dataset: str) -> str | None:
-    spec = load_datasets().get(dataset)
-    return spec.task if spec is not None else None
-
-
-def canonical_pair(pair: Pair) -> Pair:
-    """The pair as the catalog names it, whichever tool wrote it: dataset key, and the dataset's own task where
-    clip_benchmark wrote an alias of it (voc2007_multilabel as `zeroshot_classification`); unknown tasks are refused."""
-    dataset = canonical_or_raw(pair.dataset)
-    try:
-        task = canonical_task(pair.task, _catalog_task(dataset))
-    except UnknownNameError as exc:
-        raise InvalidResultError(str(exc)) from None
-    return replace(pair, dataset=dataset, task=task) if (dataset, task) != (pair.dataset, pair.task) else pair
-
-
 def iter_result_files(results_dir: str | os.PathLike) -> Iterator[tuple[str, str]]:
     """(path, path relative to the folder) of every JSON except sync state, quarantine, temp files, manifests and bundles."""
     root = os.fspath(results_dir)
@@ -97,8 +71,10 @@ def iter_result_files(results_dir: str | os.PathLike) -> Iterator[tuple[str, str
                     yield item.path, rel
 
 
-def read_results(results_dir: str | os.PathLike, report: ParseReport | None = None) -> list[tuple[Record, str]]:
-    """Valid result records with their file (relative); one per pair, the most recently finished wins."""
+def read_results(results_dir: str | os.PathLike, catalog: Catalog,
+                 report: ParseReport | None = None) -> list[tuple[Record, str]]:
+    """Valid result records with their file (relative), pairs named as the catalog names them; one per pair, the
+    most recently finished wins."""
     if not Path(results_dir).is_dir():
         raise BenchmarkError(f"results folder {results_dir} does not exist; run `benchmark sync` first")
     report = report if report is not None else ParseReport()
@@ -107,7 +83,7 @@ def read_results(results_dir: str | os.PathLike, report: ParseReport | None = No
         report.files += 1
         try:
             with open(path, "rb") as fh:
-                record = read_record(fh.read(), canonical_pair=canonical_pair)
+                record = read_record(fh.read(), canonical_pair=catalog.canonical_pair)
         except (InvalidResultError, OSError) as exc:
             report.invalid.append((rel, str(exc)))
             continue
@@ -129,11 +105,8 @@ def preprocess_text(preprocess: Preprocess) -> str:
     return preprocess.canonical()
 
 
-def _model_info(model: str, pretrained: str) -> dict[str, Any]:
-    try:
-        spec = find_model(model, pretrained)
-    except BenchmarkError:  # no model snapshot yet: metrics still parse, without model data
-        spec = None
+def _model_info(catalog: Catalog, model: str, pretrained: str) -> dict[str, Any]:
+    spec = catalog.find_model(model, pretrained)
     return {c: getattr(spec, c, None) for c in MODEL_COLUMNS}
 
 
@@ -161,7 +134,7 @@ def _gpu_price_lookup():
     return price
 
 
-def build_rows(records: Iterable[tuple[Record, str]]) -> dict[str, list[dict[str, Any]]]:
+def build_rows(records: Iterable[tuple[Record, str]], catalog: Catalog) -> dict[str, list[dict[str, Any]]]:
     """Long-form rows, one table per task family (each task names its table: multilabel joins classification)."""
     models: dict[tuple[str, str], dict[str, Any]] = {}
     price_of = _gpu_price_lookup()
@@ -170,7 +143,7 @@ def build_rows(records: Iterable[tuple[Record, str]]) -> dict[str, list[dict[str
         p, run = record.pair, record.run
         info = models.get((p.model, p.pretrained))
         if info is None:
-            info = models[(p.model, p.pretrained)] = _model_info(p.model, p.pretrained)
+            info = models[(p.model, p.pretrained)] = _model_info(catalog, p.model, p.pretrained)
         row: dict[str, Any] = dict(record.metrics)  # first, so no metric name can overwrite a fixed column
         row.update(
             model=p.model,
@@ -200,15 +173,9 @@ def columns_for(name: str, rows: list[dict[str, Any]]) -> list[str]:
     return IDENTITY_COLUMNS + known + extra + MODEL_COLUMNS + RUN_COLUMNS + [SOURCE_COLUMN]
 
 
-@functools.lru_cache(maxsize=None)
-def main_metric(dataset: str, task: str) -> str:
-    spec = load_datasets().get(dataset)
-    return spec.metric if spec is not None else get_task(task).main_metric
-
-
-def _collections() -> dict[str, list[str]]:
+def _collections(catalog: Catalog) -> dict[str, list[str]]:
     """The catalog collections the leaderboard averages over (open_clip's table: dist. shifts, VTAB, retrieval)."""
-    members = dataset_collections(load_datasets())
+    members = catalog.collections()
     return {name: members[name] for name in LEADERBOARD_COLLECTIONS if name in members}
 
 
@@ -216,7 +183,7 @@ def dataset_column(dataset: str, language: str) -> str:
     return dataset if language == "en" else f"{dataset}/{language}"
 
 
-def build_leaderboard(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+def build_leaderboard(rows: Iterable[dict[str, Any]], catalog: Catalog) -> tuple[list[dict[str, Any]], list[str]]:
     """One row per (model, pretrained, preprocess); one column per dataset (its main metric); averages.
 
     `average` is the mean over every dataset the model has a result for (`datasets` counts them);
@@ -228,7 +195,7 @@ def build_leaderboard(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, An
     dataset_cols: dict[str, str] = {}  # column -> dataset
     for row in rows:
         col = dataset_column(row["dataset"], row["language"])
-        value = row.get(main_metric(row["dataset"], row["task"]))
+        value = row.get(catalog.main_metric(row["dataset"], row["task"]))
         if value is None:
             continue
         dataset_cols[col] = row["dataset"]
@@ -251,7 +218,7 @@ def build_leaderboard(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, An
             board["cost_usd"] = (board["cost_usd"] or 0.0) + row["cost_usd"]
     collections = {
         coll: cols
-        for coll, members in _collections().items()
+        for coll, members in _collections(catalog).items()
         if (cols := [c for c, d in dataset_cols.items() if d in members])
     }
     ordered = sorted(dataset_cols)
@@ -319,18 +286,19 @@ def outputs_stale(results_dir: str | os.PathLike, out_dir: str | os.PathLike) ->
 
 
 def parse_results(
-    results_dir: str | os.PathLike, out_dir: str | os.PathLike = ".", tracker: str | os.PathLike | None = None
+    results_dir: str | os.PathLike, out_dir: str | os.PathLike, tracker: str | os.PathLike | None = None, *,
+    catalog: Catalog,
 ) -> ParseReport:
     """Read every result by content and write the metric CSVs, the leaderboard and their Parquet twins."""
     report = ParseReport()
-    records = read_results(results_dir, report)
-    tables = build_rows(records)
+    records = read_results(results_dir, catalog, report)
+    tables = build_rows(records, catalog)
     out_dir = Path(out_dir)
     for name, rows in tables.items():
         rows_cols = columns_for(name, rows)
         report.written += write_table(out_dir, name, rows, rows_cols)
         report.rows[name] = len(rows)
-    board, board_cols = build_leaderboard(row for rows in tables.values() for row in rows)
+    board, board_cols = build_leaderboard((row for rows in tables.values() for row in rows), catalog)
     report.written += write_table(out_dir, "leaderboard", board, board_cols)
     report.rows["leaderboard"] = len(board)
     if tracker is not None and Path(tracker).exists():

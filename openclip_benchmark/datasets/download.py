@@ -17,8 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import catalog
-from ..core.errors import BenchmarkError, UnknownNameError
+from ..core.errors import BenchmarkError
 from ..storage.store import TRANSIENT_EXIT_CODE
 from ..tasks import get_task
 
@@ -85,11 +84,12 @@ def ensure_dataset(
     spec=None,
 ) -> Path:
     """A local folder in clip_benchmark's webdataset layout for `name`: `dataset_root/<wds_name>`, or the cache's.
+    `spec` is the catalog's entry the caller looked up; None is a dataset the catalog lacks.
 
     `base_url` replaces the catalog's repo URL (a mirror, a test server); it may contain `{wds_name}` and may end
     in `/tree/<revision>` as clip_benchmark's `--dataset_root` does. `token` defaults to `HF_TOKEN`.
     """
-    wds_name, spec = (spec.wds_name, spec) if spec is not None else _resolve(name)
+    wds_name = spec.wds_name if spec is not None else local_wds_name(name)
     split, task = (spec.split, spec.task) if spec else ("test", None)
     if dataset_root is not None:
         folder = Path(dataset_root).expanduser() / wds_name
@@ -100,15 +100,10 @@ def ensure_dataset(
     return download_dataset(source, Path(cache_dir).expanduser() / "datasets", token=token, progress=progress)
 
 
-def _resolve(name: str):
-    """(wds_name, DatasetSpec or None): catalog names by their spec, others as clip_benchmark's `wds_<name>`."""
-    try:
-        key = catalog.canonical_dataset(name)
-    except UnknownNameError:
-        bare = name.removeprefix("wds/")
-        return (bare if bare.startswith("wds_") else "wds_" + bare).replace("/", "-"), None
-    spec = catalog.load_datasets()[key]
-    return spec.wds_name, spec
+def local_wds_name(name: str) -> str:
+    """A dataset the catalog lacks lives in clip_benchmark's `wds_<name>` folder (`wds/my/set` -> `wds_my-set`)."""
+    bare = name.removeprefix("wds/")
+    return (bare if bare.startswith("wds_") else "wds_" + bare).replace("/", "-")
 
 
 def dataset_source(name: str, wds_name: str, spec=None, base_url: str | None = None) -> DatasetSource:
@@ -121,7 +116,7 @@ def dataset_source(name: str, wds_name: str, spec=None, base_url: str | None = N
             if match:
                 url = os.environ["HF_ENDPOINT"].rstrip("/") + url[match.end("endpoint") :]
     else:
-        raise UnknownNameError("dataset", name, _known_datasets())
+        raise BenchmarkError(f"dataset {name!r} is not in the dataset mapping: add it there, or give --dataset-root")
     match = _REPO_URL.match(url.rstrip("/"))
     if not match:
         raise BenchmarkError(f"dataset URL {url!r} must look like https://HOST/datasets/ORG/REPO[/tree/REVISION]")
@@ -134,10 +129,6 @@ def dataset_source(name: str, wds_name: str, spec=None, base_url: str | None = N
         split=spec.split if spec else "test",
         task=spec.task if spec else None,
     )
-
-
-def _known_datasets():
-    return catalog.load_datasets().keys()
 
 
 def check_layout(folder: Path, split: str = "test", task: str | None = None, name: str | None = None) -> Path:

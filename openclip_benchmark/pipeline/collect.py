@@ -7,7 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..collect.parse import ParseReport, canonical_pair, outputs_stale, parse_results
+from ..catalog import Catalog
+from ..collect.parse import ParseReport, outputs_stale, parse_results
 from ..collect.report import build_report
 from ..storage.sync import Progress, SyncReport, open_source, sync_results
 
@@ -16,6 +17,7 @@ def sync(
     store: str,
     results: str | os.PathLike,
     tracker: str | os.PathLike | None,
+    catalog: Catalog,
     *,
     endpoint_url: str | None = None,
     workers: int = 16,
@@ -25,15 +27,16 @@ def sync(
     on_progress: Progress | None = None,
 ) -> SyncReport:
     """Mirror the store's new or changed results into `results` and move the tracked pairs; records name their
-    datasets in any spelling the catalog knows."""
+    datasets in any spelling the catalog knows, so they match the tracked pairs."""
     source = open_source(store, endpoint_url, workers, timeout)
     return sync_results(source, results, tracker, dry_run=dry_run, workers=workers, on_progress=on_progress,
-                        bundles=bundles, canonical_pair=canonical_pair)
+                        bundles=bundles, canonical_pair=catalog.canonical_pair)
 
 
-def parse(results: str | os.PathLike, out: str | os.PathLike, tracker: str | os.PathLike | None) -> ParseReport:
+def parse(results: str | os.PathLike, out: str | os.PathLike, tracker: str | os.PathLike | None,
+          catalog: Catalog) -> ParseReport:
     """The metric CSVs, the leaderboard and their Parquet twins from every result in `results`."""
-    return parse_results(results, out, tracker)
+    return parse_results(results, out, tracker, catalog=catalog)
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,9 @@ class ReportOutcome:
     parsed: ParseReport | None  # the parse run first because the results were newer than the CSVs, if any
 
 
-def report(results: str | os.PathLike, metrics: str | os.PathLike, tracker: Path,
-           out: str | os.PathLike) -> ReportOutcome:
+def report(results: str | os.PathLike, metrics: str | os.PathLike, tracker: Path, out: str | os.PathLike,
+           catalog: Catalog) -> ReportOutcome:
     """The HTML report of the metric CSVs, parsed again first when a result is newer than them."""
-    parsed = parse_results(results, metrics, tracker) if outputs_stale(results, metrics) else None
+    parsed = parse(results, metrics, tracker, catalog) if outputs_stale(results, metrics) else None
     page = build_report(metrics, out, tracker if tracker.exists() else None)
     return ReportOutcome(page, parsed)

@@ -61,7 +61,7 @@ def plan_from_tracker(tracker_path: str | Path, catalog, request: PlanRequest) -
     calibration: dict[str, tuple[float, int]] = {}
     folder = request.calibrate_from if request.calibrate_from is not None else request.results
     if Path(folder).is_dir():
-        records = [record for record, _ in read_results(folder) if record.pair.dataset in datasets]
+        records = [record for record, _ in read_results(folder, catalog) if record.pair.dataset in datasets]
         cost, calibration = plan.calibrate(records, models=models, datasets=datasets, gpus=gpu_table)
     elif request.calibrate_from is not None:
         raise BenchmarkError(f"{request.calibrate_from} is not a folder of results")
@@ -170,6 +170,7 @@ def launch(
     settings: RunSettings,
     show: Callable[[LaunchPreview], None] = lambda preview: None,
     confirm: Callable[[LaunchPreview], bool] = lambda preview: True,
+    progress: bool = True,
 ) -> Launched:
     """Plan, take the shards within budget (see `within_budget`), validate them with the backend, then write the
     plan file and submit. Every refusal (budget, validation, a declined prompt) comes before any file is written."""
@@ -188,7 +189,7 @@ def launch(
         )
     job = Job(
         store=open_store(store_url, endpoint_url), settings=settings, catalog=catalog, tracker_path=Path(tracker_path),
-        spot=request.spot, work_dir=work_dir(tracker_path), clouds=request.clouds, pool=request.pool,
+        spot=request.spot, work_dir=work_dir(tracker_path), clouds=request.clouds, pool=request.pool, progress=progress,
     )
     preview.notes = chosen.validate(selected, job, dry_run)
     if not dry_run and selected and not confirm(preview):
