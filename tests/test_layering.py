@@ -21,11 +21,6 @@ NETWORK_OR_HEAVY = ("torch", "sky", "boto3", "botocore", "open_clip", "clip_benc
                     "http.client", "huggingface_hub")
 HEAVY = ("torch", "open_clip", "sky", "boto3", "clip_benchmark", "huggingface_hub", "matplotlib", "pandas")
 
-# (importer, imported): why it stays in the pure core though heavy or networked.
-PURE_ALLOWED = {
-    ("planning.pricing", "sky"): "`benchmark prices --refresh` reads SkyPilot's catalog; belongs in backends/skypilot",
-    ("planning.pricing", "sky.catalog"): "as above",
-}
 # (importer, imported): why it stays. Layer order (c) and function-level imports of light modules (d).
 ALLOWED = {
     ("storage.sync", "tracker"): "sync records what it fetched in the tracker; tracker itself imports storage.layout",
@@ -117,8 +112,7 @@ def _heavy(module: str, seen: frozenset = frozenset()) -> bool:
 def test_the_pure_core_imports_nothing_heavy_or_networked():
     pure = [m for m, p in MODULES.items() if p.relative_to(ROOT).as_posix().startswith(PURE)]
     assert {"core.jsonio", "catalog", "planning.plan", "tasks", "tracker", "storage.layout"} <= set(pure)
-    bad = [imp.where for imp in IMPORTS if imp.importer in pure and _matches(imp.imported, NETWORK_OR_HEAVY)
-           and (imp.importer, imp.imported) not in PURE_ALLOWED]
+    bad = [imp.where for imp in IMPORTS if imp.importer in pure and _matches(imp.imported, NETWORK_OR_HEAVY)]
     assert not bad, "\n".join(bad)
 
 
@@ -152,4 +146,4 @@ def test_light_package_modules_are_imported_at_module_top():
 
 def test_allowed_entries_are_all_still_needed():
     used = {(imp.importer, _internal(imp.imported) or imp.imported) for imp in IMPORTS}
-    assert sorted((set(ALLOWED) | set(PURE_ALLOWED)) - used) == []
+    assert sorted(set(ALLOWED) - used) == []

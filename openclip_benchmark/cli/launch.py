@@ -215,7 +215,9 @@ def prices_command(
     gpu_table = pricing.load_gpus()
     path = prices or Path(str(pricing.DATA / "prices.json"))
     if refresh:
-        table = pricing.refresh_prices(path, gpu_table, _csv(clouds) or pricing.DEFAULT_REFRESH_CLOUDS)
+        from ..backends.skypilot import DEFAULT_REFRESH_CLOUDS, refresh_prices
+
+        table = refresh_prices(path, gpu_table, _csv(clouds) or DEFAULT_REFRESH_CLOUDS)
     else:
         table = pricing.load_prices(path)
     out = Table(title=f"GPU prices, {table.date} ({len(table.offers)} offers)")
