@@ -24,7 +24,7 @@ HEAVY = ("torch", "open_clip", "sky", "boto3", "clip_benchmark", "huggingface_hu
 # (importer, imported): why it stays. Layer order (c) and function-level imports of light modules (d).
 ALLOWED = {
     ("storage.sync", "tracker"): "sync records what it fetched in the tracker; tracker itself imports storage.layout",
-    ("core.manifest", "catalog"): "a manifest without dataset specs reads them from the catalog (old manifests)",
+    ("core.manifest", "catalog"): "a manifest's dataset specs are validated as a mapping file's (one reader)",
     ("tasks", "tasks.multilabel"): "the built-in tasks import the registry, so it loads them on first use (a cycle)",
     ("tasks", "tasks.zeroshot_classification"): "as above",
     ("tasks", "tasks.zeroshot_retrieval"): "as above",

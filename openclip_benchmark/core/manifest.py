@@ -74,13 +74,11 @@ class Manifest:
 
 
 def _datasets(raw: Any) -> dict[str, "DatasetSpec"]:
-    """The manifest's dataset specs, validated as a mapping file is; a manifest written before they were carried
-    falls back to the shipped mapping."""
-    from ..catalog import datasets_from_json, load_datasets, mapping_path
+    """The manifest's dataset specs, validated as a mapping file is. None (a manifest that carries none) is no
+    fallback to any mapping: its datasets are read from the job's --dataset-root as the catalog lacks them."""
+    from ..catalog import datasets_from_json
 
-    if raw is None:
-        return load_datasets(mapping_path())
-    return datasets_from_json(raw, "manifest")
+    return {} if raw is None else datasets_from_json(raw, "manifest")
 
 
 def _spec_json(spec: "DatasetSpec") -> dict[str, Any]:
