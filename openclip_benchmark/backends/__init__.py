@@ -6,13 +6,15 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
 from ..core.errors import BenchmarkError
 from ..core.manifest import Manifest, RunSettings
-from ..planning.plan import Shard
 from ..storage.layout import manifest_key
 from ..tracker import Entry, Tracker, open_tracker
+
+if TYPE_CHECKING:  # annotations only: `benchmark --help` lists the backends without loading the planner
+    from ..planning.plan import Shard
 
 # name -> "module:class", imported only when asked for (SkyPilot's module stays unloaded for a local run)
 REGISTRY = {
