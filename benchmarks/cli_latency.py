@@ -5,7 +5,10 @@ Targets on the 2-core dev machine: --help under 0.5 s, init (196 models x 43 dat
 formatter imports rich.markdown, pygments and markdown-it on every --help; the plain row shows what click's own
 formatter costs, for comparison.
 
-Run: uv run python benchmarks/cli_latency.py [--repeat 7]
+Prints one row per command: median and min seconds over the runs, and the median as a multiple of `python -c pass`.
+
+    uv run python benchmarks/cli_latency.py [--repeat 7]
+    uv run python benchmarks/cli_latency.py --smoke      # each command once: that the script still runs
 """
 
 from __future__ import annotations
@@ -32,7 +35,11 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--smoke", action="store_true", help="each command once: that the script still runs")
     args = parser.parse_args()
+    if args.smoke:  # fewer repetitions by default; --repeat given explicitly still wins
+        parser.set_defaults(repeat=1)
+        args = parser.parse_args()
     env = {**os.environ, "COLUMNS": "120"}
     with tempfile.TemporaryDirectory() as tmp:
         tracker = Path(tmp) / "results.csv"

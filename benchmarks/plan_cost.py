@@ -14,7 +14,11 @@ All three are priced with the same GPU and price tables and the same overhead co
   fits the model, at the asked purchase option; no reading, no loading, no overheads. With spot, the line
   below it also lets on-demand offers count (our spot plan may use them), to show the bound is not gamed.
 
-Run: uv run python benchmarks/plan_cost.py [--on-demand]
+Prints the pairs and the plan's shards, a table of GPU-hours and dollars for each way, and the ratios
+(`ours / source`, `ours / lower bound`, ...).
+
+    uv run python benchmarks/plan_cost.py [--on-demand] [--models 'ViT-B-*,RN50:openai']
+    uv run python benchmarks/plan_cost.py --smoke     # 4 models, spot then on demand: that the script still runs
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from dataclasses import replace
 from openclip_benchmark import catalog
 from openclip_benchmark.planning import plan
 from openclip_benchmark.planning import pricing
+
+SMOKE_MODELS = "RN50:openai,ViT-B-32:openai,ViT-H-14:laion2b_s32b_b79k,ViT-bigG-14:laion2b_s39b_b160k"  # each source GPU
 
 
 def source_gpu(params: float) -> str:
@@ -66,15 +72,8 @@ def lower_bound(works_by_model, gpus, prices, spot, batch_size, cost, purchases=
     return seconds, dollars
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--on-demand", action="store_true", help="price on demand instead of spot")
-    args = parser.parse_args()
-    spot = not args.on_demand
-
-    models = catalog.load_models()
-    datasets = catalog.load_datasets()
-    pairs = catalog.enumerate_pairs(catalog.select_models(None, models), datasets.values())
+def report(pairs, models, datasets, spot: bool) -> None:
+    """Plan and price `pairs` the three ways at one purchase option; print the table and the ratios."""
     gpus, prices, cost = pricing.load_gpus(), pricing.load_prices(), plan.CostModel()
     index = plan.ModelIndex(models)
     options = plan.PlanOptions(spot=spot)
@@ -101,7 +100,7 @@ def main() -> None:
         rows.insert(2, ("ours, 45 min", short.runtime_s, short.cost(spot)))
 
     kind = "spot" if spot else "on demand"
-    print(f"full catalog: {len(models)} models x {len(datasets)} datasets = {len(pairs)} pairs; prices: {kind}, "
+    print(f"{len(works_by_model)} models x {len(datasets)} datasets = {len(pairs)} pairs; prices: {kind}, "
           f"table of {prices.date}")
     on_demand = sum(not s.spot for s in ours.shards)
     mixed_note = f", {on_demand} of them on demand (cheaper there)" if spot else ""
@@ -120,6 +119,24 @@ def main() -> None:
     for s in ours.shards:
         gpus_used[s.gpu] = gpus_used.get(s.gpu, 0) + 1
     print("our GPUs (shards): " + ", ".join(f"{g} {n}" for g, n in sorted(gpus_used.items())))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--on-demand", action="store_true", help="price on demand instead of spot")
+    parser.add_argument("--models", help="comma-separated model selectors, as `benchmark init -m` takes (default: all)")
+    parser.add_argument("--smoke", action="store_true",
+                        help=f"{len(SMOKE_MODELS.split(','))} models, spot and on demand: that the script still runs")
+    args = parser.parse_args()
+    if args.smoke and args.models is None:
+        args.models = SMOKE_MODELS
+
+    models = catalog.load_models()
+    datasets = catalog.load_datasets()
+    pairs = catalog.enumerate_pairs(catalog.select_models(args.models and args.models.split(","), models),
+                                    datasets.values())
+    for spot in (True, False) if args.smoke else (not args.on_demand,):
+        report(pairs, models, datasets, spot)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,13 @@ One run, one loopback S3 server (moto's server mode, its own process) serving th
 written as workers write them: grouped in shards (--per-shard results each), every result plus its shard's bundle.
 `aws s3 sync` downloads everything in the bucket (results and bundles); `benchmark sync` takes the results from the
 bundles. Then the bundles are deleted and a fresh `benchmark sync` shows the per-object way (one GET per result).
-Prints wall times and ratios; asserts the mirrors hold the same result bytes. Not part of the test suite.
+Prints a table, one row per step: our wall time, the other tool's, the speed-up (`...x`) and the other tool; asserts
+the mirrors hold the same result bytes. `--smoke` (200 results) is what tests/test_benchmarks.py runs.
 
     uv run python benchmarks/sync_parse.py                                   # 10,000 results
     uv run python benchmarks/sync_parse.py --latency-ms 40 --skip-parse      # a WAN-like 40 ms per request
     BENCH_VERBOSE=1 uv run python benchmarks/sync_parse.py --n 2000          # + client and server CPU seconds
+    uv run python benchmarks/sync_parse.py --smoke                           # that the script still runs
 
 On one small machine the moto server's CPU time per request (~3 ms) bounds both sync tools alike, so the speed-up
 comes from needing fewer requests (which also cuts R2 Class-B operations); BENCH_VERBOSE shows the CPU split.
@@ -125,6 +127,7 @@ def upload_shards(store, pairs, per_shard: int) -> int:
     from openclip_benchmark.storage.bundle import write_bundle
     from openclip_benchmark.storage.layout import result_key
     from openclip_benchmark.core.jsonio import dumps_strict
+    from openclip_benchmark.storage.layout import result_key
     from openclip_benchmark.synthetic import synthetic_result
 
     def shard(start: int) -> None:
