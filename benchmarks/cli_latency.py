@@ -1,7 +1,7 @@
 """CLI latency: `benchmark --help` and `benchmark init` over the full catalog, against `python -c pass`.
 
 Each command runs as a fresh process, several times, interleaved, in this one run; medians and ratios are printed.
-Targets on the 2-core dev machine: --help under 0.5 s, init (196 models x 43 datasets) under 2 s. Typer's rich help
+Targets on the 2-core dev machine: --help under 0.3 s, init (196 models x 43 datasets) under 2 s. Typer's rich help
 formatter imports rich.markdown, pygments and markdown-it on every --help; the plain row shows what click's own
 formatter costs, for comparison.
 
