@@ -159,3 +159,50 @@ def report(
     if outcome.parsed is not None:
         _print_parse(outcome.parsed)
     console().print(f"report: {outcome.page.resolve().as_uri()}", highlight=False)
+
+
+@app.command()
+def compare(
+    published: bool = typer.Option(False, "--published", help="Compare with open_clip's published table (DataComp's 38 tasks)."),
+    results: Path = typer.Option(Path(DEFAULT_RESULTS), "--results", help="folder of result JSONs"),
+    out: Path = typer.Option(Path("."), "--out", help="where published_comparison.csv goes"),
+    tolerance: float = typer.Option(0.5, "--tolerance", min=0, help="flag differences over this many points"),
+    table: Optional[Path] = typer.Option(None, "--table", help="another published table in the same format (default: the shipped copy)"),
+    tasks: Optional[Path] = typer.Option(None, "--tasks", help="another DataComp task list (default: the shipped copy)"),
+    dataset_mapping: Optional[Path] = DATASET_MAPPING,
+):
+    """Our value, the published one and the difference in points for every (model, pretrained, dataset) both have,
+    each column with DataComp's main metric (mean per-class recall, mean of image and text recall@1 where it says)."""
+    from ..pipeline.collect import compare_published
+
+    if not published:
+        raise BenchmarkError("compare needs --published (what to compare the results with)")
+    outcome = compare_published(results, out, load_catalog(dataset_mapping), tolerance=tolerance, table=table, tasks=tasks)
+    _print_published(outcome)
+
+
+def _print_published(outcome) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    c = outcome.comparison
+    out, err = console(), console(stderr=True)
+    table = Table(title=f"ours against open_clip's published table (flagged: more than {c.tolerance:g} points apart)")
+    for name in ("model", "pretrained", "dataset", "metric", "ours", "published", "Δ points"):
+        table.add_column(name, justify="right" if name in ("ours", "published", "Δ points") else "left")
+    for d in sorted(c.rows, key=lambda d: (not d.flagged(c.tolerance), d.model, d.pretrained, d.dataset)):
+        style = "red" if d.flagged(c.tolerance) else None
+        table.add_row(escape(d.model), escape(d.pretrained), d.dataset, d.metric, f"{100 * d.ours:.2f}",
+                      f"{100 * d.published:.2f}", f"{d.points:+.2f}", style=style)
+    out.print(table)
+    out.print(f"{len(c.rows)} compared, {len(c.flagged)} flagged; written to {outcome.written}", highlight=False)
+    if c.unpublished_models:
+        names = ", ".join(f"{m}:{p}" if p else m for m, p in c.unpublished_models[:10])
+        more = f" and {len(c.unpublished_models) - 10} more" if len(c.unpublished_models) > 10 else ""
+        err.print(f"no published row for {escape(names)}{more}", highlight=False)
+    for model, pretrained, dataset, metric in c.no_metric[:10]:
+        err.print(f"[yellow]warning[/]: {escape(model)}:{escape(pretrained)} {dataset} has no {metric}", highlight=False)
+    if c.not_in_catalog:
+        err.print(f"in DataComp's suite, not in the catalog (not compared): {', '.join(c.not_in_catalog)}", highlight=False)
+    if c.missing_columns:
+        err.print(f"[yellow]warning[/]: the published table lacks the column(s) {', '.join(c.missing_columns)}", highlight=False)

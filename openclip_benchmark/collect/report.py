@@ -176,6 +176,26 @@ def leaderboard_html(board: list[dict[str, Any]], columns: list[str]) -> str:
     return f'<table id="leaderboard"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
+def published_html(comparison) -> str:
+    """The check against open_clip's published table (a `collect.published.Comparison`), flagged rows first."""
+    if comparison is None or not comparison.rows:
+        return ""
+    tol = comparison.tolerance
+    rows = sorted(comparison.rows, key=lambda d: (not d.flagged(tol), d.model, d.pretrained, d.dataset))
+    body = "".join(
+        f'<tr class="{"flag" if d.flagged(tol) else ""}"><td>{html.escape(d.model)}</td><td>{html.escape(d.pretrained)}</td>'
+        f"<td>{html.escape(d.dataset)}</td><td>{html.escape(d.metric)}</td><td class=\"num\">{100 * d.ours:.2f}</td>"
+        f'<td class="num">{100 * d.published:.2f}</td><td class="num">{d.points:+.2f}</td></tr>'
+        for d in rows
+    )
+    head = "".join(f"<th>{c}</th>" for c in ("model", "pretrained", "dataset", "metric", "ours", "published", "Δ points"))
+    return (
+        f'<h2 id="published">Against open_clip\'s published numbers</h2><div class="meta">{len(rows)} compared, '
+        f"{len(comparison.flagged)} more than {tol:g} points apart (red), each column with DataComp's main metric.</div>"
+        f'<div class="scroll"><table id="published-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    )
+
+
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -192,7 +212,7 @@ th, td {{ padding: 3px 7px; border-bottom: 1px solid #eee; white-space: nowrap; 
 th {{ position: sticky; top: 0; background: #f6f6f6; cursor: pointer; user-select: none; }}
 th.asc::after {{ content: " ▲"; }} th.desc::after {{ content: " ▼"; }}
 td.num {{ text-align: right; font-variant-numeric: tabular-nums; }} td.na {{ color: #bbb; text-align: center; }}
-tr:hover td {{ background: #fafae0; }}
+tr:hover td {{ background: #fafae0; }} tr.flag td {{ color: #b00020; }}
 figure {{ margin: 16px 0; }} figure img {{ max-width: 100%; border: 1px solid #eee; }}
 .grid {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); gap: 12px; }}
 </style></head>
@@ -204,6 +224,7 @@ Click a column to sort.</div>
 <div class="cards">{cards}</div>
 <h2>Leaderboard</h2>
 <div class="scroll">{table}</div>
+{published}
 <h2>Plots</h2>
 <div class="grid">{figures}</div>
 <script>
@@ -250,7 +271,8 @@ Click a column to sort.</div>
 
 
 def build_report(
-    metrics_dir: str | os.PathLike = ".", out_dir: str | os.PathLike = "report", tracker: str | os.PathLike | None = None
+    metrics_dir: str | os.PathLike = ".", out_dir: str | os.PathLike = "report", tracker: str | os.PathLike | None = None,
+    published=None,
 ) -> Path:
     """Write `out_dir/index.html` and its plots as PNGs; return the page's path."""
     import matplotlib
@@ -301,6 +323,7 @@ def build_report(
         cards="".join(f'<div class="card"><b>{html.escape(str(v))}</b>{html.escape(k)}</div>' for k, v in cards.items()),
         table=leaderboard_html(board, columns),
         figures="".join(figures),
+        published=published_html(published),
     )
     index = out_dir / "index.html"
     atomic_write_text(index, page)

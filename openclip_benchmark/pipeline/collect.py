@@ -1,5 +1,6 @@
 """The collect use cases: sync (store -> local results folder + tracker), parse (results -> metric CSVs) and report
-(CSVs -> HTML page). `benchmark sync`, `parse` and `report` each call one of these and print what it returns."""
+(CSVs -> HTML page), and the check against published numbers. `benchmark sync`, `parse`, `report` and `compare`
+each call one of these and print what it returns."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..catalog import Catalog
-from ..collect.parse import ParseReport, outputs_stale, parse_results
+from ..collect import published
+from ..collect.parse import ParseReport, outputs_stale, parse_results, read_results
 from ..collect.report import build_report
+from ..core.jsonio import atomic_write_text
 from ..storage.sync import Progress, SyncReport, open_source, sync_results
 
 
@@ -47,7 +50,30 @@ class ReportOutcome:
 
 def report(results: str | os.PathLike, metrics: str | os.PathLike, tracker: Path, out: str | os.PathLike,
            catalog: Catalog) -> ReportOutcome:
-    """The HTML report of the metric CSVs, parsed again first when a result is newer than them."""
+    """The HTML report of the metric CSVs, parsed again first when a result is newer than them, with the check
+    against open_clip's published numbers where any result has a published cell."""
     parsed = parse(results, metrics, tracker, catalog) if outputs_stale(results, metrics) else None
-    page = build_report(metrics, out, tracker if tracker.exists() else None)
+    checked = None
+    if Path(results).is_dir():  # the section on published numbers, where any result has a published cell
+        reference = published.load_published(catalog)
+        checked = published.compare_published((r for r, _ in read_results(results, catalog)), reference)
+    page = build_report(metrics, out, tracker if tracker.exists() else None, published=checked)
     return ReportOutcome(page, parsed)
+
+
+@dataclass(frozen=True)
+class PublishedOutcome:
+    comparison: published.Comparison
+    written: Path
+
+
+def compare_published(results: str | os.PathLike, out: str | os.PathLike, catalog: Catalog, *,
+                      tolerance: float = published.TOLERANCE_POINTS, table: Path | None = None,
+                      tasks: Path | None = None) -> PublishedOutcome:
+    """Every result that open_clip's published table has a cell for, against it; written as
+    `published_comparison.csv` in `out`."""
+    reference = published.load_published(catalog, table, tasks)
+    comparison = published.compare_published((r for r, _ in read_results(results, catalog)), reference, tolerance)
+    path = Path(out) / "published_comparison.csv"
+    atomic_write_text(path, published.comparison_csv(comparison))
+    return PublishedOutcome(comparison, path)
