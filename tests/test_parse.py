@@ -25,7 +25,7 @@ from openclip_benchmark.collect.parse import (
     outputs_stale,
     parse_results,
 )
-from openclip_benchmark.core.records import make_failure
+from openclip_benchmark.core.records import make_failure, make_result
 from openclip_benchmark.synthetic import synthetic_pairs, synthetic_result
 from openclip_benchmark.tracker import open_tracker
 from openclip_benchmark.storage.layout import failure_key, result_key
@@ -209,3 +209,40 @@ def test_clip_benchmark_nan_acc5_parses_to_an_empty_cell(tmp_path):
     assert not report.invalid and report.results == 1
     rows = list(csv.DictReader((tmp_path / "classification_metrics.csv").open()))
     assert [(r["dataset"], r["acc1"], r["acc5"]) for r in rows] == [("renderedsst2", "0.5871", "")]
+
+
+def test_resolution_sweep_table_and_plot(tmp_path):
+    """Seed 004's table: a row per model (and dataset, ImageNet first) run at several image sizes, a column per size
+    (the native one included), each dataset's main metric; the report draws it. None when no model ran at two sizes."""
+    from openclip_benchmark.collect.report import build_report
+    from openclip_benchmark.core.pair import Preprocess
+
+    results = tmp_path / "results"
+    acc = {160: 0.60, 192: 0.62, None: 0.633, 256: 0.64}
+    for size, value in acc.items():
+        pair = Pair("ViT-B-32", "openai", "imagenet1k", preprocess=Preprocess(image_size=size))
+        atomic_write_json(results / result_key(pair), make_result(pair, {"acc1": value, "acc5": 0.9}, {}))
+    for size, value in ((160, 0.80), (None, 0.89)):
+        pair = Pair("ViT-B-32", "openai", "caltech101", preprocess=Preprocess(image_size=size))
+        atomic_write_json(results / result_key(pair), make_result(pair, {"acc1": 0.5, "mean_per_class_recall": value}, {}))
+    single = Pair("ViT-B-16", "openai", "imagenet1k")
+    atomic_write_json(results / result_key(single), make_result(single, {"acc1": 0.68}, {}))
+
+    report = parse_results(results, tmp_path / "out", catalog=CATALOG)
+    assert report.rows["resolution_sweep"] == 2
+    with open(tmp_path / "out" / "resolution_sweep.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    assert reader.fieldnames == ["model", "pretrained", "dataset", "language", "preprocess", "metric",
+                                 "160", "192", "224", "256"]
+    assert [(r["dataset"], r["metric"]) for r in rows] == [("imagenet1k", "acc1"), ("caltech101", "mean_per_class_recall")]
+    assert [rows[0][s] for s in ("160", "192", "224", "256")] == ["0.6", "0.62", "0.633", "0.64"]
+    assert (rows[1]["160"], rows[1]["192"], rows[1]["224"]) == ("0.8", "", "0.89")
+    page = build_report(tmp_path / "out", tmp_path / "report")
+    assert 'id="resolution_sweep"' in page.read_text() and (tmp_path / "report" / "resolution_sweep.png").stat().st_size > 1000
+
+    for size in (160, 192, 256):  # back to native sizes only: the stale table goes
+        (results / result_key(Pair("ViT-B-32", "openai", "imagenet1k", preprocess=Preprocess(image_size=size)))).unlink()
+    (results / result_key(Pair("ViT-B-32", "openai", "caltech101", preprocess=Preprocess(image_size=160)))).unlink()
+    assert "resolution_sweep" not in parse_results(results, tmp_path / "out", catalog=CATALOG).rows
+    assert not (tmp_path / "out" / "resolution_sweep.csv").exists()

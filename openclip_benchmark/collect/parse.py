@@ -6,7 +6,7 @@ import csv
 import functools
 import io
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -238,6 +238,31 @@ def build_leaderboard(rows: Iterable[dict[str, Any]], catalog: Catalog) -> tuple
     return out, columns
 
 
+FIRST_DATASET = "imagenet1k"  # the seed's table puts ImageNet first
+SWEEP_HEAD = ["model", "pretrained", "dataset", "language", "preprocess", "metric"]
+
+
+def build_resolution_sweep(rows: Iterable[dict[str, Any]], catalog: Catalog) -> tuple[list[dict[str, Any]], list[str]]:
+    """Main metric by image size, one row per (model, pretrained, dataset, language, other preprocessing) evaluated
+    at two or more sizes (RangeAugment's table: 160, 192, 224, 256, 288); the native size counts as its own."""
+    groups: dict[tuple, dict[int, Any]] = {}
+    for row in rows:
+        size = row.get("image_size")
+        if not isinstance(size, int):
+            continue  # a local-dir model at its native size: no number to put it under
+        other = replace(Preprocess.parse(row["preprocess"]), image_size=None).canonical()
+        metric = catalog.main_metric(row["dataset"], row["task"])
+        key = (row["model"], row["pretrained"], row["dataset"], row["language"], other, metric)
+        groups.setdefault(key, {})[size] = row.get(metric)
+    kept = {key: by_size for key, by_size in groups.items() if len(by_size) >= 2}
+    sizes = sorted({size for by_size in kept.values() for size in by_size})
+    out = [
+        {**dict(zip(SWEEP_HEAD, key)), **{str(size): by_size.get(size) for size in sizes}}
+        for key, by_size in sorted(kept.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != FIRST_DATASET, kv[0][2:]))
+    ]
+    return out, SWEEP_HEAD + [str(size) for size in sizes]
+
+
 def _csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
     buf = io.StringIO(newline="")
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
@@ -301,6 +326,13 @@ def parse_results(
     board, board_cols = build_leaderboard((row for rows in tables.values() for row in rows), catalog)
     report.written += write_table(out_dir, "leaderboard", board, board_cols)
     report.rows["leaderboard"] = len(board)
+    sweep, sweep_cols = build_resolution_sweep((row for rows in tables.values() for row in rows), catalog)
+    if sweep:  # only where some model was evaluated at several image sizes
+        report.written += write_table(out_dir, "resolution_sweep", sweep, sweep_cols)
+        report.rows["resolution_sweep"] = len(sweep)
+    else:  # a table of an earlier parse would describe results that are gone
+        for stale in (out_dir / "resolution_sweep.csv", out_dir / "resolution_sweep.parquet"):
+            stale.unlink(missing_ok=True)
     if tracker is not None and Path(tracker).exists():
         have = {record.pair for record, _ in records}
         report.missing = sum(e.pair not in have for e in Tracker.load(tracker).select(["succeeded"]))

@@ -120,6 +120,29 @@ def plot_scatter(board: list[dict[str, Any]], x_of, xlabel: str, title: str, emp
     return _png(fig)
 
 
+SWEEP_MAX_LINES = 20
+SWEEP_TEXT_COLUMNS = ("model", "pretrained", "dataset", "language", "preprocess", "metric")
+
+
+def plot_resolution_sweep(sweep: list[dict[str, Any]], sizes: list[str]) -> bytes:
+    """Main metric against image size, one line per (model, pretrained, dataset) of the sweep table (seed 004)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row in sweep[:SWEEP_MAX_LINES]:
+        points = [(int(s), 100 * row[s]) for s in sizes if row.get(s) is not None]
+        label = f"{_label({**row, 'preprocess': ''})} {row['dataset']}"
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    ax.set_xticks([int(s) for s in sizes])
+    ax.set_xlabel("image size (pixels)")
+    ax.set_ylabel("main metric (%)")
+    shown = f" (first {SWEEP_MAX_LINES} of {len(sweep)})" if len(sweep) > SWEEP_MAX_LINES else ""
+    ax.set_title(f"Main metric against image size{shown}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return _png(fig)
+
+
 def plot_progress(counts: Counter) -> bytes:
     import matplotlib.pyplot as plt
 
@@ -301,6 +324,11 @@ def build_report(
         ),
         "progress": ("Sweep progress", plot_progress(counts)),
     }
+    sweep_path = metrics_dir / "resolution_sweep.csv"
+    if sweep_path.is_file():  # written by parse only where a model ran at several image sizes
+        with open(sweep_path, newline="", encoding="utf-8") as fh:
+            sizes = [c for c in next(csv.reader(fh), []) if c.isdigit()]
+        plots["resolution_sweep"] = ("Resolution sweep", plot_resolution_sweep(read_csv(sweep_path, SWEEP_TEXT_COLUMNS), sizes))
     figures = []
     for name, (title, png) in plots.items():
         atomic_write_bytes(out_dir / f"{name}.png", png)
