@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import re
 import random
 from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
+from typer.testing import CliRunner
 
 from openclip_benchmark import catalog
+from openclip_benchmark.cli import app
 from openclip_benchmark.planning import plan
 from openclip_benchmark.planning import pricing
 from openclip_benchmark.core.errors import BenchmarkError
@@ -299,3 +302,34 @@ def test_on_demand_jobs_run_longer_by_default_because_nothing_preempts_them():
     assert max(s.runtime_s for s in demand.shards) > plan.DEFAULT_TARGET_S
     chosen = make(pairs, models=models, spot=False, gpus=("A10",), target_s=45 * 60)  # an explicit target wins
     assert chosen.options.target == 45 * 60 and max(s.runtime_s for s in chosen.shards) <= 45 * 60 + 1e-6
+
+
+def test_wall_clock_packs_longest_first_onto_the_free_slot():
+    from openclip_benchmark.planning.plan import estimate_wall_clock
+
+    # by hand, 2 slots, longest first: A 7; B 3, 3 (free at 6), 2 (8); the last 2 on A, free at 7 -> 9
+    assert estimate_wall_clock([3, 7, 2, 3, 2], 2) == 9
+    assert estimate_wall_clock([3, 7, 2, 3, 2], 5) == estimate_wall_clock([3, 7, 2, 3, 2], 2000) == 7  # the longest job
+    assert estimate_wall_clock([3, 7, 2, 3, 2], 1) == 17  # one at a time: the sum
+    assert estimate_wall_clock([], 4) == 0
+    with pytest.raises(BenchmarkError, match="at least 1"):
+        estimate_wall_clock([1.0], 0)
+
+
+def test_the_default_parallelism_is_skypilots_cap():
+    from sky.utils import controller_utils
+
+    assert plan.SKYPILOT_MAX_RUNNING_JOBS == controller_utils.MAX_TOTAL_RUNNING_JOBS
+
+
+def test_plan_prints_the_wall_clock(tmp_path):
+    runner = CliRunner()
+    tracker = str(tmp_path / "results.csv")
+    assert runner.invoke(app, ["init", "-t", tracker, "-m", "ViT-B-32:openai,ViT-L-14:openai", "-d", "vtab"]).exit_code == 0
+    default = runner.invoke(app, ["plan", "--tracker", tracker], env={"COLUMNS": "250"})
+    one = runner.invoke(app, ["plan", "--tracker", tracker, "--max-parallel", "1"], env={"COLUMNS": "250"})
+    assert default.exit_code == one.exit_code == 0, default.output
+    assert "at most 2000 job(s) at once (SkyPilot's cap" in default.output and "at most 1 job(s) at once (--max-parallel)" in one.output
+    gpu_h = re.search(r"([\d.]+) GPU-h in all", one.output).group(1)
+    serial = re.search(r"wall clock ≈ ([\d.]+) (min|h)", one.output)
+    assert float(serial.group(1)) == pytest.approx(float(gpu_h) * (60 if serial.group(2) == "min" else 1), rel=0.05)

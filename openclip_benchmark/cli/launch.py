@@ -32,10 +32,11 @@ def _duration(seconds: float) -> str:
     return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
 
 
-def print_plan(result, calibration, selected=None) -> None:
+def print_plan(result, calibration, selected=None, max_parallel: int | None = None) -> None:
     from rich.table import Table
 
     from ..pipeline.launch import money
+    from ..planning.plan import SKYPILOT_MAX_RUNNING_JOBS
 
     out = console()
     chosen = {s.shard_id for s in (selected if selected is not None else result.shards)}
@@ -54,6 +55,15 @@ def print_plan(result, calibration, selected=None) -> None:
         "total", str(sum(len(s.pairs) for s in result.shards)), "", "", "", f"{result.runtime_s / 3600:.1f} GPU-h", money(result.cost_spot), money(result.cost_on_demand),
     )
     out.print(table)
+    running = selected if selected is not None else result.shards
+    if running:
+        limit = max_parallel or SKYPILOT_MAX_RUNNING_JOBS
+        why = "--max-parallel" if max_parallel else "SkyPilot's cap on running managed jobs; a small jobs controller runs fewer"
+        out.print(
+            f"wall clock ≈ {_duration(result.wall_clock_s(limit, running))} with at most {limit} job(s) at once ({why}); "
+            f"{sum(s.runtime_s for s in running) / 3600:.1f} GPU-h in all; the longest shard {_duration(max(s.runtime_s for s in running))}",
+            highlight=False,
+        )
     for gpu, (factor, n) in calibration.items():
         out.print(f"calibrated {gpu}: time x{factor:.2f} from {n} observed result(s)")
     for note in result.notes[:20]:
@@ -74,6 +84,10 @@ BATCH = typer.Option(64, "--batch-size", min=1, help="Evaluation batch size (siz
 RETRY = typer.Option(False, "--retry-failed", help="Plan failed pairs again too.")
 CALIBRATE = typer.Option(None, "--calibrate-from", help="Results folder to recalibrate from (default: ./results if present).")
 PRICES = typer.Option(None, "--prices", help="Price table JSON (default: the shipped snapshot).")
+MAX_PARALLEL = typer.Option(
+    None, "--max-parallel", min=1,
+    help="Jobs running at once, for the wall-clock estimate (default: 2000, SkyPilot's cap on running managed jobs).",
+)
 
 
 def _request(gpus, clouds, spot, target_minutes, batch_size, retry_failed, calibrate_from, prices, pool=None):
@@ -105,6 +119,7 @@ def plan_command(
     prices: Optional[Path] = PRICES,
     dataset_mapping: Optional[Path] = DATASET_MAPPING,
     record: bool = typer.Option(False, "--record", help="Write estimates and shard ids into the tracker (status planned)."),
+    max_parallel: Optional[int] = MAX_PARALLEL,
 ):
     """Show every shard that would run: models, datasets, GPU, runtime, spot and on-demand cost, and the totals.
     The plan is written to .benchmark/plan.json beside the tracker."""
@@ -112,7 +127,7 @@ def plan_command(
 
     request = _request(gpus, clouds, spot, target_minutes, batch_size, retry_failed, calibrate_from, prices)
     planned, recorded = plan_and_record(tracker, load_catalog(dataset_mapping), request, record)
-    print_plan(planned.plan, planned.calibration)
+    print_plan(planned.plan, planned.calibration, max_parallel=max_parallel)
     if recorded is not None:
         console().print(f"recorded estimates for {recorded.count} pair(s) in {tracker}", markup=False)
         _print_kept(recorded.kept)
@@ -144,6 +159,7 @@ def launch_command(
     calibrate_from: Optional[Path] = CALIBRATE,
     prices: Optional[Path] = PRICES,
     dataset_mapping: Optional[Path] = DATASET_MAPPING,
+    max_parallel: Optional[int] = MAX_PARALLEL,
 ):
     from rich.markup import escape
 
@@ -153,7 +169,7 @@ def launch_command(
     out = console()
 
     def show(preview) -> None:
-        print_plan(preview.planned.plan, preview.planned.calibration, preview.selected)
+        print_plan(preview.planned.plan, preview.planned.calibration, preview.selected, max_parallel)
         if preview.left:
             out.print(f"{len(preview.left)} shard(s) left for later (--budget / --max-jobs); they are dimmed above")
         out.print(f"would launch {len(preview.selected)} shard(s), estimated {money(preview.cost)} ({'spot' if spot else 'on demand'})")

@@ -8,6 +8,7 @@ preemption loses little, and their ids come from their content (the same pairs g
 from __future__ import annotations
 
 import hashlib
+import heapq
 import statistics
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
@@ -20,6 +21,8 @@ from .pricing import GpuSpec, Offer, PriceTable, gpu_from_device_name
 GIB = 2**30
 DEFAULT_TARGET_S = 45 * 60  # spot: a preemption costs a restart and the pair in flight; short jobs bound the rest
 DEFAULT_ON_DEMAND_TARGET_S = 90 * 60  # on demand nothing is preempted: longer jobs, fewer setups and downloads
+# SkyPilot's cap on managed jobs running at once (sky.utils.controller_utils.MAX_TOTAL_RUNNING_JOBS; a test reads it)
+SKYPILOT_MAX_RUNNING_JOBS = 2000
 POOL_JOB_OVERHEAD_S = 30.0  # a job on a warm pool worker: scheduling only, setup was paid when the worker started
 
 
@@ -121,6 +124,22 @@ class Plan:
 
     def cost(self, spot: bool | None = None) -> float:
         return sum(s.cost(self.options.spot if spot is None else spot) for s in self.shards)
+
+    def wall_clock_s(self, max_parallel: int = SKYPILOT_MAX_RUNNING_JOBS, shards: Iterable[Shard] | None = None) -> float:
+        """How long the shards take with `max_parallel` jobs at once: see `estimate_wall_clock`."""
+        return estimate_wall_clock([s.runtime_s for s in (self.shards if shards is None else shards)], max_parallel)
+
+
+def estimate_wall_clock(runtimes: Iterable[float], max_parallel: int) -> float:
+    """Longest job first onto the slot free soonest (the LPT rule, within 4/3 of the best order): what a queue of
+    managed jobs with at most `max_parallel` running takes; never less than the longest job."""
+    if max_parallel < 1:
+        raise BenchmarkError("--max-parallel must be at least 1")
+    ordered = sorted(runtimes, reverse=True)
+    slots = [0.0] * max(1, min(max_parallel, len(ordered)))  # a heap: the soonest free slot first
+    for runtime in ordered:
+        heapq.heapreplace(slots, slots[0] + runtime)
+    return max(slots)
 
 
 # ---------------------------------------------------------------- work of a pair
