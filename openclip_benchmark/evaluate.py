@@ -210,3 +210,41 @@ def pair_metrics(pair: Pair, loaded: LoadedModel, encoded: EncodedDataset, cache
     """The metrics of one pair from its dataset's encoding, by its task; zero-shot classifiers use the cache."""
     check_task(pair, encoded.kind)
     return get_task(pair.task).evaluate(pair, loaded, encoded, cache)
+
+
+def model_profile(loaded: LoadedModel) -> dict[str, Any]:
+    """Parameters and GFLOPs per sample of the loaded model, for models the catalog lacks (local-dir:, hf-hub:,
+    checkpoints): counted as the catalog counts them, on the meta device (the weights are swapped for meta tensors, so
+    nothing runs and nothing is copied). A tower that cannot run on meta (a Hugging Face text tower) counts as None."""
+    import torch
+    from torch.func import functional_call
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = loaded.model
+    visual = net.visual
+    size = getattr(visual, "image_size", None) or 224
+    height, width = (size, size) if isinstance(size, int) else tuple(size)
+
+    def gflops(module, **inputs) -> float | None:
+        state = {k: torch.empty_like(v, device="meta") for k, v in (*module.named_parameters(), *module.named_buffers())}
+        try:
+            with FlopCounterMode(display=False) as counter:
+                functional_call(module, state, (), inputs)
+        except Exception:  # noqa: BLE001 - a tower that branches on tensor values
+            return None
+        return round(counter.get_total_flops() / 1e9, 3)
+
+    def count(module) -> int:
+        return int(sum(p.numel() for p in module.parameters()))
+
+    image_params, params = count(visual), count(net)
+    context = int(getattr(net, "context_length", 77) or 77)
+    return {
+        "params": params,
+        "image_params": image_params,
+        "text_params": params - image_params,
+        "image_gflops": gflops(visual, x=torch.empty(1, 3, height, width, device="meta")),
+        "text_gflops": gflops(net, text=torch.zeros(1, context, dtype=torch.long, device="meta")),  # CLIP(text=...)
+        "image_size": int(height),
+    }
+

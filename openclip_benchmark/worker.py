@@ -107,6 +107,7 @@ class _Shard:
         self.settings = manifest.settings
         self.caches: dict[tuple[str, str], object] = {}  # text tower -> ClassifierCache
         self.versions = _versions()
+        self.profiles: dict[tuple, dict] = {}  # (model, pretrained, preprocess) -> params and GFLOPs of that model
 
     def run(self, todo: list[Pair]) -> None:
         device = evaluate.resolve_device(self.settings.device)
@@ -188,6 +189,7 @@ class _Shard:
             "shard_id": self.manifest.shard_id,
             "attempt": self._attempt(pair),
             "versions": self.versions,
+            "model_profile": self._profile(pair, loaded),
         }
         self._write(pair, make_result(pair, metrics, run))
         self.report.succeeded.append(pair)
@@ -220,6 +222,16 @@ class _Shard:
         except BenchmarkError:  # an unreadable old record does not stop a new attempt
             pass
         return 1
+
+    def _profile(self, pair: Pair, loaded) -> dict | None:
+        """Counted once per loaded model: what parse shows for models the catalog lacks (local-dir:, checkpoints)."""
+        key = (pair.model, pair.pretrained, pair.preprocess)
+        if key not in self.profiles:
+            try:
+                self.profiles[key] = evaluate.model_profile(loaded)
+            except Exception:  # noqa: BLE001 - a model the counter cannot trace still gets its metrics
+                self.profiles[key] = None
+        return self.profiles[key]
 
     def _model_cache(self) -> str:
         return str(Path(self.settings.cache_dir).expanduser() / "models")

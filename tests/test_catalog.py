@@ -272,3 +272,16 @@ def test_installed_package_finds_its_packaged_mapping(tmp_path, monkeypatch):
     assert len(load_datasets()) == 43
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert '"dataset_mapping.json" = "openclip_benchmark/dataset_mapping.json"' in pyproject
+
+
+def test_a_loaded_model_is_counted_as_the_catalog_counts_it():
+    """What the worker records for models the catalog lacks equals the catalog's own count (ViT-B-32)."""
+    import open_clip
+
+    from openclip_benchmark.evaluate import LoadedModel, model_profile
+
+    net = open_clip.create_model("ViT-B-32", pretrained=None)
+    counted = model_profile(LoadedModel(("ViT-B-32", ""), net, None, None, "cpu", "fp32"))
+    spec = catalog.load_catalog().find_model("ViT-B-32", "openai")
+    assert (counted["image_gflops"], counted["text_gflops"]) == pytest.approx((spec.image_gflops, spec.text_gflops), abs=0.01)
+    assert (counted["params"], counted["image_params"], counted["image_size"]) == (spec.params, spec.image_params, 224)

@@ -105,9 +105,14 @@ def preprocess_text(preprocess: Preprocess) -> str:
     return preprocess.canonical()
 
 
-def _model_info(catalog: Catalog, model: str, pretrained: str) -> dict[str, Any]:
+def _model_info(catalog: Catalog, model: str, pretrained: str, run: dict[str, Any]) -> dict[str, Any]:
+    """The catalog's model data; for models it lacks (local-dir:, checkpoints), what the worker counted."""
     spec = catalog.find_model(model, pretrained)
-    return {c: getattr(spec, c, None) for c in MODEL_COLUMNS}
+    if spec is not None:
+        return {c: getattr(spec, c, None) for c in MODEL_COLUMNS}
+    counted = run.get("model_profile") if isinstance(run.get("model_profile"), dict) else {}
+    return {c: v if isinstance(v := counted.get(c), (int, float)) and not isinstance(v, bool) else None
+            for c in MODEL_COLUMNS}
 
 
 def _cost(run: dict[str, Any], price_of) -> float | None:
@@ -142,8 +147,8 @@ def build_rows(records: Iterable[tuple[Record, str]], catalog: Catalog) -> dict[
     for record, rel in records:
         p, run = record.pair, record.run
         info = models.get((p.model, p.pretrained))
-        if info is None:
-            info = models[(p.model, p.pretrained)] = _model_info(catalog, p.model, p.pretrained)
+        if info is None or not any(v is not None for v in info.values()):
+            info = models[(p.model, p.pretrained)] = _model_info(catalog, p.model, p.pretrained, run)
         row: dict[str, Any] = dict(record.metrics)  # first, so no metric name can overwrite a fixed column
         row.update(
             model=p.model,

@@ -319,7 +319,8 @@ def build_report(
         "accuracy_vs_cost": (
             "Accuracy against dollars spent",
             plot_scatter(
-                board, lambda r: r.get("cost_usd"), "USD spent evaluating the model (log)", "Average vs cost", "no cost data yet"
+                board, lambda r: r.get("cost_usd"), "USD spent evaluating the model (log)", "Average vs cost",
+                "no GPU price: these runs were on CPU" if any(r.get("seconds") for r in board) else "no cost data yet",
             ),
         ),
         "progress": ("Sweep progress", plot_progress(counts)),
