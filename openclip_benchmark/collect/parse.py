@@ -24,19 +24,8 @@ from ..tracker import IDENTITY_COLUMNS, Tracker
 CLASSIFICATION_METRICS = table_metrics("classification_metrics")
 RETRIEVAL_METRICS = table_metrics("retrieval_metrics")
 MODEL_COLUMNS = ["params", "image_params", "text_params", "image_gflops", "text_gflops", "image_size"]
-RUN_COLUMNS = [
-    "seconds",
-    "images_per_s",
-    "num_samples",
-    "gpu_name",
-    "device",
-    "precision",
-    "batch_size",
-    "cost_usd",
-    "shard_id",
-    "attempt",
-    "finished",
-]
+RUN_COLUMNS = ("seconds images_per_s num_samples gpu_name device precision batch_size cost_usd shard_id attempt "
+               "finished").split()
 SOURCE_COLUMN = "source"
 LEADERBOARD_COLLECTIONS = ("imagenet_robustness", "vtab", "retrieval")
 
