@@ -40,7 +40,7 @@ def throughput(
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 ..."),
     processes: Optional[int] = typer.Option(None, help="CPU worker processes, each pinned to its share of --cores."),
     cores: Optional[str] = typer.Option(None, help="Cores for the workers: 0-3,8 (default: all usable)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would run (workers and their cores), run nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the workers and cores it would use; run nothing."),
     endpoint: Optional[str] = typer.Option(None, help="OpenAI-compatible embeddings API: http://HOST:PORT/v1."),
     concurrency: int = typer.Option(1, help="Requests in flight at once (--endpoint)."),
     timeout: float = typer.Option(60.0, help="Seconds per request (--endpoint)."),

@@ -8,13 +8,15 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Mapping
 
 from ..catalog import Catalog
 from ..core.errors import BenchmarkError, UnknownNameError
 from ..core.records import utc_now
 from ..datasets.download import ensure_dataset
 from ..evaluate import versions
+from ..planning import plan
+from ..planning.pricing import GpuSpec
 from ..throughput import endpoint as remote
 from ..throughput import pinned, timing
 from ..throughput.plot import write_plot
@@ -63,13 +65,13 @@ class ThroughputRun:
 def resolve_models(catalog: Catalog, selectors: list[str], random_init: bool) -> tuple[tuple[str, str], ...]:
     """The catalog's selectors (ARCH:TAG, globs, families, local-dir:...); with random init the tags do not matter,
     so each architecture is measured once, and any open_clip architecture is allowed."""
-    import open_clip
-
     out: dict[tuple[str, str], None] = {}
     for selector in selectors:
         try:
             hits = catalog.select_models([selector])
         except UnknownNameError:
+            import open_clip
+
             if not (random_init and selector in open_clip.list_models()):
                 raise
             hits = [(selector, "")]
@@ -138,3 +140,11 @@ def _run_id(settings: dict[str, Any]) -> str:
     now = datetime.now(timezone.utc)
     digest = hashlib.sha256(f"{settings}{now.isoformat()}".encode()).hexdigest()[:8]
     return f"throughput-{now.strftime('%Y%m%dT%H%M%S%f')}-{digest}"
+
+
+def plan_speeds(folders: Iterable[Path | None], *, models: plan.ModelIndex, gpus: Mapping[str, GpuSpec],
+                batch_size: int) -> dict[tuple[str, str], plan.MeasuredSpeed]:
+    """What `benchmark plan` takes from the throughput runs in these folders (those that exist) for its GPU speeds."""
+    table = [row for folder in dict.fromkeys(f for f in folders if f is not None) if Path(folder).is_dir()
+             for row in rows(read_runs(folder))]
+    return plan.measured_speeds(table, models=models, gpus=gpus, batch_size=batch_size)

@@ -161,7 +161,8 @@ def measure_endpoint(endpoint: Endpoint, model: str, mode: str, batch_size: int,
     out = Measurement(model, "", mode, "server", batch_size, image_size if mode != "text" else None,
                       status="ok" if ok else "failed", samples=ok * batch_size, seconds=wall,
                       samples_per_s=ok * batch_size / wall if wall > 0 else 0.0, timings_s=latencies,
-                      requests={"ok": ok, "failed": dict(sorted(outcomes.items())), "concurrency": endpoint.concurrency})
+                      requests={"ok": ok, "failed": dict(sorted(outcomes.items())),
+                                "concurrency": endpoint.concurrency})
     if not ok:
         out.error = "no request succeeded: " + _failures(outcomes)
     return out

@@ -162,11 +162,19 @@ def _peak_memory(device: str) -> tuple[int, str]:
 
 
 def _free(device: str) -> None:
+    """After an out-of-memory error or a model: give the allocator's cached blocks back (gc.collect is slow, so not
+    between batch sizes, where reference counting frees the previous inputs anyway)."""
     import torch
 
     gc.collect()
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
+
+
+def _reset_peak(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
 
 
@@ -175,7 +183,7 @@ def measure(loaded: LoadedModel, mode: str, batch_size: int, sweep: Sweep, *, pr
     """One batch size of one model, mode and precision; an out-of-memory error is the measurement's status."""
     size = input_size(loaded)[0] if mode != "text" else None
     out = Measurement(loaded.text_key[0], pretrained, mode, loaded.precision, batch_size, size)
-    _free(loaded.device)
+    _reset_peak(loaded.device)
     timed = False
     try:
         if sweep.source == SOURCE_RANDOM:
