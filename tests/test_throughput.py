@@ -16,10 +16,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fixtures import make_tiny_model
+from fixtures import make_classification_wds, make_retrieval_wds, make_tiny_model
 from openclip_benchmark.catalog import load_catalog
 from openclip_benchmark.cli import app
+from openclip_benchmark.collect.parse import parse_results
+from openclip_benchmark.collect.report import build_report
 from openclip_benchmark.core.pair import Pair
+from openclip_benchmark.pipeline.throughput import plan_speeds
 from openclip_benchmark.planning import plan, pricing
 from openclip_benchmark.throughput import timing
 from openclip_benchmark.throughput.records import Measurement, make_run, write_run
@@ -124,6 +127,23 @@ def test_an_out_of_memory_batch_size_skips_the_larger_ones_and_timing_runs_under
     assert {dtype for _, _, enabled, dtype in seen if enabled} == {torch.bfloat16}
     oom = next(m for m in _runs(out)[0]["measurements"] if m["status"] == "oom")
     assert "out of memory" in oom["error"] and oom["timings_s"] == []
+
+
+def test_a_dataset_source_times_decoding_and_preprocessing_through_the_real_reader(tiny, tmp_path):
+    """Catalog names resolved in --dataset-root (retrieval captions; classification prompts), or a folder."""
+    root = tmp_path / "data"
+    make_retrieval_wds(root, "mscoco_captions", n=6, image_size=40)
+    folder = make_classification_wds(root, "cifar10", n=6, image_size=40)
+    for source in (["--source", "mscoco_captions", "--dataset-root", str(root)], ["--source", str(folder)]):
+        out = tmp_path / source[1].replace("/", "_")
+        result = _throughput("-m", tiny, "--mode", "image,text,pair", "--precision", "fp32", "--batch-sizes", "4",
+                             "--num-workers", "0", "--iters", "3", "--warmup", "1", *source, "--out", str(out))
+        assert result.exit_code == 0, result.output
+        [run] = _runs(out)
+        assert run["settings"]["source"].endswith(("wds_mscoco_captions", "wds_cifar10"))
+        for m in run["measurements"]:
+            assert m["status"] == "ok" and len(m["timings_s"]) == 3
+            assert m["samples"] == 2 + 4 + 2  # 6 samples in batches of 4, 2; warm-up takes a 4, then it cycles
 
 
 @pytest.mark.skipif(len(usable_cores()) < 2, reason="needs two cores")
@@ -309,8 +329,6 @@ def test_the_plan_uses_a_measured_speed_for_the_family_and_says_so(tmp_path, mon
     catalog = load_catalog()
     models, gpus = plan.ModelIndex(catalog.models), pricing.load_gpus()
     _measured_run(tmp_path / "throughput", rate=100.0)
-    from openclip_benchmark.pipeline.throughput import plan_speeds
-
     speeds = plan_speeds([tmp_path / "throughput"], models=models, gpus=gpus, batch_size=64)
     assert set(speeds) == {("ViT-B", "H100")}  # batch 64 at amp: not the batch-1024 figure, not fp32
     b32 = models.work("ViT-B-32", "openai")
@@ -341,3 +359,14 @@ def test_the_plan_uses_a_measured_speed_for_the_family_and_says_so(tmp_path, mon
 def _speed_cells(table: str) -> list[str]:
     """The plan table's speed column, one cell per shard row."""
     return [[c.strip() for c in line.split("│")][6] for line in table.splitlines() if "shard-" in line]
+
+
+def test_the_report_shows_a_throughput_section_when_runs_exist(tmp_path):
+    (tmp_path / "results").mkdir()
+    parse_results(tmp_path / "results", tmp_path)
+    page = build_report(tmp_path, tmp_path / "plain", None, tmp_path / "throughput")
+    assert not (tmp_path / "plain" / "throughput.png").exists() and 'id="throughput"' not in page.read_text()
+    _measured_run(tmp_path / "throughput", rate=100.0)
+    page = build_report(tmp_path, tmp_path / "report", None, tmp_path / "throughput")
+    assert (tmp_path / "report" / "throughput.png").read_bytes()[:4] == b"\x89PNG"
+    assert 'id="throughput"' in page.read_text()

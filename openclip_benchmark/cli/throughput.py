@@ -8,7 +8,6 @@ from typing import Optional
 
 import typer
 
-from ..core.errors import BenchmarkError
 from .app import DATASET_MAPPING, app, comma_list, console, load_catalog
 
 DEFAULT_BATCHES = "1,8,32,64"
@@ -66,8 +65,6 @@ def throughput(
         cache_dir=cache_dir,
     )
     target = Endpoint(endpoint, concurrency, timeout, api_key_env) if endpoint else None
-    if processes is not None and processes < 1:
-        raise BenchmarkError("--processes must be >= 1")
     request = ThroughputRequest(sweep, out, processes, cores, target)
     prepared = prepare(load_catalog(dataset_mapping), request)
     if dry_run:

@@ -15,6 +15,8 @@ from typing import Any
 from ..core.errors import BenchmarkError
 from ..core.jsonio import atomic_write_bytes, atomic_write_text
 from ..core.records import utc_now
+from ..throughput.plot import plot_png
+from ..throughput.records import read_runs, rows
 from ..tracker import STATUSES, Tracker
 
 LEADERBOARD_TEXT_COLUMNS = ("model", "pretrained", "preprocess")
@@ -250,9 +252,11 @@ Click a column to sort.</div>
 
 
 def build_report(
-    metrics_dir: str | os.PathLike = ".", out_dir: str | os.PathLike = "report", tracker: str | os.PathLike | None = None
+    metrics_dir: str | os.PathLike = ".", out_dir: str | os.PathLike = "report", tracker: str | os.PathLike | None = None,
+    throughput_dir: str | os.PathLike | None = None,
 ) -> Path:
-    """Write `out_dir/index.html` and its plots as PNGs; return the page's path."""
+    """Write `out_dir/index.html` and its plots as PNGs; return the page's path. Runs of `benchmark throughput` in
+    `throughput_dir` add their plot (batch size against samples/s)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -279,6 +283,9 @@ def build_report(
         ),
         "progress": ("Sweep progress", plot_progress(counts)),
     }
+    measured = plot_png(rows(read_runs(throughput_dir))) if throughput_dir and Path(throughput_dir).is_dir() else None
+    if measured is not None:
+        plots["throughput"] = ("Throughput: batch size against samples/s (benchmark throughput)", measured)
     figures = []
     for name, (title, png) in plots.items():
         atomic_write_bytes(out_dir / f"{name}.png", png)

@@ -43,8 +43,9 @@ class ReportOutcome:
 
 
 def report(results: str | os.PathLike, metrics: str | os.PathLike, tracker: Path,
-           out: str | os.PathLike) -> ReportOutcome:
-    """The HTML report of the metric CSVs, parsed again first when a result is newer than them."""
+           out: str | os.PathLike, throughput: Path = Path("throughput")) -> ReportOutcome:
+    """The HTML report of the metric CSVs, parsed again first when a result is newer than them; with a section for
+    the `benchmark throughput` runs in `throughput`, if any."""
     parsed = parse_results(results, metrics, tracker) if outputs_stale(results, metrics) else None
-    page = build_report(metrics, out, tracker if tracker.exists() else None)
+    page = build_report(metrics, out, tracker if tracker.exists() else None, throughput)
     return ReportOutcome(page, parsed)

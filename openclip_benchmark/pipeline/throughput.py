@@ -49,7 +49,7 @@ class Prepared:
         for w in self.workers:
             out, err = pinned.log_paths(log_dir, w)
             lines.append(f"worker {w.index}: cores {','.join(map(str, w.cores))}, {len(w.cores)} thread(s); "
-                         f"{' '.join(w.argv(3))}; logs {out}, {err}")
+                         f"{' '.join(w.argv('FD'))}; logs {out}, {err}")
         return lines
 
 
@@ -92,7 +92,7 @@ def prepare(catalog: Catalog, request: ThroughputRequest) -> Prepared:
     """Everything checked and resolved; nothing loaded, started or written."""
     sweep = request.sweep
     if request.endpoint is not None:
-        if request.processes or request.cores:
+        if request.processes is not None or request.cores:
             raise BenchmarkError("--endpoint measures a server: --processes and --cores do not apply")
         if sweep.source != SOURCE_RANDOM:
             raise BenchmarkError("--endpoint sends random inputs: --source must be random")
@@ -100,7 +100,7 @@ def prepare(catalog: Catalog, request: ThroughputRequest) -> Prepared:
     sweep = replace(sweep, models=resolve_models(catalog, [m for m, _ in sweep.models], sweep.random_init))
     sweep = replace(sweep, source=_source_folder(catalog, sweep))
     workers = []
-    if request.processes or request.cores:
+    if request.processes is not None or request.cores:
         if sweep.device not in ("auto", "cpu"):
             raise BenchmarkError("pinned workers measure the CPU: --device must be cpu (or auto)")
         cores = parse_cores(request.cores) if request.cores else None

@@ -38,7 +38,7 @@ class Worker:
     index: int
     cores: tuple[int, ...]
 
-    def argv(self, fd: int) -> list[str]:
+    def argv(self, fd: int | str) -> list[str]:
         command = [sys.executable, "-m", __name__, str(fd)]
         if hasattr(os, "sched_setaffinity"):
             return command

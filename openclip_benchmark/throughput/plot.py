@@ -19,13 +19,21 @@ def _label(row: dict[str, Any]) -> str:
 
 
 def write_plot(path: str | Path, table: list[dict[str, Any]]) -> bool:
-    """Draw the measured rows (latest run wins per point); False when there is nothing measured to draw."""
+    """Write the plot atomically; False (and nothing written) when no row was measured."""
+    png = plot_png(table)
+    if png is not None:
+        atomic_write_bytes(path, png)
+    return png is not None
+
+
+def plot_png(table: list[dict[str, Any]]) -> bytes | None:
+    """The measured rows (records.rows; the latest run wins per point) as a PNG; None when there is nothing to draw."""
     lines: dict[str, dict[int, float]] = {}
     for row in table:  # oldest first: a later run's point replaces an earlier one's
         if row["status"] == "ok":
             lines.setdefault(_label(row), {})[int(row["batch_size"])] = float(row["samples_per_s"])
     if not lines:
-        return False
+        return None
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,5 +53,4 @@ def write_plot(path: str | Path, table: list[dict[str, Any]]) -> bool:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return True
+    return buf.getvalue()

@@ -8,9 +8,9 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Iterable
 
 from ..core.errors import BenchmarkError
+from ..core.manifest import PRECISIONS  # auto: amp on a GPU, fp32 on a CPU (as `benchmark run`)
 
 MODES = ("image", "text", "pair")
-PRECISIONS = ("auto", "fp32", "amp", "amp_bf16")  # auto: amp on a GPU, fp32 on a CPU (as `benchmark run`)
 DEFAULT_BATCH_SIZES = (1, 8, 32, 64)
 DEFAULT_ITERS = 10
 SOURCE_RANDOM = "random"
