@@ -125,7 +125,6 @@ def mirror_digest(folder: Path) -> dict[str, bytes]:
 def upload_shards(store, pairs, per_shard: int) -> int:
     """Results and bundles as workers put them: each result, then its shard's bundle (the worker's writer)."""
     from openclip_benchmark.storage.bundle import write_bundle
-    from openclip_benchmark.storage.layout import result_key
     from openclip_benchmark.core.jsonio import dumps_strict
     from openclip_benchmark.storage.layout import result_key
     from openclip_benchmark.synthetic import synthetic_result

@@ -10,6 +10,7 @@ functions that need them.
 
 from __future__ import annotations
 
+import platform
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -21,6 +22,21 @@ from .core.pair import Pair, Preprocess
 from .tasks import DatasetTaskError, get_task, task_for_dataset_type
 
 SPLIT = "test"
+
+
+def versions() -> dict[str, str]:
+    """What a measurement depends on: the versions of torch, open_clip, clip_benchmark, this package and python."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for key, dist in (("torch", "torch"), ("open_clip", "open_clip_torch"), ("clip_benchmark", "clip_benchmark"),
+                      ("openclip_benchmark", "openclip-benchmark")):
+        try:
+            out[key] = version(dist)
+        except PackageNotFoundError:
+            out[key] = ""
+    out["python"] = platform.python_version()
+    return out
 
 
 def resolve_device(device: str) -> str:

@@ -9,7 +9,6 @@ because every result is written (atomically) as soon as it exists.
 from __future__ import annotations
 
 import gc
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
@@ -106,7 +105,7 @@ class _Shard:
         self.written = written  # store key -> the exact bytes put there, for the shard bundle
         self.settings = manifest.settings
         self.caches: dict[tuple[str, str], object] = {}  # text tower -> ClassifierCache
-        self.versions = _versions()
+        self.versions = evaluate.versions()
         self.profiles: dict[tuple, dict] = {}  # (model, pretrained, preprocess) -> params and GFLOPs of that model
 
     def run(self, todo: list[Pair]) -> None:
@@ -272,18 +271,3 @@ def _free_memory(device: str) -> None:
     gc.collect()
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for key, dist in (("torch", "torch"), ("open_clip", "open_clip_torch"), ("clip_benchmark", "clip_benchmark"),
-                      ("openclip_benchmark", "openclip-benchmark")):
-        try:
-            out[key] = version(dist)
-        except PackageNotFoundError:
-            out[key] = ""
-    out["python"] = platform.python_version()
-    return out
-

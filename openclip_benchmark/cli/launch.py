@@ -41,18 +41,19 @@ def print_plan(result, calibration, selected=None, max_parallel: int | None = No
     out = console()
     chosen = {s.shard_id for s in (selected if selected is not None else result.shards)}
     table = Table(title=f"Plan: {len(result.shards)} shard(s), {sum(len(s.pairs) for s in result.shards)} pair(s)")
-    for col in ("shard", "pairs", "models", "datasets", "GPU", "runtime", "spot", "on demand"):
-        table.add_column(col, justify="left" if col in ("shard", "models", "GPU") else "right", no_wrap=col == "shard")
+    for col in ("shard", "pairs", "models", "datasets", "GPU", "speed", "runtime", "spot", "on demand"):
+        table.add_column(col, justify="left" if col in ("shard", "models", "GPU", "speed") else "right",
+                         no_wrap=col == "shard")
     for s in result.shards:
         models = s.models[0] if len(s.models) == 1 else f"{len(s.models)} models"
         style = None if s.shard_id in chosen else "dim"
         table.add_row(
             s.shard_id, str(len(s.pairs)), models, str(len(s.datasets)), f"{s.gpu} {s.offer.cloud}/{s.offer.instance_type}",
-            _duration(s.runtime_s), money(s.cost_spot), money(s.cost_on_demand), style=style,
+            s.speed, _duration(s.runtime_s), money(s.cost_spot), money(s.cost_on_demand), style=style,
         )
     table.add_section()
     table.add_row(
-        "total", str(sum(len(s.pairs) for s in result.shards)), "", "", "", f"{result.runtime_s / 3600:.1f} GPU-h", money(result.cost_spot), money(result.cost_on_demand),
+        "total", str(sum(len(s.pairs) for s in result.shards)), "", "", "", "", f"{result.runtime_s / 3600:.1f} GPU-h", money(result.cost_spot), money(result.cost_on_demand),
     )
     out.print(table)
     running = selected if selected is not None else result.shards
@@ -64,6 +65,8 @@ def print_plan(result, calibration, selected=None, max_parallel: int | None = No
             f"{sum(s.runtime_s for s in running) / 3600:.1f} GPU-h in all; the longest shard {_duration(max(s.runtime_s for s in running))}",
             highlight=False,
         )
+    out.print("speed: measured = `benchmark throughput` figures, calibrated = rescaled from finished results, "
+              "assumed = datasheet fraction of peak", markup=False)
     for gpu, (factor, n) in calibration.items():
         out.print(f"calibrated {gpu}: time x{factor:.2f} from {n} observed result(s)")
     for note in result.notes[:20]:
@@ -82,7 +85,11 @@ TARGET = typer.Option(
 )
 BATCH = typer.Option(64, "--batch-size", min=1, help="Evaluation batch size (sizes GPU memory).")
 RETRY = typer.Option(False, "--retry-failed", help="Plan failed pairs again too.")
-CALIBRATE = typer.Option(None, "--calibrate-from", help="Results folder to recalibrate from (default: ./results if present).")
+CALIBRATE = typer.Option(
+    None, "--calibrate-from",
+    help="Results folder to recalibrate from (default: ./results if present); `benchmark throughput` runs there "
+    "(and in ./throughput) set measured GPU speeds.",
+)
 PRICES = typer.Option(None, "--prices", help="Price table JSON (default: the shipped snapshot).")
 MAX_PARALLEL = typer.Option(
     None, "--max-parallel", min=1,

@@ -15,6 +15,8 @@ from typing import Any
 from ..core.errors import BenchmarkError
 from ..core.jsonio import atomic_write_bytes, atomic_write_text
 from ..core.records import utc_now
+from ..throughput.plot import plot_png
+from ..throughput.records import read_runs, rows
 from ..tracker import STATUSES, Tracker
 
 LEADERBOARD_TEXT_COLUMNS = ("model", "pretrained", "preprocess")
@@ -295,9 +297,11 @@ Click a column to sort.</div>
 
 def build_report(
     metrics_dir: str | os.PathLike = ".", out_dir: str | os.PathLike = "report", tracker: str | os.PathLike | None = None,
-    published=None,
+    throughput_dir: str | os.PathLike | None = None, published=None,
 ) -> Path:
-    """Write `out_dir/index.html` and its plots as PNGs; return the page's path."""
+    """Write `out_dir/index.html` and its plots as PNGs; return the page's path. Runs of `benchmark throughput` in
+    `throughput_dir` add their plot (batch size against samples/s); `published` (a `collect.published.Comparison`)
+    adds the section on open_clip's published numbers."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -330,6 +334,9 @@ def build_report(
         with open(sweep_path, newline="", encoding="utf-8") as fh:
             sizes = [c for c in next(csv.reader(fh), []) if c.isdigit()]
         plots["resolution_sweep"] = ("Resolution sweep", plot_resolution_sweep(read_csv(sweep_path, SWEEP_TEXT_COLUMNS), sizes))
+    measured = plot_png(rows(read_runs(throughput_dir))) if throughput_dir and Path(throughput_dir).is_dir() else None
+    if measured is not None:
+        plots["throughput"] = ("Throughput: batch size against samples/s (benchmark throughput)", measured)
     figures = []
     for name, (title, png) in plots.items():
         atomic_write_bytes(out_dir / f"{name}.png", png)

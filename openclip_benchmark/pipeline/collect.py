@@ -49,15 +49,16 @@ class ReportOutcome:
 
 
 def report(results: str | os.PathLike, metrics: str | os.PathLike, tracker: Path, out: str | os.PathLike,
-           catalog: Catalog) -> ReportOutcome:
+           catalog: Catalog, throughput: Path = Path("throughput")) -> ReportOutcome:
     """The HTML report of the metric CSVs, parsed again first when a result is newer than them, with the check
-    against open_clip's published numbers where any result has a published cell."""
+    against open_clip's published numbers where any result has a published cell, and a section for the
+    `benchmark throughput` runs in `throughput`, if any."""
     parsed = parse(results, metrics, tracker, catalog) if outputs_stale(results, metrics) else None
     checked = None
     if Path(results).is_dir():  # the section on published numbers, where any result has a published cell
         reference = published.load_published(catalog)
         checked = published.compare_published((r for r, _ in read_results(results, catalog)), reference)
-    page = build_report(metrics, out, tracker if tracker.exists() else None, published=checked)
+    page = build_report(metrics, out, tracker if tracker.exists() else None, published=checked, throughput_dir=throughput)
     return ReportOutcome(page, parsed)
 
 

@@ -16,6 +16,7 @@ from ..core.jsonio import atomic_write_json
 from ..core.manifest import RunSettings
 from ..planning import plan, pricing
 from ..planning.plan import Plan, Shard, within_budget
+from .throughput import plan_speeds
 from ..storage.store import open_store
 from ..tracker import STATUSES, Entry, Tracker, open_tracker
 
@@ -40,6 +41,7 @@ class PlanRequest:
     prices: Path | None = None
     pool: str | None = None
     results: Path = Path("results")
+    throughput: Path = Path("throughput")  # `benchmark throughput` runs: measured GPU speeds (also in calibrate_from)
 
 
 @dataclass
@@ -67,6 +69,8 @@ def plan_from_tracker(tracker_path: str | Path, catalog, request: PlanRequest) -
         raise BenchmarkError(f"{request.calibrate_from} is not a folder of results")
     if request.pool:
         cost = replace(cost, job_overhead_s=plan.POOL_JOB_OVERHEAD_S)
+    cost = replace(cost, measured=plan_speeds([request.throughput, request.calibrate_from], models=models,
+                                              gpus=gpu_table, batch_size=request.batch_size))
     options = plan.PlanOptions(
         gpus=request.gpus, clouds=request.clouds, spot=request.spot, batch_size=request.batch_size,
         target_s=None if request.target_minutes is None else request.target_minutes * 60,

@@ -13,6 +13,7 @@ import statistics
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
+from ..catalog import model_family
 from ..core.errors import BenchmarkError
 from ..core.pair import Pair
 from ..tasks import get_task
@@ -41,9 +42,33 @@ class CostModel:
     memory_margin: float = 1.25
     weight_bytes_per_param: float = 6.0  # fp32 weights + fp16 autocast copies
     gpu_speed: Mapping[str, float] = field(default_factory=dict)  # observed / estimated time, from calibrate()
+    measured: Mapping[tuple[str, str], "MeasuredSpeed"] = field(default_factory=dict)  # (family, GPU), from throughput
 
     def speed(self, gpu: str) -> float:
         return float(self.gpu_speed.get(gpu, 1.0))
+
+    def flops(self, model: str, gpu: GpuSpec, tower: str) -> tuple[float, bool]:
+        """FLOP/s of a tower (`image` or `text`) of this model's family on this GPU, and whether `benchmark
+        throughput` measured it (else it is the datasheet's assumed fraction of peak, for calibrate()'s factor)."""
+        speed = self.measured.get((model_family(model), gpu.name))
+        value = getattr(speed, tower) if speed is not None else None
+        return (value, True) if value else (gpu.effective_flops, False)
+
+    def basis(self, model: str, gpu: str) -> str:
+        """Where a model's speed on a GPU comes from: measured (throughput), calibrated (results) or assumed."""
+        if (model_family(model), gpu) in self.measured:
+            return "measured"
+        return "calibrated" if gpu in self.gpu_speed else "assumed"
+
+
+@dataclass(frozen=True)
+class MeasuredSpeed:
+    """Effective FLOP/s that `benchmark throughput` measured for a model family's towers on a GPU: samples/s times
+    the catalog's GFLOPs per sample, so one measured architecture also sizes the family's others by their FLOPs."""
+
+    image: float | None
+    text: float | None
+    source: str  # what was measured: models, precision, batch size
 
 
 @dataclass(frozen=True)
@@ -97,6 +122,7 @@ class Shard:
     models: tuple[str, ...]
     datasets: tuple[str, ...]
     spot: bool = True  # the purchase option the job asks for; a spot plan runs a shard on demand where that is cheaper
+    speed: str = "assumed"  # where its GPU speeds come from: measured, calibrated, assumed (or several, `/`-joined)
 
     def cost(self, spot: bool) -> float:
         """Dollars when launched with `--spot` (spot, or on demand where the plan found that cheaper) or `--on-demand`."""
@@ -204,13 +230,15 @@ def fits(model: ModelWork, image_gflops: float, gpu: GpuSpec, batch_size: int, c
 
 def image_seconds(work: PairWork, gpu: GpuSpec, vcpus: int, cost: CostModel) -> float:
     """Images through the image tower; decoding overlaps with the GPU, so the slower of the two sets the pace."""
-    compute = work.images * work.image_gflops * 1e9 / gpu.effective_flops
+    flops, measured = cost.flops(work.model.model, gpu, "image")
+    compute = work.images * work.image_gflops * 1e9 / flops
     decode = work.images / (cost.decode_per_core_s * max(1, vcpus))
-    return max(compute, decode) * cost.speed(gpu.name)
+    return max(compute, decode) * (1.0 if measured else cost.speed(gpu.name))
 
 
 def text_seconds(prompts: int, model: ModelWork, gpu: GpuSpec, cost: CostModel) -> float:
-    return prompts * model.text_gflops * 1e9 / gpu.effective_flops * cost.speed(gpu.name)
+    flops, measured = cost.flops(model.model, gpu, "text")
+    return prompts * model.text_gflops * 1e9 / flops * (1.0 if measured else cost.speed(gpu.name))
 
 
 def load_seconds(model: ModelWork, cost: CostModel) -> float:
@@ -378,6 +406,7 @@ def _shard(chunks: list[_Chunk], cost: CostModel, prices: PriceTable, options: P
         models=tuple(dict.fromkeys(f"{c.model.model}:{c.model.pretrained}" for c in chunks)),
         datasets=tuple(datasets),
         spot=where.spot,
+        speed="/".join(sorted({cost.basis(c.model.model, gpu.name) for c in chunks})),
     )
 
 
@@ -443,6 +472,9 @@ def plan_shards(
         works = [pair_work(p, model, datasets) for p in members]
         notes += [n for n in [model.note, *(w.note for w in works)] if n]
         where = choose_offer(works, candidates, options, cost)
+        measured = cost.measured.get((model_family(model_name), where.gpu.name))
+        if measured is not None:
+            notes.append(f"{model_family(model_name)} on {where.gpu.name}: speed measured ({measured.source})")
         units = _units(works, where.gpu, where.offer.vcpus, cost, options.target - cost.job_overhead_s)
         key = (where.gpu.name, where.offer.cloud, where.offer.instance_type, where.spot)
         by_offer.setdefault(key, []).append((where, model, units))
@@ -489,7 +521,7 @@ def calibrate(
     GPU name or a positive duration are ignored; factors are clamped to [0.05, 20] so one odd run cannot wreck a plan.
     """
     ratios: dict[str, list[float]] = {}
-    base = replace(cost, gpu_speed={})
+    base = replace(cost, gpu_speed={}, measured={})
     for rec in records:
         if getattr(rec, "kind", "result") != "result":
             continue
@@ -508,3 +540,47 @@ def calibrate(
             ratios.setdefault(gpu, []).append(float(seconds) / estimate)
     factors = {g: (min(20.0, max(0.05, statistics.median(r))), len(r)) for g, r in sorted(ratios.items())}
     return replace(cost, gpu_speed={g: f for g, (f, _) in factors.items()}), factors
+
+
+def measured_speeds(
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    models: ModelIndex,
+    gpus: Mapping[str, GpuSpec],
+    batch_size: int = 64,
+) -> dict[tuple[str, str], MeasuredSpeed]:
+    """(family, GPU) -> the towers' effective FLOP/s from `benchmark throughput` rows (records.rows) of that GPU.
+
+    Per model, GPU and tower: the amp figure (what `auto` runs on a GPU; fp32 only where amp was not measured) at the
+    largest measured batch size up to the plan's (else the smallest), the latest run's; a family's figure is the
+    median of its models'. Rows of CPUs, endpoints, worker sets, failed points and models the catalog has no FLOPs
+    for are left out."""
+    points: dict[tuple[str, str, str], dict[tuple[bool, int, int], tuple[float, str]]] = {}
+    for row in rows:
+        model, mode = str(row.get("model", "")), row.get("mode")
+        if (row.get("status") != "ok" or mode not in ("image", "text") or row.get("workers")
+                or not str(row.get("device", "")).startswith("cuda") or model not in models.by_arch):
+            continue
+        gpu = gpu_from_device_name(str(row.get("device_name") or ""), gpus)
+        rate, batch = float(row.get("samples_per_s") or 0), int(row.get("batch_size") or 0)
+        if gpu is None or rate <= 0:
+            continue
+        work = models.work(model, str(row.get("pretrained") or ""))
+        gflops = work.text_gflops
+        if mode == "image":
+            size = row.get("image_size")
+            gflops = work.image_gflops * ((int(size) / work.image_size) ** 2 if size and work.image_size else 1.0)
+        amp = row.get("precision") == "amp"
+        fits_batch = batch <= batch_size
+        rank = (amp, fits_batch, batch if fits_batch else -batch)  # later rows of the same rank replace earlier ones
+        source = f"{model} {row.get('precision')} batch {batch}: {rate:,.0f} {mode}s/s"
+        points.setdefault((model_family(model), gpu, mode), {})[rank] = (rate * gflops * 1e9, source)
+    by_key: dict[tuple[str, str], dict[str, list[tuple[float, str]]]] = {}
+    for (family, gpu, mode), ranked in points.items():
+        by_key.setdefault((family, gpu), {}).setdefault(mode, []).append(ranked[max(ranked)])
+    out = {}
+    for key, towers in sorted(by_key.items()):
+        flops = {mode: statistics.median(f for f, _ in found) for mode, found in towers.items()}
+        source = "; ".join(s for found in towers.values() for _, s in found)
+        out[key] = MeasuredSpeed(flops.get("image"), flops.get("text"), source)
+    return out
