@@ -104,7 +104,7 @@ def prepare(catalog: Catalog, request: ThroughputRequest) -> Prepared:
         if sweep.device not in ("auto", "cpu"):
             raise BenchmarkError("pinned workers measure the CPU: --device must be cpu (or auto)")
         cores = parse_cores(request.cores) if request.cores else None
-        shares = split_cores(request.processes or 1, cores)
+        shares = split_cores(1 if request.processes is None else request.processes, cores)
         workers = pinned.workers_for(shares)
         sweep = replace(sweep, device="cpu")
     return Prepared(sweep, workers)
