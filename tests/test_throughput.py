@@ -370,3 +370,16 @@ def test_the_report_shows_a_throughput_section_when_runs_exist(tmp_path):
     page = build_report(tmp_path, tmp_path / "report", None, tmp_path / "throughput")
     assert (tmp_path / "report" / "throughput.png").read_bytes()[:4] == b"\x89PNG"
     assert 'id="throughput"' in page.read_text()
+
+
+def test_a_family_speed_is_the_median_of_its_measured_models():
+    catalog = load_catalog()
+    models, gpus = plan.ModelIndex(catalog.models), pricing.load_gpus()
+    row = {"status": "ok", "device": "cuda", "device_name": "NVIDIA H100 80GB HBM3", "precision": "amp",
+           "batch_size": 64, "image_size": 224, "mode": "image"}
+    table = [{**row, "model": "ViT-B-32", "samples_per_s": 1000.0}, {**row, "model": "ViT-B-16", "samples_per_s": 300.0},
+             {**row, "model": "ViT-B-16", "samples_per_s": 5.0, "device": "cpu"}]
+    speeds = plan.measured_speeds(table, models=models, gpus=gpus)
+    flops = [rate * models.work(arch, "").image_gflops * 1e9 for arch, rate in (("ViT-B-32", 1000), ("ViT-B-16", 300))]
+    assert speeds[("ViT-B", "H100")].image == pytest.approx(sum(flops) / 2)
+    assert speeds[("ViT-B", "H100")].text is None

@@ -555,7 +555,7 @@ def measured_speeds(
     largest measured batch size up to the plan's (else the smallest), the latest run's; a family's figure is the
     median of its models'. Rows of CPUs, endpoints, worker sets, failed points and models the catalog has no FLOPs
     for are left out."""
-    points: dict[tuple[str, str, str], dict[tuple[bool, int, int], tuple[float, str]]] = {}
+    points: dict[tuple[str, str, str, str], dict[tuple[bool, bool, int], tuple[float, str]]] = {}
     for row in rows:
         model, mode = str(row.get("model", "")), row.get("mode")
         if (row.get("status") != "ok" or mode not in ("image", "text") or row.get("workers")
@@ -574,9 +574,9 @@ def measured_speeds(
         fits_batch = batch <= batch_size
         rank = (amp, fits_batch, batch if fits_batch else -batch)  # later rows of the same rank replace earlier ones
         source = f"{model} {row.get('precision')} batch {batch}: {rate:,.0f} {mode}s/s"
-        points.setdefault((model_family(model), gpu, mode), {})[rank] = (rate * gflops * 1e9, source)
+        points.setdefault((model_family(model), gpu, mode, model), {})[rank] = (rate * gflops * 1e9, source)
     by_key: dict[tuple[str, str], dict[str, list[tuple[float, str]]]] = {}
-    for (family, gpu, mode), ranked in points.items():
+    for (family, gpu, mode, _), ranked in sorted(points.items()):
         by_key.setdefault((family, gpu), {}).setdefault(mode, []).append(ranked[max(ranked)])
     out = {}
     for key, towers in sorted(by_key.items()):

@@ -85,7 +85,7 @@ class _Running:
         line = self.answers.readline()
         if not line:
             code = self.process.wait()
-            tail = " | ".join(self.err_path.read_text(errors="replace").strip().splitlines()[-3:])
+            tail = (self.err_path.read_text(errors="replace").strip().splitlines() or [""])[-1]
             raise WorkerError(f"worker {self.worker.index} exited with code {code}: {tail or 'no output'} "
                               f"(log: {self.err_path})")
         return json.loads(line)
@@ -174,7 +174,11 @@ def _main(fd: int) -> None:
         if sys.stdin.readline().strip() != "go":
             raise SystemExit("the parent went away")
 
-    measurements = run_sweep(sweep, say=print, before_timing=ready)
+    try:
+        measurements = run_sweep(sweep, say=print, before_timing=ready)
+    except BenchmarkError as exc:  # one line for the parent to show, as the CLI would
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
     answers.write(json.dumps({"done": [asdict(m) for m in measurements], "cores": cores, "affinity": affinity,
                               "threads": torch.get_num_threads(), "environment": environment(sweep.device)}) + "\n")
     answers.close()
