@@ -28,6 +28,7 @@ RESULT_LINES = {
                      rf"ours / lower bound: +{NUMBER}x dollars, {NUMBER}x GPU-hours"],
     "sweep_vs_clip_benchmark.py": [rf"speed-up of benchmark run over per pair: +{NUMBER}x",
                                    r"pairs with identical metrics: +([0-9]+)/\1"],
+    "throughput_check.py": [rf" +ratio command / plain: {NUMBER}", rf" +ratio pinned / one process: {NUMBER}"],
     "sync_parse.py": [rf"first sync +{NUMBER} +{NUMBER} +{NUMBER}x  aws s3 sync",
                       rf"parse \(CLI, incl. start-up\) +{NUMBER} +{NUMBER} +{NUMBER}x  clip_benchmark build"],
 }
