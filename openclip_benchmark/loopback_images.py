@@ -26,7 +26,7 @@ class ImageHost:
         self.huge_bytes = huge_bytes
         self.requests: Counter = Counter()
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.host, self.server.daemon_threads = self, True
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
@@ -45,6 +45,10 @@ class ImageHost:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the default 5 refuses connections when many download threads start at once
 
 
 class _Handler(BaseHTTPRequestHandler):
