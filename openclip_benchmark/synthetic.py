@@ -13,11 +13,11 @@ import io
 import itertools
 import json
 import random
-import tarfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from .core.pair import Pair, Preprocess
+from .core.wds import write_shards
 from .core.records import make_result
 from .tasks import get_task
 
@@ -44,27 +44,16 @@ def _image_png(rng: random.Random, size: int, tint: tuple[int, int, int]) -> byt
     return buf.getvalue()
 
 
+def sample_image(index: int, size: int = 32) -> bytes:
+    """A PNG of its own for each index: the images a loopback image host serves for captions."""
+    return _image_png(random.Random(index), size, _tint(index % len(NOUNS), len(NOUNS)))
+
+
 def _tint(index: int, count: int) -> tuple[int, int, int]:
     import colorsys
 
     r, g, b = colorsys.hsv_to_rgb(index / max(count, 1), 0.7, 0.8)
     return int(r * 255), int(g * 255), int(b * 255)
-
-
-def _write_shards(folder: Path, samples: Sequence[dict[str, bytes]], shards: int) -> None:
-    """Samples split into `shards` tar files, in order, like webdataset's ShardWriter."""
-    test = folder / "test"
-    test.mkdir(parents=True, exist_ok=True)
-    shards = max(1, min(shards, len(samples)))
-    per = -(-len(samples) // shards)
-    for s in range(shards):
-        with tarfile.open(test / f"{s}.tar", "w", format=tarfile.USTAR_FORMAT) as tar:
-            for i in range(s * per, min(len(samples), (s + 1) * per)):
-                for ext, data in samples[i].items():
-                    info = tarfile.TarInfo(f"s{i:07d}.{ext}")
-                    info.size, info.mtime, info.mode = len(data), 0, 0o644
-                    tar.addfile(info, io.BytesIO(data))
-    (test / "nshards.txt").write_text(f"{shards}\n")
 
 
 def _write_lines(path: Path, lines: Iterable[str]) -> None:
@@ -76,7 +65,7 @@ def _write_dataset(root, name: str, n: int, shards: int, seed: int, sample, file
     rng = random.Random(seed)
     folder = Path(root) / f"wds_{name}"
     folder.mkdir(parents=True, exist_ok=True)
-    _write_shards(folder, [sample(rng, i) for i in range(n)], shards)
+    write_shards(folder, [sample(rng, i) for i in range(n)], shards)
     for filename, lines in files.items():
         _write_lines(folder / filename, lines)
     return folder

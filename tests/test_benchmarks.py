@@ -24,6 +24,8 @@ RESULT_LINES = {
                        rf"benchmark init \(fresh tracker\) +{NUMBER} +{NUMBER} +{NUMBER}"],
     "dataset_download.py": [rf"[0-9]+ files in parallel +: +{NUMBER} s +\({NUMBER}x faster\)",
                             rf"cached \(2nd pair\) +: +{NUMBER} s +\([0-9]+x faster than downloading again\)"],
+    "own_data.py": [rf"dataset add \(whole\) +: +{NUMBER} s +{NUMBER} images/s +\({NUMBER}x faster\)",
+                    r"second dataset add +: 0 requests, webdataset unchanged"],
     "plan_cost.py": [rf"ours / source: +{NUMBER}x dollars, {NUMBER}x GPU-hours",
                      rf"ours / lower bound: +{NUMBER}x dollars, {NUMBER}x GPU-hours"],
     "sweep_vs_clip_benchmark.py": [rf"speed-up of benchmark run over per pair: +{NUMBER}x",

@@ -103,7 +103,8 @@ def _dataset_from_json(name: str, raw: Any, where: str) -> DatasetSpec:
 
 
 @functools.lru_cache(maxsize=8)
-def _load_datasets(path: Path) -> dict[str, DatasetSpec]:
+def _load_datasets(path: Path, stamp: tuple[int, int] | None = None) -> dict[str, DatasetSpec]:
+    """`stamp` (mtime, size) keys the cache, so a mapping that `dataset add` rewrote is read again."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -131,7 +132,13 @@ def datasets_from_json(raw: Any, where: str) -> dict[str, DatasetSpec]:
 
 def load_datasets(path: str | Path | None = None) -> dict[str, DatasetSpec]:
     """Dataset specs by mapping key; the default is the shipped `dataset_mapping.json`."""
-    return dict(_load_datasets(Path(path).resolve() if path else mapping_path()))
+    path = Path(path).resolve() if path else mapping_path()
+    try:
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        stamp = None  # the reader names the missing file
+    return dict(_load_datasets(path, stamp))
 
 
 def _alias(name: str) -> str:

@@ -16,6 +16,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from ..core.errors import BenchmarkError
 from ..storage.store import TRANSIENT_EXIT_CODE
@@ -95,6 +96,8 @@ def ensure_dataset(
         folder = Path(dataset_root).expanduser() / wds_name
         check_layout(folder, split, task, name)
         return folder
+    if spec is not None and spec.url.startswith("file://"):  # a dataset of your own (`benchmark dataset add`)
+        return check_layout(Path(unquote(urlparse(spec.url).path)), split, task, name)
     source = dataset_source(name, wds_name, spec, base_url)
     token = token if token is not None else (os.environ.get("HF_TOKEN") or None)
     return download_dataset(source, Path(cache_dir).expanduser() / "datasets", token=token, progress=progress)

@@ -1,0 +1,96 @@
+"""Commands: your own image-caption data as a benchmark dataset (`dataset add|list|remove`)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from .app import app, console
+
+DEFAULTS_ROOT = "datasets"
+dataset_app = typer.Typer(help="Your own image-caption data as a retrieval dataset (img2dataset).", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+
+MAPPING = typer.Option(
+    None, "--dataset-mapping", envvar="BENCHMARK_DATASETS", show_envvar=True,
+    help="The mapping to register in (default: ROOT/dataset_mapping.json, first made as a copy of the shipped one).",
+)
+
+
+@dataset_app.command("add")
+def add(
+    name: str = typer.Argument(..., help="Dataset name (its folder is ROOT/wds_NAME); not a catalog name."),
+    table: str = typer.Option(..., "--csv", help="CSV, TSV (.tsv) or Parquet (.parquet) of image URLs and captions."),
+    url_col: str = typer.Option("url", help="Column of image URLs."),
+    caption_col: str = typer.Option("caption", help="Column of captions (rows of one URL share its image)."),
+    root: str = typer.Option(DEFAULTS_ROOT, help="Folder of your datasets."),
+    processes: int = typer.Option(None, min=1, help="img2dataset processes (default: up to 4 CPUs)."),
+    threads: int = typer.Option(64, min=1, help="img2dataset download threads per process."),
+    timeout: float = typer.Option(10.0, min=0.1, help="Seconds per request."),
+    retries: int = typer.Option(1, min=0, help="Further tries of a failed URL."),
+    max_bytes: int = typer.Option(20 * 2**20, min=1, help="Largest image body accepted."),
+    shard_size: int = typer.Option(1000, min=1, help="Samples per tar shard."),
+    context_length: int = typer.Option(77, min=3, help="Text context: longer captions are counted as truncated."),
+    dataset_mapping: Optional[str] = MAPPING,
+):
+    """Fetch every image of the table and write a retrieval webdataset; a re-run fetches only what is missing."""
+    from ..datasets.captions import FetchOptions
+    from ..pipeline.own_data import add_dataset, user_mapping
+
+    defaults = FetchOptions()
+    options = FetchOptions(processes=processes or defaults.processes, threads=threads, timeout=timeout,
+                           retries=retries, max_bytes=max_bytes, shard_size=shard_size, context_length=context_length)
+    mapping = user_mapping(dataset_mapping, root)
+    built = add_dataset(name, table, root, mapping, url_col=url_col, caption_col=caption_col, options=options)
+    out = console()
+    failed = sum(built.failed.values())
+    out.print(f"{len(built.rows)} rows: {built.ok} ok, {failed} failed; {built.truncated} captions longer than "
+              f"{context_length} tokens (open_clip truncates them)", highlight=False)
+    for reason, count in built.failed.most_common():
+        out.print(f"  {count:6d}  {reason}", highlight=False)
+    if built.fetched:
+        out.print(f"fetched {built.fetched_ok}/{built.fetched} URLs in {built.fetch_seconds:.1f} s "
+                  f"({built.images_per_s:.1f} images/s)", highlight=False)
+    else:
+        out.print("fetched nothing: every image was already here", highlight=False)
+    out.print(f"status per row: {built.status_path}", highlight=False)
+    if built.folder is None:
+        out.print("[red]no row gave an image: nothing written or registered[/]")
+        raise typer.Exit(3)
+    state = "written" if built.rebuilt else "unchanged"
+    out.print(f"{built.folder} {state}: {built.images} images, {built.captions} captions; registered as {name!r} in "
+              f"{mapping}", highlight=False)
+    out.print(f"use it: benchmark init -d {name} --dataset-mapping {mapping}  (or export BENCHMARK_DATASETS={mapping})",
+              highlight=False, markup=False)
+
+
+@dataset_app.command("list")
+def list_(
+    root: str = typer.Option(DEFAULTS_ROOT, help="Folder of your datasets."),
+    dataset_mapping: Optional[str] = MAPPING,
+):
+    """The datasets you added, with their size and folder."""
+    from rich.table import Table
+
+    from ..pipeline.own_data import dataset_folder, list_datasets, user_mapping
+
+    table = Table()
+    for column in ("dataset", "images", "captions/image", "folder"):
+        table.add_column(column, overflow="fold")
+    for spec in list_datasets(user_mapping(dataset_mapping, root)):
+        table.add_row(spec.name, str(spec.size), str(spec.captions_per_image), str(dataset_folder(spec)))
+    console().print(table)
+
+
+@dataset_app.command("remove")
+def remove(
+    name: str = typer.Argument(..., help="A dataset you added."),
+    root: str = typer.Option(DEFAULTS_ROOT, help="Folder of your datasets."),
+    dataset_mapping: Optional[str] = MAPPING,
+):
+    """Drop the dataset from the mapping and delete its webdataset, download cache and status tables."""
+    from ..pipeline.own_data import remove_dataset, user_mapping
+
+    gone = remove_dataset(name, user_mapping(dataset_mapping, root))
+    console().print(f"removed {name}: " + (", ".join(map(str, gone)) or "no files were left"), highlight=False)

@@ -1,0 +1,46 @@
+"""Use cases for your own image-caption data: add it as a benchmark dataset (fetch, write, register), list and
+remove what was added. From then on the dataset is one of the mapping's, for init, plan, launch, run and report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from ..catalog import DatasetSpec
+from ..datasets.captions import CaptionDataset, FetchOptions, build_caption_dataset, remove_caption_dataset
+from ..datasets.user_mapping import DEFAULT_MAPPING_NAME, OWN_COLLECTION, check_name, register, unregister, \
+    user_datasets
+from ..tasks.zeroshot_retrieval import TASK as RETRIEVAL
+
+
+def user_mapping(mapping: str | Path | None, root: str | Path) -> Path:
+    """The mapping `dataset` commands edit: the one given, else `<root>/dataset_mapping.json`."""
+    return Path(mapping) if mapping else Path(root) / DEFAULT_MAPPING_NAME
+
+
+def add_dataset(name: str, table: str | Path, root: str | Path, mapping: Path, *, url_col: str = "url",
+                caption_col: str = "caption", options: FetchOptions = FetchOptions()) -> CaptionDataset:
+    """Fetch and write `wds_<name>` under `root`; register it in `mapping` when at least one row gave an image."""
+    check_name(name)
+    built = build_caption_dataset(name, table, root, url_col=url_col, caption_col=caption_col, options=options)
+    if built.folder is not None:
+        register(mapping, DatasetSpec(
+            name=name, wds_name=built.folder.name, url=built.folder.resolve().as_uri(), task=RETRIEVAL.name,
+            split="test", size=built.images, num_classes=None,
+            captions_per_image=max(1, round(built.captions / built.images)), metric=RETRIEVAL.main_metric,
+            collections=(OWN_COLLECTION,), languages=("en",)))
+    return built
+
+
+def list_datasets(mapping: Path) -> list[DatasetSpec]:
+    return user_datasets(mapping)
+
+
+def dataset_folder(spec: DatasetSpec) -> Path:
+    return Path(unquote(urlparse(spec.url).path))
+
+
+def remove_dataset(name: str, mapping: Path) -> list[Path]:
+    """Drop the mapping entry, then the webdataset, its download cache and status tables."""
+    spec = unregister(mapping, name)
+    return remove_caption_dataset(name, dataset_folder(spec).parent)

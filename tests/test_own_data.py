@@ -1,0 +1,142 @@
+"""`benchmark dataset add|list|remove`: a table of URLs and captions, served by a loopback image host with every
+fault of a real web, becomes a retrieval webdataset that clip_benchmark's own loader reads and `benchmark run`
+evaluates with clip_benchmark's recalls; a re-run fetches only what is missing and rewrites nothing."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from openclip_benchmark.cli import app
+from openclip_benchmark.loopback_images import ImageHost
+from openclip_benchmark.synthetic import make_tiny_model, sample_image
+
+GOOD = 12  # recall@10 needs at least 10 images
+FAULTS = {"/missing": "http 404", "/slow": "timeout", "/page": "html, not an image", "/huge": "over --max-bytes",
+          "/loop": "redirect loop", "/corrupt": "corrupt image"}
+FAST = ["--processes", "1", "--threads", "16", "--timeout", "1", "--retries", "0", "--max-bytes", "200000",
+        "--shard-size", "5"]
+
+
+def _bench(*args, code=0):
+    out = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+    assert out.exit_code == code, out.output
+    return out.output
+
+
+@pytest.fixture(scope="module")
+def added(tmp_path_factory):
+    root = tmp_path_factory.mktemp("own")
+    with ImageHost({f"{i}.png": sample_image(i) for i in range(GOOD)}, slow_s=3, huge_bytes=300_000) as host:
+        rows = [(host.image_url(f"{i}.png"), f"photo {i} of the set") for i in range(GOOD)]
+        rows += [(host.image_url("0.png"), "another caption of photo 0")] * 2  # the second is a duplicate row
+        rows += [(host.url(path), f"fault {path}") for path in FAULTS]
+        rows += [("  ", "a blank url"), (host.image_url("1.png"), " "), ("ftp://example.org/a.png", "not http"),
+                 (host.image_url("2.png"), "long " * 90)]
+        table = root / "data.csv"
+        with open(table, "w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh).writerows([("image", "text"), *rows])
+        mapping = root / "mine.json"
+        args = ["dataset", "add", "mine", "--csv", str(table), "--url-col", "image", "--caption-col", "text",
+                "--root", str(root / "datasets"), "--dataset-mapping", str(mapping), *FAST]
+        first = _bench(*args)
+        requests_first = dict(host.requests)
+        tars = {p.name: p.stat().st_mtime_ns for p in (root / "datasets" / "wds_mine" / "test").iterdir()}
+        second = _bench(*args)
+        requests_second = {k: v - requests_first.get(k, 0) for k, v in host.requests.items()}
+    return dict(root=root, mapping=mapping, first=first, second=second, tars=tars,
+                requests_second={k: v for k, v in requests_second.items() if v})
+
+
+def test_every_fault_is_a_row_error_with_its_reason(added):
+    status = pd.read_csv(added["root"] / "datasets" / "wds_mine.status.csv", keep_default_na=False)
+    reasons = dict(zip(status["caption"], status["reason"]))
+    assert status["error"].tolist().count("") == GOOD + 2, status.to_string()
+    for path, reason in FAULTS.items():
+        assert reasons[f"fault {path}"] == reason
+    assert reasons["a blank url"] == "blank url" and reasons["not http"] == "not an http(s) url"
+    assert status.loc[status["caption"] == "", "reason"].tolist() == ["blank caption"]
+    assert status["reason"].tolist().count("duplicate row") == 1
+    assert (status["status"] == "ok").sum() == GOOD + 2 and status["truncated"].sum() == 1
+    assert pd.read_parquet(added["root"] / "datasets" / "wds_mine.status.parquet").equals(
+        pd.read_csv(added["root"] / "datasets" / "wds_mine.status.csv", keep_default_na=False))
+    for reason in FAULTS.values():
+        assert reason in added["first"]
+    assert f"{GOOD + 2} ok" in added["first"] and "1 captions longer than 77 tokens" in added["first"]
+
+
+def test_clip_benchmark_reads_the_webdataset_with_captions_grouped(added):
+    from clip_benchmark.datasets.builder import build_dataset
+
+    folder = added["root"] / "datasets" / "wds_mine"
+    assert (folder / "dataset_type.txt").read_text().strip() == "retrieval"
+    assert (folder / "test" / "nshards.txt").read_text().strip() == "3"
+    ds = build_dataset("wds/mine", root=str(folder), transform=lambda im: im.size, split="test",
+                       task="zeroshot_retrieval")
+    samples = list(ds)
+    assert len(samples) == GOOD and all(size == (32, 32) for size, _ in samples)
+    assert samples[0][1] == ["photo 0 of the set", "another caption of photo 0"]
+    assert samples[2][1] == ["photo 2 of the set", " ".join(["long"] * 90)]
+
+
+def test_a_rerun_fetches_only_what_failed_and_rewrites_nothing(added):
+    assert set(added["requests_second"]) == set(FAULTS)
+    assert not any(path.startswith("/img/") for path in added["requests_second"])
+    tars = {p.name: p.stat().st_mtime_ns for p in (added["root"] / "datasets" / "wds_mine" / "test").iterdir()}
+    assert tars == added["tars"] and "unchanged" in added["second"]
+
+
+def test_the_mapping_lists_it_and_run_gives_clip_benchmarks_recalls(added, tmp_path):
+    import torch
+    from clip_benchmark.datasets.builder import build_dataset
+    from clip_benchmark.metrics import zeroshot_retrieval
+    from clip_benchmark.models import load_clip
+
+    mapping = json.loads(added["mapping"].read_text())
+    assert "cifar10" in mapping["datasets"] and mapping["datasets"]["mine"]["size"] == GOOD
+    assert "mine" in _bench("dataset", "list", "--dataset-mapping", str(added["mapping"]))
+    model = make_tiny_model(tmp_path, "tiny")
+    _bench("run", "-m", model, "-d", "mine", "--dataset-mapping", str(added["mapping"]), "--store",
+           str(tmp_path / "results"), "--precision", "fp32", "--batch-size", "5", "--num-workers", "0",
+           "--tracker", str(tmp_path / "none.csv"), "--no-progress")
+    results = tmp_path / "results"
+    (result,) = [json.loads(p.read_text()) for p in results.rglob("*.json")
+                 if not p.relative_to(results).parts[0].startswith("_")]  # manifests and bundles
+    net, transform, tokenizer = load_clip("open_clip", model, "", None, device="cpu")
+    net.eval()
+    ds = build_dataset("wds/mine", root=str(added["root"] / "datasets" / "wds_mine"), transform=transform,
+                       split="test", task="zeroshot_retrieval")
+    loader = torch.utils.data.DataLoader(ds.batched(5), batch_size=None, num_workers=0)
+    expected = zeroshot_retrieval.evaluate(net, loader, tokenizer, "cpu", amp=False, recall_k_list=[1, 5, 10])
+    assert result["dataset"] == "mine" and result["metrics"] == expected
+
+
+def test_bad_tables_and_names_are_one_error_line(tmp_path):
+    bad = {"empty.csv": b"", "latin1.csv": "url,caption\nhttp://a/b.png,caf\xe9\n".encode("latin-1"),
+           "columns.csv": b"link,caption\nhttp://a/b.png,x\n", "header.csv": b"url,caption\n"}
+    expect = {"empty.csv": "is empty", "latin1.csv": "not UTF-8", "columns.csv": "no column 'url'",
+              "header.csv": "no rows"}
+    for name, data in bad.items():
+        (tmp_path / name).write_bytes(data)
+        out = _bench("dataset", "add", "x", "--csv", str(tmp_path / name), "--root", str(tmp_path / "d"), code=2)
+        assert out.startswith("error: ") and expect[name] in out and out.count("\n") == 1, out
+    out = _bench("dataset", "add", "mscoco_captions", "--csv", str(tmp_path / "header.csv"), code=2)
+    assert "catalog's dataset" in out
+    assert not (tmp_path / "d").exists()
+
+
+def test_remove_drops_entry_and_files(tmp_path):
+    with ImageHost({f"{i}.png": sample_image(i) for i in range(2)}) as host:
+        (tmp_path / "t.tsv").write_text("url\tcaption\n" + "".join(
+            f"{host.image_url(f'{i}.png')}\tpicture {i}\n" for i in range(2)))
+        _bench("dataset", "add", "two", "--csv", str(tmp_path / "t.tsv"), "--root", str(tmp_path / "d"), *FAST)
+    mapping = tmp_path / "d" / "dataset_mapping.json"
+    assert "two" in json.loads(mapping.read_text())["datasets"]
+    _bench("dataset", "remove", "two", "--root", str(tmp_path / "d"))
+    assert "two" not in json.loads(mapping.read_text())["datasets"]
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["dataset_mapping.json", "dataset_mapping.json.lock"]
+    assert "unknown dataset of your own" in _bench("dataset", "remove", "two", "--root", str(tmp_path / "d"), code=2)
