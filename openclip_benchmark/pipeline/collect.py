@@ -54,10 +54,7 @@ def report(results: str | os.PathLike, metrics: str | os.PathLike, tracker: Path
     against open_clip's published numbers where any result has a published cell, and a section for the
     `benchmark throughput` runs in `throughput`, if any."""
     parsed = parse(results, metrics, tracker, catalog) if outputs_stale(results, metrics) else None
-    checked = None
-    if Path(results).is_dir():  # the section on published numbers, where any result has a published cell
-        reference = published.load_published(catalog)
-        checked = published.compare_published((r for r, _ in read_results(results, catalog)), reference)
+    checked = _published_check(results, catalog) if Path(results).is_dir() else None
     page = build_report(metrics, out, tracker if tracker.exists() else None, published=checked, throughput_dir=throughput)
     return ReportOutcome(page, parsed)
 
@@ -73,8 +70,13 @@ def compare_published(results: str | os.PathLike, out: str | os.PathLike, catalo
                       tasks: Path | None = None) -> PublishedOutcome:
     """Every result that open_clip's published table has a cell for, against it; written as
     `published_comparison.csv` in `out`."""
-    reference = published.load_published(catalog, table, tasks)
-    comparison = published.compare_published((r for r, _ in read_results(results, catalog)), reference, tolerance)
+    comparison = _published_check(results, catalog, tolerance, table, tasks)
     path = Path(out) / "published_comparison.csv"
     atomic_write_text(path, published.comparison_csv(comparison))
     return PublishedOutcome(comparison, path)
+
+
+def _published_check(results: str | os.PathLike, catalog: Catalog, tolerance: float = published.TOLERANCE_POINTS,
+                     table: Path | None = None, tasks: Path | None = None) -> published.Comparison:
+    reference = published.load_published(catalog, table, tasks)
+    return published.compare_published((r for r, _ in read_results(results, catalog)), reference, tolerance)
