@@ -271,7 +271,7 @@ def test_large_report_is_small_offline_and_quick(large_tab):
     assert tab.locator("#heatmap").get_attribute("data-points") == str(196 * 43)
 
 
-def test_large_report_hover_shows_model_value_and_interval(large_tab):
+def test_large_report_hover_shows_model_value_and_interval_and_zooms(large_tab):
     tab, board, *_ = large_tab
     first, hostile = board[0], next(b for b in board if b["model"] == LARGE_HOSTILE)
     label = f"{first['model']}:{first['pretrained']}"
@@ -290,6 +290,15 @@ def test_large_report_hover_shows_model_value_and_interval(large_tab):
     _changed(tab, lambda: tab.select_option("#scatter-y", "average"))
     tip = _hover(tab, "accuracy_vs_cost", m["cost_usd"], 100 * m["average"])
     assert m["model"] in tip and f"{100 * m['average']:.2f}" in tip and "95%" not in tip  # no interval for averages
+
+    width = "(() => { const d = window.reportViews.accuracy_vs_cost.scale('x').domain(); return d[1] / d[0]; })()"
+    before = tab.evaluate(width)
+    tab.mouse.wheel(0, -400)  # zoom in around the pointer
+    tab.wait_for_function(f"{width} < {before} * 0.9", timeout=5_000)
+    step = "window.reportViews.heatmap.signal('y_step')"
+    cells = tab.evaluate(step)
+    tab.click("#zoom-in")
+    tab.wait_for_function(f"{step} > {cells}", timeout=5_000)
 
 
 def test_large_report_table_sorts_filters_and_searches(large_tab):

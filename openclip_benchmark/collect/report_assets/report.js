@@ -34,7 +34,9 @@
     if (v == null) return "–";
     if (typeof v !== "number") return String(v);
     if (col === "params") return v >= 1e6 ? (v / 1e6).toFixed(0) + "M" : v.toFixed(0);
-    if (col === "image_gflops" || col === "text_gflops" || col === "seconds") return v.toLocaleString("en", { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+    if (col === "image_gflops" || col === "text_gflops" || col === "seconds") {  // a tiny model's 0.021 stays readable
+      return v >= 10 ? v.toLocaleString("en", { minimumFractionDigits: 1, maximumFractionDigits: 1 }) : v.toPrecision(2);
+    }
     if (col === "cost_usd") return "$" + v.toFixed(2);
     if (col === "datasets" || col === "#") return v.toFixed(0);
     return isScore(col) ? pct(v) : String(v);
@@ -233,11 +235,11 @@
   window.reportViews = views;  // the vega View of each chart, by id: for a reader's console and the browser test
   function chartValues(chart, shown) {  // the chart's rows, or its note in its place when it has none
     var values = chart.rows(shown), el = $(chart.id), note = el.nextElementSibling;
-    if (!note || note.className !== "note") {
+    if (!note || !note.classList.contains("note")) {
       note = document.createElement("div");
-      note.className = "note";
       el.parentNode.insertBefore(note, el.nextSibling);
     }
+    note.className = values.length ? "note" : "note empty";
     note.textContent = values.length ? chart.note || "" : chart.empty;
     note.style.display = note.textContent ? "" : "none";
     el.style.display = values.length ? "" : "none";
