@@ -226,7 +226,7 @@ def read_intervals(metrics_dir: Path) -> dict[tuple, tuple[float, float]]:
     out = {}
     for row in read_csv(path, INTERVAL_TEXT_COLUMNS):
         low, high = row.get("ci_low"), row.get("ci_high")
-        if isinstance(low, float) and isinstance(high, float):
+        if isinstance(low, float) and isinstance(high, float) and math.isfinite(low) and math.isfinite(high):
             out[(row.get("model"), row.get("pretrained"), row.get("preprocess"), row.get("dataset"))] = (low, high)
     return out
 
@@ -235,8 +235,10 @@ INTERVAL_TEXT_COLUMNS = LEADERBOARD_TEXT_COLUMNS + ("dataset",)
 
 
 def _short(value: Any) -> Any:
-    """Six significant digits: the page shows at most four, and 196 x 43 numbers stay small."""
-    return float(f"{value:.6g}") if isinstance(value, float) and math.isfinite(value) else value
+    """Six significant digits: the page shows at most four, and 196 x 43 numbers stay small; NaN becomes null."""
+    if not isinstance(value, float):
+        return value
+    return float(f"{value:.6g}") if math.isfinite(value) else None
 
 
 def _unique_labels(board: list[dict[str, Any]]) -> list[str]:
@@ -255,13 +257,12 @@ def page_data(board: list[dict[str, Any]], columns: list[str], datasets: list[st
     (row, column, low, high), families, collections (catalog collections -> the leaderboard columns they hold)."""
     where = {c: i for i, c in enumerate(columns)}
     values = [[_short(r.get(c)) for c in columns] for r in board]
-    cis = [
-        [i, where[col], _short(low), _short(high)]
-        for i, r in enumerate(board)
-        for col in columns
-        if (low_high := intervals.get((r["model"], r["pretrained"], r.get("preprocess"), col))) is not None
-        for low, high in [low_high]
-    ]
+    cis = []
+    for i, r in enumerate(board):
+        for col in columns:
+            bounds = intervals.get((r["model"], r["pretrained"], r.get("preprocess"), col))
+            if bounds is not None:
+                cis.append([i, where[col], _short(bounds[0]), _short(bounds[1])])
     collections: dict[str, list[str]] = {}
     if catalog is not None:
         column_of = {
@@ -285,8 +286,7 @@ def page_data(board: list[dict[str, Any]], columns: list[str], datasets: list[st
             "sizes": [int(s) for s in sizes],
             "rows": [
                 {"model": r["model"], "pretrained": r["pretrained"], "family": model_family(r["model"]),
-                 "dataset": dataset_column(r["dataset"], r.get("language") or "en"), "metric": r.get("metric"),
-                 "values": [_short(r.get(s)) for s in sizes]}
+                 "dataset": dataset_column(r["dataset"], r.get("language") or "en"), "values": [_short(r.get(s)) for s in sizes]}
                 for r in sweep
             ],
         },
