@@ -268,7 +268,7 @@ def test_large_report_is_small_offline_and_quick(large_tab):
     assert all(url.startswith(("file:", "data:", "about:")) for url in requests), requests
     assert tab.evaluate("window.pwned") is None and tab.locator("img[src='x']").count() == 0
     assert len(_rows(tab)) == len(board) == 196
-    assert tab.locator("#heatmap").get_attribute("data-points") == str(196 * 43)
+    assert tab.locator("#heatmap").get_attribute("data-points") == str(196 * (43 + 1))  # + the family column
 
 
 def test_large_report_hover_shows_model_value_and_interval_and_zooms(large_tab):
@@ -280,6 +280,7 @@ def test_large_report_hover_shows_model_value_and_interval_and_zooms(large_tab):
     assert first["model"] in tip and first["pretrained"] in tip and "imagenet1k" in tip and f"{100 * v:.2f}" in tip
     assert f"{100 * (v - 0.02):.1f} – {100 * min(1.0, v + 0.015):.1f}" in tip
     assert "95%" not in _hover(tab, "heatmap", "cifar10", label)  # its interval cells are empty
+    assert model_family(first["model"]) in _hover(tab, "heatmap", "(family)", label)  # the family colour column
     tip = _hover(tab, "heatmap", "mnist", f"{LARGE_HOSTILE}:{hostile['pretrained']}")
     assert LARGE_HOSTILE in tip and tab.evaluate("window.pwned") is None  # shown as text
 
@@ -312,12 +313,12 @@ def test_large_report_table_sorts_filters_and_searches(large_tab):
     _changed(tab, lambda: tab.click("#leaderboard th[data-col='average']"))
     values = [float(r[average]) for r in _rows(tab)]
     assert values == sorted(values, reverse=True) and values[0] == round(100 * max(b["average"] for b in board), 1)
-    assert tab.locator("#heatmap").get_attribute("data-points") == str(196 * 43)
+    assert tab.locator("#heatmap").get_attribute("data-points") == str(196 * (43 + 1))
 
     families = Counter(model_family(b["model"]) for b in board)
     _changed(tab, lambda: tab.select_option("#family", "ViT-B"))
     assert len(_rows(tab)) == families["ViT-B"] and {r[3] for r in _rows(tab)} == {"ViT-B"}
-    assert tab.locator("#heatmap").get_attribute("data-points") == str(families["ViT-B"] * 43)
+    assert tab.locator("#heatmap").get_attribute("data-points") == str(families["ViT-B"] * (43 + 1))
     both = sum(model_family(b["model"]) == "ViT-B" and b["pretrained"] == "openai" for b in board)
     _changed(tab, lambda: tab.select_option("#pretrained", "openai"))
     assert 0 < len(_rows(tab)) == both
@@ -327,7 +328,7 @@ def test_large_report_table_sorts_filters_and_searches(large_tab):
     members = CATALOG.collections()["imagenet_robustness"]
     _changed(tab, lambda: tab.select_option("#collection", "imagenet_robustness"))
     assert [c for c in _head(tab) if c in CATALOG.datasets] == sorted(members) and len(_rows(tab)) == 196
-    assert tab.locator("#heatmap").get_attribute("data-points") == str(196 * len(members))
+    assert tab.locator("#heatmap").get_attribute("data-points") == str(196 * (len(members) + 1))
 
     _changed(tab, lambda: tab.click("#reset"))
     wanted = [b for b in board if "convnext" in f"{b['model']} {b['pretrained']} {model_family(b['model'])}".lower()]

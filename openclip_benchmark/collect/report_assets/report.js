@@ -141,6 +141,7 @@
   var families = counted("family").map(function (e) { return e[0]; });
   var familyColor = { field: "family", type: "nominal", scale: { domain: families, scheme: "tableau20" }, legend: { title: "family" } };
   var zoom = [{ name: "zoom", select: "interval", bind: "scales" }];
+  var FAMILY_COLUMN = "(family)";
   function scatter(id, xTitle, xOf, empty, note) {  // interval rules are layered under the points when any has one
     var rules = { mark: { type: "rule", opacity: 0.5 }, transform: [{ filter: "datum.lo != null" }],
                   encoding: { y: { field: "lo", type: "quantitative" }, y2: { field: "hi" }, color: familyColor } };
@@ -174,22 +175,31 @@
   var charts = [
     {
       id: "heatmap", data: "cells", empty: "no results yet",
-      spec: {
+      spec: {  // a first column of family colours, then a cell per dataset; the two layers have their own colours
         data: { name: "cells" }, width: { step: 16 }, height: { step: 12 },
-        mark: { type: "rect", tooltip: { expr: "datum.tip" } },
         encoding: {
-          x: { field: "dataset", type: "nominal", sort: DATA.datasets, axis: { orient: "top", labelAngle: -55, title: null } },
-          y: { field: "label", type: "nominal", sort: { field: "order", op: "min" }, axis: { title: null, labelLimit: 320 } },
-          color: { field: "v", type: "quantitative", scale: { scheme: "viridis", domain: [0, 100] }, title: "%" }
+          x: { field: "dataset", type: "nominal", sort: [FAMILY_COLUMN].concat(DATA.datasets), axis: { orient: "top", labelAngle: -55, title: null } },
+          y: { field: "label", type: "nominal", sort: { field: "order", op: "min" }, axis: { title: null, labelLimit: 320 } }
         },
+        layer: [
+          { transform: [{ filter: "datum.v != null" }], mark: { type: "rect", tooltip: { expr: "datum.tip" } },
+            encoding: { color: { field: "v", type: "quantitative", scale: { scheme: "viridis", domain: [0, 100] }, title: "%" } } },
+          { transform: [{ filter: "datum.v == null" }], mark: { type: "rect", tooltip: { expr: "datum.tip" } },
+            encoding: { color: familyColor } }
+        ],
+        resolve: { scale: { color: "independent" } },
         config: { axis: { labelFontSize: 10 } }
       },
       rows: function (shown) {
         var cells = [], datasets = shownDatasets();
         shown.forEach(function (m, order) {
-          datasets.forEach(function (d) {
+          var scored = datasets.filter(function (d) { return value(m, d) != null; });
+          if (!scored.length) return;
+          var t = { title: m.label, model: m.model, pretrained: m.pretrained || "–", family: m.family };
+          cells.push({ label: m.label, dataset: FAMILY_COLUMN, order: order, v: null, family: m.family, tip: t });
+          scored.forEach(function (d) {
             var v = value(m, d);
-            if (v != null) cells.push({ label: m.label, dataset: d, order: order, v: 100 * v, tip: tip(m, d, v) });
+            cells.push({ label: m.label, dataset: d, order: order, v: 100 * v, tip: tip(m, d, v) });
           });
         });
         return cells;
