@@ -6,6 +6,7 @@ import csv
 import math
 
 import pytest
+from test_report import embedded_data
 
 from openclip_benchmark.demo import DEMO_DATASETS, DEMO_MODELS, MARKER, DemoLayout, prepare_workdir
 from openclip_benchmark.core.errors import BenchmarkError
@@ -53,6 +54,10 @@ def test_demo_end_to_end(tmp_path, monkeypatch):
     with open(w.workdir / "leaderboard.csv", newline="") as fh:
         board = list(csv.DictReader(fh))
     assert all(float(row["image_gflops"]) > 0 and float(row["text_gflops"]) > 0 and int(row["params"]) > 0 for row in board)
+    # so the report draws every chart: compute, and seconds labelled "no GPU price" for these CPU runs
+    data = embedded_data((w.report / "index.html").read_text())
+    assert data["cost"]["column"] == "seconds" and data["cost"]["note"].startswith("no GPU price")
+    assert len(data["rows"]) == len(DEMO_MODELS) and all(r[data["columns"].index("seconds")] > 0 for r in data["rows"])
     # the printed values are the stored ones
     for record in records:
         main = next(d.metric for d in DEMO_DATASETS if d.name == record.pair.dataset)

@@ -1,20 +1,29 @@
-"""Metric CSVs -> one self-contained HTML page (inline CSS/JS, plots as embedded PNGs) plus the PNGs beside it."""
+"""Metric CSVs -> one self-contained, interactive HTML page, plus PNGs of its plots beside it.
+
+The charts are Vega-Lite, drawn by vega-embed from the offline bundle of the vl-convert-python package, inlined in
+the page with the data as JSON. Written by hand (report_assets/report.js), only what the library lacks: the
+leaderboard table (sort, filter, search) and feeding the filtered rows to the charts."""
 
 from __future__ import annotations
 
 import base64
 import csv
+import functools
 import html
 import io
+import json
 import math
 import os
+import string
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ..catalog import Catalog, model_family
 from ..core.errors import BenchmarkError
 from ..core.jsonio import atomic_write_bytes, atomic_write_text
 from ..core.records import utc_now
+from .parse import dataset_column
 from ..throughput.plot import plot_png
 from ..throughput.records import read_runs, rows
 from ..tracker import STATUSES, Tracker
@@ -174,33 +183,6 @@ def _gflops(row: dict[str, Any]) -> float | None:
     return row["image_gflops"] + (row.get("text_gflops") or 0.0)
 
 
-def _cell(column: str, value: Any) -> str:
-    if value is None:
-        return '<td class="na" data-v="">–</td>'
-    if isinstance(value, float):
-        if column in ("params",):
-            text = f"{value / 1e6:,.0f}M" if value >= 1e6 else f"{value:,.0f}"
-        elif column in ("image_gflops", "text_gflops", "seconds"):
-            text = f"{value:,.1f}"
-        elif column == "cost_usd":
-            text = f"${value:,.2f}"
-        elif column == "datasets":
-            text = f"{value:.0f}"
-        else:
-            text = f"{100 * value:.1f}"
-        return f'<td class="num" data-v="{value!r}">{text}</td>'
-    return f'<td data-v="{html.escape(str(value))}">{html.escape(str(value))}</td>'
-
-
-def leaderboard_html(board: list[dict[str, Any]], columns: list[str]) -> str:
-    head = "".join(f'<th data-col="{html.escape(c)}" title="click to sort">{html.escape(c)}</th>' for c in ["#"] + columns)
-    body = []
-    for rank, row in enumerate(board, 1):
-        cells = f'<td class="num" data-v="{rank}">{rank}</td>' + "".join(_cell(c, row.get(c)) for c in columns)
-        body.append(f"<tr>{cells}</tr>")
-    return f'<table id="leaderboard"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-
-
 def published_html(comparison) -> str:
     """The check against open_clip's published table (a `collect.published.Comparison`), flagged rows first."""
     if comparison is None or not comparison.rows:
@@ -221,87 +203,127 @@ def published_html(comparison) -> str:
     )
 
 
-PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>OpenCLIP benchmark report</title>
-<style>
-body {{ font: 14px/1.4 system-ui, -apple-system, Segoe UI, Roboto, sans-serif; margin: 24px; color: #222; }}
-h1 {{ margin: 0 0 4px; }} .meta {{ color: #666; margin-bottom: 16px; }}
-.cards {{ display: flex; gap: 12px; flex-wrap: wrap; margin: 12px 0 20px; }}
-.card {{ border: 1px solid #ddd; border-radius: 6px; padding: 8px 14px; min-width: 110px; }}
-.card b {{ display: block; font-size: 20px; }}
-.scroll {{ overflow: auto; max-height: 70vh; border: 1px solid #ddd; }}
-table {{ border-collapse: collapse; font-size: 12px; }}
-th, td {{ padding: 3px 7px; border-bottom: 1px solid #eee; white-space: nowrap; }}
-th {{ position: sticky; top: 0; background: #f6f6f6; cursor: pointer; user-select: none; }}
-th.asc::after {{ content: " ▲"; }} th.desc::after {{ content: " ▼"; }}
-td.num {{ text-align: right; font-variant-numeric: tabular-nums; }} td.na {{ color: #bbb; text-align: center; }}
-tr:hover td {{ background: #fafae0; }} tr.flag td {{ color: #b00020; }}
-figure {{ margin: 16px 0; }} figure img {{ max-width: 100%; border: 1px solid #eee; }}
-.grid {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); gap: 12px; }}
-</style></head>
-<body>
-<h1>OpenCLIP benchmark report</h1>
-<div class="meta">Generated {generated}. Scores are each dataset's main metric in percent. Ranked by the number of
-datasets done, then the average over them; <code>avg_*</code> columns average a collection only where a model has all of it.
-Click a column to sort.</div>
-<div class="cards">{cards}</div>
-<h2>Leaderboard</h2>
-<div class="scroll">{table}</div>
-{published}
-<h2>Plots</h2>
-<div class="grid">{figures}</div>
-<script>
-(function () {{
-  var table = document.getElementById("leaderboard");
-  var heads = table.tHead.rows[0].cells;
-  function sortBy(index, descending) {{
-    var body = table.tBodies[0];
-    var rows = Array.prototype.slice.call(body.rows);
-    rows.sort(function (a, b) {{
-      var x = a.cells[index].getAttribute("data-v"), y = b.cells[index].getAttribute("data-v");
-      if (x === "" && y === "") return 0;
-      if (x === "") return 1;
-      if (y === "") return -1;
-      var nx = parseFloat(x), ny = parseFloat(y), r;
-      r = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
-      return descending ? -r : r;
-    }});
-    rows.forEach(function (row) {{ body.appendChild(row); }});
-    for (var i = 0; i < heads.length; i++) heads[i].className = "";
-    heads[index].className = descending ? "desc" : "asc";
-    table.setAttribute("data-sorted-by", heads[index].getAttribute("data-col"));
-  }}
-  for (var i = 0; i < heads.length; i++) {{
-    heads[i].addEventListener("click", (function (index) {{
-      return function () {{ sortBy(index, heads[index].className !== "desc"); }};
-    }})(i));
-  }}
-  // index.html#sort=-average (descending) or #sort=model: a link that opens the table sorted
-  var wanted = decodeURIComponent((location.hash.match(/sort=(-?)([^&]+)/) || ["", "", "#"])[2]);
-  var descending = /sort=-/.test(location.hash);
-  for (var j = 0; j < heads.length; j++) {{
-    if (heads[j].getAttribute("data-col") === wanted) sortBy(j, descending);
-  }}
-  document.body.setAttribute("data-ready", "1");
-  window.addEventListener("load", function () {{
-    var shown = Array.prototype.filter.call(document.images, function (img) {{ return img.complete && img.naturalWidth > 0; }});
-    document.body.setAttribute("data-images-loaded", String(shown.length));
-  }});
-}})();
-</script>
-</body></html>
-"""
+
+def cost_axis(board: list[dict[str, Any]]) -> tuple[str, str, str]:
+    """(column, axis title, note) of the cost plot: dollars where a GPU price is known; for runs that have none (CPU),
+    seconds, labelled so, so the plot is never empty while anything ran."""
+    priced = sum(r.get("cost_usd") is not None for r in board)
+    unpriced = sum(r.get("cost_usd") is None and r.get("seconds") is not None for r in board)
+    if priced:
+        note = f"; {unpriced} model(s) have no GPU price (CPU runs) and are not drawn" if unpriced else ""
+        return "cost_usd", "USD spent evaluating the model (log)", note
+    if unpriced:
+        return "seconds", "seconds spent evaluating the model (log)", "no GPU price: these runs were on CPU, so seconds"
+    return "cost_usd", "USD spent evaluating the model (log)", "no cost data yet"
+
+
+def read_intervals(metrics_dir: Path) -> dict[tuple, tuple[float, float]]:
+    """(model, pretrained, preprocess, leaderboard column) -> (ci_low, ci_high) from parse's
+    `leaderboard_intervals.csv`; empty when the file is absent, rows without both bounds are left out."""
+    path = metrics_dir / "leaderboard_intervals.csv"
+    if not path.is_file():
+        return {}
+    out = {}
+    for row in read_csv(path, INTERVAL_TEXT_COLUMNS):
+        low, high = row.get("ci_low"), row.get("ci_high")
+        if isinstance(low, float) and isinstance(high, float) and math.isfinite(low) and math.isfinite(high):
+            out[(row.get("model"), row.get("pretrained"), row.get("preprocess"), row.get("dataset"))] = (low, high)
+    return out
+
+
+INTERVAL_TEXT_COLUMNS = LEADERBOARD_TEXT_COLUMNS + ("dataset",)
+
+
+def _short(value: Any) -> Any:
+    """Six significant digits: the page shows at most four, and 196 x 43 numbers stay small; NaN becomes null."""
+    if not isinstance(value, float):
+        return value
+    return float(f"{value:.6g}") if math.isfinite(value) else None
+
+
+def _unique_labels(board: list[dict[str, Any]]) -> list[str]:
+    seen: Counter = Counter()
+    labels = []
+    for row in board:
+        label = _label(row)
+        seen[label] += 1
+        labels.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
+    return labels
+
+
+def page_data(board: list[dict[str, Any]], columns: list[str], datasets: list[str], intervals: dict,
+              catalog: Catalog | None, sweep: list[dict[str, Any]], sizes: list[str]) -> dict[str, Any]:
+    """What the page's script draws from: the leaderboard as rows of values in `columns` order, the intervals as
+    (row, column, low, high), families, collections (catalog collections -> the leaderboard columns they hold)."""
+    where = {c: i for i, c in enumerate(columns)}
+    values = [[_short(r.get(c)) for c in columns] for r in board]
+    cis = []
+    for i, r in enumerate(board):
+        for col in columns:
+            bounds = intervals.get((r["model"], r["pretrained"], r.get("preprocess"), col))
+            if bounds is not None:
+                cis.append([i, where[col], _short(bounds[0]), _short(bounds[1])])
+    collections: dict[str, list[str]] = {}
+    if catalog is not None:
+        column_of = {
+            dataset_column(spec.name, lang): spec.name for spec in catalog.datasets.values() for lang in spec.languages
+        }
+        for name, members in catalog.collections().items():
+            held = [c for c in datasets if column_of.get(c) in members]
+            if held:
+                collections[name] = held
+    cost = cost_axis(board)
+    return {
+        "columns": columns,
+        "datasets": datasets,
+        "rows": values,
+        "labels": _unique_labels(board),
+        "families": [model_family(r["model"]) for r in board],
+        "intervals": cis,
+        "collections": collections,
+        "cost": {"column": cost[0], "title": cost[1], "note": cost[2]},
+        "sweep": {
+            "sizes": [int(s) for s in sizes],
+            "rows": [
+                {"model": r["model"], "pretrained": r["pretrained"], "family": model_family(r["model"]),
+                 "dataset": dataset_column(r["dataset"], r.get("language") or "en"), "values": [_short(r.get(s)) for s in sizes]}
+                for r in sweep
+            ],
+        },
+    }
+
+
+def script_json(data: Any) -> str:
+    """JSON safe inside a <script> element: no `<`, `>` or `&` (so no `</script>` or `<!--` from a model name) and
+    no U+2028/2029 (ASCII only), each written as its \\u escape, which JSON.parse reads back unchanged."""
+    text = json.dumps(data, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+@functools.lru_cache(maxsize=1)
+def vega_bundle() -> str:
+    """vega + vega-lite + vega-embed as one offline script (vl-convert-python's bundle, about 0.9 MB), which sets
+    `window.vegaEmbed`; built once per process (about 2 s)."""
+    import vl_convert
+
+    js = vl_convert.javascript_bundle()
+    if "</script" in js.lower():  # never seen; it would end the inline <script> early
+        raise BenchmarkError("the vega bundle contains </script>; it cannot be inlined")
+    return js
+
+
+ASSETS = Path(__file__).resolve().parent / "report_assets"
 
 
 def build_report(
     metrics_dir: str | os.PathLike = ".", out_dir: str | os.PathLike = "report", tracker: str | os.PathLike | None = None,
-    throughput_dir: str | os.PathLike | None = None, published=None,
+    throughput_dir: str | os.PathLike | None = None, published=None, catalog: Catalog | None = None,
 ) -> Path:
-    """Write `out_dir/index.html` and its plots as PNGs; return the page's path. Runs of `benchmark throughput` in
-    `throughput_dir` add their plot (batch size against samples/s); `published` (a `collect.published.Comparison`)
-    adds the section on open_clip's published numbers."""
+    """Write `out_dir/index.html` and its plots as PNGs; return the page's path. The page is interactive and
+    self-contained: a sortable, searchable leaderboard filtered by family, pretrained tag and catalog collection
+    (`catalog`; without it, no collection filter), and Vega-Lite charts with hover and zoom, 95% intervals from
+    `leaderboard_intervals.csv` where parse wrote them. Runs of `benchmark throughput` in `throughput_dir` add
+    their plot; `published` (a `collect.published.Comparison`) adds the section on open_clip's published numbers."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -314,37 +336,36 @@ def build_report(
     board = read_csv(path)
     datasets = _dataset_columns(columns)
     counts = status_counts(tracker)
-    plots = {
-        "heatmap": ("Model × dataset", plot_heatmap(board, datasets)),
-        "accuracy_vs_gflops": (
-            "Accuracy against compute",
-            plot_scatter(board, _gflops, "GFLOPs per image + text sample (log)", "Average vs GFLOPs", "no GFLOPs known"),
-        ),
-        "accuracy_vs_cost": (
-            "Accuracy against dollars spent",
-            plot_scatter(
-                board, lambda r: r.get("cost_usd"), "USD spent evaluating the model (log)", "Average vs cost",
-                "no GPU price: these runs were on CPU" if any(r.get("seconds") for r in board) else "no cost data yet",
-            ),
-        ),
-        "progress": ("Sweep progress", plot_progress(counts)),
+    cost_column, cost_title, cost_note = cost_axis(board)
+    pngs = {
+        "heatmap": plot_heatmap(board, datasets),
+        "accuracy_vs_gflops": plot_scatter(
+            board, _gflops, "GFLOPs per image + text sample (log)", "Average vs GFLOPs", "no GFLOPs known"),
+        "accuracy_vs_cost": plot_scatter(
+            board, lambda r: r.get(cost_column), cost_title, f"Average vs {cost_column}", cost_note),
+        "progress": plot_progress(counts),
     }
-    sweep_path = metrics_dir / "resolution_sweep.csv"
+    sweep_path, sweep, sizes = metrics_dir / "resolution_sweep.csv", [], []
     if sweep_path.is_file():  # written by parse only where a model ran at several image sizes
         with open(sweep_path, newline="", encoding="utf-8") as fh:
             sizes = [c for c in next(csv.reader(fh), []) if c.isdigit()]
-        plots["resolution_sweep"] = ("Resolution sweep", plot_resolution_sweep(read_csv(sweep_path, SWEEP_TEXT_COLUMNS), sizes))
+        sweep = read_csv(sweep_path, SWEEP_TEXT_COLUMNS)
+        pngs["resolution_sweep"] = plot_resolution_sweep(sweep, sizes)
     measured = plot_png(rows(read_runs(throughput_dir))) if throughput_dir and Path(throughput_dir).is_dir() else None
     if measured is not None:
-        plots["throughput"] = ("Throughput: batch size against samples/s (benchmark throughput)", measured)
-    figures = []
-    for name, (title, png) in plots.items():
+        pngs["throughput"] = measured
+    for name, png in pngs.items():
         atomic_write_bytes(out_dir / f"{name}.png", png)
-        data = base64.b64encode(png).decode("ascii")
-        figures.append(
-            f'<figure id="{name}"><figcaption>{html.escape(title)}</figcaption>'
-            f'<img alt="{html.escape(title)}" src="data:image/png;base64,{data}"></figure>'
-        )
+    sweep_figure = (
+        '<figure><figcaption>Main metric against image size (resolution sweep)</figcaption>'
+        '<div class="chart" id="resolution_sweep"></div></figure>' if sweep else ""
+    )
+    embedded = {"progress": "Sweep progress", "throughput": "Throughput: batch size against samples/s (benchmark throughput)"}
+    figures = sweep_figure + "".join(
+        f'<figure id="{name}"><figcaption>{title}</figcaption>'
+        f'<img alt="{title}" src="data:image/png;base64,{base64.b64encode(pngs[name]).decode("ascii")}"></figure>'
+        for name, title in embedded.items() if name in pngs and (name != "progress" or counts)
+    )
     total = sum(counts.values())
     cards = {
         "models": len(board),
@@ -353,13 +374,17 @@ def build_report(
         "failed": counts.get("failed", 0) if total else "–",
         "best average": f"{100 * board[0]['average']:.1f}" if board and board[0].get("average") is not None else "–",
     }
-
-    page = PAGE.format(
+    data = page_data(board, columns, datasets, read_intervals(metrics_dir), catalog, sweep, sizes)
+    page = string.Template((ASSETS / "page.html").read_text(encoding="utf-8")).substitute(
         generated=html.escape(utc_now()),
         cards="".join(f'<div class="card"><b>{html.escape(str(v))}</b>{html.escape(k)}</div>' for k, v in cards.items()),
-        table=leaderboard_html(board, columns),
-        figures="".join(figures),
+        pngs=" · ".join(f'<a href="{name}.png">{name}.png</a>' for name in pngs),
         published=published_html(published),
+        figures=figures,
+        style=(ASSETS / "report.css").read_text(encoding="utf-8"),
+        data=script_json(data),
+        vega=vega_bundle(),
+        script=(ASSETS / "report.js").read_text(encoding="utf-8"),
     )
     index = out_dir / "index.html"
     atomic_write_text(index, page)

@@ -55,7 +55,8 @@ def report(results: str | os.PathLike, metrics: str | os.PathLike, tracker: Path
     `benchmark throughput` runs in `throughput`, if any."""
     parsed = parse(results, metrics, tracker, catalog) if outputs_stale(results, metrics) else None
     checked = _published_check(results, catalog) if Path(results).is_dir() else None
-    page = build_report(metrics, out, tracker if tracker.exists() else None, published=checked, throughput_dir=throughput)
+    page = build_report(metrics, out, tracker if tracker.exists() else None, published=checked, throughput_dir=throughput,
+                        catalog=catalog)
     return ReportOutcome(page, parsed)
 
 
