@@ -140,3 +140,21 @@ def test_remove_drops_entry_and_files(tmp_path):
     assert "two" not in json.loads(mapping.read_text())["datasets"]
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["dataset_mapping.json", "dataset_mapping.json.lock"]
     assert "unknown dataset of your own" in _bench("dataset", "remove", "two", "--root", str(tmp_path / "d"), code=2)
+
+
+def test_init_then_run_puts_the_set_in_the_leaderboard_and_report(added, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    mapping = ["--dataset-mapping", str(added["mapping"])]
+    model = make_tiny_model(tmp_path, "tiny")
+    _bench("init", "-m", model, "-d", "mine", *mapping)
+    _bench("run", "-m", model, "-d", "mine", *mapping, "--store", "results", "--precision", "fp32", "--batch-size", "5",
+           "--num-workers", "0", "--no-progress")
+    assert "succeeded" in (tmp_path / "results.csv").read_text()
+    _bench("parse", "--out", "metrics")
+    with open(tmp_path / "metrics" / "retrieval_metrics.csv", newline="") as fh:
+        (row,) = list(csv.DictReader(fh))
+    with open(tmp_path / "metrics" / "leaderboard.csv", newline="") as fh:
+        (board,) = list(csv.DictReader(fh))
+    assert row["dataset"] == "mine" and float(board["mine"]) == float(row["image_retrieval_recall@5"])
+    _bench("report", "--metrics", "metrics", "--out", "report")
+    assert "mine" in (tmp_path / "report" / "index.html").read_text()
