@@ -180,3 +180,44 @@ def test_ranks_and_draws_by_brute_force():
     assert [d.tolist() for d in drawn] == [d.tolist() for d in stats.draw_distractors(text_image, 7, 3, seed=1)]
     assert stats.sample_images(7, 3, 0).tolist() == sorted(set(stats.sample_images(7, 3, 0).tolist()))
     assert stats.sample_images(3, 5, 0).tolist() == [0, 1, 2]
+
+
+SETTING_ARGS = ["--batch-size", "5", "--num-workers", "0", "--precision", "fp32", "--heatmap-size", "4",
+                "--distractors", "3", "--export-embeddings", "--seed", "7"]
+
+
+def test_skypilot_nodes_then_collect_give_the_one_process_bytes(scored, s3_bucket, tmp_path, monkeypatch):
+    """The task as SkyPilot's schema reads it (only the submission is faked); the two nodes run here, against a moto
+    S3 server on loopback, with SkyPilot's rank variables; the collect step writes the one-process bytes."""
+    import re
+
+    import sky
+    import yaml
+
+    sent = []
+    monkeypatch.setattr(sky.jobs, "launch", lambda task, **kw: sent.append(task) or "request")
+    monkeypatch.setattr(sky, "get", lambda request: [42])
+    store = f"s3://{s3_bucket}/sim"
+    shown = _bench("similarity", "-m", scored["model"], "-d", str(scored["folder"]), *SETTING_ARGS, "--backend",
+                   "skypilot", "--nodes", "2", "--gpus-per-node", "1", "--store", store, "--out", str(tmp_path / "l"))
+    run_id = re.search(r"^run (\S+):", shown, re.MULTILINE)[1]
+    assert "submitted as job 42" in shown and len(sent) == 1 and sent[0].num_nodes == 2
+    (path,) = (tmp_path / "l").glob("*.yaml")
+    text = path.read_text()
+    config = yaml.safe_load(text)
+    sky.Task.from_yaml_config(yaml.safe_load(text))  # SkyPilot's own schema, offline (it consumes the dict)
+    assert config["num_nodes"] == 2 and config["envs"] == {"SIMILARITY_STORE": store, "SIMILARITY_RUN": run_id}
+    assert set(config["secrets"].values()) == {None} and "testing" not in text
+    assert scored["model"] not in config["run"] + config["setup"] and "benchmark similarity-node" in config["run"]
+
+    collect = ["similarity", "--collect", run_id, "--store", store, "--out", str(tmp_path / "merged")]
+    assert "rank(s) 0, 1 have not written" in _bench(*collect, code=2)
+    monkeypatch.setenv("SIMILARITY_STORE", store)
+    monkeypatch.setenv("SIMILARITY_RUN", run_id)
+    monkeypatch.setenv("SKYPILOT_NUM_NODES", "2")
+    for node in ("1", "0"):
+        monkeypatch.setenv("SKYPILOT_NODE_RANK", node)
+        assert "1 rank(s) wrote their parts" in _bench("similarity-node")
+    _bench(*collect)
+    one, merged = _files(scored["one"]), _files(tmp_path / "merged")
+    assert sorted(one) == sorted(merged) and [name for name in one if one[name] != merged[name]] == []

@@ -178,7 +178,7 @@ def merge(loaded, index: list[Sample], shares: list[Share], ref: tuple[str, str]
                   context, max(s.seconds for s in shares))
 
 
-def _load(job: Job, ref: tuple[str, str], device: str):
+def load_scorer(job: Job, ref: tuple[str, str], device: str):
     try:
         return load_model(*ref, Preprocess(), device, resolve_precision(job.precision, device), job.cache_dir)
     except BenchmarkError:
@@ -196,7 +196,7 @@ def run_rank(job: Job, rank: int = 0, world: int = 1, device: str | None = None)
     device = device or resolve_device(job.device)
     scored = []
     for ref in job.models:
-        loaded = _load(job, ref, device)
+        loaded = load_scorer(job, ref, device)
         share = encode_share(loaded, index, job.batch_size, job.num_workers, rank, world)
         shares = [share]
         if world > 1:
@@ -221,50 +221,45 @@ def _free_port() -> int:
 
 
 def _rank_main(rank: int, job: Job, world: int, port: int, errors: str) -> None:
-    """A spawned rank: joins the group on loopback, runs its share; a BenchmarkError becomes a file for the parent."""
+    """A local rank: joins the group on loopback and runs its share."""
     import datetime
 
-    import torch
     import torch.distributed as dist
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    device = resolve_device(job.device)
-    backend = "gloo"
-    if device.startswith("cuda"):
-        device, backend = f"cuda:{rank}", "nccl"
-        torch.cuda.set_device(rank)
-    else:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    dist.init_process_group(backend, rank=rank, world_size=world,
-                            timeout=datetime.timedelta(seconds=job.timeout_s))
+    device, backend = rank_device(job, rank, world)
+    dist.init_process_group(backend, rank=rank, world_size=world, timeout=datetime.timedelta(seconds=job.timeout_s))
     try:
-        run_rank(job, rank, world, device)
-    except BenchmarkError as exc:
-        Path(errors, f"{rank}.txt").write_text(str(exc))
-        raise SystemExit(2) from None
+        with report_errors(errors, rank):
+            run_rank(job, rank, world, device)
     finally:
         dist.destroy_process_group()
 
 
 def run_ranks(job: Job, world: int) -> None:
-    """`world` ranks started on this machine; each bounded by `job.timeout_s` (a rank that dies or hangs ends all).
-    GPU ranks are spawned (CUDA cannot be forked); CPU ranks are forked, so they start without importing torch and
-    open_clip again, and each runs its share of the cores' threads."""
+    """`world` ranks of `run_rank` on this machine, joined in a torch.distributed group on loopback."""
+    start_local(_rank_main, (job, world, _free_port()), world, job)
+
+
+def start_local(target, args: tuple, processes: int, job: Job) -> None:
+    """`processes` local processes of `target(local_rank, *args, errors)`, each bounded by `job.timeout_s` (one that
+    dies or hangs ends all). GPU processes are spawned (CUDA cannot be forked); CPU ones are forked, so they start
+    without importing torch and open_clip again, and each runs its share of the cores' threads."""
     import torch
     import torch.multiprocessing as mp
 
     cuda = resolve_device(job.device).startswith("cuda")
-    if cuda and world > torch.cuda.device_count():
-        raise BenchmarkError(f"--gpus {world} asked for, but torch sees {torch.cuda.device_count()} GPU(s)")
+    if cuda and processes > torch.cuda.device_count():
+        raise BenchmarkError(f"{processes} GPUs asked for, but torch sees {torch.cuda.device_count()} GPU(s)")
     errors = tempfile.mkdtemp(prefix="similarity-ranks-")
     try:
-        context = mp.start_processes(_rank_main, args=(job, world, _free_port(), errors), nprocs=world, join=False,
+        context = mp.start_processes(target, args=(*args, errors), nprocs=processes, join=False,
                                      start_method="spawn" if cuda else "fork")
         deadline = time.monotonic() + job.timeout_s
         try:
             while not context.join(timeout=1):
                 if time.monotonic() > deadline:
-                    raise BenchmarkError(f"the {world} ranks did not finish within {job.timeout_s:g} s")
+                    raise BenchmarkError(f"the {processes} ranks did not finish within {job.timeout_s:g} s")
         except (mp.ProcessRaisedException, mp.ProcessExitedException) as exc:
             said = sorted(Path(errors).glob("*.txt"))
             raise BenchmarkError(said[0].read_text() if said else f"a rank failed: {str(exc).strip()[-300:]}") from None
@@ -275,3 +270,30 @@ def run_ranks(job: Job, world: int) -> None:
                 process.join(5)
     finally:
         shutil.rmtree(errors, ignore_errors=True)
+
+
+def rank_device(job: Job, local_rank: int, processes: int) -> tuple[str, str]:
+    """(device, backend) of a local rank: its own GPU and NCCL, or the CPU, its share of the threads and gloo."""
+    import torch
+
+    device = resolve_device(job.device)
+    if device.startswith("cuda"):
+        torch.cuda.set_device(local_rank)
+        return f"cuda:{local_rank}", "nccl"
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // processes))
+    return device, "gloo"
+
+
+def report_errors(errors: str, rank: int):
+    """A context for a local rank's body: a BenchmarkError becomes a file the parent reads, and exit 2."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def guard():
+        try:
+            yield
+        except BenchmarkError as exc:
+            Path(errors, f"{rank}.txt").write_text(str(exc))
+            raise SystemExit(2) from None
+
+    return guard()
