@@ -129,11 +129,18 @@ def test_bad_tables_and_names_are_one_error_line(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
-def test_remove_drops_entry_and_files(tmp_path):
+def test_similarity_csv_adds_the_set_then_remove_drops_entry_and_files(tmp_path):
+    """`similarity --csv` adds the table through `dataset add`'s use case (one img2dataset run serves both checks)."""
+    model = make_tiny_model(tmp_path, "tiny")
     with ImageHost({f"{i}.png": sample_image(i) for i in range(2)}) as host:
         (tmp_path / "t.tsv").write_text("url\tcaption\n" + "".join(
             f"{host.image_url(f'{i}.png')}\tpicture {i}\n" for i in range(2)))
-        _bench("dataset", "add", "two", "--csv", str(tmp_path / "t.tsv"), "--root", str(tmp_path / "d"), *FAST)
+        _bench("similarity", "-m", model, "--csv", str(tmp_path / "t.tsv"), "--name", "two", "--root",
+               str(tmp_path / "d"), "--out", str(tmp_path / "sim"), "--num-workers", "0")
+        urls = [host.image_url(f"{i}.png") for i in range(2)]
+    assert pd.read_csv(tmp_path / "sim" / "similarity_results.csv")["url"].tolist() == urls
+    summary = pd.read_csv(tmp_path / "sim" / "similarity_summary.csv", keep_default_na=False)
+    assert summary["image_retrieval_recall@1"].tolist() != [""] and summary["image_retrieval_recall@5"].tolist() == [""]
     mapping = tmp_path / "d" / "dataset_mapping.json"
     assert "two" in json.loads(mapping.read_text())["datasets"]
     _bench("dataset", "remove", "two", "--root", str(tmp_path / "d"))
