@@ -68,14 +68,14 @@ def read_manifest(store, run_id: str) -> dict:
 def share_bytes(share: Share) -> bytes:
     buf = io.BytesIO()
     arrays = {f"{side}_{b}": arrays[i] for b, arrays in share.batches.items() for i, side in enumerate(("img", "txt"))}
-    np.savez(buf, seconds=np.float64(share.seconds), **arrays)
+    np.savez(buf, **arrays)
     return buf.getvalue()
 
 
 def share_from_bytes(data: bytes) -> Share:
     with np.load(io.BytesIO(data)) as npz:
         batches = sorted(int(k.split("_")[1]) for k in npz.files if k.startswith("img_"))
-        return Share({b: (npz[f"img_{b}"], npz[f"txt_{b}"]) for b in batches}, float(npz["seconds"]))
+        return Share({b: (npz[f"img_{b}"], npz[f"txt_{b}"]) for b in batches})
 
 
 def _score_rank(job: Job, store, run_id: str, rank: int, world: int, device: str) -> None:

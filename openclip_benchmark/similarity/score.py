@@ -72,7 +72,6 @@ class Scored:
     text_emb: Any  # numpy (captions, dim) float32
     recalls: dict[str, float]
     context_length: int
-    seconds: float = 0.0
 
 
 @dataclass
@@ -80,7 +79,6 @@ class Share:
     """What one rank encoded of one model: batch index -> (image, text) embeddings as numpy arrays."""
 
     batches: dict[int, tuple[Any, Any]] = field(default_factory=dict)
-    seconds: float = 0.0
 
 
 def read_index(folder: str | Path) -> list[Sample]:
@@ -151,12 +149,10 @@ def encode_share(loaded, index: list[Sample], batch_size: int, num_workers: int,
         return share
     loader = torch.utils.data.DataLoader(_Images(index, loaded.transform), batch_sampler=mine, collate_fn=_collate,
                                          num_workers=min(num_workers, len(mine)))
-    start = time.perf_counter()
     for b, (ids, images) in zip(range(rank, len(every), world), loader):
         image_emb, text_emb = encode_captioned(loaded, images.to(loaded.device),
                                                [c for i in ids for c in index[i].captions])
         share.batches[b] = (image_emb.float().numpy(), text_emb.float().numpy())
-    share.seconds = time.perf_counter() - start
     return share
 
 
@@ -175,7 +171,7 @@ def merge(loaded, index: list[Sample], shares: list[Share], ref: tuple[str, str]
     recalls = RETRIEVAL.evaluate(Pair(*ref, dataset, task=RETRIEVAL.name), loaded, encoded, None, recall_k=recall_k)
     context = int(getattr(loaded.tokenizer, "context_length", None) or loaded.model.context_length)
     return Scored(*ref, np.concatenate([i for i, _ in ordered]), np.concatenate([t for _, t in ordered]), recalls,
-                  context, max(s.seconds for s in shares))
+                  context)
 
 
 def load_scorer(job: Job, ref: tuple[str, str], device: str):
