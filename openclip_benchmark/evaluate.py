@@ -176,6 +176,19 @@ def _read_lines(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines()] if path.is_file() else []
 
 
+def encode_captioned(loaded: LoadedModel, images, texts: list[str]):
+    """One batch of images (on the device) and their captions, flattened: L2-normalised embeddings on the CPU, as
+    clip_benchmark's retrieval computes them (captions over the context are truncated by the model's tokenizer)."""
+    import torch
+    import torch.nn.functional as F
+
+    tokens = loaded.tokenizer(texts).to(loaded.device)
+    with torch.no_grad(), loaded.autocast():
+        image_emb = F.normalize(loaded.model.encode_image(images), dim=-1)
+        text_emb = F.normalize(loaded.model.encode_text(tokens), dim=-1)
+    return image_emb.cpu(), text_emb.cpu()
+
+
 def encode_dataset(loaded: LoadedModel, folder: Path, batch_size: int, num_workers: int,
                    on_batch: Callable[[int], None] | None = None) -> EncodedDataset:
     """Read a webdataset folder once with clip_benchmark's own reader and encode it with the model."""
@@ -200,12 +213,9 @@ def encode_dataset(loaded: LoadedModel, folder: Path, batch_size: int, num_worke
             for images, labels in loader:
                 images = images.to(loaded.device)
                 if captions:
-                    tokens = loaded.tokenizer([text for texts in labels for text in texts]).to(loaded.device)
-                    with loaded.autocast():
-                        image_emb = F.normalize(loaded.model.encode_image(images), dim=-1)
-                        text_emb = F.normalize(loaded.model.encode_text(tokens), dim=-1)
-                    out.image_features.append(image_emb.cpu())
-                    out.text_features.append(text_emb.cpu())
+                    image_emb, text_emb = encode_captioned(loaded, images, [text for texts in labels for text in texts])
+                    out.image_features.append(image_emb)
+                    out.text_features.append(text_emb)
                     out.text_image_index.extend(out.num_samples + i for i, texts in enumerate(labels) for _ in texts)
                 else:
                     with loaded.autocast():

@@ -129,14 +129,39 @@ def test_bad_tables_and_names_are_one_error_line(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
-def test_remove_drops_entry_and_files(tmp_path):
+def test_similarity_csv_adds_the_set_then_remove_drops_entry_and_files(tmp_path):
+    """`similarity --csv` adds the table through `dataset add`'s use case (one img2dataset run serves both checks)."""
+    model = make_tiny_model(tmp_path, "tiny")
     with ImageHost({f"{i}.png": sample_image(i) for i in range(2)}) as host:
         (tmp_path / "t.tsv").write_text("url\tcaption\n" + "".join(
             f"{host.image_url(f'{i}.png')}\tpicture {i}\n" for i in range(2)))
-        _bench("dataset", "add", "two", "--csv", str(tmp_path / "t.tsv"), "--root", str(tmp_path / "d"), *FAST)
+        _bench("similarity", "-m", model, "--csv", str(tmp_path / "t.tsv"), "--name", "two", "--root",
+               str(tmp_path / "d"), "--out", str(tmp_path / "sim"), "--num-workers", "0")
+        urls = [host.image_url(f"{i}.png") for i in range(2)]
+    assert pd.read_csv(tmp_path / "sim" / "similarity_results.csv")["url"].tolist() == urls
+    summary = pd.read_csv(tmp_path / "sim" / "similarity_summary.csv", keep_default_na=False)
+    assert summary["image_retrieval_recall@1"].tolist() != [""] and summary["image_retrieval_recall@5"].tolist() == [""]
     mapping = tmp_path / "d" / "dataset_mapping.json"
     assert "two" in json.loads(mapping.read_text())["datasets"]
     _bench("dataset", "remove", "two", "--root", str(tmp_path / "d"))
     assert "two" not in json.loads(mapping.read_text())["datasets"]
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["dataset_mapping.json", "dataset_mapping.json.lock"]
     assert "unknown dataset of your own" in _bench("dataset", "remove", "two", "--root", str(tmp_path / "d"), code=2)
+
+
+def test_init_then_run_puts_the_set_in_the_leaderboard_and_report(added, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    mapping = ["--dataset-mapping", str(added["mapping"])]
+    model = make_tiny_model(tmp_path, "tiny")
+    _bench("init", "-m", model, "-d", "mine", *mapping)
+    _bench("run", "-m", model, "-d", "mine", *mapping, "--store", "results", "--precision", "fp32", "--batch-size", "5",
+           "--num-workers", "0", "--no-progress")
+    assert "succeeded" in (tmp_path / "results.csv").read_text()
+    _bench("parse", "--out", "metrics")
+    with open(tmp_path / "metrics" / "retrieval_metrics.csv", newline="") as fh:
+        (row,) = list(csv.DictReader(fh))
+    with open(tmp_path / "metrics" / "leaderboard.csv", newline="") as fh:
+        (board,) = list(csv.DictReader(fh))
+    assert row["dataset"] == "mine" and float(board["mine"]) == float(row["image_retrieval_recall@5"])
+    _bench("report", "--metrics", "metrics", "--out", "report")
+    assert "mine" in (tmp_path / "report" / "index.html").read_text()

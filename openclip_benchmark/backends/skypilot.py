@@ -36,6 +36,7 @@ CONFIGS = configs_dir()
 TEMPLATE = CONFIGS / "managed_job_template.yaml"
 INTERACTIVE = CONFIGS / "interactive.yaml"
 POOL = CONFIGS / "pool.yaml"
+SIMILARITY_TEMPLATE = CONFIGS / "similarity_template.yaml"
 SECRET_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "R2_ENDPOINT_URL", "HF_TOKEN")
 S3_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 JOB_PREFIX = "ocb-"
@@ -62,6 +63,15 @@ def secrets_from_env(names: Iterable[str] = SECRET_NAMES, required: Iterable[str
     if missing:
         raise BenchmarkError(f"set {', '.join(missing)} in the environment: jobs need them to write results")
     return [(n, os.environ[n]) for n in names if os.environ.get(n)]
+
+
+def job_secrets(store, dry_run: bool) -> list[tuple[str, str]]:
+    """The credentials jobs get; a real launch needs the S3 ones. The endpoint the launcher wrote to (--endpoint-url
+    or env) is the one the jobs must use."""
+    secrets = secrets_from_env(required=() if dry_run else S3_SECRETS)
+    if getattr(store, "endpoint_url", None):
+        secrets = [(k, v) for k, v in secrets if k != "R2_ENDPOINT_URL"] + [("R2_ENDPOINT_URL", store.endpoint_url)]
+    return secrets
 
 
 def render_task_config(
@@ -139,9 +149,7 @@ def render_tasks(
     A real launch needs a bucket store and the S3 credentials; a dry run validates the tasks without them."""
     if not dry_run and not str(store.url).startswith("s3://"):
         raise BenchmarkError("the skypilot backend needs a bucket store (--store s3://bucket/prefix): jobs cannot write here")
-    secrets = secrets_from_env(required=() if dry_run else S3_SECRETS)
-    if getattr(store, "endpoint_url", None):  # the endpoint the launcher wrote to (--endpoint-url or env) is the one the jobs must use
-        secrets = [(k, v) for k, v in secrets if k != "R2_ENDPOINT_URL"] + [("R2_ENDPOINT_URL", store.endpoint_url)]
+    secrets = job_secrets(store, dry_run)
     base = load_yaml(template or TEMPLATE)
     out = []
     for shard in shards:
@@ -394,3 +402,32 @@ def refresh_prices(path: str | Path, gpus: Iterable[str], clouds: Iterable[str] 
     )
     atomic_write_json(path, table.to_json())
     return table
+
+
+def render_similarity_task(store, run_id: str, *, nodes: int, gpus_per_node: int, gpu: str, spot: bool,
+                           dry_run: bool = False) -> tuple[dict[str, Any], Any]:
+    """The multi-node similarity task (validated by SkyPilot's schema): only the store URL and the run id travel,
+    as envs; every node reads the run's manifest from the store."""
+    if not dry_run and not str(store.url).startswith("s3://"):
+        raise BenchmarkError("the skypilot backend needs a bucket store (--store s3://bucket/prefix): nodes cannot "
+                             "read or write here")
+    config = load_yaml(SIMILARITY_TEMPLATE)
+    config["name"] = f"{JOB_PREFIX}similarity-{run_id}"
+    config["num_nodes"] = nodes
+    config["resources"] = {**(config.get("resources") or {}), "accelerators": {gpu: gpus_per_node},
+                           "use_spot": bool(spot)}
+    config["envs"] = {**(config.get("envs") or {}), "SIMILARITY_STORE": str(store.url), "SIMILARITY_RUN": run_id}
+    return config, build_task(config, {}, job_secrets(store, dry_run))
+
+
+def submit_task(task) -> str:
+    """One managed job; its id."""
+    import sky
+
+    try:
+        ids = _job_ids(sky.get(sky.jobs.launch(task, name=task.name)))
+    except Exception as exc:
+        raise BenchmarkError(f"SkyPilot did not take {task.name}: {_one_line(exc)}") from None
+    if not ids:
+        raise BenchmarkError(f"SkyPilot returned no job id for {task.name}")
+    return ",".join(map(str, ids))

@@ -157,17 +157,24 @@ def check_rows(rows: list[Row], context_length: int) -> None:
 
 
 def _mark_truncated(rows: list[Row], context_length: int) -> None:
-    """open_clip keeps `context_length - 2` BPE tokens between its start and end tokens. A token spans at least one
-    UTF-8 byte, so only captions with more bytes than that need the tokenizer (and open_clip's import)."""
-    budget = context_length - 2
-    long = [r for r in rows if len(r.caption.encode("utf-8")) > budget]
-    if not long:
-        return
-    from open_clip.tokenizer import SimpleTokenizer
+    for row, cut in zip(rows, truncated_captions([r.caption for r in rows], context_length)):
+        row.truncated = cut
 
-    tokenizer = SimpleTokenizer()
-    for row in long:
-        row.truncated = len(tokenizer.encode(row.caption)) > budget
+
+def truncated_captions(captions: list[str], context_length: int) -> list[bool]:
+    """Which captions open_clip's tokenizer truncates: it keeps `context_length - 2` BPE tokens between its start and
+    end tokens. A token spans at least one UTF-8 byte, so only captions with more bytes than that need the tokenizer
+    (and open_clip's import)."""
+    budget = context_length - 2
+    out = [False] * len(captions)
+    long = [i for i, caption in enumerate(captions) if len(caption.encode("utf-8")) > budget]
+    if long:
+        from open_clip.tokenizer import SimpleTokenizer
+
+        tokenizer = SimpleTokenizer()
+        for i in long:
+            out[i] = len(tokenizer.encode(captions[i])) > budget
+    return out
 
 
 # ---------------------------------------------------------------- fetching
@@ -335,7 +342,7 @@ def build_caption_dataset(name: str, table: str | Path, root: str | Path, *, url
         for url, captions in groups.items():
             ext, body = _sample_image((images / url_key(url)).read_bytes())
             txt = "\n".join(captions).encode("utf-8")
-            samples.append({ext: body, "txt": txt})
+            samples.append({ext: body, "txt": txt, "url": url.encode("utf-8")})  # `url`: for similarity's rows
             digest.update(json.dumps([url, captions, hashlib.sha256(body).hexdigest()]).encode("utf-8"))
         source = {"table": str(Path(table).resolve()), "images": len(samples),
                   "captions": sum(map(len, groups.values())), "fingerprint": digest.hexdigest()}
