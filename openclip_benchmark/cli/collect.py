@@ -92,6 +92,7 @@ def _print_sync(report, results: Path) -> None:
         ("download errors", len(report.errors)),
         ("result records", report.results),
         ("failure records", report.failures),
+        ("per-sample outcome files", report.samples),
         ("tracker rows changed", report.tracker_updates),
         ("MiB downloaded", f"{report.bytes / 2**20:.2f}"),
     ]

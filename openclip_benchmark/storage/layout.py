@@ -1,5 +1,5 @@
-"""The store's key layout: where results, failure records, shard manifests and shard bundles live, and which keys
-hold result records. The one module that builds or tests a key; keys derive from a pair's identity and are never
+"""The store's key layout: where results, failure records, per-sample outcomes, shard manifests and shard bundles
+live, and which keys hold result records. The one module that builds or tests a key; keys derive from a pair's identity and are never
 parsed back (the identity lives inside the record)."""
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ BUNDLE_PREFIX = "_bundles/"
 RESERVED_PREFIXES = (MANIFEST_PREFIX, BUNDLE_PREFIX)
 RESULT_SUFFIX = ".json"
 FAILURE_SUFFIX = ".failure.json"
+# per-sample outcomes (core/samples.py): JSON text, but not `.json`, so no reader of records (ours, or a
+# `clip_benchmark build results/**/*.json`) ever takes one for a result
+SAMPLES_SUFFIX = ".samples"
 
 
 def slug(text: str, limit: int = 48) -> str:
@@ -34,6 +37,11 @@ def result_key(pair: Pair) -> str:
 def failure_key(pair: Pair) -> str:
     """The failure record sits beside where the result would be."""
     return result_key(pair)[: -len(RESULT_SUFFIX)] + FAILURE_SUFFIX
+
+
+def samples_key(record_key: str) -> str:
+    """The per-sample outcomes sit beside their result: `<result key without .json>.samples`."""
+    return record_key[: -len(RESULT_SUFFIX)] + SAMPLES_SUFFIX
 
 
 def manifest_key(shard_id: str) -> str:
@@ -57,3 +65,8 @@ def is_reserved(key: str) -> bool:
 def is_record_key(key: str) -> bool:
     """A key that may hold a result or failure record: a JSON outside the reserved folders."""
     return key.endswith(RESULT_SUFFIX) and not is_reserved(key)
+
+
+def is_samples_key(key: str) -> bool:
+    """A key that may hold the per-sample outcomes of a result: a `.samples` file outside the reserved folders."""
+    return key.endswith(SAMPLES_SUFFIX) and not is_reserved(key)
