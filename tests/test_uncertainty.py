@@ -13,7 +13,6 @@ from sklearn.metrics import balanced_accuracy_score
 from typer.testing import CliRunner
 
 from fixtures import make_classification_wds, make_retrieval_wds, make_tiny_model
-from openclip_benchmark.catalog import load_catalog
 from openclip_benchmark.cli import app
 from openclip_benchmark.collect.compare import Cell, compare_cells, mcnemar_p
 from openclip_benchmark.collect.intervals import Outcomes, clopper_pearson, intervals, metric_outcomes

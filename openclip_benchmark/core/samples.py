@@ -16,7 +16,7 @@ from typing import Mapping
 import numpy as np
 
 from .errors import InvalidResultError
-from .jsonio import dumps_strict, loads_strict
+from .jsonio import dumps_strict, loads_document
 
 SAMPLES_SCHEMA = "openclip-benchmark/samples/1"
 _INT_TYPES = ("uint8", "uint16", "uint32", "int64")
@@ -69,12 +69,7 @@ def make_samples(result_bytes: bytes, arrays: Mapping[str, np.ndarray]) -> bytes
 
 def read_samples(data: bytes) -> tuple[str, dict[str, np.ndarray]]:
     """(SHA-256 of the result it belongs to, name -> array); raises InvalidResultError naming what is wrong."""
-    try:
-        doc = loads_strict(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidResultError(f"samples file is not JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("schema") != SAMPLES_SCHEMA:
-        raise InvalidResultError(f"not a samples file (schema is not {SAMPLES_SCHEMA!r})")
+    doc = loads_document(data, SAMPLES_SCHEMA, "samples file")
     digest, arrays = doc.get("result_sha256"), doc.get("arrays")
     if not isinstance(digest, str) or len(digest) != 64 or not isinstance(arrays, dict):
         raise InvalidResultError("samples file lacks result_sha256 or arrays")
