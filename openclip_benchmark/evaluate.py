@@ -238,6 +238,12 @@ def pair_metrics(pair: Pair, loaded: LoadedModel, encoded: EncodedDataset, cache
     return get_task(pair.task).evaluate(pair, loaded, encoded, cache)
 
 
+def pair_outcomes(pair: Pair, loaded: LoadedModel, encoded: EncodedDataset, cache: ClassifierCache) -> dict[str, Any] | None:
+    """The per-sample outcomes of one pair (name -> 1-D array), or None where its task records none."""
+    outcomes = get_task(pair.task).outcomes
+    return outcomes(pair, loaded, encoded, cache) if outcomes is not None else None
+
+
 def model_profile(loaded: LoadedModel) -> dict[str, Any]:
     """Parameters and GFLOPs per sample of the loaded model, for models the catalog lacks (local-dir:, hf-hub:,
     checkpoints): counted as the catalog counts them, on the meta device (the weights are swapped for meta tensors, so

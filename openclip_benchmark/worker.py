@@ -22,8 +22,9 @@ from .core.jsonio import dumps_strict
 from .core.manifest import Manifest
 from .core.pair import Pair
 from .core.records import Record, make_failure, make_result, read_record, utc_now
+from .core.samples import make_samples
 from .storage.store import TRANSIENT_EXIT_CODE, LocalStore, S3Store, TransientStoreError, open_store
-from .storage.layout import failure_key, result_key
+from .storage.layout import failure_key, result_key, samples_key
 
 EXIT_PAIRS_FAILED = 3
 
@@ -190,7 +191,11 @@ class _Shard:
             "versions": self.versions,
             "model_profile": self._profile(pair, loaded),
         }
-        self._write(pair, make_result(pair, metrics, run))
+        data = dumps_strict(make_result(pair, metrics, run)).encode("utf-8")
+        samples = self._samples(pair, data, loaded, encoded, cache)
+        if samples is not None:  # first: a result in the store always has its samples beside it, if any
+            self._put(samples_key(result_key(pair)), samples, record=False)
+        self._put(result_key(pair), data)
         self.report.succeeded.append(pair)
         shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float) and v == v)
         _say(f"done {pair.label()}: {shown} ({seconds:.1f} s, {encoded.images_per_s:.0f} img/s)")
@@ -200,16 +205,27 @@ class _Shard:
         if getattr(exc, "exit_code", None) == TRANSIENT_EXIT_CODE:  # e.g. a download that gave up: retry later
             self.report.transient_error = message
         for pair in pairs:
-            record = make_failure(pair, exc, self._attempt(pair), shard_id=self.manifest.shard_id, stage=stage)
-            self._write(pair, record, key=failure_key(pair))
+            data = dumps_strict(make_failure(pair, exc, self._attempt(pair), shard_id=self.manifest.shard_id,
+                                             stage=stage)).encode("utf-8")
+            self._put(failure_key(pair), data)
             self.report.failed.append((pair, message))
             _say(f"FAILED {pair.label()} ({stage}): {message}")
 
-    def _write(self, pair: Pair, obj: dict, key: str | None = None) -> None:
-        data, key = dumps_strict(obj).encode("utf-8"), key or result_key(pair)
+    def _samples(self, pair: Pair, result: bytes, loaded, encoded, cache) -> bytes | None:
+        """The samples document of the result `result`. Best effort: a pair whose per-sample outcomes cannot be taken
+        keeps its metrics (and gets no intervals)."""
+        try:
+            outcomes = evaluate.pair_outcomes(pair, loaded, encoded, cache)
+            return make_samples(result, outcomes) if outcomes is not None else None
+        except Exception as exc:  # noqa: BLE001 - the result is worth more than its samples
+            _say(f"no per-sample outcomes for {pair.label()}: {type(exc).__name__}: {exc}")
+            return None
+
+    def _put(self, key: str, data: bytes, record: bool = True) -> None:
         self.store.put(key, data)
         self.written[key] = data
-        self.report.records.append(read_record(data))  # as readers will see it: NaN is null
+        if record:
+            self.report.records.append(read_record(data))  # as readers will see it: NaN is null
 
     def _attempt(self, pair: Pair) -> int:
         """One more than the attempt of an earlier failure record of this pair, if there is one."""

@@ -122,7 +122,7 @@ def test_bad_published_tables(tmp_path):
     runner = CliRunner()
     (tmp_path / "results").mkdir()
     for args, message in [
-        (["compare"], "needs --published"),
+        (["compare"], "needs two models A B, or --published"),
         (["compare", "--published", "--table", str(renamed_identity), "--results", str(tmp_path / "results")], "lacks"),
         (["compare", "--published", "--results", str(tmp_path / "none")], "does not exist"),
         (["compare", "--published", "--tasks", str(bad_cell), "--results", str(tmp_path / "results")], "task list"),

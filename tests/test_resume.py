@@ -13,17 +13,18 @@ from fixtures import make_classification_wds, make_suite
 from openclip_benchmark.core.manifest import Manifest, RunSettings
 from openclip_benchmark.core.pair import Pair
 from openclip_benchmark.core.records import read_record
+from openclip_benchmark.core.samples import read_samples, result_digest
 from openclip_benchmark.storage.store import open_store
 from openclip_benchmark.worker import run_shard
-from openclip_benchmark.storage.layout import result_key
+from openclip_benchmark.storage.layout import FAILURE_SUFFIX, is_record_key, result_key, samples_key
 
 START_TIMEOUT_S = 240  # the worker imports open_clip first: 7-17 s here, more on a busy machine
 
 
 def _results(store) -> dict[str, os.stat_result]:
-    """Result files only: not failure records, not the shard bundle a finished run adds."""
+    """Result files only: not failure records, per-sample outcomes, or the shard bundle a finished run adds."""
     return {info.key: os.stat(store.root / info.key) for info in store.list()
-            if not info.key.endswith(".failure.json") and not info.key.startswith("_bundles/")}
+            if is_record_key(info.key) and not info.key.endswith(FAILURE_SUFFIX)}
 
 
 def test_killed_worker_keeps_finished_results_and_rerun_runs_only_the_rest(tmp_path):
@@ -63,3 +64,6 @@ def test_killed_worker_keeps_finished_results_and_rerun_runs_only_the_rest(tmp_p
     assert set(after) == {result_key(p) for p in pairs}
     for key, st in finished.items():  # untouched: same inode, size and modification time
         assert (after[key].st_ino, after[key].st_mtime_ns, after[key].st_size) == (st.st_ino, st.st_mtime_ns, st.st_size)
+    for pair in pairs[1:]:  # classification: samples of exactly the stored result, even where a kill left older ones
+        digest, _ = read_samples(store.get(samples_key(result_key(pair))))
+        assert digest == result_digest(store.get(result_key(pair)))

@@ -216,7 +216,8 @@ def test_a_registered_task_is_planned_run_and_parsed(toy_task, tmp_path):
     assert record.run["num_samples"] == 12 and record.run["classifier_cached"] is False
 
     parsed = parse_results(store, tmp_path / "out", catalog=catalog.load_catalog())
-    assert parsed.rows == {"classification_metrics": 0, "retrieval_metrics": 0, "toy_metrics": 1, "leaderboard": 1}
+    assert parsed.rows == {"classification_metrics": 0, "retrieval_metrics": 0, "toy_metrics": 1, "leaderboard": 1,
+                           "leaderboard_intervals": 1}
     columns, rows = read_csv(tmp_path / "out" / "toy_metrics.csv")
     assert columns[columns.index("preprocess") + 1] == "centroid_acc"
     assert [(r["task"], float(r["centroid_acc"])) for r in rows] == [(TOY, value)]

@@ -20,7 +20,7 @@ from openclip_benchmark.core.records import Failure, read_record
 from openclip_benchmark.storage.store import TRANSIENT_EXIT_CODE, open_store
 from openclip_benchmark.tracker import Tracker, open_tracker
 from openclip_benchmark.worker import EXIT_PAIRS_FAILED, load_manifest, run_shard
-from openclip_benchmark.storage.layout import failure_key, manifest_key, result_key
+from openclip_benchmark.storage.layout import failure_key, manifest_key, result_key, samples_key
 
 CLASSIFICATION_KEYS = {"acc1", "acc5", "mean_per_class_recall"}
 RETRIEVAL_KEYS = {f"{side}_retrieval_recall@{k}" for side in ("image", "text") for k in (1, 5, 10)}
@@ -234,13 +234,15 @@ def test_a_shard_writes_one_bundle_of_its_records_and_sync_needs_only_that_get(s
     bundles = [info.key for info in store.list(BUNDLE_PREFIX)]
     assert bundles == [report.bundle_key]
     offered = read_bundle(store.get(report.bundle_key))
-    assert set(offered) == {result_key(p) for p in good} | {failure_key(broken)}
+    samples = samples_key(result_key(good[0]))  # classification records per-sample outcomes; multilabel none
+    assert set(offered) == {result_key(p) for p in good} | {failure_key(broken), samples}
     assert all(list(versions.values()) == [store.get(key)] for key, versions in offered.items())
 
     gets = []
     store.client.meta.events.register("provide-client-params.s3.GetObject", lambda params, **_: gets.append(params["Key"]))
     synced = sync_results(store, tmp_path / "mirror", None, workers=4)
-    assert gets == [f"results/{report.bundle_key}"] and synced.from_bundles == 3 and synced.failures == 1
+    assert gets == [f"results/{report.bundle_key}"] and synced.from_bundles == 4 and synced.failures == 1
+    assert synced.samples == 1
     assert all((tmp_path / "mirror" / key).read_bytes() == store.get(key) for key in offered)
 
     class NoBundles(LocalStore):  # a store that takes results but refuses the bundle

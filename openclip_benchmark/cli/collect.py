@@ -92,6 +92,7 @@ def _print_sync(report, results: Path) -> None:
         ("download errors", len(report.errors)),
         ("result records", report.results),
         ("failure records", report.failures),
+        ("per-sample outcome files", report.samples),
         ("tracker rows changed", report.tracker_updates),
         ("MiB downloaded", f"{report.bytes / 2**20:.2f}"),
     ]
@@ -163,22 +164,61 @@ def report(
 
 @app.command()
 def compare(
+    models: Optional[list[str]] = typer.Argument(
+        None, help="two models A B (`model` or `model/pretrained`): A - B per dataset with a paired test", show_default=False),
     published: bool = typer.Option(False, "--published", help="Compare with open_clip's published table (DataComp's 38 tasks)."),
     results: Path = typer.Option(Path(DEFAULT_RESULTS), "--results", help="folder of result JSONs"),
-    out: Path = typer.Option(Path("."), "--out", help="where published_comparison.csv goes"),
+    out: Path = typer.Option(Path("."), "--out", help="where published_comparison.csv or compare_<A>_<B>.csv goes"),
     tolerance: float = typer.Option(0.5, "--tolerance", min=0, help="flag differences over this many points"),
     table: Optional[Path] = typer.Option(None, "--table", help="another published table in the same format (default: the shipped copy)"),
     tasks: Optional[Path] = typer.Option(None, "--tasks", help="another DataComp task list (default: the shipped copy)"),
     dataset_mapping: Optional[Path] = DATASET_MAPPING,
 ):
-    """Our value, the published one and the difference in points for every (model, pretrained, dataset) both have,
-    each column with DataComp's main metric (mean per-class recall, mean of image and text recall@1 where it says)."""
-    from ..pipeline.collect import compare_published
+    """`compare A B`: model A against model B on every dataset both have, the difference in main metric (points),
+    a paired test (exact McNemar for accuracies, paired bootstrap otherwise) with its p-value and 95% interval, and
+    the same on the average. `compare --published`: our value, the published one and the difference in points for
+    every (model, pretrained, dataset) both have, each column with DataComp's main metric."""
+    from ..pipeline.collect import compare_models, compare_published
 
+    models = models or []
+    if published and models:
+        raise BenchmarkError("compare takes either two models or --published, not both")
+    if models:
+        if len(models) != 2:
+            raise BenchmarkError(f"compare takes two models A B, not {len(models)}")
+        _print_paired(compare_models(results, out, load_catalog(dataset_mapping), *models))
+        return
     if not published:
-        raise BenchmarkError("compare needs --published (what to compare the results with)")
+        raise BenchmarkError("compare needs two models A B, or --published (what to compare the results with)")
     outcome = compare_published(results, out, load_catalog(dataset_mapping), tolerance=tolerance, table=table, tasks=tasks)
     _print_published(outcome)
+
+
+def _print_paired(outcome) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..collect.compare import label
+
+    c = outcome.comparison
+    out, err = console(), console(stderr=True)
+    table = Table(title=f"{escape(label(c.a))} (A) against {escape(label(c.b))} (B): A - B, paired on the same images")
+    for name in ("dataset", "metric", "images", "A", "B", "Δ points", "95% interval", "p", "test"):
+        table.add_column(name, justify="left" if name in ("dataset", "metric", "test") else "right")
+    for d in [*c.rows, c.average]:
+        interval = f"[{100 * d.low:+.2f}, {100 * d.high:+.2f}]" if d.low is not None else "-"
+        p = f"{d.p_value:.3g}" if d.p_value is not None else "-"
+        style = "bold" if d is c.average else ("green" if d.p_value is not None and d.p_value < 0.05 else None)
+        table.add_row(escape(d.dataset), d.metric, "" if d.n is None else str(d.n), f"{100 * d.a:.2f}",
+                      f"{100 * d.b:.2f}", f"{d.points:+.2f}", interval, p, d.test or "none", style=style)
+    out.print(table)
+    out.print(f"{len(c.rows)} datasets in common; written to {outcome.written}", highlight=False)
+    for d in [*c.rows, c.average]:
+        if d.note:
+            err.print(f"[yellow]warning[/]: {escape(d.dataset)}: {escape(d.note)}", highlight=False)
+    if c.untested:
+        err.print("results without per-sample outcomes (written before they were recorded) show their difference but "
+                  "no test; run those pairs again to get one", highlight=False)
 
 
 def _print_published(outcome) -> None:

@@ -15,8 +15,10 @@ from ..core.errors import BenchmarkError, InvalidResultError
 from ..core.jsonio import atomic_write_bytes, atomic_write_text
 from ..core.pair import Pair, Preprocess
 from ..core.records import Record, Result, read_record
+from ..core.samples import read_samples, result_digest
 from ..planning.pricing import gpu_from_device_name, load_gpus, load_prices
-from ..storage.layout import is_record_key, is_reserved
+from ..storage.layout import is_record_key, is_reserved, samples_key
+from .intervals import intervals, metric_outcomes
 from ..tasks import get_task, table_metrics
 from ..tasks import tables as task_tables
 from ..tracker import IDENTITY_COLUMNS, Tracker
@@ -27,6 +29,8 @@ MODEL_COLUMNS = ["params", "image_params", "text_params", "image_gflops", "text_
 RUN_COLUMNS = ("seconds images_per_s num_samples gpu_name device precision batch_size cost_usd shard_id attempt "
                "finished").split()
 SOURCE_COLUMN = "source"
+# the 95% interval of the row's main metric (`ci_metric`), from the result's per-sample outcomes; empty without them
+CI_COLUMNS = ["ci_metric", "ci_low", "ci_high", "ci_method", "n_samples"]
 LEADERBOARD_COLLECTIONS = ("imagenet_robustness", "vtab", "retrieval")
 
 
@@ -162,9 +166,32 @@ def build_rows(records: Iterable[tuple[Record, str]], catalog: Catalog) -> dict[
 def columns_for(name: str, rows: list[dict[str, Any]]) -> list[str]:
     """Stable order: identity, the usual metrics, any other metric (sorted), model data, run data, source."""
     known = table_metrics(name)
-    fixed = set(IDENTITY_COLUMNS + known + MODEL_COLUMNS + RUN_COLUMNS + [SOURCE_COLUMN])
+    fixed = set(IDENTITY_COLUMNS + known + CI_COLUMNS + MODEL_COLUMNS + RUN_COLUMNS + [SOURCE_COLUMN])
     extra = sorted({k for row in rows for k in row} - fixed)
-    return IDENTITY_COLUMNS + known + extra + MODEL_COLUMNS + RUN_COLUMNS + [SOURCE_COLUMN]
+    return IDENTITY_COLUMNS + known + CI_COLUMNS + extra + MODEL_COLUMNS + RUN_COLUMNS + [SOURCE_COLUMN]
+
+
+def load_samples(results_dir: str | os.PathLike, rel: str) -> dict[str, Any] | None:
+    """The per-sample outcomes beside the result file `rel`, if they belong to exactly its bytes; else None."""
+    path = Path(results_dir) / rel
+    try:
+        digest, arrays = read_samples((Path(results_dir) / samples_key(rel)).read_bytes())
+        return arrays if digest == result_digest(path.read_bytes()) else None
+    except (OSError, InvalidResultError):
+        return None
+
+
+def add_intervals(results_dir: str | os.PathLike, rows: list[dict[str, Any]], catalog: Catalog) -> None:
+    """Fill each row's CI columns for its main metric from its result's samples (left empty where there are none)."""
+    found = []
+    for row in rows:
+        samples = load_samples(results_dir, row[SOURCE_COLUMN])
+        metric = catalog.main_metric(row["dataset"], row["task"])
+        row.update(dict.fromkeys(CI_COLUMNS), ci_metric=metric)
+        found.append(metric_outcomes(samples, metric) if samples is not None else None)
+    for row, interval in zip(rows, intervals(found)):
+        if interval is not None:
+            row.update(ci_low=interval.low, ci_high=interval.high, ci_method=interval.method, n_samples=interval.n)
 
 
 def _collections(catalog: Catalog) -> dict[str, list[str]]:
@@ -236,6 +263,21 @@ FIRST_DATASET = "imagenet1k"  # the seed's table puts ImageNet first
 SWEEP_HEAD = ["model", "pretrained", "dataset", "language", "preprocess", "metric"]
 
 
+INTERVAL_COLUMNS = ["model", "pretrained", "preprocess", "dataset", "metric", "value", "ci_low", "ci_high",
+                    "ci_method", "n_samples"]
+
+
+def build_leaderboard_intervals(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per leaderboard cell: its value and 95% interval (`dataset` is the leaderboard's column name)."""
+    out = [
+        {"model": row["model"], "pretrained": row["pretrained"], "preprocess": row["preprocess"],
+         "dataset": dataset_column(row["dataset"], row["language"]), "metric": row["ci_metric"],
+         "value": row.get(row["ci_metric"]), **{c: row[c] for c in ("ci_low", "ci_high", "ci_method", "n_samples")}}
+        for row in rows if row.get(row["ci_metric"]) is not None
+    ]
+    return sorted(out, key=lambda r: (r["model"], r["pretrained"], r["preprocess"], r["dataset"]))
+
+
 def build_resolution_sweep(rows: Iterable[dict[str, Any]], catalog: Catalog) -> tuple[list[dict[str, Any]], list[str]]:
     """Main metric by image size, one row per (model, pretrained, dataset, language, other preprocessing) evaluated
     at two or more sizes (RangeAugment's table: 160, 192, 224, 256, 288); the native size counts as its own."""
@@ -265,7 +307,8 @@ def _csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return buf.getvalue()
 
 
-TEXT_COLUMNS = IDENTITY_COLUMNS + ["gpu_name", "device", "precision", "shard_id", "finished", SOURCE_COLUMN]
+TEXT_COLUMNS = IDENTITY_COLUMNS + ["gpu_name", "device", "precision", "shard_id", "finished", SOURCE_COLUMN,
+                                   "ci_metric", "ci_method", "dataset", "metric"]
 
 
 def _parquet_bytes(csv_text: str, columns: list[str]) -> bytes:
@@ -308,11 +351,14 @@ def parse_results(
     results_dir: str | os.PathLike, out_dir: str | os.PathLike, tracker: str | os.PathLike | None = None, *,
     catalog: Catalog,
 ) -> ParseReport:
-    """Read every result by content and write the metric CSVs, the leaderboard and their Parquet twins."""
+    """Read every result by content and write the metric CSVs (with the main metric's interval), the leaderboard,
+    its cells' intervals and their Parquet twins."""
     report = ParseReport()
     records = read_results(results_dir, catalog, report)
     tables = build_rows(records, catalog)
     out_dir = Path(out_dir)
+    for rows in tables.values():
+        add_intervals(results_dir, rows, catalog)
     for name, rows in tables.items():
         rows_cols = columns_for(name, rows)
         report.written += write_table(out_dir, name, rows, rows_cols)
@@ -320,6 +366,9 @@ def parse_results(
     board, board_cols = build_leaderboard((row for rows in tables.values() for row in rows), catalog)
     report.written += write_table(out_dir, "leaderboard", board, board_cols)
     report.rows["leaderboard"] = len(board)
+    cells = build_leaderboard_intervals(row for rows in tables.values() for row in rows)
+    report.written += write_table(out_dir, "leaderboard_intervals", cells, INTERVAL_COLUMNS)
+    report.rows["leaderboard_intervals"] = len(cells)
     sweep, sweep_cols = build_resolution_sweep((row for rows in tables.values() for row in rows), catalog)
     if sweep:  # only where some model was evaluated at several image sizes
         report.written += write_table(out_dir, "resolution_sweep", sweep, sweep_cols)

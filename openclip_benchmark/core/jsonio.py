@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .errors import InvalidResultError
+
 
 def _current_umask() -> int:
     mask = os.umask(0o022)
@@ -47,6 +49,17 @@ def loads_strict(text: str | bytes) -> Any:
         raise ValueError(f"non-standard JSON constant {token}")
 
     return json.loads(text, parse_constant=_reject)
+
+
+def loads_document(data: bytes, schema: str, what: str) -> dict:
+    """A strict JSON object whose `schema` is `schema`; InvalidResultError (naming `what`) for anything else."""
+    try:
+        doc = loads_strict(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidResultError(f"{what} is not JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != schema:
+        raise InvalidResultError(f"not a {what} (schema is not {schema!r})")
+    return doc
 
 
 def loads_lenient(text: str | bytes) -> Any:

@@ -1,6 +1,6 @@
 """The collect use cases: sync (store -> local results folder + tracker), parse (results -> metric CSVs) and report
-(CSVs -> HTML page), and the check against published numbers. `benchmark sync`, `parse`, `report` and `compare`
-each call one of these and print what it returns."""
+(CSVs -> HTML page), the check against published numbers and the paired comparison of two models. `benchmark
+sync`, `parse`, `report` and `compare` each call one of these and print what it returns."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..catalog import Catalog
-from ..collect import published
+from ..collect import compare, published
 from ..collect.parse import ParseReport, outputs_stale, parse_results, read_results
 from ..collect.report import build_report
 from ..core.jsonio import atomic_write_text
+from ..storage.layout import slug
 from ..storage.sync import Progress, SyncReport, open_source, sync_results
 
 
@@ -81,3 +82,20 @@ def _published_check(results: str | os.PathLike, catalog: Catalog, tolerance: fl
                      table: Path | None = None, tasks: Path | None = None) -> published.Comparison:
     reference = published.load_published(catalog, table, tasks)
     return published.compare_published((r for r, _ in read_results(results, catalog)), reference, tolerance)
+
+
+@dataclass(frozen=True)
+class PairedOutcome:
+    comparison: compare.PairedComparison
+    written: Path
+
+
+def compare_models(results: str | os.PathLike, out: str | os.PathLike, catalog: Catalog, a: str,
+                   b: str) -> PairedOutcome:
+    """Model `a` against model `b` on every dataset both have results for (paired tests where both have per-sample
+    outcomes); written as `compare_<a>_<b>.csv` in `out`."""
+    side_a, side_b, cells_a, cells_b = compare.read_cells(results, catalog, (a, b))
+    comparison = compare.compare_cells(side_a, side_b, cells_a, cells_b)
+    path = Path(out) / f"compare_{slug(compare.label(side_a))}_{slug(compare.label(side_b))}.csv"
+    atomic_write_text(path, compare.comparison_csv(comparison))
+    return PairedOutcome(comparison, path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 
 from ..core.errors import InvalidResultError
-from ..core.jsonio import dumps_strict, loads_strict
+from ..core.jsonio import dumps_strict, loads_document
 from ..core.records import utc_now
 from .layout import bundle_key
 from .store import Store
@@ -36,12 +36,7 @@ def read_bundle(data: bytes) -> dict[str, dict[str, bytes]]:
 
     Keys are returned as written: the caller decides which keys it may use (never more than a listed object).
     """
-    try:
-        doc = loads_strict(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidResultError(f"bundle is not JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("schema") != BUNDLE_SCHEMA:
-        raise InvalidResultError(f"not a bundle (schema is not {BUNDLE_SCHEMA!r})")
+    doc = loads_document(data, BUNDLE_SCHEMA, "bundle")
     records = doc.get("records")
     if not isinstance(records, list):
         raise InvalidResultError("bundle has no list of records")

@@ -1,5 +1,5 @@
-"""The store's key layout: where results, failure records, shard manifests and shard bundles live, and which keys
-hold result records. The one module that builds or tests a key; keys derive from a pair's identity and are never
+"""The store's key layout: where results, failure records, per-sample outcomes, shard manifests and shard bundles
+live, and which keys hold result records. The one module that builds or tests a key; keys derive from a pair's identity and are never
 parsed back (the identity lives inside the record)."""
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ SIMILARITY_PREFIX = "_similarity/"  # a multi-node similarity run: its manifest 
 RESERVED_PREFIXES = (MANIFEST_PREFIX, BUNDLE_PREFIX, DATASET_PREFIX, SIMILARITY_PREFIX)
 RESULT_SUFFIX = ".json"
 FAILURE_SUFFIX = ".failure.json"
+# per-sample outcomes (core/samples.py): JSON text, but not `.json`, so no reader of records (ours, or a
+# `clip_benchmark build results/**/*.json`) ever takes one for a result
+SAMPLES_SUFFIX = ".samples"
 
 
 def slug(text: str, limit: int = 48) -> str:
@@ -36,6 +39,11 @@ def result_key(pair: Pair) -> str:
 def failure_key(pair: Pair) -> str:
     """The failure record sits beside where the result would be."""
     return result_key(pair)[: -len(RESULT_SUFFIX)] + FAILURE_SUFFIX
+
+
+def samples_key(record_key: str) -> str:
+    """The per-sample outcomes sit beside their result: `<result key without .json>.samples`."""
+    return record_key[: -len(RESULT_SUFFIX)] + SAMPLES_SUFFIX
 
 
 def manifest_key(shard_id: str) -> str:
@@ -72,3 +80,8 @@ def similarity_manifest_key(run_id: str) -> str:
 
 def similarity_part_key(run_id: str, model_index: int, rank: int) -> str:
     return f"{SIMILARITY_PREFIX}{slug(run_id, 96)}/parts/model-{model_index}/rank-{rank}.npz"
+
+
+def is_samples_key(key: str) -> bool:
+    """A key that may hold the per-sample outcomes of a result: a `.samples` file outside the reserved folders."""
+    return key.endswith(SAMPLES_SUFFIX) and not is_reserved(key)

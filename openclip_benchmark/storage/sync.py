@@ -18,8 +18,9 @@ from ..core.errors import BenchmarkError, InvalidResultError
 from ..core.jsonio import atomic_write_bytes, atomic_write_json, loads_strict
 from ..core.pair import Pair
 from ..core.records import Record, Result, read_record, utc_now
+from ..core.samples import read_samples
 from .bundle import read_bundle
-from .layout import is_bundle, is_record_key, is_reserved, slug
+from .layout import is_bundle, is_record_key, is_reserved, is_samples_key, slug
 from .store import LocalStore, Store, StoreError, StoreUnreachableError, TransientStoreError, open_store, unsafe_path
 
 INDEX_NAME = ".sync-index.json"
@@ -44,6 +45,7 @@ class SyncReport:
     errors: list[tuple[str, str]] = field(default_factory=list)
     results: int = 0
     failures: int = 0
+    samples: int = 0  # per-sample outcome files fetched (beside their results)
     bytes: int = 0
     tracker_updates: int = 0
     bundles: int = 0  # shard bundles fetched
@@ -74,10 +76,10 @@ def _unsafe(key: str) -> str | None:
 
 
 def refusal(key: str) -> str | None:
-    """Why a listed key must not be mirrored, or None when it is a result file we may write."""
+    """Why a listed key must not be mirrored, or None when it is a result or samples file we may write."""
     why = _unsafe(key)
-    if why is None and not is_record_key(key):
-        why = "not a result file (.json)"
+    if why is None and not (is_record_key(key) or is_samples_key(key)):
+        why = "not a result file (.json) or per-sample outcomes (.samples)"
     return why
 
 
@@ -256,7 +258,7 @@ def _download(store, results: Path, todo, index: dict[str, list], report: SyncRe
             if on_progress:
                 on_progress(done, len(todo))
             try:
-                record, nbytes, reason = fut.result()
+                record, nbytes, reason = fut.result()  # record None and no reason: per-sample outcomes
             except (StoreError, CancelledError) as exc:
                 report.errors.append((key, _failed(exc, futures)))
                 continue
@@ -265,11 +267,14 @@ def _download(store, results: Path, todo, index: dict[str, list], report: SyncRe
                 index[key] = [etag, size, "refused", ""]
                 continue
             report.bytes += nbytes
-            if record is None:
+            if reason:
                 report.quarantined.append((key, reason))
                 index[key] = [etag, size, "quarantined", ""]
                 continue
             index[key] = [etag, size, "ok", record.pair.id if isinstance(record, Result) else ""]
+            if record is None:
+                report.samples += 1
+                continue
             records.append(record)
     finally:  # on Ctrl-C or a full disk, stop at once: the files written so far are whole, the index unchanged
         pool.shutdown(wait=True, cancel_futures=True)
@@ -302,14 +307,18 @@ def _update_tracker(tracker_path, records: list[Record], index: dict[str, list],
 def _fetch(store, results: Path, key: str, etag: str, data: bytes | None,
            canonical_pair) -> tuple[Record | None, int, str]:
     """Download (unless a bundle gave the bytes), validate, write atomically; a bad object goes to quarantine and
-    never replaces a good file."""
+    never replaces a good file. (record, bytes fetched, why quarantined); no record and no reason: a samples file."""
     fetched = 0
     if data is None:
         data = store.get(key)
         fetched = len(data)
     try:
         try:
-            record = read_record(data, canonical_pair=canonical_pair)
+            record = None
+            if is_samples_key(key):
+                read_samples(data)  # valid; which result it belongs to is parse's question (by its digest)
+            else:
+                record = read_record(data, canonical_pair=canonical_pair)
         except InvalidResultError as exc:
             _quarantine(results, key, etag, data, str(exc))
             return None, fetched, str(exc)

@@ -31,6 +31,9 @@ class Task:
     prompts: Callable[[Any, int], int]  # (DatasetSpec or None, images) -> texts through the text tower
     classifier: Callable[[Pair], str | None]  # pairs with one key share one classifier per model; None: no classifier
     evaluate: Callable[..., dict[str, float]]  # (pair, LoadedModel, EncodedDataset, ClassifierCache) -> metrics
+    # the same arguments -> name -> 1-D numpy array per image (or caption) from which its metrics follow (intervals,
+    # paired tests; see collect/intervals.py); None: the task records none
+    outcomes: Callable[..., dict[str, Any]] | None = None
     files: tuple[str, ...] = ()  # files its webdataset needs beside the shards
     captions: bool = False  # its samples carry captions, encoded by the text tower in the same pass as the images
     aliases: tuple[str, ...] = ()  # names other tools write for it (clip_benchmark: see canonical_task)

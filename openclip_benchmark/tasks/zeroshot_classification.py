@@ -101,6 +101,18 @@ def evaluate(pair: Pair, loaded, encoded, cache) -> dict[str, float]:
     return {"acc1": acc1, "acc5": acc5, "mean_per_class_recall": float(recall)}
 
 
+def outcomes(pair: Pair, loaded, encoded, cache) -> dict[str, Any]:
+    """Per image: its class, the predicted class (argmax, as mean per-class recall takes it) and whether the true class
+    is in the top 1 and top 5 (clip_benchmark's `accuracy`: the same topk, so ties break the same way)."""
+    logits, target = zero_shot_logits(pair, loaded, encoded, cache)
+    k = 5 if len(encoded.classnames) >= 5 else 1
+    hit = logits.topk(k, 1, True, True)[1].eq(target.view(-1, 1))
+    arrays = {"target": target.numpy(), "predicted": logits.argmax(axis=1).numpy(), "top1": hit[:, 0].numpy()}
+    if k == 5:
+        arrays["top5"] = hit.any(axis=1).numpy()
+    return arrays
+
+
 TASK = Task(
     name="zeroshot_classification",
     dataset_type="classification",
@@ -110,5 +122,6 @@ TASK = Task(
     prompts=prompt_count,
     classifier=classifier_key,
     evaluate=evaluate,
+    outcomes=outcomes,
     files=CLASS_FILES,
 )

@@ -1,0 +1,217 @@
+"""95% confidence intervals of a result's main metric from its per-sample outcomes. Pure numpy.
+
+A metric is a function of the dataset's images (`Outcomes`); the interval says how far it could move on another
+draw of as many images from the same distribution:
+- `binomial`: exact Clopper-Pearson, where the metric is a plain share of images (acc1, acc5, text retrieval
+  recall@k: an image counts as found when the best of its captions is in the top k);
+- `bootstrap`: seeded percentile bootstrap over images otherwise (mean per-class recall; image retrieval recall@k,
+  a share of captions, resampled by image so that the captions of one image move together).
+Every number is a fraction (0..1), as the metric.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Mapping, Sequence
+
+import numpy as np
+
+CONFIDENCE = 0.95
+RESAMPLES = 1000
+SEED = 0
+_CHUNK = 4_000_000  # resampled indices held at once (32 MB of int64)
+_RECALL = re.compile(r"(image|text)_retrieval_recall@([1-9][0-9]*)")
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """One metric of one result as a function of its images.
+
+    kind `share`: `hits` is 0/1 per image, the metric their mean; `ratio`: `hits` per image over `weights` per image
+    (captions found over captions); `class_mean`: `hits` 0/1 per image, the metric the mean over the classes present
+    (`classes`, per image) of each class's share. `units` identifies the images in order (their classes, or each
+    caption's image): two results can be paired only when theirs are equal.
+    """
+
+    metric: str
+    kind: str
+    hits: np.ndarray
+    units: np.ndarray
+    weights: np.ndarray | None = None
+    classes: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.hits)
+
+    @property
+    def value(self) -> float:
+        return float(self.resampled(np.arange(self.n)[None, :])[0])
+
+    def resampled(self, idx: np.ndarray) -> np.ndarray:
+        """The metric on each row of image indices (resamples x images)."""
+        hits = self.hits[idx]
+        if self.kind == "share":
+            return hits.mean(axis=1)
+        if self.kind == "ratio":
+            return hits.sum(axis=1) / self.weights[idx].sum(axis=1)
+        rows, k = idx.shape[0], int(self.classes.max()) + 1
+        flat = (np.arange(rows)[:, None] * k + self.classes[idx]).ravel()
+        total = np.bincount(flat, minlength=rows * k).reshape(rows, k)
+        found = np.bincount(flat, weights=hits.ravel(), minlength=rows * k).reshape(rows, k)
+        present = total > 0
+        return np.where(present, found / np.maximum(total, 1), 0.0).sum(axis=1) / present.sum(axis=1)
+
+    def pairs_with(self, other: "Outcomes") -> bool:
+        return self.kind == other.kind and np.array_equal(self.units, other.units)
+
+
+def metric_outcomes(samples: Mapping[str, np.ndarray], metric: str) -> Outcomes | None:
+    """The metric as a function of the images, from a result's samples; None where they cannot give it."""
+    if metric in ("acc1", "acc5") and f"top{metric[-1]}" in samples and "target" in samples:
+        return Outcomes(metric, "share", samples[f"top{metric[-1]}"].astype(float), samples["target"])
+    if metric == "mean_per_class_recall" and {"target", "predicted"} <= set(samples):
+        target = samples["target"]
+        return Outcomes(metric, "class_mean", (samples["predicted"] == target).astype(float), target, classes=target)
+    found = _RECALL.fullmatch(metric)
+    if found and {"image_retrieval_rank", "text_retrieval_rank", "caption_image"} <= set(samples):
+        side, k = found.group(1), int(found.group(2))
+        images, image_of = len(samples["text_retrieval_rank"]), samples["caption_image"]
+        if side == "text":
+            return Outcomes(metric, "share", (samples["text_retrieval_rank"] <= k).astype(float), image_of)
+        hits = np.bincount(image_of, weights=samples["image_retrieval_rank"] <= k, minlength=images)
+        captions = np.bincount(image_of, minlength=images).astype(float)
+        keep = captions > 0  # an image without a caption holds no caption to find
+        return Outcomes(metric, "ratio", hits[keep], image_of, weights=captions[keep])
+    return None
+
+
+def bootstrap_draws(outcomes: Sequence[Outcomes], rng: np.random.Generator, resamples: int = RESAMPLES) -> np.ndarray:
+    """(len(outcomes), resamples): each result's metric on the same resamples of their (common) images."""
+    n = outcomes[0].n
+    out = np.empty((len(outcomes), resamples))
+    step = max(1, _CHUNK // max(n, 1))
+    for start in range(0, resamples, step):
+        idx = rng.integers(0, n, size=(min(step, resamples - start), n))
+        for row, o in enumerate(outcomes):
+            out[row, start:start + len(idx)] = o.resampled(idx)
+    return out
+
+
+def percentile_interval(draws: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    low, high = np.quantile(draws, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class Interval:
+    metric: str
+    value: float
+    low: float
+    high: float
+    method: str  # binomial | bootstrap
+    n: int  # images
+
+
+def intervals(outcomes: Sequence[Outcomes | None], confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
+              seed: int = SEED) -> list[Interval | None]:
+    """The interval of each (None stays None): the binomial ones in one vectorised pass, each bootstrap seeded by
+    `seed` alone, so a result's interval never depends on which other results were parsed with it."""
+    out: list[Interval | None] = [None] * len(outcomes)
+    shares = [i for i, o in enumerate(outcomes) if o is not None and o.kind == "share"]
+    if shares:
+        found = np.array([outcomes[i].hits.sum() for i in shares])
+        total = np.array([outcomes[i].n for i in shares], dtype=float)
+        lows, highs = clopper_pearson(found, total, confidence)
+        for i, low, high in zip(shares, lows, highs):
+            o = outcomes[i]
+            out[i] = Interval(o.metric, o.value, float(low), float(high), "binomial", o.n)
+    for i, o in enumerate(outcomes):
+        if o is not None and o.kind != "share":
+            low, high = percentile_interval(bootstrap_draws([o], np.random.default_rng(seed), resamples)[0], confidence)
+            out[i] = Interval(o.metric, o.value, low, high, "bootstrap", o.n)
+    return out
+
+
+def clopper_pearson(found, total, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """Exact (Clopper-Pearson) bounds for `found` successes out of `total`, elementwise: the beta quantiles."""
+    found, total = np.asarray(found, dtype=float), np.asarray(total, dtype=float)
+    tail = (1 - confidence) / 2
+    low = _beta_quantile(tail, np.maximum(found, 1), total - found + 1)
+    high = _beta_quantile(1 - tail, found + 1, np.maximum(total - found, 1))
+    return np.where(found == 0, 0.0, low), np.where(found == total, 1.0, high)
+
+
+def binomial_cdf(k, n, p: float) -> np.ndarray:
+    """P(X <= k) for X ~ Binomial(n, p), elementwise (k < n): the regularized incomplete beta I_{1-p}(n-k, k+1)."""
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    return betainc(n - k, k + 1, np.full_like(k, 1 - p))
+
+
+def _beta_quantile(q: float, a: np.ndarray, b: np.ndarray, steps: int = 60, rtol: float = 1e-12) -> np.ndarray:
+    """x with I_x(a, b) = q, elementwise: Newton steps from the normal approximation, kept inside a bracket that
+    shrinks with every evaluation (a step that would leave it bisects instead); each element stops once its step
+    is below `rtol` of it. Solved on the side below 1/2 (I_x(a, b) = 1 - I_{1-x}(b, a)), where that is precise."""
+    a, b = np.atleast_1d(a).astype(float), np.atleast_1d(b).astype(float)
+    flip = a > b
+    a, b, q = np.where(flip, b, a), np.where(flip, a, b), np.where(flip, 1 - q, q)
+    lo, hi = np.zeros_like(a), np.ones_like(a)
+    mean, var = a / (a + b), a * b / ((a + b) ** 2 * (a + b + 1))
+    x = np.clip(mean + np.vectorize(NormalDist().inv_cdf)(q) * np.sqrt(var), 1e-300, 1 - 1e-16)
+    log_norm = _lgamma(a + b) - _lgamma(a) - _lgamma(b)
+    active = np.arange(len(a))
+    for _ in range(steps):
+        xa, aa, ba = x[active], a[active], b[active]
+        error = betainc(aa, ba, xa) - q[active]
+        lo[active] = np.where(error < 0, xa, lo[active])
+        hi[active] = np.where(error < 0, hi[active], xa)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            newton = xa - error / np.exp(log_norm[active] + (aa - 1) * np.log(xa) + (ba - 1) * np.log1p(-xa))
+        low, high = lo[active], hi[active]
+        slack = rtol * high  # a step that lands on the bracket's end, give or take rounding, is taken
+        inside = np.isfinite(newton) & (newton > low - slack) & (newton < high + slack)
+        nxt = np.where(inside, np.clip(newton, low, high), (low + high) / 2)
+        x[active] = nxt
+        active = active[np.abs(nxt - xa) > rtol * xa]
+        if not len(active):
+            break
+    return np.where(flip, 1 - x, x)
+
+
+_lgamma = np.vectorize(math.lgamma, otypes=[float])
+
+
+def betainc(a, b, x) -> np.ndarray:
+    """The regularized incomplete beta function I_x(a, b), elementwise: Lentz's continued fraction (Numerical
+    Recipes 6.4), on the side of x where it converges fast."""
+    a, b, x = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (a, b, x)))
+    swap = x > (a + 1) / (a + b + 2)
+    a, b, x = np.where(swap, b, a), np.where(swap, a, b), np.where(swap, 1 - x, x)
+    inner = (x > 0) & (x < 1)
+    xs = np.where(inner, x, 0.5)
+    log_front = _lgamma(a + b) - _lgamma(a) - _lgamma(b) + a * np.log(xs) + b * np.log1p(-xs)
+    value = np.where(inner, np.exp(log_front) * _continued_fraction(a, b, xs) / a, np.where(x >= 1, 1.0, 0.0))
+    return np.where(swap, 1 - value, value)
+
+
+def _continued_fraction(a: np.ndarray, b: np.ndarray, x: np.ndarray, eps: float = 1e-15,
+                        max_terms: int = 100_000) -> np.ndarray:
+    tiny = 1e-300
+
+    def clamp(v):
+        return np.where(np.abs(v) < tiny, tiny, v)
+
+    c, d = np.ones_like(x), 1 / clamp(1 - (a + b) * x / (a + 1))
+    h = d.copy()
+    for m in range(1, max_terms):
+        for step in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                     -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1 / clamp(1 + step * d)
+            c = clamp(1 + step / c)
+            h = h * d * c
+        if np.all(np.abs(d * c - 1) < eps):
+            break
+    return h

@@ -1,0 +1,76 @@
+"""Per-sample outcomes of a result: the arrays a confidence interval or a paired test resamples.
+
+A samples document is strict JSON text (so a shard bundle carries it as it carries records) holding named 1-D
+arrays, each zlib-compressed and base64-encoded: booleans bit-packed, integers in the narrowest unsigned type
+that holds them. It names the result it belongs to by the SHA-256 of the result's exact bytes, so a reader never
+takes the samples of another result (or of an earlier run of the same pair) for this one's.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zlib
+from typing import Mapping
+
+import numpy as np
+
+from .errors import InvalidResultError
+from .jsonio import dumps_strict, loads_document
+
+SAMPLES_SCHEMA = "openclip-benchmark/samples/1"
+_INT_TYPES = ("uint8", "uint16", "uint32", "int64")
+
+
+def result_digest(result_bytes: bytes) -> str:
+    return hashlib.sha256(result_bytes).hexdigest()
+
+
+def _pack(values: np.ndarray) -> dict:
+    values = np.asarray(values)
+    if values.ndim != 1:
+        raise ValueError(f"per-sample arrays are 1-D, not of shape {values.shape}")
+    if values.dtype == bool:
+        dtype, raw = "bool", np.packbits(values).tobytes()
+    else:
+        if values.size and values.min() < 0:
+            raise ValueError("per-sample integers are indices or ranks, never negative")
+        top = int(values.max()) if values.size else 0
+        dtype = next(t for t in _INT_TYPES if top <= np.iinfo(t).max)
+        raw = values.astype(np.dtype(dtype).newbyteorder("<")).tobytes()
+    return {"dtype": dtype, "length": int(values.size), "data": base64.b64encode(zlib.compress(raw, 6)).decode("ascii")}
+
+
+def _unpack(name: str, packed) -> np.ndarray:
+    if not (isinstance(packed, dict) and packed.get("dtype") in ("bool", *_INT_TYPES)
+            and isinstance(packed.get("length"), int) and packed["length"] >= 0 and isinstance(packed.get("data"), str)):
+        raise InvalidResultError(f"samples array {name!r} is not {{dtype, length, data}}")
+    try:
+        raw = zlib.decompress(base64.b64decode(packed["data"], validate=True))
+    except (ValueError, zlib.error) as exc:
+        raise InvalidResultError(f"samples array {name!r} does not decode ({exc})") from None
+    n = packed["length"]
+    if packed["dtype"] == "bool":
+        if len(raw) != (n + 7) // 8:
+            raise InvalidResultError(f"samples array {name!r} holds {len(raw)} bytes for {n} booleans")
+        return np.unpackbits(np.frombuffer(raw, np.uint8), count=n).astype(bool)
+    dtype = np.dtype(packed["dtype"]).newbyteorder("<")
+    if len(raw) != n * dtype.itemsize:
+        raise InvalidResultError(f"samples array {name!r} holds {len(raw)} bytes for {n} {packed['dtype']} values")
+    return np.frombuffer(raw, dtype).astype(np.int64)
+
+
+def make_samples(result_bytes: bytes, arrays: Mapping[str, np.ndarray]) -> bytes:
+    """The samples document of the result whose exact stored bytes are `result_bytes`."""
+    doc = {"schema": SAMPLES_SCHEMA, "result_sha256": result_digest(result_bytes),
+           "arrays": {name: _pack(values) for name, values in arrays.items()}}
+    return dumps_strict(doc, indent=None).encode("utf-8")
+
+
+def read_samples(data: bytes) -> tuple[str, dict[str, np.ndarray]]:
+    """(SHA-256 of the result it belongs to, name -> array); raises InvalidResultError naming what is wrong."""
+    doc = loads_document(data, SAMPLES_SCHEMA, "samples file")
+    digest, arrays = doc.get("result_sha256"), doc.get("arrays")
+    if not isinstance(digest, str) or len(digest) != 64 or not isinstance(arrays, dict):
+        raise InvalidResultError("samples file lacks result_sha256 or arrays")
+    return digest, {str(name): _unpack(name, packed) for name, packed in arrays.items()}
