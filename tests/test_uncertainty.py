@@ -12,10 +12,14 @@ from scipy import stats
 from sklearn.metrics import balanced_accuracy_score
 from typer.testing import CliRunner
 
-from fixtures import make_classification_wds, make_retrieval_wds, make_tiny_model
+import torch
+from clip_benchmark.metrics.zeroshot_classification import average_precision_per_class
+
+from fixtures import make_classification_wds, make_multilabel_wds, make_retrieval_wds, make_tiny_model
 from openclip_benchmark.cli import app
 from openclip_benchmark.collect.compare import Cell, compare_cells, mcnemar_p
-from openclip_benchmark.collect.intervals import Outcomes, clopper_pearson, intervals, metric_outcomes
+from openclip_benchmark.collect.intervals import (Outcomes, clopper_pearson, intervals, mean_average_precision,
+                                                  metric_outcomes)
 from openclip_benchmark.collect.parse import iter_result_files
 from openclip_benchmark.core.errors import InvalidResultError
 from openclip_benchmark.core.jsonio import atomic_write_json
@@ -102,6 +106,34 @@ def test_mcnemar_and_paired_bootstrap_against_hand_counts():
                                          {"x": Cell("acc1", b.mean(), ob), "w": Cell("m", recall_b.value, recall_b)}).average
 
 
+def test_mean_average_precision_of_a_resample_is_clip_benchmarks_on_the_resampled_images():
+    """The weighted pass over the fixed ranking equals clip_benchmark's average precision computed on the images
+    drawn (copies and all), for the full set and for literal resamples; a class with no positive counts 0, as there."""
+    rng = np.random.default_rng(3)
+    n, classes = 300, 7
+    scores = rng.normal(size=(n, classes)).astype(np.float32)  # continuous: no ties between distinct images
+    labels = (rng.random((n, classes)) < 0.15) | ((scores > 1.2) & (rng.random((n, classes)) < 0.6))
+    labels[:, 6] = False
+    ranking = np.stack([torch.sort(torch.from_numpy(scores[:, k]), 0, True)[1].numpy() for k in range(classes)])
+    samples = {"labels": labels.ravel(), "ranking": ranking.ravel(), "classes": np.array([classes])}
+    outcomes = metric_outcomes(samples, "mean_average_precision")
+    reference = average_precision_per_class(torch.from_numpy(scores), torch.from_numpy(labels.astype(np.int64)))
+    assert outcomes.value == pytest.approx(reference.mean().item(), abs=1e-6)
+    idx = rng.integers(0, n, size=(5, n))
+    for row, drawn in zip(outcomes.resampled(idx), idx):
+        literal = average_precision_per_class(torch.from_numpy(scores[drawn]), torch.from_numpy(labels[drawn].astype(np.int64)))
+        assert row == pytest.approx(literal.mean().item(), abs=1e-6)
+    counts = np.full((n, 1), 0, np.uint8)
+    assert mean_average_precision(labels, ranking, counts)[0] == 0.0  # nothing drawn: no precision anywhere
+    assert metric_outcomes({**samples, "ranking": ranking.ravel()[::-1].copy()[:-1]}, "mean_average_precision") is None
+    started = time.perf_counter()  # VOC2007's size: 4952 images, 20 classes, 1000 resamples
+    big = rng.random((4952, 20)) < 0.07
+    order = np.argsort(-rng.random((20, 4952)), axis=1)
+    [interval] = intervals([Outcomes("mean_average_precision", "average_precision", big, big, ranking=order)])
+    assert interval.method == "bootstrap" and interval.low <= interval.value <= interval.high
+    assert time.perf_counter() - started < 10  # about 0.6 s here
+
+
 def test_samples_document_round_trips_and_names_its_result():
     arrays = {"top1": np.array([True, False, True]), "target": np.array([0, 70000, 3])}
     data = make_samples(b"result bytes", arrays)
@@ -115,13 +147,15 @@ def test_samples_document_round_trips_and_names_its_result():
 
 @pytest.fixture(scope="module")
 def flow(tmp_path_factory):
-    """Two tiny models x (imagenet1k, mscoco_captions) run by the real worker into a local store."""
+    """Two tiny models x (imagenet1k, mscoco_captions, voc2007_multilabel) run by the real worker into a local store."""
     root = tmp_path_factory.mktemp("unc")
     make_classification_wds(root, "imagenet1k", n=40, classes=CLASSES)
     make_retrieval_wds(root, "mscoco_captions", n=24)
+    make_multilabel_wds(root, "voc2007_multilabel", n=30)
     models = (make_tiny_model(root, "tiny_a", seed=0), make_tiny_model(root, "tiny_b", seed=1))
     pairs = [Pair(m, "", d, task=t) for m in models
-             for d, t in (("imagenet1k", "zeroshot_classification"), ("mscoco_captions", "zeroshot_retrieval"))]
+             for d, t in (("imagenet1k", "zeroshot_classification"), ("mscoco_captions", "zeroshot_retrieval"),
+                          ("voc2007_multilabel", "multilabel"))]
     settings = RunSettings(batch_size=16, num_workers=0, dataset_root=str(root))
     report = run_shard(Manifest("unc-shard", str(root / "store"), tuple(pairs), settings), progress=False)
     assert report.exit_code == 0 and report.bundle_key
@@ -151,10 +185,10 @@ def test_sync_parse_and_compare_end_to_end(flow, s3_bucket, s3_env, tmp_path):
         remote.put(obj.key, local.get(obj.key))
     results = tmp_path / "results"
     first = sync_results(remote, results, None, workers=4)
-    assert first.results == 4 and first.samples == 4 and first.from_bundles == 8 and first.quarantined == []
+    assert first.results == 6 and first.samples == 6 and first.from_bundles == 12 and first.quarantined == []
     assert all((results / samples_key(result_key(p))).is_file() for p in pairs)
     again = sync_results(remote, results, None, workers=4)
-    assert again.new == [] and again.changed == [] and again.unchanged == 8
+    assert again.new == [] and again.changed == [] and again.unchanged == 12
 
     old = [Pair("ViT-B-32", "openai", "cifar10"), Pair("ViT-B-32", "laion2b_s34b_b79k", "cifar10")]
     for pair in old:  # results written before per-sample outcomes were recorded
@@ -177,14 +211,19 @@ def test_sync_parse_and_compare_end_to_end(flow, s3_bucket, s3_env, tmp_path):
     cells = list(csv.DictReader(open(out / "leaderboard_intervals.csv")))
     assert list(cells[0]) == ["model", "pretrained", "preprocess", "dataset", "metric", "value", "ci_low", "ci_high",
                               "ci_method", "n_samples"]
-    assert len(cells) == 6 and sum(c["ci_low"] != "" for c in cells) == 4
+    assert len(cells) == 8 and sum(c["ci_low"] != "" for c in cells) == 6
+    for model in models:
+        row = cls[(model, "voc2007_multilabel")]
+        assert (row["ci_metric"], row["ci_method"], row["n_samples"]) == ("mean_average_precision", "bootstrap", "30")
+        assert float(row["ci_low"]) <= float(row["mean_average_precision"]) <= float(row["ci_high"])
 
     done = runner.invoke(app, ["compare", models[0], models[1], "--results", str(results), "--out", str(out)])
     assert done.exit_code == 0, done.output
     written = list(out.glob("compare_*.csv"))
     assert len(written) == 1
     rows = {r["dataset"]: r for r in csv.DictReader(open(written[0]))}
-    assert set(rows) == {"imagenet1k", "mscoco_captions", "average"}
+    assert set(rows) == {"imagenet1k", "mscoco_captions", "voc2007_multilabel", "average"}
+    assert rows["voc2007_multilabel"]["test"] == "paired_bootstrap"
     assert rows["imagenet1k"]["test"] == "mcnemar_exact" and rows["mscoco_captions"]["test"] == "paired_bootstrap"
     assert rows["average"]["test"] == "paired_bootstrap" and 0 < float(rows["average"]["p_value"]) <= 1
     assert float(rows["imagenet1k"]["ci_low_points"]) <= float(rows["imagenet1k"]["difference_points"])

@@ -5,7 +5,7 @@ draw of as many images from the same distribution:
 - `binomial`: exact Clopper-Pearson, where the metric is a plain share of images (acc1, acc5, text retrieval
   recall@k: an image counts as found when the best of its captions is in the top k);
 - `bootstrap`: seeded percentile bootstrap over images otherwise (mean per-class recall; image retrieval recall@k,
-  a share of captions, resampled by image so that the captions of one image move together).
+  a share of captions, resampled by image so that the captions of one image move together; mean average precision).
 Every number is a fraction (0..1), as the metric.
 """
 
@@ -33,7 +33,9 @@ class Outcomes:
     kind `share`: `hits` is 0/1 per image, the metric their mean; `ratio`: `hits` per image over `weights` per image
     (captions found over captions); `class_mean`: `hits` 0/1 per image, the metric the mean over the classes present
     (`classes`, per image) of each class's share. `units` identifies the images in order (their classes, or each
-    caption's image): two results can be paired only when theirs are equal.
+    caption's image): two results can be paired only when theirs are equal. `average_precision`: `hits` is the
+    multi-hot labels (images x classes), `ranking` each class's images best first, the metric clip_benchmark's
+    mean over classes of average precision.
     """
 
     metric: str
@@ -42,6 +44,7 @@ class Outcomes:
     units: np.ndarray
     weights: np.ndarray | None = None
     classes: np.ndarray | None = None
+    ranking: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -58,6 +61,8 @@ class Outcomes:
             return hits.mean(axis=1)
         if self.kind == "ratio":
             return hits.sum(axis=1) / self.weights[idx].sum(axis=1)
+        if self.kind == "average_precision":
+            return mean_average_precision(self.hits, self.ranking, _counts(idx, self.n))
         rows, k = idx.shape[0], int(self.classes.max()) + 1
         flat = (np.arange(rows)[:, None] * k + self.classes[idx]).ravel()
         total = np.bincount(flat, minlength=rows * k).reshape(rows, k)
@@ -69,6 +74,39 @@ class Outcomes:
         return self.kind == other.kind and np.array_equal(self.units, other.units)
 
 
+def _counts(idx: np.ndarray, n: int) -> np.ndarray:
+    """(images x resamples): how often each resample drew each image, in the narrowest type that holds it."""
+    rows = idx.shape[0]
+    counts = np.bincount((idx * rows + np.arange(rows)[:, None]).ravel(), minlength=n * rows).reshape(n, rows)
+    return counts.astype(np.uint8 if counts.max(initial=0) <= 255 else np.int32)
+
+
+def mean_average_precision(labels: np.ndarray, ranking: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """clip_benchmark's mAP (tnt's average precision per class, then the mean) of each resample, a column of
+    `counts`, with the ranking fixed: a drawn image's copies sit together in it, so one pass per class suffices.
+
+    The j-th copy of a positive with `a` positives and `b` images ranked above it has precision (a+j)/(b+j); summed
+    over its w copies that is w - (b-a)(H(b+w) - H(b)), H the harmonic numbers. Written by hand: no library takes
+    sample weights with clip_benchmark's tie order.
+    """
+    n, resamples = counts.shape
+    harmonic = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, n + 1))])
+    ap = np.zeros((labels.shape[1], resamples))
+    for k, order in enumerate(ranking):
+        positives = np.flatnonzero(labels[order, k])
+        if not len(positives):
+            continue  # clip_benchmark: no positive, average precision 0
+        drawn = counts[order[:positives[-1] + 1]]
+        starts = np.concatenate([[0], positives[:-1] + 1])
+        seen = np.cumsum(np.add.reduceat(drawn, starts, axis=0, dtype=np.int64), axis=0)  # images up to each positive
+        w = drawn[positives].astype(np.int64)
+        found = np.cumsum(w, axis=0)
+        above, hits_above = seen - w, found - w
+        precision_sum = w - (above - hits_above) * (harmonic[seen] - harmonic[above])
+        ap[k] = precision_sum.sum(axis=0) / np.maximum(w.sum(axis=0), 1)
+    return ap.mean(axis=0)
+
+
 def metric_outcomes(samples: Mapping[str, np.ndarray], metric: str) -> Outcomes | None:
     """The metric as a function of the images, from a result's samples; None where they cannot give it."""
     if metric in ("acc1", "acc5") and f"top{metric[-1]}" in samples and "target" in samples:
@@ -76,6 +114,16 @@ def metric_outcomes(samples: Mapping[str, np.ndarray], metric: str) -> Outcomes 
     if metric == "mean_per_class_recall" and {"target", "predicted"} <= set(samples):
         target = samples["target"]
         return Outcomes(metric, "class_mean", (samples["predicted"] == target).astype(float), target, classes=target)
+    if metric == "mean_average_precision" and {"labels", "ranking", "classes"} <= set(samples):
+        classes = int(samples["classes"][0]) if len(samples["classes"]) == 1 else 0
+        labels, ranking = samples["labels"], samples["ranking"]
+        if classes < 1 or labels.size % classes or ranking.size != labels.size:
+            return None
+        labels = labels.reshape(-1, classes).astype(bool)
+        ranking = ranking.reshape(classes, -1)
+        if not (np.sort(ranking, axis=1) == np.arange(len(labels))).all():
+            return None  # not a ranking of these images
+        return Outcomes(metric, "average_precision", labels, labels, ranking=ranking)
     found = _RECALL.fullmatch(metric)
     if found and {"image_retrieval_rank", "text_retrieval_rank", "caption_image"} <= set(samples):
         side, k = found.group(1), int(found.group(2))

@@ -6,6 +6,8 @@ are multi-hot, and it writes such results as `zeroshot_classification` (hence th
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..core.pair import Pair
 from . import DatasetTaskError, Task
 from .zeroshot_classification import CLASS_FILES, classifier_key, prompt_count, zero_shot_logits
@@ -20,6 +22,18 @@ def evaluate(pair: Pair, loaded, encoded, cache) -> dict[str, float]:
     return {"mean_average_precision": average_precision_per_class(logits, target).mean().item()}
 
 
+def outcomes(pair: Pair, loaded, encoded, cache) -> dict[str, Any]:
+    """The multi-hot labels (images x classes, flattened) and, per class, its images best first as clip_benchmark's
+    `torch.sort` ranks them (so ties fall as there): the mean average precision of any resample follows from these."""
+    import numpy as np
+    import torch
+
+    logits, target = zero_shot_logits(pair, loaded, encoded, cache)
+    ranking = [torch.sort(logits[:, k], 0, True)[1].numpy() for k in range(logits.size(1))]
+    return {"labels": target.bool().numpy().ravel(), "ranking": np.concatenate(ranking),
+            "classes": np.array([logits.size(1)])}
+
+
 TASK = Task(
     name="multilabel",
     dataset_type="multilabel",
@@ -29,6 +43,7 @@ TASK = Task(
     prompts=prompt_count,
     classifier=classifier_key,
     evaluate=evaluate,
+    outcomes=outcomes,
     files=CLASS_FILES,
     aliases=("zeroshot_classification",),
 )
