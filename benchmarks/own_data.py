@@ -9,7 +9,7 @@ Then scoring: `similarity` (the use case the command calls) over the added set w
 process and on `--ranks` CPU ranks (torch.distributed, gloo), each timed whole (model load, reading, encoding,
 merging, every output file); it checks that both wrote the same bytes.
 
-    uv run python benchmarks/own_data.py [--images 1000] [--latency-ms 50] [--processes 2] [--threads 64] [--ranks 2]
+    uv run python benchmarks/own_data.py [--images 1000] [--latency-ms 50] [--processes N] [--threads 64] [--ranks 2]
     uv run python benchmarks/own_data.py --smoke      # 40 images: that the script still runs
 
 Prints the setup line, then one line per way with its wall time, images/s (pairs/s for scoring) and the ratio.
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from openclip_benchmark.catalog import load_catalog
-from openclip_benchmark.datasets.captions import FetchOptions, build_caption_dataset
+from openclip_benchmark.datasets.captions import FetchOptions, build_caption_dataset, fetch_processes
 from openclip_benchmark.loopback_images import ImageHost
 from openclip_benchmark.pipeline.similarity import Source, similarity
 from openclip_benchmark.synthetic import make_tiny_model, sample_image
@@ -61,14 +61,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--latency-ms", type=float, default=50.0)
-    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--processes", type=int, default=None, help="img2dataset processes (default: dataset add's)")
     parser.add_argument("--threads", type=int, default=64)
     parser.add_argument("--ranks", type=int, default=2, help="CPU ranks (gloo) of the scoring run")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
     if args.smoke:
         args.images = 40
-    print(f"{args.images} images, {args.latency_ms:g} ms per request, dataset add with {args.processes} processes x "
+    processes = args.processes or fetch_processes(args.images)
+    print(f"{args.images} images, {args.latency_ms:g} ms per request, dataset add with {processes} process(es) x "
           f"{args.threads} threads")
     with tempfile.TemporaryDirectory() as tmp, \
             ImageHost({f"{i}.png": sample_image(i) for i in range(args.images)}, latency_s=args.latency_ms / 1000) as host:

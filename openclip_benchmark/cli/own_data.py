@@ -25,7 +25,7 @@ def add(
     url_col: str = typer.Option("url", help="Column of image URLs."),
     caption_col: str = typer.Option("caption", help="Column of captions (rows of one URL share its image)."),
     root: str = typer.Option(DEFAULTS_ROOT, help="Folder of your datasets."),
-    processes: int = typer.Option(None, min=1, help="img2dataset processes (default: up to 4 CPUs)."),
+    processes: int = typer.Option(None, min=1, help="img2dataset processes (default: one per 5,000 URLs, up to 4 CPUs)."),
     threads: int = typer.Option(64, min=1, help="img2dataset download threads per process."),
     timeout: float = typer.Option(10.0, min=0.1, help="Seconds per request."),
     retries: int = typer.Option(1, min=0, help="Further tries of a failed URL."),
@@ -38,8 +38,7 @@ def add(
     from ..datasets.captions import FetchOptions
     from ..pipeline.own_data import add_dataset, user_mapping
 
-    defaults = FetchOptions()
-    options = FetchOptions(processes=processes or defaults.processes, threads=threads, timeout=timeout,
+    options = FetchOptions(processes=processes, threads=threads, timeout=timeout,
                            retries=retries, max_bytes=max_bytes, shard_size=shard_size, context_length=context_length)
     mapping = user_mapping(dataset_mapping, root)
     built = add_dataset(name, table, root, mapping, url_col=url_col, caption_col=caption_col, options=options)
