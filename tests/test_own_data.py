@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from openclip_benchmark.cli import app
+from openclip_benchmark.datasets.captions import fetch_processes
 from openclip_benchmark.loopback_images import ImageHost
 from openclip_benchmark.synthetic import make_tiny_model, sample_image
 
@@ -165,3 +166,11 @@ def test_init_then_run_puts_the_set_in_the_leaderboard_and_report(added, tmp_pat
     assert row["dataset"] == "mine" and float(board["mine"]) == float(row["image_retrieval_recall@5"])
     _bench("report", "--metrics", "metrics", "--out", "report")
     assert "mine" in (tmp_path / "report" / "index.html").read_text()
+
+
+def test_small_tables_fetch_on_one_process_and_large_ones_on_up_to_four(monkeypatch):
+    """A spawned img2dataset process costs seconds to start: one per 5,000 URLs, never more than the CPUs or 4."""
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert [fetch_processes(n) for n in (0, 1, 5000, 5001, 15000, 10**6)] == [1, 1, 1, 2, 3, 4]
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert fetch_processes(10**6) == 2
