@@ -234,15 +234,15 @@ def test_a_shard_writes_one_bundle_of_its_records_and_sync_needs_only_that_get(s
     bundles = [info.key for info in store.list(BUNDLE_PREFIX)]
     assert bundles == [report.bundle_key]
     offered = read_bundle(store.get(report.bundle_key))
-    samples = samples_key(result_key(good[0]))  # classification records per-sample outcomes; multilabel none
-    assert set(offered) == {result_key(p) for p in good} | {failure_key(broken), samples}
+    samples = {samples_key(result_key(p)) for p in good}  # every result has its per-sample outcomes beside it
+    assert set(offered) == {result_key(p) for p in good} | {failure_key(broken)} | samples
     assert all(list(versions.values()) == [store.get(key)] for key, versions in offered.items())
 
     gets = []
     store.client.meta.events.register("provide-client-params.s3.GetObject", lambda params, **_: gets.append(params["Key"]))
     synced = sync_results(store, tmp_path / "mirror", None, workers=4)
-    assert gets == [f"results/{report.bundle_key}"] and synced.from_bundles == 4 and synced.failures == 1
-    assert synced.samples == 1
+    assert gets == [f"results/{report.bundle_key}"] and synced.from_bundles == 5 and synced.failures == 1
+    assert synced.samples == 2
     assert all((tmp_path / "mirror" / key).read_bytes() == store.get(key) for key in offered)
 
     class NoBundles(LocalStore):  # a store that takes results but refuses the bundle
