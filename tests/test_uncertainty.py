@@ -177,7 +177,7 @@ def test_worker_stores_samples_beside_results_and_in_the_bundle(flow):
     assert sorted(rel for _, rel in iter_result_files(root / "store")) == sorted(result_key(p) for p in pairs)
 
 
-def test_sync_parse_and_compare_end_to_end(flow, s3_bucket, s3_env, tmp_path):
+def test_sync_parse_and_compare_end_to_end(flow, s3_bucket, s3_env, tmp_path, monkeypatch):
     root, models, pairs = flow
     local = open_store(root / "store")
     remote = open_source(f"s3://{s3_bucket}")
@@ -195,6 +195,12 @@ def test_sync_parse_and_compare_end_to_end(flow, s3_bucket, s3_env, tmp_path):
         atomic_write_json(results / result_key(pair), synthetic_result(pair))
     runner, out = CliRunner(), tmp_path / "metrics"
     assert runner.invoke(app, ["parse", "--results", str(results), "--out", str(out)]).exit_code == 0
+    tables = {name: (out / name).read_bytes() for name in ("classification_metrics.csv", "retrieval_metrics.csv")}
+    with monkeypatch.context() as patched:  # a second parse takes every interval from the cache: no bootstrap runs
+        patched.setattr("openclip_benchmark.collect.parse.intervals",
+                        lambda found: pytest.fail("recomputed") if any(found) else [None] * len(found))
+        assert runner.invoke(app, ["parse", "--results", str(results), "--out", str(out)]).exit_code == 0
+    assert tables == {name: (out / name).read_bytes() for name in tables}
     cls = {(r["model"], r["dataset"]): r for r in csv.DictReader(open(out / "classification_metrics.csv"))}
     ret = {r["model"]: r for r in csv.DictReader(open(out / "retrieval_metrics.csv"))}
     for model in models:
