@@ -20,7 +20,7 @@ PURE = ("core/", "catalog/__init__.py", "planning/", "tasks/__init__.py", "track
         "throughput/settings.py", "throughput/records.py", "similarity/stats.py")
 NETWORK_OR_HEAVY = ("torch", "sky", "boto3", "botocore", "open_clip", "clip_benchmark", "requests", "urllib.request",
                     "http.client", "huggingface_hub")
-HEAVY = ("torch", "open_clip", "sky", "boto3", "clip_benchmark", "huggingface_hub", "matplotlib", "pandas", "vl_convert")
+HEAVY = ("torch", "open_clip", "sky", "boto3", "clip_benchmark", "huggingface_hub", "matplotlib", "pandas", "vl_convert", "scipy")
 
 # (importer, imported): why it stays. Layer order (c) and function-level imports of light modules (d).
 ALLOWED = {

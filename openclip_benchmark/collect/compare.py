@@ -23,7 +23,7 @@ import numpy as np
 
 from ..catalog import Catalog
 from ..core.errors import BenchmarkError, UnknownNameError
-from .intervals import RESAMPLES, SEED, Outcomes, binomial_cdf, bootstrap_draws, metric_outcomes, percentile_interval
+from .intervals import RESAMPLES, SEED, Outcomes, bootstrap_draws, metric_outcomes, percentile_interval
 from .parse import dataset_column, load_samples, preprocess_text, read_results
 
 Side = tuple[str, str, str]  # (model, pretrained, preprocess)
@@ -125,10 +125,12 @@ def bootstrap_p(draws: np.ndarray) -> float:
 
 def mcnemar_p(a: Outcomes, b: Outcomes) -> float:
     """Exact McNemar: the two-sided binomial test (p = 1/2) on the images exactly one of the two gets right."""
+    from scipy.stats import binom
+
     only_a, only_b = int(np.sum((a.hits > 0) & (b.hits == 0))), int(np.sum((a.hits == 0) & (b.hits > 0)))
     if only_a == only_b:
         return 1.0
-    return min(1.0, 2 * float(binomial_cdf(min(only_a, only_b), only_a + only_b, 0.5)))
+    return min(1.0, 2 * float(binom.cdf(min(only_a, only_b), only_a + only_b, 0.5)))
 
 
 def compare_cells(a: Side, b: Side, cells_a: dict[str, Cell], cells_b: dict[str, Cell], seed: int = SEED,

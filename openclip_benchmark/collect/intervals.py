@@ -11,10 +11,8 @@ Every number is a fraction (0..1), as the metric.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -186,80 +184,10 @@ def intervals(outcomes: Sequence[Outcomes | None], confidence: float = CONFIDENC
 
 def clopper_pearson(found, total, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
     """Exact (Clopper-Pearson) bounds for `found` successes out of `total`, elementwise: the beta quantiles."""
+    from scipy.stats import beta
+
     found, total = np.asarray(found, dtype=float), np.asarray(total, dtype=float)
     tail = (1 - confidence) / 2
-    low = _beta_quantile(tail, np.maximum(found, 1), total - found + 1)
-    high = _beta_quantile(1 - tail, found + 1, np.maximum(total - found, 1))
+    low = beta.ppf(tail, np.maximum(found, 1), total - found + 1)
+    high = beta.ppf(1 - tail, found + 1, np.maximum(total - found, 1))
     return np.where(found == 0, 0.0, low), np.where(found == total, 1.0, high)
-
-
-def binomial_cdf(k, n, p: float) -> np.ndarray:
-    """P(X <= k) for X ~ Binomial(n, p), elementwise (k < n): the regularized incomplete beta I_{1-p}(n-k, k+1)."""
-    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
-    return betainc(n - k, k + 1, np.full_like(k, 1 - p))
-
-
-def _beta_quantile(q: float, a: np.ndarray, b: np.ndarray, steps: int = 60, rtol: float = 1e-12) -> np.ndarray:
-    """x with I_x(a, b) = q, elementwise: Newton steps from the normal approximation, kept inside a bracket that
-    shrinks with every evaluation (a step that would leave it bisects instead); each element stops once its step
-    is below `rtol` of it. Solved on the side below 1/2 (I_x(a, b) = 1 - I_{1-x}(b, a)), where that is precise."""
-    a, b = np.atleast_1d(a).astype(float), np.atleast_1d(b).astype(float)
-    flip = a > b
-    a, b, q = np.where(flip, b, a), np.where(flip, a, b), np.where(flip, 1 - q, q)
-    lo, hi = np.zeros_like(a), np.ones_like(a)
-    mean, var = a / (a + b), a * b / ((a + b) ** 2 * (a + b + 1))
-    x = np.clip(mean + np.vectorize(NormalDist().inv_cdf)(q) * np.sqrt(var), 1e-300, 1 - 1e-16)
-    log_norm = _lgamma(a + b) - _lgamma(a) - _lgamma(b)
-    active = np.arange(len(a))
-    for _ in range(steps):
-        xa, aa, ba = x[active], a[active], b[active]
-        error = betainc(aa, ba, xa) - q[active]
-        lo[active] = np.where(error < 0, xa, lo[active])
-        hi[active] = np.where(error < 0, hi[active], xa)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            newton = xa - error / np.exp(log_norm[active] + (aa - 1) * np.log(xa) + (ba - 1) * np.log1p(-xa))
-        low, high = lo[active], hi[active]
-        slack = rtol * high  # a step that lands on the bracket's end, give or take rounding, is taken
-        inside = np.isfinite(newton) & (newton > low - slack) & (newton < high + slack)
-        nxt = np.where(inside, np.clip(newton, low, high), (low + high) / 2)
-        x[active] = nxt
-        active = active[np.abs(nxt - xa) > rtol * xa]
-        if not len(active):
-            break
-    return np.where(flip, 1 - x, x)
-
-
-_lgamma = np.vectorize(math.lgamma, otypes=[float])
-
-
-def betainc(a, b, x) -> np.ndarray:
-    """The regularized incomplete beta function I_x(a, b), elementwise: Lentz's continued fraction (Numerical
-    Recipes 6.4), on the side of x where it converges fast."""
-    a, b, x = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (a, b, x)))
-    swap = x > (a + 1) / (a + b + 2)
-    a, b, x = np.where(swap, b, a), np.where(swap, a, b), np.where(swap, 1 - x, x)
-    inner = (x > 0) & (x < 1)
-    xs = np.where(inner, x, 0.5)
-    log_front = _lgamma(a + b) - _lgamma(a) - _lgamma(b) + a * np.log(xs) + b * np.log1p(-xs)
-    value = np.where(inner, np.exp(log_front) * _continued_fraction(a, b, xs) / a, np.where(x >= 1, 1.0, 0.0))
-    return np.where(swap, 1 - value, value)
-
-
-def _continued_fraction(a: np.ndarray, b: np.ndarray, x: np.ndarray, eps: float = 1e-15,
-                        max_terms: int = 100_000) -> np.ndarray:
-    tiny = 1e-300
-
-    def clamp(v):
-        return np.where(np.abs(v) < tiny, tiny, v)
-
-    c, d = np.ones_like(x), 1 / clamp(1 - (a + b) * x / (a + 1))
-    h = d.copy()
-    for m in range(1, max_terms):
-        for step in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                     -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
-            d = 1 / clamp(1 + step * d)
-            c = clamp(1 + step / c)
-            h = h * d * c
-        if np.all(np.abs(d * c - 1) < eps):
-            break
-    return h
