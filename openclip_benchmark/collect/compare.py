@@ -1,5 +1,5 @@
 """Model A against model B on the same images: per dataset they share, the difference in main metric with a
-paired test and its 95% interval, and the same on the average over those datasets. Pure numpy.
+paired test and its 95% interval, and the same on the average over those datasets. Pure numpy (scipy.stats for the binomial).
 
 - exact McNemar (two-sided binomial test on the discordant images) where the metric is a share of images
   (acc1, acc5, text retrieval recall@k); the interval of the difference is the paired bootstrap's;

@@ -1,4 +1,4 @@
-"""95% confidence intervals of a result's main metric from its per-sample outcomes. Pure numpy.
+"""95% confidence intervals of a result's main metric from its per-sample outcomes. Pure numpy, with scipy.stats for the exact binomial quantiles.
 
 A metric is a function of the dataset's images (`Outcomes`); the interval says how far it could move on another
 draw of as many images from the same distribution:
