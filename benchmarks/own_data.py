@@ -49,7 +49,7 @@ def scoring(folder: Path, tmp: Path, ranks: int) -> tuple[float, float, int]:
     for gpus in (1, 1, ranks):  # the first, untimed, loads what the model load and the metrics import lazily
         started = time.perf_counter()
         rows = similarity(catalog, [model], Source(dataset=str(folder)), tmp / f"sim{gpus}", gpus=gpus,
-                          cache_dir=str(tmp / "cache"), device="cpu", precision="fp32", num_workers=0)
+                          cache_dir=str(tmp / "cache"), device="cpu", precision="fp32", num_workers=0).rows
         timed.append(time.perf_counter() - started)
     timed = timed[1:]
     same = [(tmp / f"sim{gpus}" / "similarity_results.csv").read_bytes() for gpus in (1, ranks)]

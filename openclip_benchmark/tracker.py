@@ -1,18 +1,24 @@
-"""results.csv: the state of every pair. The only writer of that file; every save is atomic and locked."""
+"""results.csv: the state of every pair. The only writer of that file; every save is atomic and locked.
+
+The tracker is also the one owner of state changes: planners, backends and sync report what happened as outcome
+records (a plan's estimates, a job a backend started, what a backend says of its jobs, a result or failure record),
+and `Tracker.apply` alone decides, through the transition table, what each one moves.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from .core.errors import BenchmarkError
 from .core.jsonio import atomic_write_text
 from .core.pair import Pair, Preprocess
-from .core.records import Record, Result, utc_now
+from .core.records import Failure, Record, Result, utc_now
 from .storage.layout import result_key
 
 STATUSES = ("pending", "planned", "launched", "running", "succeeded", "failed", "skipped")
@@ -34,6 +40,7 @@ STATE_COLUMNS = [
     "status",
     "shard_id",
     "job_id",
+    "backend",
     "attempts",
     "result_key",
     "error",
@@ -45,6 +52,10 @@ STATE_COLUMNS = [
 ]
 COLUMNS = IDENTITY_COLUMNS + STATE_COLUMNS
 LOCK_TIMEOUT_S = 120
+
+
+# what `launched_by` reads for a row written before the backend column existed (today's guess from the job id)
+LEGACY_LOCAL_JOB_ID = "local"
 
 
 class TrackerError(BenchmarkError):
@@ -75,6 +86,7 @@ class Entry:
     status: str = "pending"
     shard_id: str = ""
     job_id: str = ""
+    backend: str = ""  # the backend that launched it; empty in rows written before the column existed
     attempts: int = 0
     error: str = ""
     est_runtime_s: float | None = None
@@ -82,6 +94,16 @@ class Entry:
     est_gpu: str = ""
     observed_runtime_s: float | None = None
     updated_at: str = ""
+
+    @property
+    def launched_by(self) -> str:
+        """The backend that runs this pair's job: the recorded one; for an older row, the guess its job id allowed
+        (`local`, or SkyPilot's numeric ids), so trackers written before the column still poll and cancel."""
+        if self.backend or not self.job_id:
+            return self.backend
+        if self.job_id == LEGACY_LOCAL_JOB_ID:
+            return "local"
+        return "skypilot" if all(part.strip().isdigit() for part in self.job_id.split(",")) else ""
 
     def to_row(self) -> dict[str, str]:
         p = self.pair
@@ -102,6 +124,60 @@ class Entry:
         # one line per row, whatever an error message held
         row["error"] = " ".join(row["error"].split())[:500]
         return row
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A pair's share of its shard's planned time and cost: the tracker's estimate columns."""
+
+    pair: Pair
+    shard_id: str
+    runtime_s: float | None = None
+    cost_usd: float | None = None
+    gpu: str = ""
+
+    def columns(self) -> dict:
+        return dict(shard_id=self.shard_id, est_runtime_s=self.runtime_s, est_cost_usd=self.cost_usd, est_gpu=self.gpu)
+
+
+@dataclass(frozen=True)
+class ShardPlanned:
+    """A plan's estimates: its pairs become planned."""
+
+    estimates: tuple[Estimate, ...]
+
+
+@dataclass(frozen=True)
+class JobSubmitted:
+    """A backend started a job for these pairs: they become launched under its id, one attempt more."""
+
+    backend: str
+    job_id: str
+    estimates: tuple[Estimate, ...]
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What a backend says of one of its jobs: `running`, or `failed` and why. A finished job moves nothing: `sync`
+    reads its results, which are the facts."""
+
+    backend: str
+    job_id: str
+    status: str  # running | failed
+    reason: str = ""
+
+
+# every outcome the tracker applies; results and failures are the validated records of core.records
+Outcome = ShardPlanned | JobSubmitted | JobState | Result | Failure
+
+
+@dataclass
+class Applied:
+    """What a batch of outcomes did."""
+
+    changed: int = 0  # rows that changed, new ones included
+    moved: Counter = field(default_factory=Counter)  # pairs whose status changed, by their new status
+    kept: list[Entry] = field(default_factory=list)  # pairs a plan or launch left alone: another writer moved them
 
 
 def _float(value: str, column: str, line: int) -> float | None:
@@ -149,6 +225,7 @@ def parse_tracker(text: str, name: str = "results.csv") -> dict[str, Entry]:
             status=status,
             shard_id=row.get("shard_id", ""),
             job_id=row.get("job_id", ""),
+            backend=row.get("backend", ""),
             attempts=int(attempts),
             error=row.get("error", ""),
             est_runtime_s=_float(row.get("est_runtime_s", ""), "est_runtime_s", line),
@@ -256,6 +333,45 @@ class Tracker:
             attempts=max(entry.attempts, record.attempt),
         )
 
+    def apply(self, outcomes: Iterable[Outcome]) -> Applied:
+        """Apply outcomes in order; the one place that decides what an outcome moves. A plan or a launch re-checks
+        each pair as it is now (another writer may have moved it since) and leaves it alone where the table says no."""
+        before = dict(self.entries)
+        out = Applied()
+        jobs: dict[tuple[str, str], list[Pair]] | None = None  # (backend, job id) -> its active pairs, built once
+        for outcome in outcomes:
+            if isinstance(outcome, (Result, Failure)):
+                self.apply_record(outcome)
+            elif isinstance(outcome, (ShardPlanned, JobSubmitted)):
+                status = "planned" if isinstance(outcome, ShardPlanned) else "launched"
+                for estimate in outcome.estimates:
+                    if not self.can_move(estimate.pair, status):
+                        out.kept.append(self.entries[estimate.pair.id])
+                    elif status == "planned":
+                        self.update(estimate.pair, status=status, **estimate.columns())
+                    else:
+                        entry = self.entries.get(estimate.pair.id)
+                        self.update(estimate.pair, status=status, job_id=outcome.job_id, backend=outcome.backend,
+                                    attempts=(entry.attempts if entry else 0) + 1, error="", **estimate.columns())
+            elif isinstance(outcome, JobState):
+                if jobs is None:
+                    jobs = {}
+                    for e in self.select(["launched", "running"]):
+                        jobs.setdefault((e.launched_by, e.job_id), []).append(e.pair)
+                for pair in jobs.get((outcome.backend, outcome.job_id), ()):
+                    if outcome.status == "failed":
+                        self.update(pair, status="failed", error=f"job {outcome.job_id} {outcome.reason}".strip())
+                    elif self.entries[pair.id].status != outcome.status:
+                        self.update(pair, status=outcome.status)
+            else:
+                raise TypeError(f"not a tracker outcome: {outcome!r}")
+        for pid, entry in self.entries.items():
+            old = before.get(pid)
+            out.changed += old != entry
+            if old is None or old.status != entry.status:
+                out.moved[entry.status] += 1
+        return out
+
     def select(self, statuses: Iterable[str] | None = None) -> list[Entry]:
         wanted = set(statuses) if statuses is not None else None
         return [e for e in sorted(self.entries.values(), key=_sort_key) if wanted is None or e.status in wanted]
@@ -298,10 +414,10 @@ def open_tracker(path: str | Path, create: bool = False) -> Iterator[Tracker]:
         lock.release()
 
 
-def record_outcomes(path: str | Path, records: Iterable[Record], track: Iterable[Pair] = ()) -> None:
-    """Track `track` (new pairs start pending), then move each record's pair to succeeded or failed, in one locked
-    read-modify-write: how `run` and the local backend tell the tracker what a shard did."""
-    with open_tracker(path) as tracker:
+def record_outcomes(path: str | Path, outcomes: Iterable[Outcome], track: Iterable[Pair] = (),
+                    create: bool = False) -> Applied:
+    """Track `track` (new pairs start pending), then apply the outcomes, in one locked read-modify-write: how plans,
+    launches, backends' reports, runs and syncs tell the tracker what happened."""
+    with open_tracker(path, create=create) as tracker:
         tracker.add(track)
-        for record in records:
-            tracker.apply_record(record)
+        return tracker.apply(outcomes)

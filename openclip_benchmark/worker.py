@@ -1,5 +1,6 @@
-"""The worker: runs one shard. Each model is loaded once, each dataset read once per model, each zero-shot classifier
-built once; pairs whose result exists are skipped, so a re-run after a crash or preemption only runs what is missing.
+"""The worker: runs one job's manifest, by its kind. A similarity run goes to `similarity.kind`; an evaluation
+shard runs here: each model is loaded once, each dataset read once per model, each zero-shot classifier built once;
+pairs whose result exists are skipped, so a re-run after a crash or preemption only runs what is missing.
 
 A pair that raises gets a failure record beside where its result would be, and the shard moves on. A store that
 cannot be reached ends the shard with the transient exit code, so the job can be retried; nothing finished is lost,
@@ -15,16 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import evaluate
+from .catalog import DatasetSpec, datasets_from_json
 from .storage.bundle import write_bundle
 from .datasets.download import ensure_dataset
 from .core.errors import BenchmarkError
 from .core.jsonio import dumps_strict
-from .core.manifest import Manifest
+from .core.manifest import SIMILARITY, Manifest
 from .core.pair import Pair
 from .core.records import Record, make_failure, make_result, read_record, utc_now
 from .core.samples import make_samples
 from .storage.store import TRANSIENT_EXIT_CODE, LocalStore, S3Store, TransientStoreError, open_store
 from .storage.layout import failure_key, result_key, samples_key
+from .similarity.kind import run_similarity
 
 EXIT_PAIRS_FAILED = 3
 
@@ -71,8 +74,21 @@ def load_manifest(url: str, endpoint_url: str | None = None) -> Manifest:
     return Manifest.from_json(data)
 
 
-def run_shard(manifest: Manifest, store: LocalStore | S3Store | None = None, progress: bool = True) -> ShardReport:
-    store = store if store is not None else open_store(manifest.store)
+def dataset_specs(manifest: Manifest) -> dict[str, DatasetSpec]:
+    """The manifest's dataset entries, validated as a mapping file's are (the catalog's one reader)."""
+    return datasets_from_json(manifest.datasets, "manifest")
+
+
+def run_shard(manifest: Manifest, store: LocalStore | S3Store | None = None, progress: bool = True,
+              out: Path | None = None) -> ShardReport:
+    """Run a manifest by its kind. `out`: where a similarity run on this machine writes its files (without it, a
+    similarity manifest runs as this node's share, into the store)."""
+    if store is None and manifest.store:
+        store = open_store(manifest.store)
+    if manifest.kind == SIMILARITY:
+        run_similarity(manifest, store, out)
+        return ShardReport(manifest.shard_id, succeeded=list(manifest.pairs))
+    specs = dataset_specs(manifest)
     report = ShardReport(manifest.shard_id)
     written: dict[str, bytes] = {}
     try:
@@ -81,7 +97,7 @@ def run_shard(manifest: Manifest, store: LocalStore | S3Store | None = None, pro
             (report.skipped if store.exists(result_key(pair)) else todo).append(pair)
         _say(f"shard {manifest.shard_id}: {len(todo)} to run, {len(report.skipped)} already done")
         if todo:
-            _Shard(manifest, store, report, progress, written).run(todo)
+            _ShardRun(manifest, specs, store, report, progress, written).run(todo)
     except TransientStoreError as exc:
         report.transient_error = str(exc)
         _say(f"store unreachable, stopping the shard: {exc}")
@@ -98,11 +114,12 @@ def _write_bundle(store, report: ShardReport, written: dict[str, bytes]) -> None
         _say(f"could not write the shard bundle (sync will fetch each result instead): {type(exc).__name__}: {exc}")
 
 
-class _Shard:
+class _ShardRun:
     """The state of one shard's run: the store, the report, the open progress bar and the classifier caches."""
 
-    def __init__(self, manifest: Manifest, store, report: ShardReport, progress: bool, written: dict[str, bytes]):
-        self.manifest, self.store, self.report, self.show_progress = manifest, store, report, progress
+    def __init__(self, manifest: Manifest, specs: dict[str, DatasetSpec], store, report: ShardReport, progress: bool,
+                 written: dict[str, bytes]):
+        self.manifest, self.specs, self.store, self.report, self.show_progress = manifest, specs, store, report, progress
         self.written = written  # store key -> the exact bytes put there, for the shard bundle
         self.settings = manifest.settings
         self.caches: dict[tuple[str, str], object] = {}  # text tower -> ClassifierCache
@@ -140,7 +157,7 @@ class _Shard:
 
     def _run_dataset(self, loaded, cache, dataset: str, pairs: list[Pair], bar) -> None:
         started = utc_now()
-        spec = self.manifest.datasets.get(dataset)  # None: a local dataset (--dataset-root) the catalog lacks
+        spec = self.specs.get(dataset)  # None: a local dataset (--dataset-root) the catalog lacks
         try:
             folder = ensure_dataset(dataset, self.settings.cache_dir, self.settings.dataset_root,
                                     progress=self.show_progress, spec=spec)

@@ -15,9 +15,10 @@ from openclip_benchmark.planning import plan
 from openclip_benchmark.planning import pricing
 from openclip_benchmark.cli import app
 from openclip_benchmark.core.errors import BenchmarkError
-from openclip_benchmark.backends import skypilot
+from openclip_benchmark.backends import interactive, pools, skypilot, skypilot_task
 from openclip_benchmark.core.manifest import Manifest, RunSettings
 from openclip_benchmark.core.pair import Pair
+from openclip_benchmark.pipeline.launch import shard_job, status_summary, submit_shards
 from openclip_benchmark.storage.store import TRANSIENT_EXIT_CODE, open_store
 from openclip_benchmark.tracker import Tracker, open_tracker
 
@@ -64,7 +65,7 @@ class FakeSky:
 
 @pytest.fixture
 def secrets_env(monkeypatch):
-    for name in skypilot.SECRET_NAMES:
+    for name in skypilot_task.SECRET_NAMES:
         monkeypatch.setenv(name, f"{SENTINEL}-{name}")
 
 
@@ -79,6 +80,11 @@ def small_plan(
         prices=pricing.load_prices(), options=plan.PlanOptions(target_s=10 * 60),
     )
     return pairs, result
+
+
+def job(shard):
+    """A planned shard as the job a backend launches."""
+    return shard_job(shard, "s3://b/p", RunSettings(), spot=True)
 
 
 def tracker_with(path: Path, pairs) -> Path:
@@ -97,12 +103,12 @@ def project(tmp_path, monkeypatch, **plan_args):
 
 def test_every_rendered_task_passes_skypilots_schema_with_secrets_only_as_secrets(secrets_env):
     _, result = small_plan()
-    template = skypilot.load_yaml(skypilot.TEMPLATE)
+    template = skypilot_task.load_yaml(skypilot.TEMPLATE)
     assert len(result.shards) >= 2
-    secrets = skypilot.secrets_from_env()
+    secrets = skypilot_task.secrets_from_env()
     for shard in result.shards:
-        config = skypilot.render_task_config(template, shard, spot=True, clouds=("aws", "gcp"))
-        task = skypilot.build_task(config, {"MANIFEST_URL": f"s3://b/p/_manifests/{shard.shard_id}.json"}, secrets)
+        config = skypilot.render_task_config(template, job(shard), spot=True, clouds=("aws", "gcp"))
+        task = skypilot_task.build_task(config, {"MANIFEST_URL": f"s3://b/p/_manifests/{shard.shard_id}.json"}, secrets)
         assert task.name == f"ocb-{shard.shard_id}"
         assert task.envs["MANIFEST_URL"].endswith(f"{shard.shard_id}.json")
         assert task.secrets["AWS_SECRET_ACCESS_KEY"].get_secret_value() == f"{SENTINEL}-AWS_SECRET_ACCESS_KEY"
@@ -114,19 +120,19 @@ def test_every_rendered_task_passes_skypilots_schema_with_secrets_only_as_secret
             assert TRANSIENT_EXIT_CODE in r.job_recovery["recover_on_exit_codes"]
         assert all(v is None for v in config["secrets"].values())
         assert SENTINEL not in yaml.safe_dump(config)
-    for path in (skypilot.INTERACTIVE, skypilot.POOL):  # the other configs validate too
-        skypilot.build_task(skypilot.load_yaml(path), {}, secrets)
+    for path in (interactive.INTERACTIVE, pools.POOL):  # the other configs validate too
+        skypilot_task.build_task(skypilot_task.load_yaml(path), {}, secrets)
 
 
 def test_pool_tasks_drop_setup_and_on_demand_has_no_spot(secrets_env):
     _, result = small_plan()
     shard = result.shards[0]
-    template = skypilot.load_yaml(skypilot.TEMPLATE)
-    pooled = skypilot.build_task(skypilot.render_task_config(template, shard, spot=True, pool="p"), {"MANIFEST_URL": "x"}, [])
+    template = skypilot_task.load_yaml(skypilot.TEMPLATE)
+    pooled = skypilot_task.build_task(skypilot.render_task_config(template, job(shard), spot=True, pool="p"), {"MANIFEST_URL": "x"}, [])
     assert pooled.setup is None and pooled.run == template["run"]
-    demand = skypilot.build_task(skypilot.render_task_config(template, shard, spot=False), {"MANIFEST_URL": "x"}, [])
+    demand = skypilot_task.build_task(skypilot.render_task_config(template, job(shard), spot=False), {"MANIFEST_URL": "x"}, [])
     assert not any(r.use_spot for r in demand.resources)
-    assert skypilot.pool_gpu() == "L4"
+    assert pools.pool_gpu() == "L4"
 
 
 def test_a_broken_template_is_refused_before_anything_is_sent(tmp_path, secrets_env, monkeypatch):
@@ -134,11 +140,12 @@ def test_a_broken_template_is_refused_before_anything_is_sent(tmp_path, secrets_
     bad = yaml.safe_load(skypilot.TEMPLATE.read_text())
     bad["resources"]["job_recovery"]["recover_on_exit_codes"] = ["seventy-five"]
     (tmp_path / "t.yaml").write_text(yaml.safe_dump(bad))
+    monkeypatch.setattr(skypilot, "TEMPLATE", tmp_path / "t.yaml")
     _, result = small_plan()
     with pytest.raises(BenchmarkError, match="invalid SkyPilot task") as err:
-        skypilot.launch_shards(
-            list(result.shards), store=FakeStore(), settings=RunSettings(), tracker_path=tmp_path / "r.csv",
-            spot=True, template=tmp_path / "t.yaml", render_dir=tmp_path / "render",
+        submit_shards(
+            "skypilot", list(result.shards), store=FakeStore(), settings=RunSettings(), tracker_path=tmp_path / "r.csv",
+            spot=True, render_dir=tmp_path / "render",
         )
     assert SENTINEL not in str(err.value)
     assert fake.launched == []
@@ -168,8 +175,9 @@ def test_launch_submits_uploads_manifests_records_job_ids_and_leaks_no_secret(
     tracker = tracker_with(tmp_path / "results.csv", pairs)
     fake = FakeSky(fail_names={f"ocb-{result.shards[-1].shard_id}"}).install(monkeypatch)
     store = open_store(f"s3://{s3_bucket}/runs")
-    report = skypilot.launch_shards(
-        list(result.shards), store=store, settings=RunSettings(), tracker_path=tracker, spot=True, clouds=("aws",),
+    report = submit_shards(
+        "skypilot", list(result.shards), store=store, settings=RunSettings(), tracker_path=tracker, spot=True,
+        clouds=("aws",),
     )
     # partial failure: the last submission was refused, the others launched and were recorded
     assert [s.shard_id for s, _ in report.failed] == [result.shards[-1].shard_id]
@@ -215,7 +223,7 @@ def test_an_explicit_endpoint_reaches_the_jobs(tmp_path, monkeypatch, s3_bucket,
     fake = FakeSky().install(monkeypatch)
     store = open_store(f"s3://{s3_bucket}/runs", endpoint_url=s3_env)
     monkeypatch.delenv("R2_ENDPOINT_URL")
-    skypilot.launch_shards(list(result.shards)[:1], store=store, settings=RunSettings(), tracker_path=tracker, spot=True)
+    submit_shards("skypilot", list(result.shards)[:1], store=store, settings=RunSettings(), tracker_path=tracker, spot=True)
     (task, _, _), = fake.launched
     assert task.secrets["R2_ENDPOINT_URL"].get_secret_value() == s3_env
 
@@ -228,12 +236,12 @@ def test_a_hostile_model_name_reaches_no_shell_string(tmp_path, monkeypatch, sec
         pairs, models=plan.ModelIndex(catalog.load_models()), datasets=catalog.load_datasets(),
         gpus=pricing.load_gpus(), prices=pricing.load_prices(),
     )
-    template = skypilot.load_yaml(skypilot.TEMPLATE)
+    template = skypilot_task.load_yaml(skypilot.TEMPLATE)
     fake = FakeSky().install(monkeypatch)
     store = FakeStore()
-    skypilot.launch_shards(
-        list(result.shards), store=store, settings=RunSettings(), tracker_path=tracker_with(tmp_path / "r.csv", pairs),
-        spot=True, render_dir=tmp_path / "render",
+    submit_shards(
+        "skypilot", list(result.shards), store=store, settings=RunSettings(),
+        tracker_path=tracker_with(tmp_path / "r.csv", pairs), spot=True, render_dir=tmp_path / "render",
     )
     for task, _, _ in fake.launched:
         assert task.run == template["run"] and task.setup == template["setup"]
@@ -245,13 +253,13 @@ def test_a_hostile_model_name_reaches_no_shell_string(tmp_path, monkeypatch, sec
 
 
 def test_missing_credentials_or_a_local_store_refuse_to_launch(tmp_path, monkeypatch):
-    for name in skypilot.SECRET_NAMES:
+    for name in skypilot_task.SECRET_NAMES:
         monkeypatch.delenv(name, raising=False)
     _, result = small_plan()
     with pytest.raises(BenchmarkError, match="AWS_ACCESS_KEY_ID"):
-        skypilot.launch_shards(list(result.shards), store=FakeStore(), settings=RunSettings(), tracker_path=tmp_path / "r", spot=True)
+        submit_shards("skypilot", list(result.shards), store=FakeStore(), settings=RunSettings(), tracker_path=tmp_path / "r", spot=True)
     with pytest.raises(BenchmarkError, match="bucket store"):
-        skypilot.launch_shards(list(result.shards), store=open_store(tmp_path), settings=RunSettings(), tracker_path=tmp_path / "r", spot=True)
+        submit_shards("skypilot", list(result.shards), store=open_store(tmp_path), settings=RunSettings(), tracker_path=tmp_path / "r", spot=True)
 
 
 def test_job_queue_moves_pairs_to_running_and_failed_and_leaves_success_to_sync(tmp_path, monkeypatch):
@@ -269,8 +277,7 @@ def test_job_queue_moves_pairs_to_running_and_failed_and_leaves_success_to_sync(
         {"job_id": 3, "status": ManagedJobStatus.SUCCEEDED, "failure_reason": None},
         {"job_id": 4, "status": ManagedJobStatus.CANCELLED, "failure_reason": None},
     ]
-    with open_tracker(path) as t:
-        moved = skypilot.merge_job_queue(t)
+    moved = status_summary(path)["queue_moved"]
     assert moved == {"running": 1, "failed": 2}
     state = Tracker.load(path)
     assert [state.get(p).status for p in pairs] == ["running", "failed", "launched", "failed", "pending"]
@@ -356,7 +363,7 @@ def test_job_queue_is_not_asked_when_nothing_runs_on_skypilot(tmp_path, monkeypa
     path = tracker_with(tmp_path / "results.csv", [Pair("m", "p", "cifar10"), Pair("m", "p", "mnist")])
     with open_tracker(path) as t:
         t.update(Pair("m", "p", "mnist"), status="launched", job_id="local")
-        assert skypilot.merge_job_queue(t) == {}
+    assert status_summary(path)["queue_moved"] == {}
 
 
 def test_a_pool_plans_for_its_gpu_and_pays_setup_once_per_worker(tmp_path, monkeypatch):
@@ -369,7 +376,7 @@ def test_a_pool_plans_for_its_gpu_and_pays_setup_once_per_worker(tmp_path, monke
         out = runner.invoke(app, ["launch", "--dry-run", *extra], env={"COLUMNS": "200"})
         assert out.exit_code == 0, out.output
         plans[pooled] = json.loads((tmp_path / ".benchmark" / "plan.json").read_text())
-    assert {s["gpu"] for s in plans[True]["shards"]} == {skypilot.pool_gpu()}
+    assert {s["gpu"] for s in plans[True]["shards"]} == {pools.pool_gpu()}
     assert plans[True]["runtime_s"] < plans[False]["runtime_s"]
     assert fake.launched == []
 
@@ -391,10 +398,10 @@ def test_the_rendered_task_asks_for_what_the_plan_priced(secrets_env):
     datasets = catalog.load_datasets()
     pairs = [Pair(m, "x", "cifar10") for m in ("Small", "Big")]
     result = plan.plan_shards(pairs, models=models, datasets=datasets, gpus=pricing.load_gpus(), prices=prices)
-    template = skypilot.load_yaml(skypilot.TEMPLATE)
+    template = skypilot_task.load_yaml(skypilot.TEMPLATE)
     seen = set()
     for shard in result.shards:
-        task = skypilot.build_task(skypilot.render_task_config(template, shard, spot=True), {"MANIFEST_URL": "x"}, [])
+        task = skypilot_task.build_task(skypilot.render_task_config(template, job(shard), spot=True), {"MANIFEST_URL": "x"}, [])
         for r in task.resources:
             assert r.use_spot == shard.spot and r.cpus == f"{shard.offer.vcpus}+" and r.accelerators == {shard.gpu: 1}
         seen.add((shard.gpu, shard.spot, shard.offer.vcpus))
@@ -498,11 +505,11 @@ def test_an_installed_wheel_renders_a_job_from_its_packaged_configs(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     zipfile.ZipFile(wheel).extractall(tmp_path / "site")
     probe = (
-        "from openclip_benchmark.backends import skypilot as s\n"
-        "assert s.TEMPLATE.is_file() and s.CONFIGS.parent.name == 'openclip_benchmark', s.CONFIGS\n"
-        "from test_launch_skypilot import small_plan\n"
+        "from openclip_benchmark.backends import skypilot as s, skypilot_task as t\n"
+        "assert s.TEMPLATE.is_file() and t.CONFIGS.parent.name == 'openclip_benchmark', t.CONFIGS\n"
+        "from test_launch_skypilot import job, small_plan\n"
         "shard = small_plan()[1].shards[0]\n"
-        "task = s.build_task(s.render_task_config(s.load_yaml(s.TEMPLATE), shard, spot=True), {'MANIFEST_URL': 'x'}, [])\n"
+        "task = t.build_task(s.render_task_config(t.load_yaml(s.TEMPLATE), job(shard), spot=True), {'MANIFEST_URL': 'x'}, [])\n"
         "print(task.name)\n"
     )
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": f"{tmp_path / 'site'}:{Path(__file__).parent}"}

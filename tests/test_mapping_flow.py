@@ -20,6 +20,7 @@ from openclip_benchmark.core.manifest import Manifest
 from openclip_benchmark.storage.store import LocalStore
 from openclip_benchmark.synthetic import make_classification_wds, make_tiny_model
 from openclip_benchmark.tracker import Tracker
+from openclip_benchmark.worker import dataset_specs
 
 CLASSES = ("circle", "square", "star", "cross", "ring", "arrow")
 EXTRA = {
@@ -85,7 +86,7 @@ def test_a_custom_mapping_reaches_every_step(project, given):
     assert [e.status for e in state] == ["succeeded"]
     store = LocalStore(root / "results")
     (manifest_key,) = [info.key for info in store.list("_manifests/")]
-    carried = Manifest.from_json(store.get(manifest_key)).datasets["acme_shapes"]
+    carried = dataset_specs(Manifest.from_json(store.get(manifest_key)))["acme_shapes"]
     assert (carried.wds_name, carried.metric) == ("wds_acme_shapes_v2", "acc5")  # what the worker resolved it by
 
     # sync names clip_benchmark's `wds/acme_shapes_v2` as the mapping does, so the tracked pair moves

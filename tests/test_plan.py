@@ -242,8 +242,9 @@ def plan_on(prices, pairs, models, **options):
 
 
 def test_decode_bound_pairs_rent_more_vcpus_and_compute_bound_ones_do_not():
-    from openclip_benchmark.backends import shard_manifest
+    from openclip_benchmark.backends.skypilot import sized_manifest
     from openclip_benchmark.core.manifest import RunSettings
+    from openclip_benchmark.pipeline.launch import shard_job
 
     models = plan.ModelIndex([spec("Small", image_gflops=1.0), spec("Big", params=400e6, image_gflops=300.0)])
     small = plan_on(CHEAP_H100_ON_DEMAND, pairs_for([("Small", "x")]), models, gpus=("L4",))
@@ -251,7 +252,7 @@ def test_decode_bound_pairs_rent_more_vcpus_and_compute_bound_ones_do_not():
     assert {s.offer.instance_type for s in small.shards} == {"g2-standard-16"}
     assert {s.offer.instance_type for s in big.shards} == {"g2-standard-4"}
     # the job decodes with as many loader workers as the instance it was priced on has vCPUs
-    assert shard_manifest(small.shards[0], "s3://b/p", RunSettings()).settings.num_workers == 16
+    assert sized_manifest(shard_job(small.shards[0], "s3://b/p", RunSettings(), spot=True)).settings.num_workers == 16
 
 
 def test_a_spot_plan_runs_a_shard_on_demand_where_that_is_cheaper_and_prices_it_so():

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from openclip_benchmark.backends import skypilot
+from openclip_benchmark.backends import prices
 from openclip_benchmark.planning import pricing
 from openclip_benchmark.cli import app
 from openclip_benchmark.core.errors import BenchmarkError
@@ -76,7 +76,7 @@ def test_refresh_rebuilds_the_table_from_skypilots_catalog(tmp_path, monkeypatch
 
     monkeypatch.setattr(sky.catalog, "list_accelerators", fake_list)
     path = tmp_path / "prices.json"
-    table = skypilot.refresh_prices(path, pricing.load_gpus(), ["aws", "gcp", "azure"])
+    table = prices.refresh_prices(path, pricing.load_gpus(), ["aws", "gcp", "azure"])
     assert calls == ["aws", "gcp", "azure"]
     assert [(o.cloud, o.instance_type, o.vcpus, o.memory_gib, o.spot_price) for o in table.offers] == [
         ("aws", "aws-l4", 8, 32.0, 0.3),
@@ -96,7 +96,7 @@ def test_unreachable_catalog_is_one_line_and_keeps_the_old_table(tmp_path, monke
     old = (pricing.DATA / "prices.json").read_bytes()
     path.write_bytes(old)
     with pytest.raises(BenchmarkError, match="unreachable"):
-        skypilot.refresh_prices(path, ["L4"], ["aws"])
+        prices.refresh_prices(path, ["L4"], ["aws"])
     assert path.read_bytes() == old
     result = CliRunner().invoke(app, ["prices", "--refresh", "--prices", str(path), "--clouds", "aws"])
     assert result.exit_code == 2

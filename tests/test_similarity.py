@@ -113,7 +113,7 @@ def test_recalls_are_clip_benchmarks_on_the_same_folder(scored):
 
 def test_two_gloo_ranks_write_the_one_process_bytes(scored, tmp_path):
     rows = similarity(load_catalog(), [scored["model"]], Source(dataset=str(scored["folder"])), tmp_path / "two",
-                      gpus=2, cache_dir=str(tmp_path / "cache"), device="cpu", **SETTINGS)
+                      gpus=2, cache_dir=str(tmp_path / "cache"), device="cpu", **SETTINGS).rows
     assert len(rows) == 1
     one, two = _files(scored["one"]), _files(tmp_path / "two")
     assert sorted(one) == sorted(two) and len(one) == 9
@@ -121,14 +121,14 @@ def test_two_gloo_ranks_write_the_one_process_bytes(scored, tmp_path):
 
 
 def test_a_rank_that_dies_ends_the_run(scored, tmp_path, monkeypatch):
-    real = score.encode_share
+    real = score.encode_part
 
     def dying(loaded, index, batch_size, num_workers, rank, world):
         if rank == 1:
             os._exit(9)
         return real(loaded, index, batch_size, num_workers, rank, world)
 
-    monkeypatch.setattr(score, "encode_share", dying)  # forked ranks inherit it
+    monkeypatch.setattr(score, "encode_part", dying)  # forked ranks inherit it
     with pytest.raises(BenchmarkError, match="a rank failed"):
         similarity(load_catalog(), [scored["model"]], Source(dataset=str(scored["folder"])), tmp_path / "dead",
                    gpus=2, cache_dir=str(tmp_path / "cache"), device="cpu", **SETTINGS)

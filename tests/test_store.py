@@ -158,7 +158,7 @@ def test_an_unreachable_store_stops_the_downloads_after_the_first(tmp_path):
     store = Dead(tmp_path / "bucket")
     for pair in synthetic_pairs(20):
         store.put(result_key(pair), dumps_strict(synthetic_result(pair)).encode())
-    report = sync_results(store, tmp_path / "results", None, workers=2)
+    report = sync_results(store, tmp_path / "results", workers=2)
     # each of the 2 workers may have started one more GET before the first failure reached the pool
     assert report.exit_code == 75 and len(report.errors) == 20 and Dead.gets <= 4
     assert sum(why == UNREACHABLE for _, why in report.errors) >= 16
@@ -176,7 +176,7 @@ def test_reserved_folders_of_a_store_in_a_subfolder_are_skipped(tmp_path):
     report = parse_results(results, tmp_path / "out", catalog=load_catalog())
     assert report.invalid == [] and report.files == 1 and report.results == 1
 
-    mirror = sync_results(LocalStore(results), tmp_path / "mirror", None, workers=1)
+    mirror = sync_results(LocalStore(results), tmp_path / "mirror", workers=1)
     assert mirror.quarantined == [] and mirror.manifests == 2 and mirror.results == 1
     assert not (tmp_path / "mirror" / "sub" / "_bundles").exists()
 

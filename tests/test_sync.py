@@ -21,6 +21,7 @@ from openclip_benchmark.core.pair import Pair
 from openclip_benchmark.core.records import make_failure
 from openclip_benchmark.storage.store import LocalStore
 from openclip_benchmark.storage.sync import INDEX_NAME, QUARANTINE_DIR, open_source, quarantine_name, sync_results
+from openclip_benchmark.pipeline.track import sync_and_track
 from openclip_benchmark.synthetic import synthetic_pairs, synthetic_result
 from openclip_benchmark.tracker import Tracker, open_tracker
 from openclip_benchmark.storage.layout import failure_key, result_key
@@ -96,7 +97,7 @@ def test_sync_large_bucket_incremental_and_hostile(s3_bucket, s3_env, tmp_path):
 
     store = open_source(f"s3://{s3_bucket}/runs", workers=8)
     gets = count_gets(store)
-    report = sync_results(store, results, tracker_path, workers=8, canonical_pair=load_catalog().canonical_pair)
+    report = sync_and_track(store, results, tracker_path, workers=8, canonical_pair=load_catalog().canonical_pair)
 
     valid = len(good) + len(failures) + 1 + 1  # + clip_benchmark's JSON + the colliding key that fits
     assert report.listed == len(objects)
@@ -132,7 +133,7 @@ def test_sync_large_bucket_incremental_and_hostile(s3_bucket, s3_env, tmp_path):
     # a second sync transfers nothing: one listing, no GET
     before = tracker_path.read_bytes()
     gets[0] = 0
-    again = sync_results(store, results, tracker_path, workers=8)
+    again = sync_and_track(store, results, tracker_path, workers=8)
     assert gets[0] == 0 and again.new == [] and again.changed == [] and again.bytes == 0
     assert again.unchanged == valid and again.known_bad == len(bad) + 1
     assert tracker_path.read_bytes() == before
@@ -142,7 +143,7 @@ def test_sync_large_bucket_incremental_and_hostile(s3_bucket, s3_env, tmp_path):
     new_body = dumps_strict(synthetic_result(pairs[3], seed=7)).encode()
     put_many(client, s3_bucket, {f"runs/{changed_key}": new_body, f"runs/{spoiled_key}": b'{"truncated'})
     (results / result_key(pairs[6])).unlink()  # a deleted local copy is fetched again
-    third = sync_results(store, results, tracker_path, workers=8)
+    third = sync_and_track(store, results, tracker_path, workers=8)
     assert sorted(third.changed) == sorted([changed_key, spoiled_key]) and third.new == [result_key(pairs[6])]
     assert gets[0] == 3 and [k for k, _ in third.quarantined] == [spoiled_key]
     assert (results / changed_key).read_bytes() == new_body
@@ -160,20 +161,20 @@ def test_sync_from_local_folder_dry_run_then_real(tmp_path):
     src.put("junk/broken.json", b"{")
     results, tracker_path = tmp_path / "results", tmp_path / "results.csv"
 
-    dry = sync_results(src, results, tracker_path, dry_run=True)
+    dry = sync_and_track(src, results, tracker_path, dry_run=True)
     assert len(dry.new) == 6 and dry.dry_run
     assert not results.exists() and not tracker_path.exists()
 
-    real = sync_results(src, results, tracker_path, workers=2)
+    real = sync_and_track(src, results, tracker_path, workers=2)
     assert real.results == 5 and [k for k, _ in real.quarantined] == ["junk/broken.json"]
     assert {e.status for e in Tracker.load(tracker_path)} == {"succeeded"}
-    assert sync_results(src, results, tracker_path).unchanged == 5
+    assert sync_and_track(src, results, tracker_path).unchanged == 5
 
     # a tracker made again from scratch (`benchmark init`) learns the mirrored results without a download
     tracker_path.unlink()
     with open_tracker(tracker_path, create=True) as tracker:
         tracker.add(pairs)
-    again = sync_results(src, results, tracker_path)
+    again = sync_and_track(src, results, tracker_path)
     assert again.new == [] and again.tracker_updates == 5
     assert {e.status for e in Tracker.load(tracker_path)} == {"succeeded"}
 
@@ -259,7 +260,7 @@ def test_bundles_replace_gets_with_identical_files(s3_bucket, s3_env, tmp_path):
     store.put(result_key(lone), written[result_key(lone)])
 
     gets = count_gets(store)
-    report = sync_results(store, tmp_path / "bundled", tmp_path / "results.csv", workers=8)
+    report = sync_and_track(store, tmp_path / "bundled", tmp_path / "results.csv", workers=8)
     assert gets[0] == 3 + 1 and report.bundles == 3 and report.from_bundles == 24
     assert report.results == 25 and report.quarantined == [] and report.errors == []
     assert mirrored(tmp_path / "bundled") == written  # bundles are not mirrored as results
@@ -267,12 +268,12 @@ def test_bundles_replace_gets_with_identical_files(s3_bucket, s3_env, tmp_path):
 
     plain = open_source(f"s3://{s3_bucket}/runs", workers=8)
     plain_gets = count_gets(plain)
-    per_object = sync_results(plain, tmp_path / "plain", None, workers=8, bundles=False)
+    per_object = sync_results(plain, tmp_path / "plain", workers=8, bundles=False)
     assert plain_gets[0] == 25 and per_object.bundles == 0 and per_object.from_bundles == 0
     assert mirrored(tmp_path / "plain") == mirrored(tmp_path / "bundled")
 
     gets[0] = 0
-    again = sync_results(store, tmp_path / "bundled", tmp_path / "results.csv", workers=8)
+    again = sync_and_track(store, tmp_path / "bundled", tmp_path / "results.csv", workers=8)
     assert gets[0] == 0 and again.new == [] and again.unchanged == 25 and again.known_bad == 0
 
 
@@ -283,7 +284,7 @@ def test_an_object_overwritten_after_its_bundle_is_fetched(s3_bucket, s3_env, tm
     newer = dumps_strict(synthetic_result(pairs[2], seed=9)).encode()
     store.put(result_key(pairs[2]), newer)  # a later re-run: the bundle's copy no longer matches the ETag
     gets = count_gets(store)
-    report = sync_results(store, tmp_path / "r", None, workers=4)
+    report = sync_results(store, tmp_path / "r", workers=4)
     assert gets[0] == 1 + 1 and report.from_bundles == 5
     assert mirrored(tmp_path / "r") == dict(written, **{result_key(pairs[2]): newer})
 
@@ -311,7 +312,7 @@ def test_malicious_and_malformed_bundles_are_quarantined_and_their_keys_fetched(
     write_bundle(store, "good", {k[0]: body[k[0]], k[1]: body[k[1]], "extra/unlisted.json": extra})
 
     gets = count_gets(store)
-    report = sync_results(store, tmp_path / "results", None, workers=4)
+    report = sync_results(store, tmp_path / "results", workers=4)
     assert report.bundles == 1 and report.from_bundles == 2
     assert gets[0] == 4 + 6  # four bundles, then every key no valid bundle offered
     reasons = dict(report.quarantined)
@@ -324,5 +325,5 @@ def test_malicious_and_malformed_bundles_are_quarantined_and_their_keys_fetched(
     assert index["stores"][store.url]["_bundles/garbage/1.json"][2] == "quarantined"
 
     gets[0] = 0
-    again = sync_results(store, tmp_path / "results", None, workers=4)
+    again = sync_results(store, tmp_path / "results", workers=4)
     assert gets[0] == 0 and again.known_bad == 3 and again.unchanged == 8

@@ -154,28 +154,28 @@ def test_status_table_shows_reasons_verbatim(tmp_path, monkeypatch):
 
 
 def test_status_merges_the_job_queue_first(tmp_path, monkeypatch):
-    import openclip_benchmark.backends.skypilot as sky_backend
+    from openclip_benchmark.backends.skypilot import SkyPilotBackend
+    from openclip_benchmark.tracker import JobState
 
     path = tmp_path / "r.csv"
     _tracker_with_states(path)
     calls = []
 
-    def fake_merge(tracker):
-        calls.append(len(tracker))
-        tracker.update(Pair("RN50", "openai", "cifar10"), status="running")
-        return {"running": 1}
+    def fake_poll(self, job_ids):
+        calls.append(job_ids)
+        return [JobState("skypilot", "7", "running")]
 
-    monkeypatch.setattr(sky_backend, "merge_job_queue", fake_merge)
+    monkeypatch.setattr(SkyPilotBackend, "poll", fake_poll)
     assert json.loads(invoke("status", "-t", path, "--json", "--no-queue").output)["by_status"]["launched"] == 1
     assert calls == []
     summary = json.loads(invoke("status", "-t", path, "--json").output)
-    assert calls == [6] and summary["queue_moved"] == {"running": 1} and summary["by_status"]["running"] == 1
+    assert calls == [["7"]] and summary["queue_moved"] == {"running": 1} and summary["by_status"]["running"] == 1
     assert Tracker.load(path).get(Pair("RN50", "openai", "cifar10")).status == "running"  # saved under the lock
 
-    def unreachable(tracker):
+    def unreachable(self, job_ids):
         raise BenchmarkError("cannot read the SkyPilot job queue: connection refused")
 
-    monkeypatch.setattr(sky_backend, "merge_job_queue", unreachable)
+    monkeypatch.setattr(SkyPilotBackend, "poll", unreachable)
     result = invoke("status", "-t", path)
     assert result.exit_code == 0
     assert "warning: job queue not read (cannot read the SkyPilot job queue: connection refused)" in result.output

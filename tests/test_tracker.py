@@ -180,7 +180,8 @@ def test_recording_a_launch_keeps_what_moved_since_the_plan(tmp_path):
     plan was made stays succeeded, and is reported."""
     from test_launch_skypilot import small_plan
 
-    from openclip_benchmark.backends import record_launch
+    from openclip_benchmark.pipeline.launch import estimates
+    from openclip_benchmark.tracker import JobSubmitted, record_outcomes
 
     pairs, result = small_plan()
     path = tmp_path / "results.csv"
@@ -190,7 +191,7 @@ def test_recording_a_launch_keeps_what_moved_since_the_plan(tmp_path):
     synced = shard.pairs[0]
     with open_tracker(path) as t:
         t.update(synced, status="succeeded", observed_runtime_s=3.0)
-    kept = record_launch(path, shard, "101", spot=True)
+    kept = record_outcomes(path, [JobSubmitted("skypilot", "101", estimates(shard, spot=True))]).kept
     state = Tracker.load(path)
     assert [e.pair for e in kept] == [synced] and state.get(synced).status == "succeeded"
     assert all(state.get(p).status == "launched" and state.get(p).job_id == "101" for p in shard.pairs[1:])

@@ -184,10 +184,10 @@ def test_sync_parse_and_compare_end_to_end(flow, s3_bucket, s3_env, tmp_path, mo
     for obj in local.list():  # the worker's objects, byte for byte, in a bucket
         remote.put(obj.key, local.get(obj.key))
     results = tmp_path / "results"
-    first = sync_results(remote, results, None, workers=4)
+    first = sync_results(remote, results, workers=4)
     assert first.results == 6 and first.samples == 6 and first.from_bundles == 12 and first.quarantined == []
     assert all((results / samples_key(result_key(p))).is_file() for p in pairs)
-    again = sync_results(remote, results, None, workers=4)
+    again = sync_results(remote, results, workers=4)
     assert again.new == [] and again.changed == [] and again.unchanged == 12
 
     old = [Pair("ViT-B-32", "openai", "cifar10"), Pair("ViT-B-32", "laion2b_s34b_b79k", "cifar10")]

@@ -14,12 +14,12 @@ from fixtures import SUITE_CLASSES, TEMPLATES, make_classification_wds, make_ret
 from openclip_benchmark.catalog import CatalogError, load_catalog
 from openclip_benchmark.cli import app
 from openclip_benchmark.core.errors import BenchmarkError
-from openclip_benchmark.core.manifest import Manifest, RunSettings
+from openclip_benchmark.core.manifest import Manifest, RunSettings, dataset_entries
 from openclip_benchmark.core.pair import Pair, Preprocess
 from openclip_benchmark.core.records import Failure, read_record
 from openclip_benchmark.storage.store import TRANSIENT_EXIT_CODE, open_store
 from openclip_benchmark.tracker import Tracker, open_tracker
-from openclip_benchmark.worker import EXIT_PAIRS_FAILED, load_manifest, run_shard
+from openclip_benchmark.worker import EXIT_PAIRS_FAILED, dataset_specs, load_manifest, run_shard
 from openclip_benchmark.storage.layout import failure_key, manifest_key, result_key, samples_key
 
 CLASSIFICATION_KEYS = {"acc1", "acc5", "mean_per_class_recall"}
@@ -240,7 +240,7 @@ def test_a_shard_writes_one_bundle_of_its_records_and_sync_needs_only_that_get(s
 
     gets = []
     store.client.meta.events.register("provide-client-params.s3.GetObject", lambda params, **_: gets.append(params["Key"]))
-    synced = sync_results(store, tmp_path / "mirror", None, workers=4)
+    synced = sync_results(store, tmp_path / "mirror", workers=4)
     assert gets == [f"results/{report.bundle_key}"] and synced.from_bundles == 5 and synced.failures == 1
     assert synced.samples == 2
     assert all((tmp_path / "mirror" / key).read_bytes() == store.get(key) for key in offered)
@@ -282,11 +282,11 @@ def test_manifest_carries_dataset_specs(tmp_path):
     cat = load_catalog()
     spec = replace(cat.datasets["cifar10"], name="my_set", wds_name="wds_my_set", size=7)
     pairs = (Pair("A", "t", "my_set", task=spec.task),)
-    back = Manifest.from_json(Manifest("s", str(tmp_path), pairs, datasets={"my_set": spec}).to_json())
-    assert back.datasets == {"my_set": spec}
+    back = Manifest.from_json(Manifest("s", str(tmp_path), pairs, datasets=dataset_entries({"my_set": spec})).to_json())
+    assert dataset_specs(back) == {"my_set": spec}
     old = json.loads(Manifest("s", str(tmp_path), pairs).to_json())
     del old["datasets"]
-    assert Manifest.from_json(json.dumps(old)).datasets == {}
+    assert dataset_specs(Manifest.from_json(json.dumps(old))) == {}
     old["datasets"] = {"my_set": {"wds_name": "wds_my_set", "task": "nonsense", "size": 1, "metric": "acc1"}}
     with pytest.raises(CatalogError, match="unknown task"):
-        Manifest.from_json(json.dumps(old))
+        dataset_specs(Manifest.from_json(json.dumps(old)))

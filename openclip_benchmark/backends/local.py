@@ -1,42 +1,13 @@
-"""Local backend: the planned shards, one after another, by the worker in this process."""
+"""Local backend: the jobs, one after another, by the worker in this process."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from ..core.errors import BenchmarkError
-from ..core.manifest import RunSettings
-from ..planning.plan import Shard
-from ..tracker import record_outcomes
+from ..tracker import JobState
 from ..worker import run_shard
-from . import Job, Submission, record_launch, shard_manifest, upload_manifests
+from . import Job, LaunchContext, Submission, upload_manifests
 
 LOCAL_JOB_ID = "local"
-
-
-@dataclass
-class LocalReport:
-    reports: list = field(default_factory=list)  # worker.ShardReport, one per shard
-    kept: list = field(default_factory=list)  # tracker entries another writer moved before this run marked them
-
-    @property
-    def exit_code(self) -> int:
-        codes = [r.exit_code for r in self.reports]
-        return max(codes, default=0)
-
-
-def run_local(shards: list[Shard], *, store, settings: RunSettings, tracker_path, spot: bool, progress: bool = True,
-              catalog=None) -> LocalReport:
-    """Each shard: upload its manifest, mark it launched, run it, apply every record to the tracker at once."""
-    out = LocalReport()
-    for shard in shards:
-        manifest = shard_manifest(shard, store.url, settings, size_workers=False, catalog=catalog)
-        upload_manifests(store, [manifest])
-        out.kept += record_launch(tracker_path, shard, LOCAL_JOB_ID, spot)
-        report = run_shard(manifest, store, progress=progress)
-        record_outcomes(tracker_path, report.outcome_records(store))
-        out.reports.append(report)
-    return out
 
 
 class LocalBackend:
@@ -47,25 +18,31 @@ class LocalBackend:
     def pool_gpus(self, pool: str) -> tuple[str, ...] | None:
         raise BenchmarkError("--pool only applies to the skypilot backend")
 
-    def validate(self, shards: list[Shard], job: Job, dry_run: bool) -> list[str]:
+    def validate(self, jobs: list[Job], context: LaunchContext, dry_run: bool) -> list[str]:
+        if any(job.nodes > 1 for job in jobs):
+            raise BenchmarkError("the local backend runs on this machine alone: --nodes needs a cluster backend")
         return []
 
-    def submit(self, shards: list[Shard], job: Job) -> Submission:
-        report = run_local(
-            shards, store=job.store, settings=job.settings, tracker_path=job.tracker_path, spot=job.spot,
-            progress=job.progress, catalog=job.catalog,
-        )
-        ok = sum(len(r.succeeded) + len(r.skipped) for r in report.reports)
-        bad = sum(len(r.failed) for r in report.reports)
-        return Submission(
-            launched=[(s, LOCAL_JOB_ID) for s in shards],
-            kept=report.kept,
-            lines=[f"local: {ok} pair(s) done, {bad} failed, in {len(report.reports)} shard(s)"],
-            exit_code=report.exit_code,
-        )
+    def submit(self, jobs: list[Job], context: LaunchContext) -> Submission:
+        """Each job: its manifest into the store, its pairs launched, the run, then every record applied at once."""
+        out = Submission(finished=True)
+        reports = []
+        for job in jobs:
+            if context.store is not None:
+                upload_manifests(context.store, [job.manifest])
+            out.kept += context.report([job.submitted(self.name, LOCAL_JOB_ID)])
+            report = run_shard(job.manifest, context.store, progress=context.progress, out=context.out)
+            context.report(report.outcome_records(context.store))
+            out.launched.append((job, LOCAL_JOB_ID))
+            reports.append(report)
+        ok = sum(len(r.succeeded) + len(r.skipped) for r in reports)
+        bad = sum(len(r.failed) for r in reports)
+        out.lines.append(f"local: {ok} pair(s) done, {bad} failed, in {len(reports)} shard(s)")
+        out.exit_code = max((r.exit_code for r in reports), default=0)
+        return out
 
-    def poll(self, tracker) -> dict[str, int]:
-        return {}
+    def poll(self, job_ids: list[str]) -> list[JobState]:
+        return []
 
-    def cancel(self, tracker, entries) -> list[str]:
+    def cancel(self, job_ids: list[str]) -> list[JobState]:
         return []

@@ -214,13 +214,13 @@ def launch_command(
 @app.command("cancel")
 def cancel_command(
     tracker: Path = TRACKER,
-    backend: BackendName = typer.Option("skypilot", "--backend", help="The backend the jobs run on."),
+    backend: Optional[BackendName] = typer.Option(None, "--backend", help="Only the jobs of this backend (default: each pair's job, through the backend that launched it)."),
     shards: Optional[list[str]] = typer.Option(None, "--shard", help="Cancel only these shards (repeat or comma-separate); default: every launched or running pair."),
 ):
     """Cancel the jobs of launched and running pairs; their pairs become failed, so `launch --retry-failed` retries them."""
     from ..pipeline.launch import cancel
 
-    ids = cancel(tracker, backend.value, comma_list(shards) or None)
+    ids = cancel(tracker, backend.value if backend else None, comma_list(shards) or None)
     console().print(f"cancelled {len(ids)} job(s)" + (f": {', '.join(ids)}" if ids else ""), markup=False)
 
 
@@ -238,7 +238,7 @@ def prices_command(
     gpu_table = pricing.load_gpus()
     path = prices or Path(str(pricing.DATA / "prices.json"))
     if refresh:
-        from ..backends.skypilot import DEFAULT_REFRESH_CLOUDS, refresh_prices
+        from ..backends.prices import DEFAULT_REFRESH_CLOUDS, refresh_prices
 
         table = refresh_prices(path, gpu_table, _csv(clouds) or DEFAULT_REFRESH_CLOUDS)
     else:
@@ -271,9 +271,9 @@ def interactive_up_command(
     config: Optional[Path] = typer.Option(None, "--config", help="Cluster YAML (default: configs/interactive.yaml)."),
 ):
     """Start (or reuse) the interactive cluster, then print how to run a pair by hand on it."""
-    from ..backends import skypilot
+    from ..backends import interactive
 
-    skypilot.interactive_up(cluster, idle_minutes, config or skypilot.INTERACTIVE)
+    interactive.interactive_up(cluster, idle_minutes, config or interactive.INTERACTIVE)
     console().print(
         f"cluster {cluster} is up (autostop after {idle_minutes} idle minutes). Run a pair by hand:\n"
         f"  ssh {cluster}\n"
@@ -285,9 +285,9 @@ def interactive_up_command(
 @interactive_app.command("down")
 def interactive_down_command(cluster: str = CLUSTER):
     """Tear the interactive cluster down."""
-    from ..backends import skypilot
+    from ..backends import interactive
 
-    skypilot.interactive_down(cluster)
+    interactive.interactive_down(cluster)
     console().print(f"cluster {cluster} is down")
 
 
@@ -298,16 +298,16 @@ def pool_up_command(
     config: Optional[Path] = typer.Option(None, "--config", help="Pool YAML (default: configs/pool.yaml)."),
 ):
     """Create or update a pool; then `benchmark launch --pool NAME` runs shards on its warm workers."""
-    from ..backends import skypilot
+    from ..backends import pools
 
-    skypilot.pool_up(name, config or skypilot.POOL, workers)
+    pools.pool_up(name, config or pools.POOL, workers)
     console().print(f"pool {name} applied; launch into it with: benchmark launch --pool {name}")
 
 
 @pool_app.command("down")
 def pool_down_command(name: str = typer.Argument(..., help="Pool name.")):
     """Delete a pool and its workers."""
-    from ..backends import skypilot
+    from ..backends import pools
 
-    skypilot.pool_down(name)
+    pools.pool_down(name)
     console().print(f"pool {name} is down")

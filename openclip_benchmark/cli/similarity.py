@@ -31,8 +31,8 @@ def similarity(
                                            "(clip-retrieval's layout) under OUT/embeddings/."),
     distractors: int = typer.Option(0, help="Validation mode: each image against its captions and K random others, "
                                     "dumped to similarity_distractors.txt."),
-    gpus: int = typer.Option(1, help="torch.distributed ranks on this machine: GPUs (NCCL), or CPU processes (gloo) "
-                             "without CUDA."),
+    gpus: int = typer.Option(1, "--gpus", "--gpus-per-node", help="GPUs per machine, one rank each: "
+                             "torch.distributed ranks here (NCCL; gloo CPU processes without CUDA), or per node."),
     batch_size: int = typer.Option(64),
     num_workers: int = typer.Option(2, min=0, help="Image decoding workers per rank."),
     precision: str = typer.Option("auto", help="auto, fp32, amp, amp_bf16; auto = amp on GPU, fp32 on CPU."),
@@ -41,7 +41,6 @@ def similarity(
     timeout: float = typer.Option(3600.0, min=1, help="Seconds the ranks may take (a rank that dies ends all)."),
     backend: str = typer.Option("local", help="local (this machine), or skypilot (--nodes machines)."),
     nodes: int = typer.Option(1, help="skypilot: machines, each scoring its ranks' share into the store."),
-    gpus_per_node: int = typer.Option(1, help="skypilot: GPUs per machine (one rank each)."),
     gpu: str = typer.Option("L4", help="skypilot: the GPU type."),
     spot: bool = typer.Option(False, "--spot/--on-demand", help="skypilot: spot instances."),
     store: Optional[str] = typer.Option(None, help="skypilot: the bucket (s3://bucket/prefix) for the set and parts."),
@@ -51,36 +50,32 @@ def similarity(
     dataset_mapping: Optional[str] = MAPPING,
 ):
     """Score every image-caption pair of a dataset with each model: results CSV, summary, plots, recall@1/5/10."""
-    from ..core.errors import BenchmarkError
     from ..pipeline import similarity as use_case
 
-    if (backend == "skypilot" or collect) and not store:
-        raise BenchmarkError("--backend skypilot and --collect need --store s3://bucket/prefix")
     if collect:
-        _print_summary(use_case.collect_similarity(store, endpoint_url, collect, out), out)
+        done = use_case.collect_similarity(store, endpoint_url, collect, out)
+    else:
+        source = use_case.Source(dataset=dataset, table=table, name=name, root=root, dataset_mapping=dataset_mapping,
+                                 url_col=url_col, caption_col=caption_col)
+        done = use_case.similarity(
+            load_catalog(dataset_mapping), comma_list(models), source, out, backend=backend, gpus=gpus, nodes=nodes,
+            gpu=gpu, spot=spot, store_url=store, endpoint_url=endpoint_url, dry_run=dry_run, cache_dir=cache_dir,
+            batch_size=batch_size, num_workers=num_workers, precision=precision, device=device, threshold=threshold,
+            heatmap_size=heatmap_size, seed=seed, export_embeddings=export_embeddings, distractors=distractors,
+            timeout_s=timeout,
+        )
+    if done.rows:
+        _print_summary(done.rows, out)
         return
-    source = use_case.Source(dataset=dataset, table=table, name=name, root=root, dataset_mapping=dataset_mapping,
-                             url_col=url_col, caption_col=caption_col)
-    settings = dict(batch_size=batch_size, num_workers=num_workers, precision=precision, threshold=threshold,
-                    heatmap_size=heatmap_size, seed=seed, export_embeddings=export_embeddings,
-                    distractors=distractors, timeout_s=timeout)
-    catalog, refs = load_catalog(dataset_mapping), comma_list(models)
-    if backend == "skypilot":
-        done = use_case.launch_similarity(catalog, refs, source, store_url=store, endpoint_url=endpoint_url,
-                                          nodes=nodes, gpus_per_node=gpus_per_node, gpu=gpu, spot=spot,
-                                          dry_run=dry_run, work_dir=out, cache_dir=cache_dir, **settings)
-        out_ = console()
-        out_.print(f"run {done.run_id}: task {done.rendered} ({nodes} x {gpu}:{gpus_per_node})", highlight=False)
-        if done.job_id is None:
-            out_.print("dry run: validated by SkyPilot's schema, nothing uploaded or sent", highlight=False)
-        else:
-            out_.print(f"submitted as job {done.job_id}; when it ends: benchmark similarity --collect "
-                       f"{done.run_id} --store {store} --out {out}", highlight=False, markup=False)
-        return
-    if backend != "local":
-        raise BenchmarkError(f"unknown backend {backend!r}; choose local or skypilot")
-    _print_summary(use_case.similarity(catalog, refs, source, out, gpus=gpus, cache_dir=cache_dir, device=device,
-                                       **settings), out)
+    shown = console()
+    for note in done.notes:
+        shown.print(note, markup=False)
+    if done.job_id is None:
+        shown.print(f"run {done.run_id}: dry run, nothing uploaded or sent", highlight=False, markup=False)
+    else:
+        shown.print(f"run {done.run_id}: submitted as job {done.job_id} ({nodes} x {gpu}:{gpus}), its task in {out}/; "
+                    f"when it ends: benchmark similarity --collect {done.run_id} --store {store} --out {out}",
+                    highlight=False, markup=False)
 
 
 def _print_summary(rows: list[dict[str, str]], out: str) -> None:

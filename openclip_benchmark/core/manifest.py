@@ -1,18 +1,22 @@
-"""Shard manifests: what one job runs and how. The job receives the manifest's URL, never pair names."""
+"""Manifests: what one job runs and how. The job receives the manifest's URL, never pair names.
+
+Every job is a manifest of some kind: an evaluation shard (the default, so manifests written before kinds read as
+one) or a similarity run; `options` holds what a kind needs beyond the pairs and settings, read by that kind.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Mapping
 
 from .errors import BenchmarkError
 from .jsonio import dumps_strict, loads_strict
 from .pair import Pair
 
-if TYPE_CHECKING:
-    from ..catalog import DatasetSpec
-
 MANIFEST_SCHEMA = "openclip-benchmark/manifest/1"
+EVALUATE = "evaluate"  # an evaluation shard: each pair's metrics into the store
+SIMILARITY = "similarity"  # a similarity run: each model scores every image-caption pair of one dataset
+KINDS = (EVALUATE, SIMILARITY)
 PRECISIONS = ("auto", "fp32", "amp", "amp_bf16")
 
 
@@ -38,18 +42,27 @@ class Manifest:
     store: str
     pairs: tuple[Pair, ...]
     settings: RunSettings = field(default_factory=RunSettings)
-    # the spec of each dataset the pairs use, so a job without the user's mapping file can download and size them
-    datasets: dict[str, "DatasetSpec"] = field(default_factory=dict)
+    # each dataset the pairs use, as a mapping file's entry (see `dataset_entries`), so a job without the user's
+    # mapping file can download and size them; the worker validates them with the catalog's reader
+    datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    kind: str = EVALUATE
+    options: dict[str, Any] = field(default_factory=dict)  # what this kind needs beyond pairs and settings
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise BenchmarkError(f"unknown manifest kind {self.kind!r}; known: {', '.join(KINDS)}")
 
     def to_json(self) -> str:
         return dumps_strict(
             {
                 "schema": MANIFEST_SCHEMA,
+                "kind": self.kind,
                 "shard_id": self.shard_id,
                 "store": self.store,
                 "settings": asdict(self.settings),
                 "pairs": [p.identity() for p in self.pairs],
-                "datasets": {name: _spec_json(spec) for name, spec in self.datasets.items()},
+                "datasets": self.datasets,
+                "options": self.options,
             }
         )
 
@@ -65,7 +78,9 @@ class Manifest:
                 store=str(data["store"]),
                 pairs=pairs,
                 settings=RunSettings(**data.get("settings", {})),
-                datasets=_datasets(data.get("datasets")),
+                datasets=_object(data.get("datasets"), "datasets"),
+                kind=str(data.get("kind", EVALUATE)),
+                options=_object(data.get("options"), "options"),
             )
         except BenchmarkError:
             raise
@@ -73,16 +88,15 @@ class Manifest:
             raise BenchmarkError(f"invalid manifest: {exc}") from None
 
 
-def _datasets(raw: Any) -> dict[str, "DatasetSpec"]:
-    """The manifest's dataset specs, validated as a mapping file is. None (a manifest that carries none) is no
-    fallback to any mapping: its datasets are read from the job's --dataset-root as the catalog lacks them."""
-    from ..catalog import datasets_from_json
+def _object(raw: Any, name: str) -> dict[str, Any]:
+    """A JSON object field; absent (a manifest written before it existed) is empty."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise BenchmarkError(f"invalid manifest: {name!r} must be an object")
+    return raw
 
-    return {} if raw is None else datasets_from_json(raw, "manifest")
 
-
-def _spec_json(spec: "DatasetSpec") -> dict[str, Any]:
-    """A mapping file's entry: the name is its key."""
-    out = spec.to_json()
-    del out["name"]
-    return out
+def dataset_entries(specs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Dataset specs (catalog.DatasetSpec) as a mapping file's entries: the name is the key."""
+    return {name: {k: v for k, v in spec.to_json().items() if k != "name"} for name, spec in specs.items()}

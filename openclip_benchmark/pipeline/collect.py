@@ -14,7 +14,8 @@ from ..collect.parse import ParseReport, outputs_stale, parse_results, read_resu
 from ..collect.report import build_report
 from ..core.jsonio import atomic_write_text
 from ..storage.layout import slug
-from ..storage.sync import Progress, SyncReport, open_source, sync_results
+from ..storage.sync import Progress, SyncReport, open_source
+from .track import sync_and_track
 
 
 def sync(
@@ -33,8 +34,8 @@ def sync(
     """Mirror the store's new or changed results into `results` and move the tracked pairs; records name their
     datasets in any spelling the catalog knows, so they match the tracked pairs."""
     source = open_source(store, endpoint_url, workers, timeout)
-    return sync_results(source, results, tracker, dry_run=dry_run, workers=workers, on_progress=on_progress,
-                        bundles=bundles, canonical_pair=catalog.canonical_pair)
+    return sync_and_track(source, results, tracker, dry_run=dry_run, workers=workers, on_progress=on_progress,
+                          bundles=bundles, canonical_pair=catalog.canonical_pair)
 
 
 def parse(results: str | os.PathLike, out: str | os.PathLike, tracker: str | os.PathLike | None,

@@ -8,17 +8,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from ..backends import Job, Submission, backend_names, estimates, get_backend, work_dir
+from ..backends import Job, LaunchContext, Submission, get_backend, work_dir
 from ..catalog import model_family
 from ..collect.parse import read_results
 from ..core.errors import BenchmarkError
 from ..core.jsonio import atomic_write_json
-from ..core.manifest import RunSettings
+from ..core.manifest import Manifest, RunSettings, dataset_entries
 from ..planning import plan, pricing
 from ..planning.plan import Plan, Shard, within_budget
 from .throughput import plan_speeds
 from ..storage.store import open_store
-from ..tracker import STATUSES, Entry, Tracker, open_tracker
+from ..tracker import STATUSES, Entry, Estimate, ShardPlanned, Tracker, open_tracker, record_outcomes
 
 OPEN_STATUSES = ("pending", "planned", "launched", "running")
 
@@ -115,19 +115,21 @@ class Recorded:
     kept: list[Entry] = field(default_factory=list)  # pairs another writer moved meanwhile (e.g. a sync's result)
 
 
+def estimates(shard: Shard, spot: bool) -> tuple[Estimate, ...]:
+    """Each pair's share of its shard's time and cost: the tracker's estimate columns."""
+    rate = shard.cost(spot) / shard.runtime_s if shard.runtime_s else 0.0
+    out = []
+    for pair in shard.pairs:
+        seconds = shard.pair_seconds.get(pair.id)
+        out.append(Estimate(pair, shard.shard_id, seconds, None if seconds is None else seconds * rate, shard.gpu))
+    return tuple(out)
+
+
 def record_plan(tracker_path, shards, spot: bool) -> Recorded:
     """Estimates and shard ids, status `planned`, in one locked read-modify-write. The plan was made from an earlier
     read: a pair that has moved since to where `planned` is not allowed (succeeded, launched) keeps its state."""
-    out = Recorded()
-    with open_tracker(tracker_path) as tracker:
-        for shard in shards:
-            for pair in shard.pairs:
-                if tracker.can_move(pair, "planned"):
-                    tracker.update(pair, status="planned", **estimates(shard, pair, spot))
-                    out.count += 1
-                else:
-                    out.kept.append(tracker.get(pair))
-    return out
+    applied = record_outcomes(tracker_path, [ShardPlanned(estimates(shard, spot)) for shard in shards])
+    return Recorded(sum(len(shard.pairs) for shard in shards) - len(applied.kept), applied.kept)
 
 
 def kept_summary(kept: list[Entry]) -> str:
@@ -142,6 +144,32 @@ def plan_and_record(tracker_path, catalog, request: PlanRequest, record: bool) -
     recorded = record_plan(tracker_path, planned.plan.shards, request.spot) if record else None
     write_plan_file(planned.plan, planned.plan_file)
     return planned, recorded
+
+
+def shard_job(shard: Shard, store_url: str, settings: RunSettings, spot: bool, catalog=None) -> Job:
+    """The shard as a job: its manifest (with the catalog, the spec of each dataset, so a job needs none of the
+    launcher's mapping files) on the machine it was priced on."""
+    datasets = dataset_entries(catalog.specs_for(shard.pairs)) if catalog is not None else {}
+    manifest = Manifest(shard.shard_id, store_url, tuple(shard.pairs), settings, datasets=datasets)
+    return Job(manifest, gpu=shard.gpu, vcpus=shard.offer.vcpus, spot=shard.spot, estimates=estimates(shard, spot))
+
+
+def launch_context(tracker_path, store, spot: bool, *, clouds=None, pool=None, render_dir: Path | None = None,
+                   progress: bool = True) -> LaunchContext:
+    """A launch from the tracker: rendered jobs kept in `.benchmark/launch` beside it, every outcome applied to it."""
+    return LaunchContext(
+        store=store, spot=spot, clouds=clouds, pool=pool, progress=progress,
+        render_dir=render_dir if render_dir is not None else work_dir(tracker_path) / "launch",
+        report=lambda outcomes: record_outcomes(tracker_path, outcomes).kept,
+    )
+
+
+def submit_shards(backend: str, shards: list[Shard], *, store, settings: RunSettings, tracker_path, spot: bool,
+                  clouds=None, pool=None, render_dir: Path | None = None, catalog=None) -> Submission:
+    """Submit planned shards through a backend, the tracker following each launch and outcome."""
+    jobs = [shard_job(shard, store.url, settings, spot, catalog) for shard in shards]
+    context = launch_context(tracker_path, store, spot, clouds=clouds, pool=pool, render_dir=render_dir)
+    return get_backend(backend).submit(jobs, context)
 
 
 @dataclass
@@ -191,17 +219,17 @@ def launch(
             f"no shard fits the budget of ${budget:g}: the cheapest, {cheapest.shard_id}, "
             f"costs {money(cheapest.cost(request.spot))}"
         )
-    job = Job(
-        store=open_store(store_url, endpoint_url), settings=settings, catalog=catalog, tracker_path=Path(tracker_path),
-        spot=request.spot, work_dir=work_dir(tracker_path), clouds=request.clouds, pool=request.pool, progress=progress,
-    )
-    preview.notes = chosen.validate(selected, job, dry_run)
+    store = open_store(store_url, endpoint_url)
+    jobs = [shard_job(shard, store.url, settings, request.spot, catalog) for shard in selected]
+    context = launch_context(tracker_path, store, request.spot, clouds=request.clouds, pool=request.pool,
+                             progress=progress)
+    preview.notes = chosen.validate(jobs, context, dry_run)
     if not dry_run and selected and not confirm(preview):
         return Launched(preview, declined=True)
     write_plan_file(planned.plan, planned.plan_file)
     if dry_run or not selected:
         return Launched(preview)
-    return Launched(preview, chosen.submit(selected, job))
+    return Launched(preview, chosen.submit(jobs, context))
 
 
 # ---------------------------------------------------------------- status
@@ -231,25 +259,35 @@ def summarize(tracker: Tracker) -> dict[str, Any]:
     }
 
 
-def _poll(tracker: Tracker) -> tuple[dict[str, int], str]:
-    """Every backend moves its launched and running pairs forward; an unreachable one is a warning, not a failure."""
+def _by_backend(entries: list[Entry]) -> dict[str, list[str]]:
+    """The job ids of these pairs, by the backend that launched them (pairs no backend can be named for are left)."""
+    jobs: dict[str, list[str]] = {}
+    for entry in entries:
+        if entry.launched_by and entry.job_id:
+            jobs.setdefault(entry.launched_by, []).append(entry.job_id)
+    return {name: sorted(set(ids)) for name, ids in sorted(jobs.items())}
+
+
+def poll_jobs(tracker: Tracker) -> tuple[dict[str, int], str]:
+    """Each backend that launched an open pair says what it knows of its jobs, and the tracker applies it; a backend
+    that cannot answer (unreachable, or not registered here) is a warning, not a failure."""
     moved: Counter = Counter()
     warnings = []
-    for name in backend_names():
+    for name, job_ids in _by_backend(tracker.select(["launched", "running"])).items():
         try:
-            moved.update(get_backend(name).poll(tracker))
+            moved.update(tracker.apply(get_backend(name).poll(job_ids)).moved)
         except (BenchmarkError, ImportError) as exc:
             warnings.append(" ".join(str(exc).split()))
     return dict(moved), "; ".join(warnings)
 
 
 def status_summary(tracker_path: str | Path, poll: bool = True) -> dict[str, Any]:
-    """The tracker's summary, after the backends' queues moved what they report (in the same locked save)."""
+    """The tracker's summary, after the backends moved what they report (in the same locked save)."""
     moved: dict[str, int] = {}
     warning = ""
     with open_tracker(tracker_path) as tracker:
-        if poll and tracker.select(["launched", "running"]):
-            moved, warning = _poll(tracker)
+        if poll:
+            moved, warning = poll_jobs(tracker)
         summary = summarize(tracker)
     if warning:
         summary["queue_warning"] = warning
@@ -257,8 +295,24 @@ def status_summary(tracker_path: str | Path, poll: bool = True) -> dict[str, Any
     return summary
 
 
-def cancel(tracker_path: str | Path, backend: str, shard_ids: list[str] | None = None) -> list[str]:
-    """Cancel the jobs of the launched and running pairs (of these shards, or all); returns the job ids."""
+def cancel(tracker_path: str | Path, backend: str | None = None, shard_ids: list[str] | None = None) -> list[str]:
+    """Cancel the jobs of the launched and running pairs (of these shards, of this backend, or all), each through
+    the backend that launched it; their pairs fail, so a retry plans them again. Returns the job ids stopped."""
+    if backend is not None:
+        get_backend(backend)  # an unknown name is refused before anything is stopped
+    stopped: list[str] = []
+    errors = []
     with open_tracker(tracker_path) as tracker:
-        active = [e for e in tracker.select(["launched", "running"]) if not shard_ids or e.shard_id in shard_ids]
-        return get_backend(backend).cancel(tracker, active)
+        active = [e for e in tracker.select(["launched", "running"])
+                  if (not shard_ids or e.shard_id in shard_ids) and backend in (None, e.launched_by)]
+        for name, job_ids in _by_backend(active).items():
+            try:
+                states = get_backend(name).cancel(job_ids)
+            except (BenchmarkError, ImportError) as exc:
+                errors.append(" ".join(str(exc).split()))
+                continue
+            tracker.apply(states)
+            stopped += [part for state in states for part in state.job_id.split(",")]
+    if errors:  # what was stopped is recorded; what could not be is said
+        raise BenchmarkError("; ".join(errors) + (f" (stopped {len(stopped)} other job(s))" if stopped else ""))
+    return stopped

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..catalog import Catalog, enumerate_pairs
 from ..core.errors import BenchmarkError, UnknownNameError
-from ..core.manifest import Manifest, RunSettings
+from ..core.manifest import Manifest, RunSettings, dataset_entries
 from ..core.pair import Pair, Preprocess
 from ..datasets.download import ensure_dataset
 from ..evaluate import folder_task
@@ -52,7 +52,7 @@ def run_pairs(catalog: Catalog, pairs: list[Pair], *, store_url: str, endpoint_u
     """The pairs as one shard here (only those without a result run); an existing tracker learns the outcomes."""
     shard_id = "run-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     store = open_store(store_url, endpoint_url)
-    manifest = Manifest(shard_id, store_url, tuple(pairs), settings, datasets=catalog.specs_for(pairs))
+    manifest = Manifest(shard_id, store_url, tuple(pairs), settings, datasets=dataset_entries(catalog.specs_for(pairs)))
     report = run_shard(manifest, store, progress=progress)
     if Path(tracker_path).exists():
         record_outcomes(tracker_path, report.outcome_records(store), track=pairs)

@@ -2,26 +2,29 @@
 
 The dataset is a name of the mapping (your own, added with `dataset add`, or a catalog retrieval set), a local
 webdataset folder, or a table (`--csv`) that is first added through `add_dataset`. Each model is loaded once and the
-set read once; one process, or N torch.distributed ranks on this machine whose merged outputs are the same bytes.
+set read once. The run is one job, a similarity manifest, launched through a backend like any other: the local
+backend runs it here (one process, or N torch.distributed ranks whose merged outputs are the same bytes); a cluster
+backend runs it on its nodes, whose parts `collect_similarity` merges into the same files.
 """
 
 from __future__ import annotations
 
 import csv
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..backends.skypilot import render_similarity_task, submit_task, write_rendered
+from ..backends import Job, LaunchContext, get_backend
 from ..catalog import Catalog
 from ..core.errors import BenchmarkError
 from ..datasets.captions import FetchOptions
 from ..datasets.download import check_layout, ensure_dataset
 from ..evaluate import dataset_type
-from ..similarity.nodes import collect_run, node_env, run_node, upload_dataset, write_manifest
+from ..similarity.kind import scoring_of, similarity_manifest
+from ..similarity.nodes import collect_run, node_env, read_run, run_node, upload_prefix
 from ..similarity.outputs import SUMMARY
-from ..similarity.score import Job, run_rank, run_ranks
+from ..similarity.score import Scoring
 from ..storage.store import open_store
 from ..tasks.zeroshot_retrieval import TASK as RETRIEVAL
 from .own_data import add_dataset, user_mapping
@@ -72,13 +75,14 @@ def check_options(gpus: int, heatmap_size: int, distractors: int, batch_size: in
             raise BenchmarkError(f"{option} must be at least {least}, got {value}")
 
 
-def _job(catalog: Catalog, models: list[str], source: Source, out, gpus: int, cache_dir: str, settings: dict) -> Job:
+def _scoring(catalog: Catalog, models: list[str], source: Source, out, gpus: int, cache_dir: str,
+             settings: dict) -> Scoring:
     check_options(gpus, settings.get("heatmap_size", 1), settings.get("distractors", 0), settings.get("batch_size", 1))
     if not models:
         raise BenchmarkError("--models needs at least one model")
     refs = tuple(catalog.select_models(models))
     name, folder = resolve_dataset(catalog, source, cache_dir)
-    return Job(name, str(folder), refs, str(out), cache_dir=cache_dir, **settings)
+    return Scoring(name, str(folder), refs, str(out), cache_dir=cache_dir, **settings)
 
 
 def _summary(out: str | Path) -> list[dict[str, str]]:
@@ -86,52 +90,61 @@ def _summary(out: str | Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def similarity(catalog: Catalog, models: list[str], source: Source, out: str | Path, *, gpus: int = 1,
-               cache_dir: str, **settings) -> list[dict[str, str]]:
-    """Score the set with every model into `out`; the summary rows (as written) for the caller to show.
-    `settings` are `Job`'s fields: batch_size, num_workers, device, precision, threshold, heatmap_size, seed,
-    export_embeddings, distractors, timeout_s."""
-    job = _job(catalog, models, source, out, gpus, cache_dir, settings)
-    if gpus == 1:
-        run_rank(job)
-    else:
-        run_ranks(job, gpus)
-    return _summary(out)
-
-
 @dataclass(frozen=True)
-class Launched:
+class SimilarityRun:
+    """What `similarity` did: the summary rows when the outputs are written (a run here, or a collect), else the
+    job a cluster backend runs, to collect when it ends."""
+
     run_id: str
-    rendered: Path  # the task YAML as rendered (secrets null)
-    job_id: str | None  # None for a dry run
+    rows: list[dict[str, str]] = field(default_factory=list)
+    job_id: str | None = None  # None: ran here, or a dry run
+    notes: list[str] = field(default_factory=list)  # the backend's validation notes
 
 
-def launch_similarity(catalog: Catalog, models: list[str], source: Source, *, store_url: str,
-                      endpoint_url: str | None, nodes: int, gpus_per_node: int, gpu: str, spot: bool,
-                      dry_run: bool, work_dir: str | Path, cache_dir: str, **settings) -> Launched:
-    """The same scoring as a SkyPilot task of `nodes` nodes: the set and a manifest into the store, the task rendered
-    and validated (nothing sent on a dry run), then submitted; `collect_similarity` merges the nodes' parts."""
-    if nodes < 1 or gpus_per_node < 1:
-        raise BenchmarkError(f"--nodes and --gpus-per-node must be at least 1, got {nodes} and {gpus_per_node}")
-    job = _job(catalog, models, source, "", 1, cache_dir, {**settings, "device": "auto"})
-    store = open_store(store_url, endpoint_url)
-    run_id = f"{job.name}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
-    config, task = render_similarity_task(store, run_id, nodes=nodes, gpus_per_node=gpus_per_node, gpu=gpu,
-                                          spot=spot, dry_run=dry_run)
-    rendered = write_rendered(config, Path(work_dir))
+def similarity(catalog: Catalog, models: list[str], source: Source, out: str | Path, *, backend: str = "local",
+               gpus: int = 1, nodes: int = 1, gpu: str = "L4", spot: bool = False, store_url: str | None = None,
+               endpoint_url: str | None = None, dry_run: bool = False, cache_dir: str, **settings) -> SimilarityRun:
+    """Score the set with every model into `out` as one job of `backend`: `gpus` ranks on each of `nodes` machines.
+    With a store, the set goes there (by content) for machines elsewhere to read. `settings` are `Scoring`'s fields:
+    batch_size, num_workers, device, precision, threshold, heatmap_size, seed, export_embeddings, distractors,
+    timeout_s."""
+    if nodes < 1:
+        raise BenchmarkError(f"--nodes must be at least 1, got {nodes}")
+    chosen = get_backend(backend)
+    scoring = _scoring(catalog, models, source, out, gpus, cache_dir, settings)
+    store = open_store(store_url, endpoint_url) if store_url else None
+    prefix = upload_prefix(scoring.name, Path(scoring.folder)) if store is not None else ""
+    run_id = f"similarity-{scoring.name}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+    manifest = similarity_manifest(run_id, store.url if store is not None else "", scoring, prefix=prefix,
+                                   nodes=nodes, gpus=gpus)
+    job = Job(manifest, gpu=gpu, gpus=gpus, nodes=nodes, inputs=((prefix, Path(scoring.folder)),) if prefix else ())
+    context = LaunchContext(store=store, spot=spot, render_dir=Path(out), out=Path(out))
+    notes = chosen.validate([job], context, dry_run)
     if dry_run:
-        return Launched(run_id, rendered, None)
-    write_manifest(store, run_id, job, upload_dataset(store, job.name, Path(job.folder)), nodes, gpus_per_node)
-    return Launched(run_id, rendered, submit_task(task))
+        return SimilarityRun(run_id, notes=notes)
+    submission = chosen.submit([job], context)
+    if submission.failed:
+        raise BenchmarkError(f"similarity run {run_id} was not submitted: {submission.failed[0][1]}")
+    if submission.finished:
+        return SimilarityRun(run_id, _summary(out))
+    (_, job_id), = submission.launched
+    return SimilarityRun(run_id, job_id=job_id)
 
 
 def similarity_node(store_url: str, endpoint_url: str | None, run_id: str) -> int:
-    """What each SkyPilot node runs: its ranks' share into the store (node rank and count from SkyPilot's env)."""
+    """What each node of a cluster job runs: its ranks' parts into the store (node rank and count from SkyPilot's
+    env); how many ranks it ran."""
+    store = open_store(store_url, endpoint_url)
+    manifest = read_run(store, run_id)
     node, nodes = node_env()
-    return run_node(open_store(store_url, endpoint_url), run_id, node, nodes)
+    return run_node(manifest, scoring_of(manifest), store, node, nodes)
 
 
-def collect_similarity(store_url: str, endpoint_url: str | None, run_id: str, out: str | Path) -> list[dict[str, str]]:
+def collect_similarity(store_url: str, endpoint_url: str | None, run_id: str, out: str | Path) -> SimilarityRun:
     """The nodes' parts merged into `out`: the files a one-process run writes."""
-    collect_run(open_store(store_url, endpoint_url), run_id, out)
-    return _summary(out)
+    if not store_url:
+        raise BenchmarkError("--collect needs --store: the bucket (s3://bucket/prefix) the run's nodes wrote to")
+    store = open_store(store_url, endpoint_url)
+    manifest = read_run(store, run_id)
+    collect_run(manifest, scoring_of(manifest), store, out)
+    return SimilarityRun(run_id, _summary(out))

@@ -1,4 +1,5 @@
-"""The init use case: the catalog's model x dataset x language pairs into the tracker (`benchmark init`, the demo)."""
+"""The tracker's use cases: the catalog's model x dataset x language pairs into it (`benchmark init`, the demo), and
+a sync's records applied to it (`benchmark sync`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Mapping
 
 from ..catalog import Catalog, DatasetSpec, enumerate_pairs
 from ..core.errors import BenchmarkError, UnknownNameError
+from ..core.records import Result
+from ..storage.sync import SyncReport, read_mirrored, sync_results
 from ..tracker import open_tracker
 
 
@@ -46,3 +49,19 @@ def init_tracker(tracker_path: str | Path, catalog: Catalog, models: list[str], 
         added = tracker.add(pairs)
         counts = Counter(e.status for e in tracker)
     return Initialized(len(chosen_models), len(chosen_datasets), len(pairs), added, before, counts)
+
+
+def sync_and_track(store, results, tracker_path, *, canonical_pair=None, **options) -> SyncReport:
+    """`sync_results` (see there for `options`), then the tracker follows: the records fetched, and every mirrored
+    result whose pair it does not show as succeeded (a tracker re-created by `init` after an earlier sync)."""
+    report = sync_results(store, results, canonical_pair=canonical_pair, **options)
+    if tracker_path is None or report.dry_run:
+        return report
+    with open_tracker(tracker_path, create=True) as tracker:
+        before = dict(tracker.entries)
+        tracker.apply(sorted(report.records, key=lambda r: not isinstance(r, Result)))  # a stale failure never wins
+        behind = [key for pid, key in report.mirrored.items()
+                  if (entry := tracker.entries.get(pid)) is None or entry.status != "succeeded"]
+        tracker.apply(read_mirrored(results, behind, canonical_pair))
+        report.tracker_updates = sum(before.get(pid) != entry for pid, entry in tracker.entries.items())
+    return report

@@ -60,13 +60,13 @@ def embeddings_folder(out: Path, model: str, pretrained: str) -> Path:
     return out / EMBEDDINGS / f"{slug(model)}-{slug(pretrained or 'none')}-{digest}"
 
 
-def write_outputs(job, index, scored) -> None:
-    out = Path(job.out)
+def write_outputs(scoring, index, scored) -> None:
+    out = Path(scoring.out)
     out.mkdir(parents=True, exist_ok=True)
     captions = [c for s in index for c in s.captions]
     text_image = np.array([i for i, s in enumerate(index) for _ in s.captions])
     results, summaries, dumps, scores_by_model, heat = [], [], [], [], []
-    sample = stats.sample_images(len(index), job.heatmap_size, job.seed)
+    sample = stats.sample_images(len(index), scoring.heatmap_size, scoring.seed)
     first = stats.caption_spans(text_image, len(index))[:, 0]
     for one in scored:
         scores, ranks = stats.pair_scores(one.image_emb, one.text_emb, text_image)
@@ -74,30 +74,30 @@ def write_outputs(job, index, scored) -> None:
         results += [[index[i].url, c, one.model, one.pretrained, int(i), _number(s), int(r), int(t)]
                     for c, i, s, r, t in zip(captions, text_image, scores, ranks, cut)]
         row = {"model": one.model, "pretrained": one.pretrained, "images": len(index), "captions": len(captions),
-               **stats.summary(scores, job.threshold), "threshold": job.threshold, "truncated": sum(cut),
+               **stats.summary(scores, scoring.threshold), "threshold": scoring.threshold, "truncated": sum(cut),
                **one.recalls}
-        if job.distractors:
-            row[DISTRACTOR_COLUMN] = _write_distractors(dumps, one, index, captions, text_image, job)
+        if scoring.distractors:
+            row[DISTRACTOR_COLUMN] = _write_distractors(dumps, one, index, captions, text_image, scoring)
         summaries.append(row)
         scores_by_model.append((_label(one.model, one.pretrained), scores))
         heat.append((_label(one.model, one.pretrained), one.image_emb[sample] @ one.text_emb[first[sample]].T))
-        if job.export_embeddings:
+        if scoring.export_embeddings:
             _export(embeddings_folder(out, one.model, one.pretrained), one, index, captions, text_image)
-    columns = SUMMARY_COLUMNS + ((DISTRACTOR_COLUMN,) if job.distractors else ())
+    columns = SUMMARY_COLUMNS + ((DISTRACTOR_COLUMN,) if scoring.distractors else ())
     atomic_write_bytes(out / RESULTS, _csv(results, RESULT_COLUMNS))
     atomic_write_bytes(out / SUMMARY, _csv(
         [[v if isinstance(v := row.get(c), (str, int)) else _number(v) for c in columns] for row in summaries],
         columns))
-    if job.distractors:
+    if scoring.distractors:
         atomic_write_bytes(out / DISTRACTORS, "".join(dumps).encode("utf-8"))
-    _plot_distribution(out / DISTRIBUTION, scores_by_model, job.threshold)
+    _plot_distribution(out / DISTRIBUTION, scores_by_model, scoring.threshold)
     _plot_heatmap(out / HEATMAP, heat, len(sample))
 
 
-def _write_distractors(dumps: list[str], one, index, captions, text_image, job) -> float:
+def _write_distractors(dumps: list[str], one, index, captions, text_image, scoring) -> float:
     """The validation dump of one model; the share of images whose own captions all score above the distractors."""
     spans = stats.caption_spans(text_image, len(index))
-    drawn = stats.draw_distractors(text_image, len(index), job.distractors, job.seed)
+    drawn = stats.draw_distractors(text_image, len(index), scoring.distractors, scoring.seed)
     wins = 0
     for i, ((start, stop), others) in enumerate(zip(spans, drawn)):
         own = one.text_emb[start:stop] @ one.image_emb[i]

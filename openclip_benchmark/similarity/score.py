@@ -10,10 +10,8 @@ torch is imported inside the functions.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import socket
-import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -22,13 +20,13 @@ from typing import Any
 
 from ..core.errors import BenchmarkError
 from ..core.pair import Pair, Preprocess
-from ..evaluate import SPLIT, EncodedDataset, encode_captioned, load_model, resolve_device, resolve_precision
+from ..core.wds import SPLIT, Member, members
+from ..evaluate import EncodedDataset, encode_captioned, load_model, resolve_device, resolve_precision
 from ..tasks.zeroshot_retrieval import RECALL_K
 from ..tasks.zeroshot_retrieval import TASK as RETRIEVAL
 from .outputs import write_outputs
 
 IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg")  # clip_benchmark's order of preference
-_MEMBER = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")  # webdataset's key.extension split
 
 
 @dataclass(frozen=True)
@@ -36,13 +34,11 @@ class Sample:
     key: str
     url: str  # the sample's `url` member (`dataset add` writes one), else its key
     captions: tuple[str, ...]
-    tar: str
-    offset: int  # of the image member's data in the tar
-    size: int
+    image: Member
 
 
 @dataclass(frozen=True)
-class Job:
+class Scoring:
     """What every rank needs: picklable, so that spawned ranks receive it whole."""
 
     name: str
@@ -75,35 +71,29 @@ class Scored:
 
 
 @dataclass
-class Share:
+class Part:
     """What one rank encoded of one model: batch index -> (image, text) embeddings as numpy arrays."""
 
     batches: dict[int, tuple[Any, Any]] = field(default_factory=dict)
 
 
 def read_index(folder: str | Path) -> list[Sample]:
-    """Every sample of the test split in shard and member order, with its captions and where its image lies."""
-    split = Path(folder) / SPLIT
-    nshards = int((split / "nshards.txt").read_text().strip())
+    """Every sample of the test split in shard and member order, grouped as webdataset groups a tar's members, with
+    its captions and where its image lies."""
+    from webdataset.tariterators import group_by_keys
+
     samples = []
-    for s in range(nshards):
-        path = split / f"{s}.tar"
-        members: dict[str, dict[str, tarfile.TarInfo]] = {}
-        with tarfile.open(path) as tar:
-            for info in tar:
-                match = _MEMBER.match(info.name) if info.isfile() else None
-                if match:
-                    members.setdefault(match[1], {})[match[2].lower()] = info
-            for key, parts in members.items():
-                image = next((parts[e] for e in IMAGE_EXTENSIONS if e in parts), None)
-                if image is None or "txt" not in parts:
-                    raise BenchmarkError(f"{path}: sample {key} lacks an image ({', '.join(IMAGE_EXTENSIONS)}) or "
-                                         "its txt captions")
-                captions = tuple(tar.extractfile(parts["txt"]).read().decode("utf-8").splitlines())
-                if not captions:
-                    raise BenchmarkError(f"{path}: sample {key} has no caption")
-                url = tar.extractfile(parts["url"]).read().decode("utf-8") if "url" in parts else key
-                samples.append(Sample(key, url, captions, str(path), image.offset_data, image.size))
+    for found in group_by_keys(members(Path(folder))):
+        where, key = found["__url__"], found["__key__"]
+        image = next((found[e] for e in IMAGE_EXTENSIONS if e in found), None)
+        if image is None or "txt" not in found:
+            raise BenchmarkError(f"{where}: sample {key} lacks an image ({', '.join(IMAGE_EXTENSIONS)}) or its txt "
+                                 "captions")
+        captions = tuple(found["txt"].read().decode("utf-8").splitlines())
+        if not captions:
+            raise BenchmarkError(f"{where}: sample {key} has no caption")
+        url = found["url"].read().decode("utf-8") if "url" in found else key
+        samples.append(Sample(key, url, captions, image))
     if not samples:
         raise BenchmarkError(f"dataset folder {folder} has no samples in its {SPLIT} split")
     return samples
@@ -125,10 +115,7 @@ class _Images:
     def __getitem__(self, i: int):
         from webdataset.autodecode import ImageHandler
 
-        sample = self.index[i]
-        with open(sample.tar, "rb") as fh:
-            fh.seek(sample.offset)
-            data = fh.read(sample.size)
+        data = self.index[i].image.read()
         return i, self.transform(ImageHandler("pil", extensions=list(IMAGE_EXTENSIONS))("x.png", data))
 
 
@@ -138,31 +125,31 @@ def _collate(items):
     return [i for i, _ in items], torch.stack([image for _, image in items])
 
 
-def encode_share(loaded, index: list[Sample], batch_size: int, num_workers: int, rank: int, world: int) -> Share:
+def encode_part(loaded, index: list[Sample], batch_size: int, num_workers: int, rank: int, world: int) -> Part:
     """The batches r, r + N, ... of the set, each image batch with its captions through `encode_captioned`."""
     import torch
 
     every = batches(len(index), batch_size)
     mine = every[rank::world]
-    share = Share()
+    part = Part()
     if not mine:
-        return share
+        return part
     loader = torch.utils.data.DataLoader(_Images(index, loaded.transform), batch_sampler=mine, collate_fn=_collate,
                                          num_workers=min(num_workers, len(mine)))
     for b, (ids, images) in zip(range(rank, len(every), world), loader):
         image_emb, text_emb = encode_captioned(loaded, images.to(loaded.device),
                                                [c for i in ids for c in index[i].captions])
-        share.batches[b] = (image_emb.float().numpy(), text_emb.float().numpy())
-    return share
+        part.batches[b] = (image_emb.float().numpy(), text_emb.float().numpy())
+    return part
 
 
-def merge(loaded, index: list[Sample], shares: list[Share], ref: tuple[str, str], dataset: str) -> Scored:
+def merge(loaded, index: list[Sample], parts: list[Part], ref: tuple[str, str], dataset: str) -> Scored:
     """The ranks' batches in order, and the set's recalls by the retrieval task's own arithmetic (clip_benchmark's)."""
     import numpy as np
     import torch
 
-    parts = {b: arrays for share in shares for b, arrays in share.batches.items()}
-    ordered = [parts[b] for b in range(len(parts))]
+    batches = {b: arrays for part in parts for b, arrays in part.batches.items()}
+    ordered = [batches[b] for b in range(len(batches))]
     encoded = EncodedDataset(RETRIEVAL.dataset_type, image_features=[torch.from_numpy(i) for i, _ in ordered],
                              text_features=[torch.from_numpy(t) for _, t in ordered],
                              text_image_index=[i for i, s in enumerate(index) for _ in s.captions],
@@ -174,9 +161,9 @@ def merge(loaded, index: list[Sample], shares: list[Share], ref: tuple[str, str]
                   context)
 
 
-def load_scorer(job: Job, ref: tuple[str, str], device: str):
+def load_scorer(scoring: Scoring, ref: tuple[str, str], device: str):
     try:
-        return load_model(*ref, Preprocess(), device, resolve_precision(job.precision, device), job.cache_dir)
+        return load_model(*ref, Preprocess(), device, resolve_precision(scoring.precision, device), scoring.cache_dir)
     except BenchmarkError:
         raise
     except Exception as exc:  # open_clip's many ways to say a model reference is wrong
@@ -184,26 +171,26 @@ def load_scorer(job: Job, ref: tuple[str, str], device: str):
         raise BenchmarkError(f"model {label} cannot be loaded: {type(exc).__name__}: {exc}") from None
 
 
-def run_rank(job: Job, rank: int = 0, world: int = 1, device: str | None = None) -> list[Scored] | None:
-    """This rank's share of every model; rank 0 gathers, writes the outputs and returns the scored models."""
+def run_rank(scoring: Scoring, rank: int = 0, world: int = 1, device: str | None = None) -> list[Scored] | None:
+    """This rank's part of every model; rank 0 gathers, writes the outputs and returns the scored models."""
     import torch.distributed as dist
 
-    index = read_index(job.folder)
-    device = device or resolve_device(job.device)
+    index = read_index(scoring.folder)
+    device = device or resolve_device(scoring.device)
     scored = []
-    for ref in job.models:
-        loaded = load_scorer(job, ref, device)
-        share = encode_share(loaded, index, job.batch_size, job.num_workers, rank, world)
-        shares = [share]
+    for ref in scoring.models:
+        loaded = load_scorer(scoring, ref, device)
+        part = encode_part(loaded, index, scoring.batch_size, scoring.num_workers, rank, world)
+        parts = [part]
         if world > 1:
-            shares = [None] * world if rank == 0 else None
-            dist.gather_object(share, shares, dst=0)
+            parts = [None] * world if rank == 0 else None
+            dist.gather_object(part, parts, dst=0)
         if rank == 0:
-            scored.append(merge(loaded, index, shares, ref, job.name))
+            scored.append(merge(loaded, index, parts, ref, scoring.name))
         del loaded
     if rank != 0:
         return None
-    write_outputs(job, index, scored)
+    write_outputs(scoring, index, scored)
     return scored
 
 
@@ -216,46 +203,47 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _rank_main(rank: int, job: Job, world: int, port: int, errors: str) -> None:
-    """A local rank: joins the group on loopback and runs its share."""
+def _rank_main(rank: int, scoring: Scoring, world: int, port: int, errors: str) -> None:
+    """A local rank: joins the group on loopback and runs its part."""
     import datetime
 
     import torch.distributed as dist
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    device, backend = rank_device(job, rank, world)
-    dist.init_process_group(backend, rank=rank, world_size=world, timeout=datetime.timedelta(seconds=job.timeout_s))
+    device, backend = rank_device(scoring, rank, world)
+    dist.init_process_group(backend, rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=scoring.timeout_s))
     try:
         with report_errors(errors, rank):
-            run_rank(job, rank, world, device)
+            run_rank(scoring, rank, world, device)
     finally:
         dist.destroy_process_group()
 
 
-def run_ranks(job: Job, world: int) -> None:
+def run_ranks(scoring: Scoring, world: int) -> None:
     """`world` ranks of `run_rank` on this machine, joined in a torch.distributed group on loopback."""
-    start_local(_rank_main, (job, world, _free_port()), world, job)
+    start_local(_rank_main, (scoring, world, _free_port()), world, scoring)
 
 
-def start_local(target, args: tuple, processes: int, job: Job) -> None:
-    """`processes` local processes of `target(local_rank, *args, errors)`, each bounded by `job.timeout_s` (one that
-    dies or hangs ends all). GPU processes are spawned (CUDA cannot be forked); CPU ones are forked, so they start
-    without importing torch and open_clip again, and each runs its share of the cores' threads."""
+def start_local(target, args: tuple, processes: int, scoring: Scoring) -> None:
+    """`processes` local processes of `target(local_rank, *args, errors)`, each bounded by `scoring.timeout_s` (one
+    that dies or hangs ends all). GPU processes are spawned (CUDA cannot be forked); CPU ones are forked, so they
+    start without importing torch and open_clip again, and each runs its share of the cores' threads."""
     import torch
     import torch.multiprocessing as mp
 
-    cuda = resolve_device(job.device).startswith("cuda")
+    cuda = resolve_device(scoring.device).startswith("cuda")
     if cuda and processes > torch.cuda.device_count():
         raise BenchmarkError(f"{processes} GPUs asked for, but torch sees {torch.cuda.device_count()} GPU(s)")
     errors = tempfile.mkdtemp(prefix="similarity-ranks-")
     try:
         context = mp.start_processes(target, args=(*args, errors), nprocs=processes, join=False,
                                      start_method="spawn" if cuda else "fork")
-        deadline = time.monotonic() + job.timeout_s
+        deadline = time.monotonic() + scoring.timeout_s
         try:
             while not context.join(timeout=1):
                 if time.monotonic() > deadline:
-                    raise BenchmarkError(f"the {processes} ranks did not finish within {job.timeout_s:g} s")
+                    raise BenchmarkError(f"the {processes} ranks did not finish within {scoring.timeout_s:g} s")
         except (mp.ProcessRaisedException, mp.ProcessExitedException) as exc:
             said = sorted(Path(errors).glob("*.txt"))
             raise BenchmarkError(said[0].read_text() if said else f"a rank failed: {str(exc).strip()[-300:]}") from None
@@ -268,11 +256,11 @@ def start_local(target, args: tuple, processes: int, job: Job) -> None:
         shutil.rmtree(errors, ignore_errors=True)
 
 
-def rank_device(job: Job, local_rank: int, processes: int) -> tuple[str, str]:
+def rank_device(scoring: Scoring, local_rank: int, processes: int) -> tuple[str, str]:
     """(device, backend) of a local rank: its own GPU and NCCL, or the CPU, its share of the threads and gloo."""
     import torch
 
-    device = resolve_device(job.device)
+    device = resolve_device(scoring.device)
     if device.startswith("cuda"):
         torch.cuda.set_device(local_rank)
         return f"cuda:{local_rank}", "nccl"

@@ -11,8 +11,8 @@ from ..core.pair import Pair
 
 MANIFEST_PREFIX = "_manifests/"
 BUNDLE_PREFIX = "_bundles/"
-DATASET_PREFIX = "_datasets/"  # webdataset folders uploaded for jobs (`similarity --backend skypilot`)
-SIMILARITY_PREFIX = "_similarity/"  # a multi-node similarity run: its manifest and the ranks' parts
+DATASET_PREFIX = "_datasets/"  # webdataset folders uploaded for jobs elsewhere (a similarity run's set)
+SIMILARITY_PREFIX = "_similarity/"  # a similarity run's nodes: their ranks' parts
 # folders that hold no result records, at the store root (or at any depth of a mirror: a store kept in a subfolder)
 RESERVED_PREFIXES = (MANIFEST_PREFIX, BUNDLE_PREFIX, DATASET_PREFIX, SIMILARITY_PREFIX)
 RESULT_SUFFIX = ".json"
@@ -72,10 +72,6 @@ def is_record_key(key: str) -> bool:
 def dataset_prefix(name: str, fingerprint: str) -> str:
     """Where a dataset folder's files go: by name and content, so a changed set never mixes with an older upload."""
     return f"{DATASET_PREFIX}{slug(name, 64)}-{slug(fingerprint, 16)}/"
-
-
-def similarity_manifest_key(run_id: str) -> str:
-    return f"{SIMILARITY_PREFIX}{slug(run_id, 96)}/manifest.json"
 
 
 def similarity_part_key(run_id: str, model_index: int, rank: int) -> str:

@@ -286,3 +286,8 @@ def open_store(url: str | os.PathLike, endpoint_url: str | None = None, *, max_p
     if "://" in url:
         raise StoreError(f"unsupported store {url!r}; use a local folder or s3://bucket/prefix")
     return LocalStore(url)
+
+
+def is_remote(store) -> bool:
+    """Whether jobs on other machines can reach the store: any but a local folder."""
+    return not isinstance(store, LocalStore)

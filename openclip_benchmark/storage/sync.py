@@ -1,4 +1,5 @@
-"""Store -> local results folder: incremental (ETag + size index), parallel, validated, and the tracker follows.
+"""Store -> local results folder: incremental (ETag + size index), parallel, validated. What it fetched is reported
+as records (and every result the mirror holds by pair), for the tracker to apply; sync itself never writes it.
 
 Shard bundles (see bundle.py) replace most GETs: a new result whose listed ETag is the MD5 of the bytes a fetched
 bundle holds for its key is taken from the bundle, byte for byte what a GET would return; any other is fetched.
@@ -47,7 +48,9 @@ class SyncReport:
     failures: int = 0
     samples: int = 0  # per-sample outcome files fetched (beside their results)
     bytes: int = 0
-    tracker_updates: int = 0
+    tracker_updates: int = 0  # rows the tracker changed from this sync's records (set by whoever applied them)
+    records: list[Record] = field(default_factory=list)  # the valid result and failure records fetched
+    mirrored: dict[str, str] = field(default_factory=dict)  # pair id -> key of every valid result in the mirror
     bundles: int = 0  # shard bundles fetched
     from_bundles: int = 0  # objects taken from a bundle instead of a GET
     dry_run: bool = False
@@ -119,7 +122,6 @@ def _quarantine(results: Path, key: str, etag: str, data: bytes, reason: str) ->
 def sync_results(
     store: Store,
     local_dir: str | os.PathLike,
-    tracker_path: str | os.PathLike | None = None,
     *,
     dry_run: bool = False,
     workers: int = 16,
@@ -127,7 +129,8 @@ def sync_results(
     bundles: bool = True,
     canonical_pair: Callable[[Pair], Pair] | None = None,
 ) -> SyncReport:
-    """Mirror every new or changed result of `store` into `local_dir`, then move the tracked pairs.
+    """Mirror every new or changed result of `store` into `local_dir`; report the records fetched and the results the
+    mirror holds, so a tracker can follow (`pipeline.track.sync_and_track`).
 
     A listing plus a compare against the local index decides what to fetch, so a sync with nothing new does no GET.
     `bundles=False` fetches every object by itself (the per-object way, for comparison and debugging).
@@ -176,11 +179,9 @@ def sync_results(
     offered = {}
     if bundles and 0 < len(new_bundles) < savable:
         offered = _fetch_bundles(store, results, new_bundles, index, report, workers)
-    records = []
     if todo:
-        records = _download(store, results, todo, index, report, workers, on_progress, offered, canonical_pair)
-    if tracker_path is not None:
-        _update_tracker(tracker_path, records, index, results, report, canonical_pair)
+        report.records = _download(store, results, todo, index, report, workers, on_progress, offered, canonical_pair)
+    report.mirrored = {entry[3]: key for key, entry in index.items() if entry[2] == "ok" and entry[3]}
     if todo:
         os.sync()  # every file fetched is on disk before the index says so
         _save_index(index_path, store.url, index)
@@ -283,25 +284,16 @@ def _download(store, results: Path, todo, index: dict[str, list], report: SyncRe
     return records
 
 
-def _update_tracker(tracker_path, records: list[Record], index: dict[str, list], results: Path, report: SyncReport,
-                    canonical_pair):
-    """Apply the new records, then every mirrored result whose pair the tracker does not show as succeeded
-    (a tracker re-created by `init` after an earlier sync), so the tracker always agrees with the mirror."""
-    from ..tracker import open_tracker
-
-    with open_tracker(tracker_path, create=True) as tracker:
-        before = dict(tracker.entries)
-        # results before failures, so a stale failure record never hides a result
-        for record in sorted(records, key=lambda r: not isinstance(r, Result)):
-            tracker.apply_record(record)
-        for key, (*_, pair_id) in index.items():
-            entry = tracker.entries.get(pair_id) if pair_id else None
-            if pair_id and (entry is None or entry.status != "succeeded"):
-                try:
-                    tracker.apply_record(read_record((results / key).read_bytes(), canonical_pair=canonical_pair))
-                except (OSError, InvalidResultError):  # deleted or edited locally: the next sync fetches it again
-                    continue
-        report.tracker_updates = sum(before.get(pid) != e for pid, e in tracker.entries.items())
+def read_mirrored(results: str | os.PathLike, keys: list[str], canonical_pair=None) -> list[Record]:
+    """The records of these mirrored keys that still read as valid (one deleted or edited locally is skipped: the
+    next sync fetches it again)."""
+    records = []
+    for key in keys:
+        try:
+            records.append(read_record((Path(results) / key).read_bytes(), canonical_pair=canonical_pair))
+        except (OSError, InvalidResultError):
+            continue
+    return records
 
 
 def _fetch(store, results: Path, key: str, etag: str, data: bytes | None,
