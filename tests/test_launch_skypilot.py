@@ -154,6 +154,7 @@ def test_a_broken_template_is_refused_before_anything_is_sent(tmp_path, secrets_
 class FakeStore:
     url = "s3://bucket/prefix"
     endpoint_url = None
+    credentials = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
     def __init__(self):
         self.objects = {}

@@ -19,7 +19,7 @@ from ..storage.store import TRANSIENT_EXIT_CODE, is_remote
 from ..tracker import JobState
 from . import Job, LaunchContext, Submission, upload_inputs, upload_manifests
 from .pools import pool_gpu
-from .skypilot_task import CONFIGS, S3_SECRETS, build_task, load_yaml, one_line, secrets_from_env, write_rendered
+from .skypilot_task import CONFIGS, SECRET_NAMES, build_task, load_yaml, one_line, secrets_from_env, write_rendered
 
 TEMPLATE = CONFIGS / "managed_job_template.yaml"  # an evaluation shard
 SIMILARITY_TEMPLATE = CONFIGS / "similarity_template.yaml"  # a similarity run, on one node or many
@@ -42,9 +42,10 @@ def job_envs(store, manifest: Manifest) -> dict[str, str]:
 
 
 def job_secrets(store, dry_run: bool) -> list[tuple[str, str]]:
-    """The credentials jobs get; a real launch needs the S3 ones. The endpoint the launcher wrote to (--endpoint-url
-    or env) is the one the jobs must use."""
-    secrets = secrets_from_env(required=() if dry_run else S3_SECRETS)
+    """The credentials jobs get; a real launch needs those of its store. The endpoint the launcher wrote to
+    (--endpoint-url or env) is the one the jobs must use."""
+    needed = getattr(store, "credentials", ())
+    secrets = secrets_from_env(dict.fromkeys((*SECRET_NAMES, *needed)), required=() if dry_run else needed)
     if getattr(store, "endpoint_url", None):
         secrets = [(k, v) for k, v in secrets if k != "R2_ENDPOINT_URL"] + [("R2_ENDPOINT_URL", store.endpoint_url)]
     return secrets
@@ -136,7 +137,7 @@ class SkyPilotBackend:
         notes = [f"{len(jobs)} SkyPilot task(s) rendered and valid under SkyPilot's schema"] if jobs else []
         if dry_run and (context.store is None or not is_remote(context.store)):
             notes.append("note: a real launch needs a bucket store (--store s3://bucket/prefix)")
-        missing = [n for n in S3_SECRETS if not os.environ.get(n)]
+        missing = [n for n in getattr(context.store, "credentials", ()) if not os.environ.get(n)]
         if dry_run and missing:
             notes.append(f"note: a real launch needs {', '.join(missing)} in the environment")
         return notes

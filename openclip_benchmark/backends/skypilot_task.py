@@ -24,7 +24,6 @@ def configs_dir() -> Path:
 
 CONFIGS = configs_dir()
 SECRET_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "R2_ENDPOINT_URL", "HF_TOKEN")
-S3_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

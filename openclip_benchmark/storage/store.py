@@ -44,6 +44,7 @@ class Store(Protocol):
     """What the worker, the backends and sync need of a store; keys are relative to its root (see layout.py)."""
 
     url: str
+    credentials: tuple[str, ...]  # the environment variables a job on another machine needs to reach it
 
     def exists(self, key: str) -> bool: ...
 
@@ -72,6 +73,8 @@ def check_key(key: str) -> str:
 class LocalStore:
     """A folder. Its path is the user's own, so `..` is an ordinary path here (`--store ../runs`); only control
     characters, which no one means to type and a terminal would act on, are refused."""
+
+    credentials: tuple[str, ...] = ()
 
     def __init__(self, root: str | os.PathLike):
         if _CONTROL.search(str(root)):
@@ -118,6 +121,8 @@ class LocalStore:
 
 class S3Store:
     """Any S3 endpoint. Objects appear whole or not at all, so a put is atomic by the protocol."""
+
+    credentials = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")  # the endpoint (R2) travels as the jobs' own
 
     def __init__(self, url: str, endpoint_url: str | None = None, max_pool: int = 32, timeout: float | None = None):
         bucket, _, prefix = url[len("s3://") :].partition("/")
