@@ -414,10 +414,9 @@ def open_tracker(path: str | Path, create: bool = False) -> Iterator[Tracker]:
         lock.release()
 
 
-def record_outcomes(path: str | Path, outcomes: Iterable[Outcome], track: Iterable[Pair] = (),
-                    create: bool = False) -> Applied:
+def record_outcomes(path: str | Path, outcomes: Iterable[Outcome], track: Iterable[Pair] = ()) -> Applied:
     """Track `track` (new pairs start pending), then apply the outcomes, in one locked read-modify-write: how plans,
-    launches, backends' reports, runs and syncs tell the tracker what happened."""
-    with open_tracker(path, create=create) as tracker:
+    launches, backends' reports and runs tell the tracker what happened."""
+    with open_tracker(path) as tracker:
         tracker.add(track)
         return tracker.apply(outcomes)

@@ -92,7 +92,7 @@ def sized_manifest(job: Job) -> Manifest:
 
 def render_tasks(jobs: list[Job], context: LaunchContext, dry_run: bool = False) -> list[tuple[Manifest, dict, Any]]:
     """(manifest, rendered config, validated sky.Task) for every job; nothing written, nothing sent.
-    A real launch needs a bucket store and the S3 credentials; a dry run validates the tasks without them."""
+    A real launch needs a bucket store and its credentials; a dry run validates the tasks without them."""
     store = context.store
     if not dry_run and (store is None or not is_remote(store)):
         raise BenchmarkError("the skypilot backend needs a bucket store (--store s3://bucket/prefix): jobs cannot write here")
