@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..catalog import Catalog
 from ..collect import compare, published
-from ..collect.parse import ParseReport, outputs_stale, parse_results, read_results
+from ..collect.parse import ParseReport, ResultFile, outputs_stale, parse_results, read_result_files
 from ..collect.report import build_report
 from ..core.jsonio import atomic_write_text
 from ..storage.layout import slug
@@ -50,15 +50,18 @@ class ReportOutcome:
 
 
 def report(results: str | os.PathLike, metrics: str | os.PathLike, tracker: Path, out: str | os.PathLike,
-           catalog: Catalog, throughput: Path = Path("throughput")) -> ReportOutcome:
-    """The HTML report of the metric CSVs, parsed again first when a result is newer than them, with the check
-    against open_clip's published numbers where any result has a published cell, and a section for the
-    `benchmark throughput` runs in `throughput`, if any."""
-    parsed = parse(results, metrics, tracker, catalog) if outputs_stale(results, metrics) else None
-    checked = _published_check(results, catalog) if Path(results).is_dir() else None
+           catalog: Catalog, throughput: Path = Path("throughput"), parsed: ParseReport | None = None) -> ReportOutcome:
+    """The HTML report of the metric tables, with the check against open_clip's published numbers where any result
+    has a published cell, and a section for the `benchmark throughput` runs in `throughput`, if any. The tables are
+    `parsed`'s when this command just parsed; else parsed here when a result is newer than the CSVs, else the CSVs."""
+    ran = None
+    if parsed is None and outputs_stale(results, metrics):
+        parsed = ran = parse(results, metrics, tracker, catalog)
+    found = parsed.found if parsed is not None else read_result_files(results, catalog) if Path(results).is_dir() else None
+    checked = _published_check(found, catalog) if found is not None else None
     page = build_report(metrics, out, tracker if tracker.exists() else None, published=checked, throughput_dir=throughput,
-                        catalog=catalog)
-    return ReportOutcome(page, parsed)
+                        catalog=catalog, tables=parsed.tables if parsed is not None else None)
+    return ReportOutcome(page, ran)
 
 
 @dataclass(frozen=True)
@@ -72,16 +75,16 @@ def compare_published(results: str | os.PathLike, out: str | os.PathLike, catalo
                       tasks: Path | None = None) -> PublishedOutcome:
     """Every result that open_clip's published table has a cell for, against it; written as
     `published_comparison.csv` in `out`."""
-    comparison = _published_check(results, catalog, tolerance, table, tasks)
+    comparison = _published_check(read_result_files(results, catalog), catalog, tolerance, table, tasks)
     path = Path(out) / "published_comparison.csv"
     atomic_write_text(path, published.comparison_csv(comparison))
     return PublishedOutcome(comparison, path)
 
 
-def _published_check(results: str | os.PathLike, catalog: Catalog, tolerance: float = published.TOLERANCE_POINTS,
+def _published_check(found: list[ResultFile], catalog: Catalog, tolerance: float = published.TOLERANCE_POINTS,
                      table: Path | None = None, tasks: Path | None = None) -> published.Comparison:
     reference = published.load_published(catalog, table, tasks)
-    return published.compare_published((r for r, _ in read_results(results, catalog)), reference, tolerance)
+    return published.compare_published((f.record for f in found), reference, tolerance)
 
 
 @dataclass(frozen=True)
