@@ -136,7 +136,7 @@ def _model_info(catalog: Catalog, index: ModelIndex, pair: Pair, run: dict[str, 
     model as it was loaded for this pair."""
     spec = catalog.find_model(pair.model, pair.pretrained)
     if spec is None:
-        counted = _run_value(run, "model_profile")
+        counted = run_value(run, "model_profile")
         counted = counted if isinstance(counted, dict) else {}
         return {c: v if isinstance(v := counted.get(c), (int, float)) and not isinstance(v, bool) else None
                 for c in MODEL_COLUMNS}
@@ -147,23 +147,23 @@ def _model_info(catalog: Catalog, index: ModelIndex, pair: Pair, run: dict[str, 
     return info
 
 
-def _run_value(run: dict[str, Any], key: str) -> Any:
+def run_value(run: dict[str, Any], key: str) -> Any:
     """One entry of a result's `run` block (what the worker recorded about how the pair ran), None where absent."""
     return run.get(key)
 
 
 def _finished(record: Result) -> str:
-    return str(_run_value(record.run, "finished") or "")
+    return str(run_value(record.run, "finished") or "")
 
 
 def _cost(run: dict[str, Any], price_of) -> float | None:
     """Dollars a pair cost: what the run recorded, else its seconds at the GPU's cheapest listed hourly price."""
-    recorded, seconds, gpu = (_run_value(run, k) for k in ("cost_usd", "seconds", "gpu_name"))
+    recorded, seconds, gpu = (run_value(run, k) for k in ("cost_usd", "seconds", "gpu_name"))
     if isinstance(recorded, (int, float)) and not isinstance(recorded, bool):
         return float(recorded)
     if not isinstance(seconds, (int, float)) or not isinstance(gpu, str) or not gpu:
         return None
-    price = price_of(gpu, bool(_run_value(run, "spot")))
+    price = price_of(gpu, bool(run_value(run, "spot")))
     return None if price is None else float(seconds) / 3600.0 * price
 
 
@@ -206,7 +206,7 @@ def build_rows(found: Iterable[ResultFile], catalog: Catalog) -> dict[str, list[
         if p.preprocess.image_size:
             row["image_size"] = p.preprocess.image_size
         for col in RUN_COLUMNS:
-            row[col] = _run_value(run, col)
+            row[col] = run_value(run, col)
         row["cost_usd"] = _cost(run, price_of)
         row[SOURCE_COLUMN] = rel
         out[get_task(p.task).table].append(row)

@@ -1,6 +1,7 @@
 """The collect use cases: sync (store -> local results folder + tracker), parse (results -> metric CSVs) and report
-(CSVs -> HTML page), the check against published numbers and the paired comparison of two models. `benchmark
-sync`, `parse`, `report` and `compare` each call one of these and print what it returns."""
+(CSVs -> HTML page), the check against published numbers, the paired comparison of two models, and publish (the
+tables and the page -> a Hugging Face dataset repo). `benchmark sync`, `parse`, `report`, `compare` and `publish`
+each call one of these and print what it returns."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from ..catalog import Catalog
 from ..collect import compare, published
+from ..collect import publish as hub
 from ..collect.parse import ParseReport, ResultFile, outputs_stale, parse_results, read_result_files
 from ..collect.report import build_report
 from ..core.jsonio import atomic_write_text
@@ -102,3 +104,15 @@ def compare_models(results: str | os.PathLike, out: str | os.PathLike, catalog: 
     path = Path(out) / f"compare_{slug(compare.label(side_a))}_{slug(compare.label(side_b))}.csv"
     atomic_write_text(path, compare.comparison_csv(comparison))
     return PairedOutcome(comparison, path)
+
+
+def publish(repo_id: str, metrics: str | os.PathLike, report: str | os.PathLike, results: str | os.PathLike,
+            catalog: Catalog, *, private: bool = False, endpoint: str | None = None,
+            dry_run: bool = False) -> hub.PublishOutcome:
+    """The leaderboard, the metric CSVs and the report page in `metrics` and `report`, with a dataset card made from
+    the results in `results` (what ran, with which versions), to the Hugging Face dataset repo `repo_id`: only what
+    differs from the repo's files, in one commit."""
+    repo_id = hub.check_repo_id(repo_id)
+    files = hub.collect_files(Path(metrics), Path(report))
+    files[hub.CARD] = hub.dataset_card(repo_id, files, read_result_files(results, catalog), catalog).encode()
+    return hub.publish(repo_id, files, private=private, endpoint=endpoint, dry_run=dry_run)
