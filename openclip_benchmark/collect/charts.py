@@ -124,7 +124,7 @@ def _lookup(fields: list[str]) -> dict[str, Any]:
     return {"lookup": "m", "from": {"data": {"name": "models"}, "key": "m", "fields": fields}}
 
 
-def _title(text: str, note: str = "") -> dict[str, Any]:
+def _title(text: str | dict[str, str], note: str = "") -> dict[str, Any]:
     return {"text": text, "subtitle": note} if note else {"text": text}
 
 
