@@ -153,7 +153,7 @@ def run_demo(
         endpoint_url=None, settings=settings, show=show, progress=progress,
     )
     parsed = collect.parse(layout.results, layout.workdir, layout.tracker, catalog)
-    page = collect.report(layout.results, layout.workdir, layout.tracker, layout.report, catalog).page
+    page = collect.report(layout.results, layout.workdir, layout.tracker, layout.report, catalog, parsed=parsed).page
     say(f"parse and report: metric CSVs in {_shown(layout.workdir)}, the report at {_shown(page)}")
     submission = launched.submission
     result = DemoResult(layout, shards=len(launched.preview.selected), exit_code=submission.exit_code if submission else 0,

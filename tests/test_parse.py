@@ -248,3 +248,99 @@ def test_resolution_sweep_table_and_plot(tmp_path):
     (results / result_key(Pair("ViT-B-32", "openai", "caltech101", preprocess=Preprocess(image_size=160)))).unlink()
     assert "resolution_sweep" not in parse_results(results, tmp_path / "out", catalog=CATALOG).rows
     assert not (tmp_path / "out" / "resolution_sweep.csv").exists()
+
+
+def test_gflops_follow_the_image_size_of_each_result(tmp_path):
+    """A resolution sweep: each size of a catalog model has the catalog's GFLOPs scaled as `plan` scales them, each size
+    of a counted model (local-dir:) what the worker counted at that size; in the metric rows, the leaderboard and
+    every point of the accuracy-against-compute chart (its Vega-Lite spec's data)."""
+    from openclip_benchmark.collect import charts
+    from openclip_benchmark.collect.report import build_report
+    from openclip_benchmark.core.pair import Preprocess
+    from openclip_benchmark.planning.plan import ModelIndex, pair_work
+    from test_report import embedded_data
+
+    results, sizes = tmp_path / "results", (160, 192, 288)
+    spec = CATALOG.find_model("ViT-B-32", "openai")
+    counted = {160: 0.004, 192: 0.009, 288: 0.017}  # what the worker recorded for each size (the issue's numbers)
+    expected = {}
+    for size in sizes:
+        pair = Pair("ViT-B-32", "openai", "cifar10", preprocess=Preprocess(image_size=size))
+        atomic_write_json(results / result_key(pair), make_result(pair, {"acc1": 0.5 + size / 1000}, {}))
+        planned = pair_work(pair, ModelIndex(CATALOG.models).work("ViT-B-32", "openai"), CATALOG.datasets).image_gflops
+        assert planned == pytest.approx(spec.image_gflops * (size / spec.image_size) ** 2)
+        expected[("ViT-B-32", pair.preprocess.canonical())] = planned
+        tiny = Pair("local-dir:/m/tiny", "", "cifar10", preprocess=Preprocess(image_size=size))
+        profile = {"params": 1000, "image_gflops": counted[size], "text_gflops": 0.001, "image_size": size}
+        atomic_write_json(results / result_key(tiny), make_result(tiny, {"acc1": 0.3}, {"model_profile": profile}))
+        expected[("local-dir:/m/tiny", tiny.preprocess.canonical())] = counted[size]
+    parsed = parse_results(results, tmp_path / "out", catalog=CATALOG)
+
+    rows = parsed.tables["classification_metrics"].rows
+    assert {(r["model"], r["preprocess"]): r["image_gflops"] for r in rows} == pytest.approx(expected)
+    assert {(r["model"], r["preprocess"]): r["image_size"] for r in rows} == {k: json.loads(k[1])["image_size"] for k in expected}
+    board = parsed.tables["leaderboard"].rows
+    assert {(r["model"], r["preprocess"]): r["image_gflops"] for r in board} == pytest.approx(expected)
+    assert len({r["image_gflops"] for r in board}) == 6  # no size takes the GFLOPs of another
+
+    page = build_report(tmp_path / "out", tmp_path / "report", catalog=CATALOG, tables=parsed.tables)
+    data = embedded_data(page.read_text())
+    chart = next(c for c in data["charts"] if c["id"] == "accuracy_vs_gflops")
+    assert chart["data"] == ["models", "scores"] and chart["spec"]["encoding"]["x"]["field"] == "gflops"
+    points = {(data["rows"][m["m"]][0], data["rows"][m["m"]][2]): m["gflops"] for m in data["data"]["models"]}
+    text = {(r["model"], r["preprocess"]): r["text_gflops"] for r in board}
+    assert points == pytest.approx({k: v + text[k] for k, v in expected.items()}, rel=1e-5)  # image + text, 6 digits
+    assert {(s["m"], s["c"]) for s in data["data"]["scores"]} >= {(m, "average") for m in range(6)}  # every point has a y
+    assert charts.png(charts.scatter(charts.board_data(board, parsed.tables["leaderboard"].columns, ["cifar10"], {}),
+                                     "gflops", "GFLOPs", "t", "none"))[:4] == b"\x89PNG"
+
+
+def test_parse_hands_on_the_tables_it_wrote_and_reading_them_back_gives_the_same_rows(parsed):
+    from openclip_benchmark.collect.parse import read_table
+
+    root, _, report = parsed
+    assert set(report.tables) == {"classification_metrics", "retrieval_metrics", "leaderboard", "leaderboard_intervals",
+                                  "resolution_sweep"}
+    for name, table in report.tables.items():
+        assert read_table(root / "out" / f"{name}.csv") == table, name  # types declared once, not guessed
+    board = report.tables["leaderboard"].rows
+    assert all(isinstance(r["params"], int) and isinstance(r["datasets"], int) for r in board if r["params"] is not None)
+    assert {type(r["preprocess"]) for r in board} == {str}  # "" where nothing is overridden
+
+
+def test_parse_reads_each_result_and_its_samples_once(tmp_path):
+    """Counted by the interpreter's audit hook on `open`: the record, the interval's cache key and the samples'
+    owner check all come from one read of each file; a second parse (intervals cached) reads each file once again."""
+    import os
+    import sys
+
+    import numpy as np
+
+    from openclip_benchmark.core.samples import make_samples
+    from openclip_benchmark.storage.layout import samples_key
+
+    results = tmp_path / "results"
+    rng = np.random.default_rng(0)
+    for pair in synthetic_pairs(12):
+        key = result_key(pair)
+        data = json.dumps(synthetic_result(pair)).encode()
+        (results / key).parent.mkdir(parents=True, exist_ok=True)
+        (results / key).write_bytes(data)
+        if pair.task == "zeroshot_classification":
+            target = rng.integers(0, 10, 50)
+            predicted = np.where(rng.random(50) < 0.6, target, rng.integers(0, 10, 50))
+            arrays = {"target": target, "predicted": predicted, "top1": predicted == target, "top5": rng.random(50) < 0.8}
+            (results / samples_key(key)).write_bytes(make_samples(data, arrays))
+    files = sorted(str(p) for p in results.rglob("*") if p.is_file())
+    opened: list[str] = []
+    listening = [True]  # an audit hook stays for the life of the interpreter: it listens during this test only
+    sys.addaudithook(lambda event, args: opened.append(str(args[0])) if listening[0] and event == "open" else None)
+    try:
+        for _ in range(2):
+            opened.clear()
+            report = parse_results(results, tmp_path / "out", catalog=CATALOG)
+            assert sorted(p for p in opened if p.startswith(str(results)) and os.path.exists(p)) == files
+    finally:
+        listening[0] = False
+    assert report.rows["leaderboard_intervals"] and any(r["ci_low"] is not None
+                                                         for r in report.tables["leaderboard_intervals"].rows)

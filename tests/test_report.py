@@ -18,9 +18,9 @@ from openclip_benchmark.cli import app
 from openclip_benchmark.core.jsonio import atomic_write_json
 from openclip_benchmark.core.pair import Pair
 from openclip_benchmark.catalog import load_catalog, model_family
-from openclip_benchmark.collect.parse import build_leaderboard, parse_results, write_table
-from openclip_benchmark.collect.report import (
-    build_report, cost_axis, page_data, read_intervals, script_json, vega_bundle)
+from openclip_benchmark.collect.charts import cost_axis
+from openclip_benchmark.collect.parse import build_leaderboard, parse_results, read_table, write_table
+from openclip_benchmark.collect.report import build_report, cell_intervals, page_data, script_json, vega_bundle
 from openclip_benchmark.synthetic import synthetic_pairs, synthetic_result
 from openclip_benchmark.tracker import open_tracker
 
@@ -74,7 +74,7 @@ def test_report_files_are_self_contained(built):
     assert HOSTILE_MODEL not in text and HOSTILE_MODEL in [r[0] for r in data["rows"]]
     assert "130 / 160" in text  # succeeded / tracked
     assert set(data["collections"]) >= {"imagenet_robustness", "vtab", "retrieval"}
-    assert data["sweep"]["sizes"] and data["intervals"] == []  # no leaderboard_intervals.csv here
+    assert data["data"]["sweep"] and not any("lo" in s for s in data["data"]["scores"])  # no intervals here
 
 
 def test_embedded_json_cannot_end_its_script():
@@ -86,10 +86,10 @@ def test_embedded_json_cannot_end_its_script():
 def test_family_and_collections_come_from_the_catalog():
     board = [{"model": m, "pretrained": "x", "preprocess": None, "average": 0.5, "cifar10": 0.5}
              for m in ("ViT-B-32", "convnext_base_w", "RN50", "EVA02-B-16", "coca_ViT-L-14", "local-dir:/m/tiny")]
-    data = page_data(board, ["model", "pretrained", "preprocess", "average", "cifar10"], ["cifar10"], {}, CATALOG, [], [])
+    data = page_data(board, ["model", "pretrained", "preprocess", "average", "cifar10"], ["cifar10"], CATALOG, {})
     assert data["families"] == ["ViT-B", "ConvNeXt", "ResNet", "EVA", "CoCa", "custom"]
     assert data["collections"]["vtab"] == ["cifar10"] and "retrieval" not in data["collections"]
-    assert page_data(board, ["model"], [], {}, None, [], [])["collections"] == {}
+    assert page_data(board, ["model"], [], None, {})["collections"] == {}
 
 
 def test_cost_axis_says_when_there_is_no_gpu_price():
@@ -101,11 +101,12 @@ def test_cost_axis_says_when_there_is_no_gpu_price():
 
 
 def test_intervals_are_read_where_both_bounds_are_given(tmp_path):
-    assert read_intervals(tmp_path) == {}
+    assert cell_intervals(None) == {}
     (tmp_path / "leaderboard_intervals.csv").write_text(
         "model,pretrained,preprocess,dataset,value,ci_low,ci_high\n"
         "ViT-B-32,openai,,cifar10,0.9,0.88,0.92\nViT-B-32,openai,,mnist,0.5,,\n")
-    assert read_intervals(tmp_path) == {("ViT-B-32", "openai", None, "cifar10"): (0.88, 0.92)}
+    assert cell_intervals(read_table(tmp_path / "leaderboard_intervals.csv")) == {
+        ("ViT-B-32", "openai", "", "cifar10"): (0.88, 0.92)}  # "": no preprocessing override
 
 
 def test_report_renders_in_headless_chromium(built, browser, tmp_path):
@@ -138,6 +139,30 @@ def test_report_cli_parses_when_stale(built, tmp_path):
     assert res.exit_code == 2 and res.output.startswith("error: ") and len(res.output.splitlines()) == 1
 
 
+def test_report_takes_parses_tables_in_memory_and_makes_the_same_page_from_the_csvs(built, tmp_path, monkeypatch):
+    from openclip_benchmark.collect import report
+    from openclip_benchmark.pipeline import collect
+
+    root, _ = built
+    parsed = parse_results(root / "results", tmp_path / "metrics", catalog=CATALOG)
+    alone = build_report(tmp_path / "metrics", tmp_path / "alone", root / "results.csv", catalog=CATALOG)  # reads CSVs
+    memory = build_report(tmp_path / "nowhere", tmp_path / "memory", root / "results.csv", catalog=CATALOG,
+                          tables=parsed.tables)  # no CSV there: nothing is read back
+    assert embedded_data(alone.read_text()) == embedded_data(memory.read_text())
+    for png in (tmp_path / "alone").glob("*.png"):
+        assert png.read_bytes() == (tmp_path / "memory" / png.name).read_bytes()  # the same specs, rendered
+
+    def no_csv(_):
+        raise AssertionError("the report read back the CSVs parse had just written")
+
+    monkeypatch.setattr(report, "read_report_tables", no_csv)
+    outcome = collect.report(root / "results", tmp_path / "fresh", root / "results.csv", tmp_path / "r", CATALOG)
+    assert outcome.parsed is not None and outcome.page.is_file()  # stale: parsed, and the tables handed on
+    again = collect.report(root / "results", tmp_path / "metrics", root / "results.csv", tmp_path / "r2", CATALOG,
+                           parsed=parsed)  # `benchmark demo`: parse, then report of what it parsed
+    assert again.parsed is None and embedded_data(again.page.read_text()) == embedded_data(memory.read_text())
+
+
 def test_report_with_no_results_yet(tmp_path):
     (tmp_path / "results").mkdir()
     parse_results(tmp_path / "results", tmp_path, catalog=load_catalog())
@@ -148,19 +173,21 @@ def test_report_with_no_results_yet(tmp_path):
 def test_heatmap_keeps_the_top_of_a_large_board(built, monkeypatch):
     import struct
 
-    from openclip_benchmark.collect import report
+    from openclip_benchmark.collect import charts, report
 
     root, _ = built
-    board = report.read_csv(root / "metrics" / "leaderboard.csv")
-    with open(root / "metrics" / "leaderboard.csv", newline="") as fh:
-        datasets = report._dataset_columns(next(csv.reader(fh)))
+    table = read_table(root / "metrics" / "leaderboard.csv")
+    board, datasets = table.rows, report._dataset_columns(table.columns)
 
     def height(png: bytes) -> int:
         return struct.unpack(">II", png[16:24])[1]
 
-    full = height(report.plot_heatmap(board, datasets))
-    monkeypatch.setattr(report, "HEATMAP_MAX_ROWS", 3)
-    assert len(board) > 3 and height(report.plot_heatmap(board, datasets)) < full
+    def plot_heatmap() -> bytes:
+        return charts.png(charts.heatmap(charts.board_data(board, table.columns, datasets, {}), datasets))
+
+    full = height(plot_heatmap())
+    monkeypatch.setattr(charts, "HEATMAP_MAX_ROWS", 3)
+    assert len(board) > 3 and height(plot_heatmap()) < full
 
 
 # ---------------------------------------------------------------- in a real browser, at catalog scale

@@ -383,3 +383,41 @@ def test_a_family_speed_is_the_median_of_its_measured_models():
     flops = [rate * models.work(arch, "").image_gflops * 1e9 for arch, rate in (("ViT-B-32", 1000), ("ViT-B-16", 300))]
     assert speeds[("ViT-B", "H100")].image == pytest.approx(sum(flops) / 2)
     assert speeds[("ViT-B", "H100")].text is None
+
+
+def test_the_throughput_plot_has_a_panel_per_model_on_shared_axes_and_a_legend_naming_each_line(tmp_path):
+    """Twenty lines (five models x image/text x fp32/amp): a panel per model, a line per mode and precision, one
+    legend; read from the Vega-Lite spec, and from the SVG vl-convert draws of it."""
+    import vl_convert
+
+    from openclip_benchmark.throughput.plot import throughput_spec, write_plot
+    from openclip_benchmark.throughput.records import read_runs, rows
+
+    models = ["RN50", "ViT-B-16", "ViT-B-32", "ViT-L-14", "convnext_base"]
+    measurements = [Measurement(m, "openai", mode, precision, batch, 224 if mode == "image" else None, samples=64,
+                                seconds=1.0, samples_per_s=batch * (i + 1) * (2.0 if precision == "amp" else 1.0))
+                    for i, m in enumerate(models) for mode in ("image", "text") for precision in ("fp32", "amp")
+                    for batch in (1, 8, 64)]
+    measurements.append(Measurement("ViT-B-32", "openai", "image", "amp", 256, 224, status="oom"))  # not drawn
+    env = {"device": "cuda", "device_name": "NVIDIA H100 80GB HBM3"}
+    old = [Measurement("ViT-B-32", "openai", "image", "amp", 8, 224, samples=8, seconds=1.0, samples_per_s=1.0)]
+    write_run(tmp_path, make_run("a-old", "2026-01-01T00:00:00+00:00", "2026-01-01T00:00:01+00:00", env, {}, old))
+    write_run(tmp_path, make_run("b-new", "2026-02-01T00:00:00+00:00", "2026-02-01T00:00:01+00:00", env, {}, measurements))
+    spec = throughput_spec(rows(read_runs(tmp_path)))
+
+    values = spec["datasets"]["throughput"]
+    panels = [f"{m}:openai" for m in models]
+    lines = sorted(f"{mode} {precision}{' @224' if mode == 'image' else ''} (NVIDIA H100 80GB HBM3)"
+                   for mode in ("image", "text") for precision in ("fp32", "amp"))
+    assert spec["facet"]["field"] == "model" and spec["facet"]["sort"] == panels == sorted({v["model"] for v in values})
+    color = spec["spec"]["encoding"]["color"]
+    assert color["field"] == "line" and color["sort"] == lines == sorted({v["line"] for v in values})
+    assert color["legend"]["title"] and spec["resolve"]["scale"] == {"x": "shared", "y": "shared"}
+    assert len(values) == len(models) * len(lines) * 3  # the failed point is not drawn
+    assert next(v["samples_per_s"] for v in values if v["model"] == "ViT-B-32:openai" and v["batch_size"] == 8
+                and v["line"].startswith("image amp")) == 8 * 3 * 2.0  # the later run replaced the earlier point
+    svg = vl_convert.vegalite_to_svg(spec)
+    assert all(f">{name}<" in svg for name in panels + lines)  # each panel titled, each line named in the legend
+    assert write_plot(tmp_path / "throughput.png", rows(read_runs(tmp_path)))
+    assert (tmp_path / "throughput.png").read_bytes()[:4] == b"\x89PNG"
+    assert throughput_spec([]) is None and not write_plot(tmp_path / "none.png", [])

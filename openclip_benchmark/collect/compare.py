@@ -24,7 +24,7 @@ import numpy as np
 from ..catalog import Catalog
 from ..core.errors import BenchmarkError, UnknownNameError
 from .intervals import RESAMPLES, SEED, Outcomes, bootstrap_draws, metric_outcomes, percentile_interval
-from .parse import dataset_column, load_samples, preprocess_text, read_results
+from .parse import dataset_column, load_samples, preprocess_text, read_result_files, read_samples_file
 
 Side = tuple[str, str, str]  # (model, pretrained, preprocess)
 
@@ -39,7 +39,9 @@ class Cell:
 
 
 @dataclass(frozen=True)
-class Difference:
+class PairedDifference:
+    """Model A's main metric against model B's on one dataset column (or their average), tested on the same images."""
+
     dataset: str  # the leaderboard's column (dataset, or dataset/language)
     metric: str
     a: float
@@ -60,8 +62,8 @@ class Difference:
 class PairedComparison:
     a: Side
     b: Side
-    rows: list[Difference] = field(default_factory=list)
-    average: Difference | None = None
+    rows: list[PairedDifference] = field(default_factory=list)
+    average: PairedDifference | None = None
     untested: list[str] = field(default_factory=list)  # columns without paired per-sample outcomes
 
 
@@ -88,20 +90,20 @@ def resolve(spec: str, sides: Iterable[Side]) -> Side:
 
 def read_cells(results_dir: str | os.PathLike, catalog: Catalog, specs: tuple[str, str]) -> tuple[Side, Side, dict, dict]:
     """The two sides the specs name and their cells by dataset column."""
-    found = read_results(results_dir, catalog)
-    sides = {(r.pair.model, r.pair.pretrained, preprocess_text(r.pair.preprocess)) for r, _ in found}
+    found = read_result_files(results_dir, catalog)
+    sides = {(f.record.pair.model, f.record.pair.pretrained, preprocess_text(f.record.pair.preprocess)) for f in found}
     a, b = (resolve(spec, sides) for spec in specs)
     if a == b:
         raise BenchmarkError(f"{specs[0]!r} and {specs[1]!r} name the same model ({label(a)})")
     cells: dict[Side, dict[str, Cell]] = {a: {}, b: {}}
-    for record, rel in found:
-        pair = record.pair
+    for result in found:
+        record, pair = result.record, result.record.pair
         side = (pair.model, pair.pretrained, preprocess_text(pair.preprocess))
         metric = catalog.main_metric(pair.dataset, pair.task)
         value = record.metrics.get(metric)
         if side not in cells or not isinstance(value, (int, float)):
             continue
-        samples = load_samples(results_dir, rel)
+        samples = load_samples(read_samples_file(results_dir, result.rel), result.digest)
         outcomes = metric_outcomes(samples, metric) if samples is not None else None
         cells[side][dataset_column(pair.dataset, pair.language)] = Cell(metric, float(value), outcomes)
     return a, b, cells[a], cells[b]
@@ -155,21 +157,21 @@ def compare_cells(a: Side, b: Side, cells_a: dict[str, Cell], cells_b: dict[str,
             draws = paired_draws(oa, ob, np.random.default_rng(seed), resamples)
             low, high = percentile_interval(draws)
             test, p = ("mcnemar_exact", mcnemar_p(oa, ob)) if oa.kind == "share" else ("paired_bootstrap", bootstrap_p(draws))
-            out.rows.append(Difference(column, ca.metric, ca.value, cb.value, oa.n, low, high, p, test))
+            out.rows.append(PairedDifference(column, ca.metric, ca.value, cb.value, oa.n, low, high, p, test))
             paired.append((oa, ob))
             continue
         out.untested.append(column)
-        out.rows.append(Difference(column, ca.metric, ca.value, cb.value, note=note))
+        out.rows.append(PairedDifference(column, ca.metric, ca.value, cb.value, note=note))
     mean_a, mean_b = (float(np.mean([r.a for r in out.rows])), float(np.mean([r.b for r in out.rows])))
     if out.untested:
-        out.average = Difference("average", "main metric", mean_a, mean_b,
-                                 note=f"no test: {len(out.untested)} of {len(common)} datasets lack paired samples")
+        out.average = PairedDifference("average", "main metric", mean_a, mean_b,
+                                       note=f"no test: {len(out.untested)} of {len(common)} datasets lack paired samples")
     else:
         rng = np.random.default_rng(seed)
         draws = np.mean([paired_draws(oa, ob, rng, resamples) for oa, ob in paired], axis=0)
         low, high = percentile_interval(draws)
-        out.average = Difference("average", "main metric", mean_a, mean_b, sum(oa.n for oa, _ in paired), low, high,
-                                 bootstrap_p(draws), "paired_bootstrap")
+        out.average = PairedDifference("average", "main metric", mean_a, mean_b, sum(oa.n for oa, _ in paired), low,
+                                       high, bootstrap_p(draws), "paired_bootstrap")
     return out
 
 

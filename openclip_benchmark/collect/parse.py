@@ -1,4 +1,8 @@
-"""Result JSONs -> long-form metric CSVs and a wide leaderboard (plus Parquet). Pure: reads files, writes files."""
+"""Result JSONs -> long-form metric CSVs and a wide leaderboard (plus Parquet). Pure: reads files, writes files.
+
+Each table is handed on in memory as well (`ParseReport.tables`), its cells typed as declared once (`TEXT_COLUMNS`,
+`INT_COLUMNS`), so a report made in the same command never reads back what was just written; `read_table` gives the
+same rows from a CSV."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import functools
 import hashlib
 import io
 import json
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,6 +23,7 @@ from ..core.jsonio import atomic_write_bytes, atomic_write_json, atomic_write_te
 from ..core.pair import Pair, Preprocess
 from ..core.records import Record, Result, read_record
 from ..core.samples import read_samples, result_digest
+from ..planning.plan import ModelIndex, pair_work
 from ..planning.pricing import gpu_from_device_name, load_gpus, load_prices
 from ..storage.layout import is_record_key, is_reserved, samples_key
 from .intervals import CONFIDENCE, RESAMPLES, SEED, Interval, intervals, metric_outcomes
@@ -36,6 +42,21 @@ CI_COLUMNS = ["ci_metric", "ci_low", "ci_high", "ci_method", "n_samples"]
 LEADERBOARD_COLLECTIONS = ("imagenet_robustness", "vtab", "retrieval")
 
 
+@dataclass(frozen=True)
+class ResultFile:
+    record: Result
+    rel: str  # its path relative to the results folder
+    digest: str  # SHA-256 of its bytes: what its samples file and its cached intervals are checked against
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table as parse writes it: its columns in order and its rows, each cell of its declared type."""
+
+    columns: list[str]
+    rows: list[dict[str, Any]]
+
+
 @dataclass
 class ParseReport:
     files: int = 0
@@ -46,6 +67,8 @@ class ParseReport:
     rows: dict[str, int] = field(default_factory=dict)
     written: list[Path] = field(default_factory=list)
     missing: int = 0  # tracked as succeeded, but no result file here (run `benchmark sync`)
+    tables: dict[str, Table] = field(default_factory=dict)  # name -> what was written, for a report in the same command
+    found: list[ResultFile] = field(default_factory=list)  # the results the tables were made of
 
 
 def iter_result_files(results_dir: str | os.PathLike) -> Iterator[tuple[str, str]]:
@@ -66,19 +89,20 @@ def iter_result_files(results_dir: str | os.PathLike) -> Iterator[tuple[str, str
                     yield item.path, rel
 
 
-def read_results(results_dir: str | os.PathLike, catalog: Catalog,
-                 report: ParseReport | None = None) -> list[tuple[Record, str]]:
-    """Valid result records with their file (relative), pairs named as the catalog names them; one per pair, the
-    most recently finished wins."""
+def read_result_files(results_dir: str | os.PathLike, catalog: Catalog,
+                      report: ParseReport | None = None) -> list[ResultFile]:
+    """Valid results, each file read once, pairs named as the catalog names them; one per pair, the most recently
+    finished wins."""
     if not Path(results_dir).is_dir():
         raise BenchmarkError(f"results folder {results_dir} does not exist; run `benchmark sync` first")
     report = report if report is not None else ParseReport()
-    best: dict[Pair, tuple[Record, str]] = {}
+    best: dict[Pair, ResultFile] = {}
     for path, rel in iter_result_files(results_dir):
         report.files += 1
         try:
             with open(path, "rb") as fh:
-                record = read_record(fh.read(), canonical_pair=catalog.canonical_pair)
+                data = fh.read()
+            record = read_record(data, canonical_pair=catalog.canonical_pair)
         except (InvalidResultError, OSError) as exc:
             report.invalid.append((rel, str(exc)))
             continue
@@ -89,10 +113,16 @@ def read_results(results_dir: str | os.PathLike, catalog: Catalog,
         seen = best.get(record.pair)
         if seen is not None:
             report.duplicates += 1
-            if (str(seen[0].run.get("finished") or ""), seen[1]) >= (str(record.run.get("finished") or ""), rel):
+            if (_finished(seen.record), seen.rel) >= (_finished(record), rel):
                 continue
-        best[record.pair] = (record, rel)
-    return sorted(best.values(), key=lambda item: item[0].pair.sort_key())
+        best[record.pair] = ResultFile(record, rel, result_digest(data))
+    return sorted(best.values(), key=lambda found: found.record.pair.sort_key())
+
+
+def read_results(results_dir: str | os.PathLike, catalog: Catalog,
+                 report: ParseReport | None = None) -> list[tuple[Record, str]]:
+    """`read_result_files` as (record, file relative to the folder)."""
+    return [(found.record, found.rel) for found in read_result_files(results_dir, catalog, report)]
 
 
 @functools.lru_cache(maxsize=None)
@@ -100,24 +130,40 @@ def preprocess_text(preprocess: Preprocess) -> str:
     return preprocess.canonical()
 
 
-def _model_info(catalog: Catalog, model: str, pretrained: str, run: dict[str, Any]) -> dict[str, Any]:
-    """The catalog's model data; for models it lacks (local-dir:, checkpoints), what the worker counted."""
-    spec = catalog.find_model(model, pretrained)
-    if spec is not None:
-        return {c: getattr(spec, c, None) for c in MODEL_COLUMNS}
-    counted = run.get("model_profile") if isinstance(run.get("model_profile"), dict) else {}
-    return {c: v if isinstance(v := counted.get(c), (int, float)) and not isinstance(v, bool) else None
-            for c in MODEL_COLUMNS}
+def _model_info(catalog: Catalog, index: ModelIndex, pair: Pair, run: dict[str, Any]) -> dict[str, Any]:
+    """The model's size and GFLOPs at the image size the pair ran at: the catalog's, the image tower's scaled to that
+    size as the planner scales them; for models it lacks (local-dir:, checkpoints), what the worker counted on the
+    model as it was loaded for this pair."""
+    spec = catalog.find_model(pair.model, pair.pretrained)
+    if spec is None:
+        counted = run_value(run, "model_profile")
+        counted = counted if isinstance(counted, dict) else {}
+        return {c: v if isinstance(v := counted.get(c), (int, float)) and not isinstance(v, bool) else None
+                for c in MODEL_COLUMNS}
+    info = {c: getattr(spec, c, None) for c in MODEL_COLUMNS}
+    if spec.image_gflops is not None:
+        info["image_gflops"] = pair_work(pair, index.work(pair.model, pair.pretrained), catalog.datasets).image_gflops
+    info["image_size"] = pair.preprocess.image_size or spec.image_size
+    return info
+
+
+def run_value(run: dict[str, Any], key: str) -> Any:
+    """One entry of a result's `run` block (what the worker recorded about how the pair ran), None where absent."""
+    return run.get(key)
+
+
+def _finished(record: Result) -> str:
+    return str(run_value(record.run, "finished") or "")
 
 
 def _cost(run: dict[str, Any], price_of) -> float | None:
     """Dollars a pair cost: what the run recorded, else its seconds at the GPU's cheapest listed hourly price."""
-    if isinstance(run.get("cost_usd"), (int, float)) and not isinstance(run.get("cost_usd"), bool):
-        return float(run["cost_usd"])
-    seconds, gpu = run.get("seconds"), run.get("gpu_name")
+    recorded, seconds, gpu = (run_value(run, k) for k in ("cost_usd", "seconds", "gpu_name"))
+    if isinstance(recorded, (int, float)) and not isinstance(recorded, bool):
+        return float(recorded)
     if not isinstance(seconds, (int, float)) or not isinstance(gpu, str) or not gpu:
         return None
-    price = price_of(gpu, bool(run.get("spot")))
+    price = price_of(gpu, bool(run_value(run, "spot")))
     return None if price is None else float(seconds) / 3600.0 * price
 
 
@@ -134,16 +180,19 @@ def _gpu_price_lookup():
     return price
 
 
-def build_rows(records: Iterable[tuple[Record, str]], catalog: Catalog) -> dict[str, list[dict[str, Any]]]:
+def build_rows(found: Iterable[ResultFile], catalog: Catalog) -> dict[str, list[dict[str, Any]]]:
     """Long-form rows, one table per task family (each task names its table: multilabel joins classification)."""
-    models: dict[tuple[str, str], dict[str, Any]] = {}
+    models: dict[tuple[str, str, Preprocess], dict[str, Any]] = {}
+    index = ModelIndex(catalog.models)
     price_of = _gpu_price_lookup()
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in task_tables()}
-    for record, rel in records:
+    for result in found:
+        record, rel = result.record, result.rel
         p, run = record.pair, record.run
-        info = models.get((p.model, p.pretrained))
+        key = (p.model, p.pretrained, p.preprocess)  # the model as loaded: its image size sets its GFLOPs
+        info = models.get(key)
         if info is None or not any(v is not None for v in info.values()):
-            info = models[(p.model, p.pretrained)] = _model_info(catalog, p.model, p.pretrained, run)
+            info = models[key] = _model_info(catalog, index, p, run)
         row: dict[str, Any] = dict(record.metrics)  # first, so no metric name can overwrite a fixed column
         row.update(
             model=p.model,
@@ -157,8 +206,7 @@ def build_rows(records: Iterable[tuple[Record, str]], catalog: Catalog) -> dict[
         if p.preprocess.image_size:
             row["image_size"] = p.preprocess.image_size
         for col in RUN_COLUMNS:
-            value = run.get(col)
-            row[col] = value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else None
+            row[col] = run_value(run, col)
         row["cost_usd"] = _cost(run, price_of)
         row[SOURCE_COLUMN] = rel
         out[get_task(p.task).table].append(row)
@@ -173,14 +221,23 @@ def columns_for(name: str, rows: list[dict[str, Any]]) -> list[str]:
     return IDENTITY_COLUMNS + known + CI_COLUMNS + extra + MODEL_COLUMNS + RUN_COLUMNS + [SOURCE_COLUMN]
 
 
-def load_samples(results_dir: str | os.PathLike, rel: str) -> dict[str, Any] | None:
-    """The per-sample outcomes beside the result file `rel`, if they belong to exactly its bytes; else None."""
-    path = Path(results_dir) / rel
+def read_samples_file(results_dir: str | os.PathLike, rel: str) -> bytes | None:
+    """The bytes of the per-sample outcomes beside the result file `rel`, or None where there are none."""
     try:
-        digest, arrays = read_samples((Path(results_dir) / samples_key(rel)).read_bytes())
-        return arrays if digest == result_digest(path.read_bytes()) else None
-    except (OSError, InvalidResultError):
+        return (Path(results_dir) / samples_key(rel)).read_bytes()
+    except OSError:
         return None
+
+
+def load_samples(samples: bytes | None, digest: str) -> dict[str, Any] | None:
+    """The per-sample outcomes in `samples` if they belong to exactly the result whose SHA-256 is `digest`; else None."""
+    if samples is None:
+        return None
+    try:
+        owner, arrays = read_samples(samples)
+    except InvalidResultError:
+        return None
+    return arrays if owner == digest else None
 
 
 # intervals by the bytes they came from, in the metrics folder: a bootstrap (about 0.7 s for VOC2007's mAP) runs
@@ -200,35 +257,28 @@ def read_interval_cache(out_dir: Path) -> dict[str, list]:
     return doc["entries"] if ok and isinstance(doc.get("entries"), dict) else {}
 
 
-def _interval_key(results_dir: str | os.PathLike, rel: str, metric: str) -> str | None:
-    """The result's bytes, its samples' bytes and the metric; None when there are no samples."""
-    try:
-        result = (Path(results_dir) / rel).read_bytes()
-        samples = (Path(results_dir) / samples_key(rel)).read_bytes()
-    except OSError:
-        return None
-    return f"{hashlib.sha256(result).hexdigest()}:{hashlib.sha256(samples).hexdigest()}:{metric}"
-
-
-def add_intervals(results_dir: str | os.PathLike, rows: list[dict[str, Any]], catalog: Catalog,
-                  cache: dict[str, list] | None = None) -> dict[str, list]:
+def add_intervals(results_dir: str | os.PathLike, rows: list[dict[str, Any]], digests: dict[str, str],
+                  catalog: Catalog, cache: dict[str, list] | None = None) -> dict[str, list]:
     """Fill each row's CI columns for its main metric from its result's samples (left empty where there are none);
-    returns the cache entries of these rows (taken from `cache` where it has them)."""
+    `digests` maps each row's source file to its SHA-256. Each samples file is read once, and decoded only where the
+    cache lacks its interval. Returns the cache entries of these rows (taken from `cache` where it has them)."""
     cache, used = cache or {}, {}
     todo: list[tuple[dict[str, Any], str]] = []
     found = []
     for row in rows:
         metric = catalog.main_metric(row["dataset"], row["task"])
         row.update(dict.fromkeys(CI_COLUMNS), ci_metric=metric)
-        key = _interval_key(results_dir, row[SOURCE_COLUMN], metric)
-        if key is None:
+        digest = digests[row[SOURCE_COLUMN]]
+        samples_bytes = read_samples_file(results_dir, row[SOURCE_COLUMN])
+        if samples_bytes is None:
             continue
+        key = f"{digest}:{hashlib.sha256(samples_bytes).hexdigest()}:{metric}"
         cached = cache.get(key)
         if isinstance(cached, list) and len(cached) == 4:
             used[key] = cached
             row.update(zip(("ci_low", "ci_high", "ci_method", "n_samples"), cached))
             continue
-        samples = load_samples(results_dir, row[SOURCE_COLUMN])
+        samples = load_samples(samples_bytes, digest)
         if samples is not None:
             todo.append((row, key))
             found.append(metric_outcomes(samples, metric))
@@ -344,20 +394,70 @@ def build_resolution_sweep(rows: Iterable[dict[str, Any]], catalog: Catalog) -> 
     return out, SWEEP_HEAD + [str(size) for size in sizes]
 
 
-def _csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
+# The type of every column, declared once: what parse hands on in memory, what the Parquet files store and what
+# `read_table` gives back from a CSV. Text naming a pair is never missing ("" where no preprocessing is overridden);
+# other empty cells are None; every column not named here holds numbers (metrics, averages, GFLOPs, seconds,
+# dollars, interval bounds, the main metric at each image size).
+NAME_COLUMNS = frozenset(IDENTITY_COLUMNS + ["metric", "ci_metric"])
+TEXT_COLUMNS = NAME_COLUMNS | {"gpu_name", "device", "precision", "shard_id", "finished", SOURCE_COLUMN, "ci_method"}
+INT_COLUMNS = frozenset({"params", "image_params", "text_params", "image_size", "datasets", "n_samples", "num_samples",
+                         "batch_size", "attempt"})
+
+
+def _typed(column: str, value: Any) -> Any:
+    """A cell of `column` as its declared type; None where the value is not one."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if column in TEXT_COLUMNS:
+        text = value if isinstance(value, str) else str(value) if number else ""
+        return text if text or column in NAME_COLUMNS else None
+    if not number or not math.isfinite(value):
+        return None
+    if column in INT_COLUMNS:
+        return int(value) if float(value).is_integer() else None
+    return float(value)
+
+
+def _from_text(column: str, text: str) -> Any:
+    if column in TEXT_COLUMNS:
+        return text if text or column in NAME_COLUMNS else None
+    if text == "":
+        return None
+    return int(text) if column in INT_COLUMNS else float(text)
+
+
+def typed_table(rows: Iterable[dict[str, Any]], columns: list[str]) -> Table:
+    return Table(list(columns), [{c: _typed(c, row.get(c)) for c in columns} for row in rows])
+
+
+def read_table(path: str | os.PathLike) -> Table:
+    """A table parse wrote, from its CSV, each cell of its declared type: the rows parse had in memory."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            columns = next(reader, [])
+            rows = []
+            for line, cells in enumerate(reader, start=2):
+                if len(cells) != len(columns):
+                    raise ValueError(f"{len(cells)} cells under {len(columns)} columns")
+                rows.append({c: _from_text(c, text) for c, text in zip(columns, cells)})
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise BenchmarkError(f"{path}: cannot read it ({type(exc).__name__}); run `benchmark parse` again") from None
+    except ValueError as exc:
+        raise BenchmarkError(f"{path}, line {line}: {exc}; run `benchmark parse` again") from None
+    return Table(columns, rows)
+
+
+def _csv_text(table: Table) -> str:
     buf = io.StringIO(newline="")
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=table.columns, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(table.rows)
     return buf.getvalue()
 
 
-TEXT_COLUMNS = IDENTITY_COLUMNS + ["gpu_name", "device", "precision", "shard_id", "finished", SOURCE_COLUMN,
-                                   "ci_metric", "ci_method", "dataset", "metric"]
-
-
 def _parquet_bytes(csv_text: str, columns: list[str]) -> bytes:
-    """The CSV just rendered, typed by pyarrow's C++ reader: no per-cell Python and no pandas import."""
+    """The CSV just rendered, typed by pyarrow's C++ reader as the columns are declared: no per-cell Python and no
+    pandas import."""
     import pyarrow as pa
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
@@ -365,7 +465,8 @@ def _parquet_bytes(csv_text: str, columns: list[str]) -> bytes:
     convert = pa_csv.ConvertOptions(
         null_values=[""],
         strings_can_be_null=True,
-        column_types={c: pa.string() for c in columns if c in TEXT_COLUMNS},
+        column_types={c: pa.string() if c in TEXT_COLUMNS else pa.int64() if c in INT_COLUMNS else pa.float64()
+                      for c in columns},
     )
     table = pa_csv.read_csv(pa.BufferReader(csv_text.encode("utf-8")), convert_options=convert)
     sink = pa.BufferOutputStream()
@@ -374,10 +475,14 @@ def _parquet_bytes(csv_text: str, columns: list[str]) -> bytes:
 
 
 def write_table(out_dir: Path, name: str, rows: list[dict[str, Any]], columns: list[str]) -> list[Path]:
+    return _write(out_dir, name, typed_table(rows, columns))
+
+
+def _write(out_dir: Path, name: str, table: Table) -> list[Path]:
     csv_path, parquet_path = out_dir / f"{name}.csv", out_dir / f"{name}.parquet"
-    text = _csv_text(rows, columns)
+    text = _csv_text(table)
     atomic_write_text(csv_path, text)
-    atomic_write_bytes(parquet_path, _parquet_bytes(text, columns))
+    atomic_write_bytes(parquet_path, _parquet_bytes(text, table.columns))
     return [csv_path, parquet_path]
 
 
@@ -397,36 +502,34 @@ def parse_results(
     catalog: Catalog,
 ) -> ParseReport:
     """Read every result by content and write the metric CSVs (with the main metric's interval), the leaderboard,
-    its cells' intervals and their Parquet twins."""
+    its cells' intervals and their Parquet twins; the report holds them in memory too (`tables`)."""
     report = ParseReport()
-    records = read_results(results_dir, catalog, report)
-    tables = build_rows(records, catalog)
+    report.found = read_result_files(results_dir, catalog, report)
+    long_rows = build_rows(report.found, catalog)
     out_dir = Path(out_dir)
     cache, used = read_interval_cache(out_dir), {}
-    for rows in tables.values():
-        used.update(add_intervals(results_dir, rows, catalog, cache))
+    digests = {found.rel: found.digest for found in report.found}
+    for rows in long_rows.values():
+        used.update(add_intervals(results_dir, rows, digests, catalog, cache))
     if used != cache:  # only this parse's entries: results that are gone take theirs with them
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out_dir / INTERVAL_CACHE, {"schema": INTERVAL_CACHE_SCHEMA, "settings": INTERVAL_SETTINGS,
                                                      "entries": used})
-    for name, rows in tables.items():
-        rows_cols = columns_for(name, rows)
-        report.written += write_table(out_dir, name, rows, rows_cols)
-        report.rows[name] = len(rows)
-    board, board_cols = build_leaderboard((row for rows in tables.values() for row in rows), catalog)
-    report.written += write_table(out_dir, "leaderboard", board, board_cols)
-    report.rows["leaderboard"] = len(board)
-    cells = build_leaderboard_intervals(row for rows in tables.values() for row in rows)
-    report.written += write_table(out_dir, "leaderboard_intervals", cells, INTERVAL_COLUMNS)
-    report.rows["leaderboard_intervals"] = len(cells)
-    sweep, sweep_cols = build_resolution_sweep((row for rows in tables.values() for row in rows), catalog)
+    every = [row for rows in long_rows.values() for row in rows]
+    tables = {name: typed_table(rows, columns_for(name, rows)) for name, rows in long_rows.items()}
+    tables["leaderboard"] = typed_table(*build_leaderboard(every, catalog))
+    tables["leaderboard_intervals"] = typed_table(build_leaderboard_intervals(every), INTERVAL_COLUMNS)
+    sweep, sweep_cols = build_resolution_sweep(every, catalog)
     if sweep:  # only where some model was evaluated at several image sizes
-        report.written += write_table(out_dir, "resolution_sweep", sweep, sweep_cols)
-        report.rows["resolution_sweep"] = len(sweep)
+        tables["resolution_sweep"] = typed_table(sweep, sweep_cols)
     else:  # a table of an earlier parse would describe results that are gone
         for stale in (out_dir / "resolution_sweep.csv", out_dir / "resolution_sweep.parquet"):
             stale.unlink(missing_ok=True)
+    for name, table in tables.items():
+        report.written += _write(out_dir, name, table)
+        report.rows[name] = len(table.rows)
+    report.tables = tables
     if tracker is not None and Path(tracker).exists():
-        have = {record.pair for record, _ in records}
+        have = {found.record.pair for found in report.found}
         report.missing = sum(e.pair not in have for e in Tracker.load(tracker).select(["succeeded"]))
     return report

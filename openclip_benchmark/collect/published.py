@@ -50,7 +50,9 @@ class PublishedTable:
 
 
 @dataclass(frozen=True)
-class Difference:
+class PublishedDifference:
+    """Our value of one (model, pretrained, dataset) against open_clip's published one: no test, a tolerance."""
+
     model: str
     pretrained: str
     dataset: str
@@ -69,7 +71,7 @@ class Difference:
 
 @dataclass
 class Comparison:
-    rows: list[Difference] = field(default_factory=list)
+    rows: list[PublishedDifference] = field(default_factory=list)
     tolerance: float = TOLERANCE_POINTS
     unpublished_models: list[tuple[str, str]] = field(default_factory=list)  # we have results, the table no row
     not_in_catalog: list[str] = field(default_factory=list)  # DataComp columns the catalog has no dataset for
@@ -77,7 +79,7 @@ class Comparison:
     missing_columns: tuple[str, ...] = ()
 
     @property
-    def flagged(self) -> list[Difference]:
+    def flagged(self) -> list[PublishedDifference]:
         return [row for row in self.rows if row.flagged(self.tolerance)]
 
 
@@ -164,8 +166,8 @@ def compare_published(records: Iterable[Record], published: PublishedTable,
         if ours is None:
             out.no_metric.append((pair.model, pair.pretrained, pair.dataset, task.metric))
             continue
-        out.rows.append(Difference(pair.model, pair.pretrained, pair.dataset, task.column, task.metric, ours,
-                                   row[task.column]))
+        out.rows.append(PublishedDifference(pair.model, pair.pretrained, pair.dataset, task.column, task.metric,
+                                            ours, row[task.column]))
     out.unpublished_models = list(unpublished)
     out.rows.sort(key=lambda d: (d.model, d.pretrained, d.dataset))
     return out

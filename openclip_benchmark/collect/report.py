@@ -1,18 +1,17 @@
-"""Metric CSVs -> one self-contained, interactive HTML page, plus PNGs of its plots beside it.
+"""Metric tables -> one self-contained, interactive HTML page, plus PNGs of its charts beside it.
 
-The charts are Vega-Lite, drawn by vega-embed from the offline bundle of the vl-convert-python package, inlined in
-the page with the data as JSON. Written by hand (report_assets/report.js), only what the library lacks: the
-leaderboard table (sort, filter, search) and feeding the filtered rows to the charts."""
+Each chart is one Vega-Lite spec from `charts`: the page embeds it, drawn by vega-embed from the offline bundle of
+the vl-convert-python package (inlined, with the data as JSON), and the PNG is vl-convert's rendering of the same
+spec. Written by hand (report_assets/report.js), only what the library lacks: the leaderboard table (sort, filter,
+search) and handing each chart the rows that pass the filters. The tables come from parse in memory when both run in
+one command, else from the CSVs it wrote."""
 
 from __future__ import annotations
 
 import base64
-import csv
 import functools
 import html
-import io
 import json
-import math
 import os
 import string
 from collections import Counter
@@ -23,37 +22,22 @@ from ..catalog import Catalog, model_family
 from ..core.errors import BenchmarkError
 from ..core.jsonio import atomic_write_bytes, atomic_write_text
 from ..core.records import utc_now
-from .parse import dataset_column
-from ..throughput.plot import plot_png
+from ..throughput.plot import throughput_spec
 from ..throughput.records import read_runs, rows
-from ..tracker import STATUSES, Tracker
+from ..tracker import Tracker
+from . import charts
+from .parse import Table, dataset_column, read_table
 
 LEADERBOARD_TEXT_COLUMNS = ("model", "pretrained", "preprocess")
-HEATMAP_MAX_ROWS = 200
-STATUS_COLORS = {
-    "pending": "#bbbbbb",
-    "planned": "#9ecae1",
-    "launched": "#6baed6",
-    "running": "#3182bd",
-    "succeeded": "#31a354",
-    "failed": "#de2d26",
-    "skipped": "#fdae6b",
-}
+REPORT_TABLES = ("leaderboard", "leaderboard_intervals", "resolution_sweep")  # the first is required
 
 
-def read_csv(path: Path, text_columns=LEADERBOARD_TEXT_COLUMNS) -> list[dict[str, Any]]:
-    """Rows with numbers as floats and empty cells as None; names stay text even when they look like numbers."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        return [{k: (v or None) if k in text_columns else _value(v) for k, v in row.items()} for row in csv.DictReader(fh)]
-
-
-def _value(text: str | None) -> Any:
-    if text is None or text == "":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return text
+def read_report_tables(metrics_dir: str | os.PathLike) -> dict[str, Table]:
+    """The tables a report is made of, from the CSVs parse wrote (for a report run on its own)."""
+    metrics_dir = Path(metrics_dir)
+    if not (metrics_dir / "leaderboard.csv").is_file():
+        raise BenchmarkError(f"{metrics_dir / 'leaderboard.csv'} not found; run `benchmark parse` first")
+    return {name: read_table(path) for name in REPORT_TABLES if (path := metrics_dir / f"{name}.csv").is_file()}
 
 
 def status_counts(tracker: str | os.PathLike | None) -> Counter:
@@ -66,121 +50,6 @@ def status_counts(tracker: str | os.PathLike | None) -> Counter:
 def _dataset_columns(columns: list[str]) -> list[str]:
     head = set(LEADERBOARD_TEXT_COLUMNS) | {"params", "image_gflops", "text_gflops", "datasets", "average", "seconds", "cost_usd"}
     return [c for c in columns if c not in head and not c.startswith("avg_")]
-
-
-def _label(row: dict[str, Any]) -> str:
-    text = f"{row['model']}:{row['pretrained']}" if row.get("pretrained") else str(row["model"])
-    return f"{text} {row['preprocess']}" if row.get("preprocess") else text
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _note(ax, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#666666")
-
-
-def plot_heatmap(board: list[dict[str, Any]], datasets: list[str]) -> bytes:
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    total, board = len(board), board[:HEATMAP_MAX_ROWS]  # the board is ranked: the top rows stay readable
-    rows = len(board)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.42 * len(datasets) + 4), max(2.5, 0.26 * rows + 1.8)))
-    if not board or not datasets:
-        _note(ax, "no results yet")
-        ax.set_axis_off()
-        return _png(fig)
-    grid = np.array([[np.nan if r.get(d) is None else 100 * r[d] for d in datasets] for r in board], dtype=float)
-    image = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap="viridis", vmin=0, vmax=100)
-    ax.set_xticks(range(len(datasets)), datasets, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(rows), [_label(r) for r in board], fontsize=8)
-    if rows * len(datasets) <= 400:
-        for (i, j), v in np.ndenumerate(grid):
-            if not math.isnan(v):
-                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6, color="white" if v < 60 else "black")
-    fig.colorbar(image, ax=ax, label="main metric (%)", fraction=0.03)
-    shown = f" (top {rows} of {total}; all in the table)" if total > rows else ""
-    ax.set_title(f"Main metric per model and dataset{shown}")
-    return _png(fig)
-
-
-def plot_scatter(board: list[dict[str, Any]], x_of, xlabel: str, title: str, empty: str) -> bytes:
-    import matplotlib.pyplot as plt
-
-    points = [(x_of(r), 100 * r["average"], _label(r)) for r in board if r.get("average") is not None]
-    points = [(x, y, name) for x, y, name in points if x is not None and x > 0]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    if not points:
-        _note(ax, empty)
-    else:
-        ax.scatter([p[0] for p in points], [p[1] for p in points], s=18, alpha=0.8)
-        ax.set_xscale("log")
-        for x, y, name in sorted(points, key=lambda p: -p[1])[:8]:
-            ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("average main metric (%)")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    return _png(fig)
-
-
-SWEEP_MAX_LINES = 20
-SWEEP_TEXT_COLUMNS = ("model", "pretrained", "dataset", "language", "preprocess", "metric")
-
-
-def plot_resolution_sweep(sweep: list[dict[str, Any]], sizes: list[str]) -> bytes:
-    """Main metric against image size, one line per (model, pretrained, dataset) of the sweep table (seed 004)."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for row in sweep[:SWEEP_MAX_LINES]:
-        points = [(int(s), 100 * row[s]) for s in sizes if row.get(s) is not None]
-        label = f"{_label({**row, 'preprocess': ''})} {row['dataset']}"
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
-    ax.set_xticks([int(s) for s in sizes])
-    ax.set_xlabel("image size (pixels)")
-    ax.set_ylabel("main metric (%)")
-    shown = f" (first {SWEEP_MAX_LINES} of {len(sweep)})" if len(sweep) > SWEEP_MAX_LINES else ""
-    ax.set_title(f"Main metric against image size{shown}")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    return _png(fig)
-
-
-def plot_progress(counts: Counter) -> bytes:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 2.6))
-    total = sum(counts.values())
-    if not total:
-        _note(ax, "no tracker (results.csv) given")
-        ax.set_axis_off()
-        return _png(fig)
-    left = 0
-    for status in STATUSES:
-        n = counts.get(status, 0)
-        if n:
-            ax.barh([0], [n], left=left, color=STATUS_COLORS[status], label=f"{status} ({n})")
-            left += n
-    ax.set_xlim(0, total)
-    ax.set_yticks([])
-    ax.set_xlabel("pairs")
-    ax.set_title(f"Sweep progress: {counts.get('succeeded', 0)} of {total} pairs succeeded")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.45), ncol=4, fontsize=8, frameon=False)
-    return _png(fig)
-
-
-def _gflops(row: dict[str, Any]) -> float | None:
-    if row.get("image_gflops") is None:
-        return None
-    return row["image_gflops"] + (row.get("text_gflops") or 0.0)
 
 
 def published_html(comparison) -> str:
@@ -204,65 +73,39 @@ def published_html(comparison) -> str:
 
 
 
-def cost_axis(board: list[dict[str, Any]]) -> tuple[str, str, str]:
-    """(column, axis title, note) of the cost plot: dollars where a GPU price is known; for runs that have none (CPU),
-    seconds, labelled so, so the plot is never empty while anything ran."""
-    priced = sum(r.get("cost_usd") is not None for r in board)
-    unpriced = sum(r.get("cost_usd") is None and r.get("seconds") is not None for r in board)
-    if priced:
-        note = f"; {unpriced} model(s) have no GPU price (CPU runs) and are not drawn" if unpriced else ""
-        return "cost_usd", "USD spent evaluating the model (log)", note
-    if unpriced:
-        return "seconds", "seconds spent evaluating the model (log)", "no GPU price: these runs were on CPU, so seconds"
-    return "cost_usd", "USD spent evaluating the model (log)", "no cost data yet"
+def cell_intervals(table: Table | None) -> dict[tuple, tuple[float, float]]:
+    """(model, pretrained, preprocess, leaderboard column) -> (ci_low, ci_high) from parse's `leaderboard_intervals`;
+    empty without it; cells without both bounds are left out."""
+    return {(r["model"], r["pretrained"], r["preprocess"], r["dataset"]): (r["ci_low"], r["ci_high"])
+            for r in (table.rows if table is not None else ()) if r["ci_low"] is not None and r["ci_high"] is not None}
 
 
-def read_intervals(metrics_dir: Path) -> dict[tuple, tuple[float, float]]:
-    """(model, pretrained, preprocess, leaderboard column) -> (ci_low, ci_high) from parse's
-    `leaderboard_intervals.csv`; empty when the file is absent, rows without both bounds are left out."""
-    path = metrics_dir / "leaderboard_intervals.csv"
-    if not path.is_file():
-        return {}
-    out = {}
-    for row in read_csv(path, INTERVAL_TEXT_COLUMNS):
-        low, high = row.get("ci_low"), row.get("ci_high")
-        if isinstance(low, float) and isinstance(high, float) and math.isfinite(low) and math.isfinite(high):
-            out[(row.get("model"), row.get("pretrained"), row.get("preprocess"), row.get("dataset"))] = (low, high)
-    return out
+def report_charts(board: list[dict[str, Any]], columns: list[str], datasets: list[str], intervals: dict,
+                  sweep: Table | None, throughput: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The page's interactive charts by element id, each one Vega-Lite spec (its PNG is rendered from it)."""
+    data = charts.board_data(board, columns, datasets, intervals)
+    cost_column, cost_title, cost_note = charts.cost_axis(board)
+    specs = {
+        "heatmap": charts.heatmap(data, datasets),
+        "accuracy_vs_gflops": charts.scatter(data, "gflops", "GFLOPs per image + text sample (log)",
+                                             "Accuracy against compute", "no GFLOPs known for the models shown"),
+        "accuracy_vs_cost": charts.scatter(
+            data, "cost", cost_title,
+            "Accuracy against seconds spent" if cost_column == "seconds" else "Accuracy against dollars spent",
+            cost_note or "no cost data for the models shown", cost_note),
+    }
+    if sweep is not None and sweep.rows:
+        specs["resolution_sweep"] = charts.resolution_sweep(sweep.rows, [c for c in sweep.columns if c.isdigit()], board)
+    if throughput is not None:
+        specs["throughput"] = throughput
+    return specs
 
 
-INTERVAL_TEXT_COLUMNS = LEADERBOARD_TEXT_COLUMNS + ("dataset",)
-
-
-def _short(value: Any) -> Any:
-    """Six significant digits: the page shows at most four, and 196 x 43 numbers stay small; NaN becomes null."""
-    if not isinstance(value, float):
-        return value
-    return float(f"{value:.6g}") if math.isfinite(value) else None
-
-
-def _unique_labels(board: list[dict[str, Any]]) -> list[str]:
-    seen: Counter = Counter()
-    labels = []
-    for row in board:
-        label = _label(row)
-        seen[label] += 1
-        labels.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
-    return labels
-
-
-def page_data(board: list[dict[str, Any]], columns: list[str], datasets: list[str], intervals: dict,
-              catalog: Catalog | None, sweep: list[dict[str, Any]], sizes: list[str]) -> dict[str, Any]:
-    """What the page's script draws from: the leaderboard as rows of values in `columns` order, the intervals as
-    (row, column, low, high), families, collections (catalog collections -> the leaderboard columns they hold)."""
-    where = {c: i for i, c in enumerate(columns)}
-    values = [[_short(r.get(c)) for c in columns] for r in board]
-    cis = []
-    for i, r in enumerate(board):
-        for col in columns:
-            bounds = intervals.get((r["model"], r["pretrained"], r.get("preprocess"), col))
-            if bounds is not None:
-                cis.append([i, where[col], _short(bounds[0]), _short(bounds[1])])
+def page_data(board: list[dict[str, Any]], columns: list[str], datasets: list[str], catalog: Catalog | None,
+              specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What the page's script works from: the leaderboard as rows of values in `columns` order, families,
+    collections (catalog collections -> the leaderboard columns they hold), and the charts' specs with their
+    datasets held once (`data`; the leaderboard's charts share theirs), each spec naming the ones it draws."""
     collections: dict[str, list[str]] = {}
     if catalog is not None:
         column_of = {
@@ -272,24 +115,19 @@ def page_data(board: list[dict[str, Any]], columns: list[str], datasets: list[st
             held = [c for c in datasets if column_of.get(c) in members]
             if held:
                 collections[name] = held
-    cost = cost_axis(board)
+    shared: dict[str, list] = {}
+    for spec in specs.values():
+        shared.update(spec["datasets"])
     return {
         "columns": columns,
         "datasets": datasets,
-        "rows": values,
-        "labels": _unique_labels(board),
+        "rows": [[charts.short(r.get(c)) for c in columns] for r in board],
         "families": [model_family(r["model"]) for r in board],
-        "intervals": cis,
         "collections": collections,
-        "cost": {"column": cost[0], "title": cost[1], "note": cost[2]},
-        "sweep": {
-            "sizes": [int(s) for s in sizes],
-            "rows": [
-                {"model": r["model"], "pretrained": r["pretrained"], "family": model_family(r["model"]),
-                 "dataset": dataset_column(r["dataset"], r.get("language") or "en"), "values": [_short(r.get(s)) for s in sizes]}
-                for r in sweep
-            ],
-        },
+        "cost": dict(zip(("column", "title", "note"), charts.cost_axis(board))),
+        "data": shared,
+        "charts": [{"id": name, "data": list(spec["datasets"]),
+                    "spec": {k: v for k, v in spec.items() if k != "datasets"}} for name, spec in specs.items()],
     }
 
 
@@ -318,54 +156,30 @@ ASSETS = Path(__file__).resolve().parent / "report_assets"
 def build_report(
     metrics_dir: str | os.PathLike = ".", out_dir: str | os.PathLike = "report", tracker: str | os.PathLike | None = None,
     throughput_dir: str | os.PathLike | None = None, published=None, catalog: Catalog | None = None,
+    tables: dict[str, Table] | None = None,
 ) -> Path:
-    """Write `out_dir/index.html` and its plots as PNGs; return the page's path. The page is interactive and
+    """Write `out_dir/index.html` and its charts as PNGs; return the page's path. The page is interactive and
     self-contained: a sortable, searchable leaderboard filtered by family, pretrained tag and catalog collection
-    (`catalog`; without it, no collection filter), and Vega-Lite charts with hover and zoom, 95% intervals from
-    `leaderboard_intervals.csv` where parse wrote them. Runs of `benchmark throughput` in `throughput_dir` add
-    their plot; `published` (a `collect.published.Comparison`) adds the section on open_clip's published numbers."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    metrics_dir, out_dir = Path(metrics_dir), Path(out_dir)
-    path = metrics_dir / "leaderboard.csv"
-    if not path.is_file():
-        raise BenchmarkError(f"{path} not found; run `benchmark parse` first")
-    with open(path, newline="", encoding="utf-8") as fh:
-        columns = next(csv.reader(fh), [])
-    board = read_csv(path)
+    (`catalog`; without it, no collection filter), and Vega-Lite charts with hover and zoom, 95% intervals where
+    parse computed them. `tables` are parse's (`ParseReport.tables`); without them the CSVs in `metrics_dir` are
+    read. Runs of `benchmark throughput` in `throughput_dir` add their chart; `published` (a
+    `collect.published.Comparison`) adds the section on open_clip's published numbers."""
+    out_dir = Path(out_dir)
+    tables = tables if tables is not None else read_report_tables(metrics_dir)
+    board, columns = tables["leaderboard"].rows, tables["leaderboard"].columns
     datasets = _dataset_columns(columns)
     counts = status_counts(tracker)
-    cost_column, cost_title, cost_note = cost_axis(board)
-    pngs = {
-        "heatmap": plot_heatmap(board, datasets),
-        "accuracy_vs_gflops": plot_scatter(
-            board, _gflops, "GFLOPs per image + text sample (log)", "Average vs GFLOPs", "no GFLOPs known"),
-        "accuracy_vs_cost": plot_scatter(
-            board, lambda r: r.get(cost_column), cost_title, f"Average vs {cost_column}", cost_note),
-        "progress": plot_progress(counts),
-    }
-    sweep_path, sweep, sizes = metrics_dir / "resolution_sweep.csv", [], []
-    if sweep_path.is_file():  # written by parse only where a model ran at several image sizes
-        with open(sweep_path, newline="", encoding="utf-8") as fh:
-            sizes = [c for c in next(csv.reader(fh), []) if c.isdigit()]
-        sweep = read_csv(sweep_path, SWEEP_TEXT_COLUMNS)
-        pngs["resolution_sweep"] = plot_resolution_sweep(sweep, sizes)
-    measured = plot_png(rows(read_runs(throughput_dir))) if throughput_dir and Path(throughput_dir).is_dir() else None
-    if measured is not None:
-        pngs["throughput"] = measured
+    measured = throughput_spec(rows(read_runs(throughput_dir))) if throughput_dir and Path(throughput_dir).is_dir() else None
+    specs = report_charts(board, columns, datasets, cell_intervals(tables.get("leaderboard_intervals")),
+                          tables.get("resolution_sweep"), measured)
+    pngs = {name: charts.png(spec) for name, spec in {**specs, "progress": charts.progress(counts)}.items()}
     for name, png in pngs.items():
         atomic_write_bytes(out_dir / f"{name}.png", png)
-    sweep_figure = (
-        '<figure><figcaption>Main metric against image size (resolution sweep)</figcaption>'
-        '<div class="chart" id="resolution_sweep"></div></figure>' if sweep else ""
-    )
-    embedded = {"progress": "Sweep progress", "throughput": "Throughput: batch size against samples/s (benchmark throughput)"}
-    figures = sweep_figure + "".join(
-        f'<figure id="{name}"><figcaption>{title}</figcaption>'
-        f'<img alt="{title}" src="data:image/png;base64,{base64.b64encode(pngs[name]).decode("ascii")}"></figure>'
-        for name, title in embedded.items() if name in pngs and (name != "progress" or counts)
-    )
+    figures = "".join(f'<figure><div class="chart" id="{name}"></div></figure>'
+                      for name in ("resolution_sweep", "throughput") if name in specs)
+    if counts:  # small and static: the PNG itself
+        figures += ('<figure id="progress"><img alt="Sweep progress" src="data:image/png;base64,'
+                    f'{base64.b64encode(pngs["progress"]).decode("ascii")}"></figure>')
     total = sum(counts.values())
     cards = {
         "models": len(board),
@@ -374,7 +188,6 @@ def build_report(
         "failed": counts.get("failed", 0) if total else "–",
         "best average": f"{100 * board[0]['average']:.1f}" if board and board[0].get("average") is not None else "–",
     }
-    data = page_data(board, columns, datasets, read_intervals(metrics_dir), catalog, sweep, sizes)
     page = string.Template((ASSETS / "page.html").read_text(encoding="utf-8")).substitute(
         generated=html.escape(utc_now()),
         cards="".join(f'<div class="card"><b>{html.escape(str(v))}</b>{html.escape(k)}</div>' for k, v in cards.items()),
@@ -382,7 +195,7 @@ def build_report(
         published=published_html(published),
         figures=figures,
         style=(ASSETS / "report.css").read_text(encoding="utf-8"),
-        data=script_json(data),
+        data=script_json(page_data(board, columns, datasets, catalog, specs)),
         vega=vega_bundle(),
         script=(ASSETS / "report.js").read_text(encoding="utf-8"),
     )

@@ -1,6 +1,7 @@
 """The collect use cases: sync (store -> local results folder + tracker), parse (results -> metric CSVs) and report
-(CSVs -> HTML page), the check against published numbers and the paired comparison of two models. `benchmark
-sync`, `parse`, `report` and `compare` each call one of these and print what it returns."""
+(CSVs -> HTML page), the check against published numbers, the paired comparison of two models, and publish (the
+tables and the page -> a Hugging Face dataset repo). `benchmark sync`, `parse`, `report`, `compare` and `publish`
+each call one of these and print what it returns."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 
 from ..catalog import Catalog
 from ..collect import compare, published
-from ..collect.parse import ParseReport, outputs_stale, parse_results, read_results
+from ..collect import publish as hub
+from ..collect.parse import ParseReport, ResultFile, outputs_stale, parse_results, read_result_files
 from ..collect.report import build_report
 from ..core.jsonio import atomic_write_text
 from ..storage.layout import slug
@@ -51,15 +53,18 @@ class ReportOutcome:
 
 
 def report(results: str | os.PathLike, metrics: str | os.PathLike, tracker: Path, out: str | os.PathLike,
-           catalog: Catalog, throughput: Path = Path("throughput")) -> ReportOutcome:
-    """The HTML report of the metric CSVs, parsed again first when a result is newer than them, with the check
-    against open_clip's published numbers where any result has a published cell, and a section for the
-    `benchmark throughput` runs in `throughput`, if any."""
-    parsed = parse(results, metrics, tracker, catalog) if outputs_stale(results, metrics) else None
-    checked = _published_check(results, catalog) if Path(results).is_dir() else None
+           catalog: Catalog, throughput: Path = Path("throughput"), parsed: ParseReport | None = None) -> ReportOutcome:
+    """The HTML report of the metric tables, with the check against open_clip's published numbers where any result
+    has a published cell, and a section for the `benchmark throughput` runs in `throughput`, if any. The tables are
+    `parsed`'s when this command just parsed; else parsed here when a result is newer than the CSVs, else the CSVs."""
+    ran = None
+    if parsed is None and outputs_stale(results, metrics):
+        parsed = ran = parse(results, metrics, tracker, catalog)
+    found = parsed.found if parsed is not None else read_result_files(results, catalog) if Path(results).is_dir() else None
+    checked = _published_check(found, catalog) if found is not None else None
     page = build_report(metrics, out, tracker if tracker.exists() else None, published=checked, throughput_dir=throughput,
-                        catalog=catalog)
-    return ReportOutcome(page, parsed)
+                        catalog=catalog, tables=parsed.tables if parsed is not None else None)
+    return ReportOutcome(page, ran)
 
 
 @dataclass(frozen=True)
@@ -73,16 +78,16 @@ def compare_published(results: str | os.PathLike, out: str | os.PathLike, catalo
                       tasks: Path | None = None) -> PublishedOutcome:
     """Every result that open_clip's published table has a cell for, against it; written as
     `published_comparison.csv` in `out`."""
-    comparison = _published_check(results, catalog, tolerance, table, tasks)
+    comparison = _published_check(read_result_files(results, catalog), catalog, tolerance, table, tasks)
     path = Path(out) / "published_comparison.csv"
     atomic_write_text(path, published.comparison_csv(comparison))
     return PublishedOutcome(comparison, path)
 
 
-def _published_check(results: str | os.PathLike, catalog: Catalog, tolerance: float = published.TOLERANCE_POINTS,
+def _published_check(found: list[ResultFile], catalog: Catalog, tolerance: float = published.TOLERANCE_POINTS,
                      table: Path | None = None, tasks: Path | None = None) -> published.Comparison:
     reference = published.load_published(catalog, table, tasks)
-    return published.compare_published((r for r, _ in read_results(results, catalog)), reference, tolerance)
+    return published.compare_published((f.record for f in found), reference, tolerance)
 
 
 @dataclass(frozen=True)
@@ -100,3 +105,15 @@ def compare_models(results: str | os.PathLike, out: str | os.PathLike, catalog: 
     path = Path(out) / f"compare_{slug(compare.label(side_a))}_{slug(compare.label(side_b))}.csv"
     atomic_write_text(path, compare.comparison_csv(comparison))
     return PairedOutcome(comparison, path)
+
+
+def publish(repo_id: str, metrics: str | os.PathLike, report: str | os.PathLike, results: str | os.PathLike,
+            catalog: Catalog, *, private: bool = False, endpoint: str | None = None,
+            dry_run: bool = False) -> hub.PublishOutcome:
+    """The leaderboard, the metric CSVs and the report page in `metrics` and `report`, with a dataset card made from
+    the results in `results` (what ran, with which versions), to the Hugging Face dataset repo `repo_id`: only what
+    differs from the repo's files, in one commit."""
+    repo_id = hub.check_repo_id(repo_id)
+    files = hub.collect_files(Path(metrics), Path(report))
+    files[hub.CARD] = hub.dataset_card(repo_id, files, read_result_files(results, catalog), catalog).encode()
+    return hub.publish(repo_id, files, private=private, endpoint=endpoint, dry_run=dry_run)

@@ -1,5 +1,7 @@
 // The report's glue, written by hand where Vega-Lite has nothing: the leaderboard table (sort, filter, search) and
-// feeding the rows that pass the filters to the charts (heatmap, scatters, resolution sweep), which vega-embed draws.
+// handing each chart the rows that pass the filters. The charts are Vega-Lite specs built in Python
+// (collect/charts.py, the same specs the PNGs are rendered from); vega-embed draws them. A data row with `m` belongs
+// to leaderboard row m, one with `c` shows leaderboard column c: that is all this script knows of a chart.
 // Every user-supplied name reaches the page as text (textContent, vega-tooltip's escaping), never as markup.
 (function () {
   "use strict";
@@ -9,14 +11,14 @@
   var isDataset = {};
   DATA.datasets.forEach(function (d) { isDataset[d] = true; });
   var models = DATA.rows.map(function (values, i) {
-    var m = { rank: i + 1, values: values, label: DATA.labels[i], family: DATA.families[i], ci: {} };
+    var m = { rank: i + 1, index: i, values: values, family: DATA.families[i], ci: {} };
     m.model = String(values[where.model]);
     m.pretrained = values[where.pretrained] == null ? "" : String(values[where.pretrained]);
     m.preprocess = values[where.preprocess] == null ? "" : String(values[where.preprocess]);
     m.search = [m.model, m.pretrained, m.family, m.preprocess].join(" ").toLowerCase();
     return m;
   });
-  DATA.intervals.forEach(function (c) { models[c[0]].ci[cols[c[1]]] = [c[2], c[3]]; });
+  (DATA.data.scores || []).forEach(function (s) { if (s.lo != null) models[s.m].ci[s.c] = [s.lo, s.hi]; });
   var hasPreprocess = models.some(function (m) { return m.preprocess; });
   var state = { q: "", family: "", pretrained: "", collection: "", sort: "#", desc: false, y: "average" };
   var $ = function (id) { return document.getElementById(id); };
@@ -41,18 +43,9 @@
     if (col === "datasets" || col === "#") return v.toFixed(0);
     return isScore(col) ? pct(v) : String(v);
   }
-  function interval(m, col) {
+  function interval(m, col) {  // the bounds are in percent, as the charts draw them
     var ci = m.ci[col];
-    return ci ? pct(ci[0]) + " – " + pct(ci[1]) : null;
-  }
-  function tip(m, col, v) {
-    var t = { title: m.label, model: m.model, pretrained: m.pretrained || "–", family: m.family };
-    if (m.preprocess) t.preprocess = m.preprocess;
-    t[col === "average" ? "average over" : "dataset"] = col === "average" ? value(m, "datasets") + " datasets" : col;
-    t["value (%)"] = (100 * v).toFixed(2);
-    var ci = interval(m, col);
-    if (ci) t["95% interval (%)"] = ci;
-    return t;
+    return ci ? ci[0].toFixed(1) + " – " + ci[1].toFixed(1) : null;
   }
 
   // ---------------------------------------------------------------- filters
@@ -138,139 +131,68 @@
   });
 
   // ---------------------------------------------------------------- the charts (Vega-Lite)
-  var families = counted("family").map(function (e) { return e[0]; });
-  var familyColor = { field: "family", type: "nominal", scale: { domain: families, scheme: "tableau20" }, legend: { title: "family" } };
-  var zoom = [{ name: "zoom", select: "interval", bind: "scales" }];
-  var FAMILY_COLUMN = "(family)";
-  function scatter(id, xTitle, xOf, empty, note) {  // interval rules are layered under the points when any has one
-    var rules = { mark: { type: "rule", opacity: 0.5 }, transform: [{ filter: "datum.lo != null" }],
-                  encoding: { y: { field: "lo", type: "quantitative" }, y2: { field: "hi" }, color: familyColor } };
-    var points = { params: zoom, mark: { type: "point", filled: true, size: 60, opacity: 0.85, tooltip: { expr: "datum.tip" } },
-                   encoding: { y: { field: "y", type: "quantitative", scale: { zero: false } }, color: familyColor } };
-    return {
-      id: id, data: "points", empty: empty, note: note, rows: scatterPoints(xOf), yAxis: true,
-      spec: { width: 480, height: 320, data: { name: "points" },
-              encoding: { x: { field: "x", type: "quantitative", scale: { type: "log" }, title: xTitle } } },
-      layers: function (values) {
-        points.encoding.y.title = state.y === "average" ? "average main metric (%)" : state.y + " (%)";
-        return values.some(function (v) { return v.lo != null; }) ? [rules, points] : [points];
-      }
-    };
-  }
-  function scatterPoints(xOf) {
-    return function (shown) {
-      return shown.map(function (m) {
-        var x = xOf(m), y = value(m, state.y), ci = m.ci[state.y];
-        if (x == null || !(x > 0) || y == null) return null;
-        return { x: x, y: 100 * y, lo: ci ? 100 * ci[0] : null, hi: ci ? 100 * ci[1] : null, family: m.family, tip: tip(m, state.y, y) };
-      }).filter(Boolean);
-    };
-  }
-  function gflops(m) {
-    var image = value(m, "image_gflops");
-    return image == null ? null : image + (value(m, "text_gflops") || 0);
-  }
-  var cost = DATA.cost;
-  $("cost-caption").textContent = cost.column === "seconds" ? "Accuracy against seconds spent (no GPU price: CPU runs)" : "Accuracy against dollars spent";
-  var charts = [
-    {
-      id: "heatmap", data: "cells", empty: "no results yet",
-      spec: {  // a first column of family colours, then a cell per dataset; the two layers have their own colours
-        data: { name: "cells" }, width: { step: 16 }, height: { step: 12 },
-        encoding: {
-          x: { field: "dataset", type: "nominal", sort: [FAMILY_COLUMN].concat(DATA.datasets), axis: { orient: "top", labelAngle: -55, title: null } },
-          y: { field: "label", type: "nominal", sort: { field: "order", op: "min" }, axis: { title: null, labelLimit: 320 } }
-        },
-        layer: [
-          { transform: [{ filter: "datum.v != null" }], mark: { type: "rect", tooltip: { expr: "datum.tip" } },
-            encoding: { color: { field: "v", type: "quantitative", scale: { scheme: "viridis", domain: [0, 100] }, title: "%" } } },
-          { transform: [{ filter: "datum.v == null" }], mark: { type: "rect", tooltip: { expr: "datum.tip" } },
-            encoding: { color: familyColor } }
-        ],
-        resolve: { scale: { color: "independent" } },
-        config: { axis: { labelFontSize: 10 } }
-      },
-      rows: function (shown) {
-        var cells = [], datasets = shownDatasets();
-        shown.forEach(function (m, order) {
-          var scored = datasets.filter(function (d) { return value(m, d) != null; });
-          if (!scored.length) return;
-          var t = { title: m.label, model: m.model, pretrained: m.pretrained || "–", family: m.family };
-          cells.push({ label: m.label, dataset: FAMILY_COLUMN, order: order, v: null, family: m.family, tip: t });
-          scored.forEach(function (d) {
-            var v = value(m, d);
-            cells.push({ label: m.label, dataset: d, order: order, v: 100 * v, tip: tip(m, d, v) });
-          });
-        });
-        return cells;
-      }
-    },
-    scatter("accuracy_vs_gflops", "GFLOPs per image + text sample (log)", gflops, "no GFLOPs known for the models shown"),
-    scatter("accuracy_vs_cost", cost.title, function (m) { return value(m, cost.column); },
-            cost.note || "no cost data for the models shown", cost.note)
-  ];
-  if (DATA.sweep.rows.length) {
-    charts.push({
-      id: "resolution_sweep", data: "lines", empty: "no sweep for the models shown",
-      spec: {
-        width: 480, height: 320, data: { name: "lines" },
-        encoding: {
-          x: { field: "size", type: "quantitative", scale: { zero: false }, axis: { values: DATA.sweep.sizes }, title: "image size (pixels)" },
-          y: { field: "v", type: "quantitative", scale: { zero: false }, title: "main metric (%)" },
-          color: familyColor, detail: { field: "series" }
-        },
-        layer: [{ mark: "line" }, { params: zoom, mark: { type: "point", filled: true, size: 50, tooltip: { expr: "datum.tip" } } }]
-      },
-      rows: function () {
-        var out = [], datasets = {};
-        shownDatasets().forEach(function (d) { datasets[d] = true; });
-        DATA.sweep.rows.forEach(function (r) {
-          var m = { model: r.model, pretrained: r.pretrained || "", family: r.family, preprocess: "", ci: {} };
-          m.search = [m.model, m.pretrained, m.family].join(" ").toLowerCase();
-          m.label = m.model + (m.pretrained ? ":" + m.pretrained : "");
-          if (!datasets[r.dataset] || !passes(m)) return;
-          r.values.forEach(function (v, i) {
-            if (v == null) return;
-            var t = tip(m, r.dataset, v);
-            t["image size"] = DATA.sweep.sizes[i];
-            out.push({ size: DATA.sweep.sizes[i], v: 100 * v, family: r.family, series: m.label + " " + r.dataset, tip: t });
-          });
-        });
-        return out;
-      }
-    });
-  }
-
   var views = {};
   window.reportViews = views;  // the vega View of each chart, by id: for a reader's console and the browser test
-  function chartValues(chart, shown) {  // the chart's rows, or its note in its place when it has none
-    var values = chart.rows(shown), el = $(chart.id), note = el.nextElementSibling;
+  function chartRows(chart, shown) {  // each dataset of the chart, cut to the rows that pass the filters
+    var position = {}, columns = null;
+    shown.forEach(function (m, i) { position[m.index] = i; });
+    var wanted = chart.spec.usermeta && chart.spec.usermeta.columns;
+    if (wanted) {
+      columns = {};
+      (wanted === "y" ? [state.y] : shownDatasets()).forEach(function (c) { columns[c] = true; });
+    }
+    var out = {};
+    chart.data.forEach(function (name) {
+      out[name] = DATA.data[name].filter(function (row) {
+        return (row.m == null || position[row.m] != null) && (row.c == null || !columns || columns[row.c]);
+      }).map(function (row) {  // fresh objects for vega, the models in the table's order
+        var copy = Object.assign({}, row);
+        if (name === "models") copy.order = position[row.m];
+        return copy;
+      });
+    });
+    return out;
+  }
+  function drawn(view) {  // the points and cells drawn (rules and lines not counted)
+    var n = 0;
+    (function visit(node) {
+      if (node.marktype && node.role === "mark" && (node.marktype === "rect" || node.marktype === "symbol")) n += node.items.length;
+      (node.items || []).forEach(visit);
+    })(view.scenegraph().root);
+    return n;
+  }
+  function showCount(chart) {  // the chart, or its note in its place when it draws nothing
+    var el = $(chart.id), note = el.nextElementSibling, n = drawn(views[chart.id]);
     if (!note || !note.classList.contains("note")) {
       note = document.createElement("div");
+      note.className = "note empty";
       el.parentNode.insertBefore(note, el.nextSibling);
     }
-    note.className = values.length ? "note" : "note empty";
-    note.textContent = values.length ? chart.note || "" : chart.empty;
-    note.style.display = note.textContent ? "" : "none";
-    el.style.display = values.length ? "" : "none";
-    el.setAttribute("data-points", String(values.length));
-    return values;
+    note.textContent = (chart.spec.usermeta && chart.spec.usermeta.empty) || "nothing to draw";
+    note.style.display = n ? "none" : "";
+    el.style.display = n ? "" : "none";
+    el.setAttribute("data-points", String(n));
   }
   var updates = 0;
   function update() {
     var shown = shownModels();
     renderTable(shown);
-    return Promise.all(charts.map(function (c) { return views[c.id].data(c.data, chartValues(c, shown)).runAsync(); })).then(function () {
+    return Promise.all(DATA.charts.map(function (chart) {
+      var view = views[chart.id], data = chartRows(chart, shown);
+      if (chart.spec.usermeta && chart.spec.usermeta.columns === "y") view.signal("y", state.y);
+      Object.keys(data).forEach(function (name) { view.data(name, data[name]); });
+      return view.runAsync().then(function () { showCount(chart); });
+    })).then(function () {
       document.body.setAttribute("data-updates", String(++updates));
     });
   }
   function embed(chart, shown) {  // drawn with its data in the spec: no first pass over empty data
-    var values = chartValues(chart, shown);
-    if (chart.layers) chart.spec.layer = chart.layers(values);
-    chart.spec.datasets = {};
-    chart.spec.datasets[chart.data] = values;
+    var spec = Object.assign({}, chart.spec, { datasets: chartRows(chart, shown) });
     var options = { mode: "vega-lite", renderer: "canvas", actions: false, tooltip: { theme: "light" } };
-    return vegaEmbed("#" + chart.id, chart.spec, options).then(function (result) { views[chart.id] = result.view; });
+    return vegaEmbed("#" + chart.id, spec, options).then(function (result) {
+      views[chart.id] = result.view;
+      showCount(chart);
+    });
   }
 
   // ---------------------------------------------------------------- controls
@@ -282,15 +204,7 @@
   ["family", "pretrained", "collection"].forEach(function (id) {
     $(id).addEventListener("change", function () { state[id] = $(id).value; update(); });
   });
-  $("scatter-y").addEventListener("change", function () {
-    state.y = $("scatter-y").value;
-    var scatters = charts.filter(function (c) { return c.yAxis; });
-    scatters.forEach(function (c) { views[c.id].finalize(); });
-    var shown = shownModels();
-    Promise.all(scatters.map(function (c) { return embed(c, shown); })).then(function () {
-      document.body.setAttribute("data-updates", String(++updates));
-    });
-  });
+  $("scatter-y").addEventListener("change", function () { state.y = $("scatter-y").value; update(); });
   $("reset").addEventListener("click", function () {
     ["search", "family", "pretrained", "collection"].forEach(function (id) { $(id).value = ""; });
     state.q = state.family = state.pretrained = state.collection = "";
@@ -312,7 +226,7 @@
   }
   var first = shownModels();
   renderTable(first);
-  Promise.all(charts.map(function (c) { return embed(c, first); })).then(function () {
+  Promise.all(DATA.charts.map(function (c) { return embed(c, first); })).then(function () {
     document.body.setAttribute("data-render-ms", String(Math.round(performance.now())));
     document.body.setAttribute("data-ready", "1");
   }, function (error) {
