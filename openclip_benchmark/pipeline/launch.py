@@ -15,7 +15,10 @@ from ..core.errors import BenchmarkError
 from ..core.jsonio import atomic_write_json
 from ..core.manifest import RunSettings
 from ..planning import plan, pricing
-from ..planning.plan import Plan, Shard, within_budget
+from ..planning.budget import within_budget
+from ..planning.calibration import calibrate
+from ..planning.cost import POOL_JOB_OVERHEAD_S, CostModel, ModelIndex
+from ..planning.plan import Plan, Shard
 from .throughput import plan_speeds
 from ..storage.store import open_store
 from ..tracker import STATUSES, Entry, Tracker, open_tracker
@@ -57,18 +60,18 @@ def plan_from_tracker(tracker_path: str | Path, catalog, request: PlanRequest) -
     statuses = ["pending", "planned"] + (["failed"] if request.retry_failed else [])
     pairs = [e.pair for e in tracker.select(statuses)]
     gpu_table = pricing.load_gpus()
-    models = plan.ModelIndex(catalog.models)
+    models = ModelIndex(catalog.models)
     datasets = catalog.datasets
-    cost = plan.CostModel()
+    cost = CostModel()
     calibration: dict[str, tuple[float, int]] = {}
     folder = request.calibrate_from if request.calibrate_from is not None else request.results
     if Path(folder).is_dir():
         records = [record for record, _ in read_results(folder, catalog) if record.pair.dataset in datasets]
-        cost, calibration = plan.calibrate(records, models=models, datasets=datasets, gpus=gpu_table)
+        cost, calibration = calibrate(records, models=models, datasets=datasets, gpus=gpu_table)
     elif request.calibrate_from is not None:
         raise BenchmarkError(f"{request.calibrate_from} is not a folder of results")
     if request.pool:
-        cost = replace(cost, job_overhead_s=plan.POOL_JOB_OVERHEAD_S)
+        cost = replace(cost, job_overhead_s=POOL_JOB_OVERHEAD_S)
     cost = replace(cost, measured=plan_speeds([request.throughput, request.calibrate_from], models=models,
                                               gpus=gpu_table, batch_size=request.batch_size))
     options = plan.PlanOptions(
