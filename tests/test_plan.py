@@ -24,6 +24,7 @@ from openclip_benchmark.planning.packing import shard_id
 from openclip_benchmark.planning import pricing
 from openclip_benchmark.core.errors import BenchmarkError
 from openclip_benchmark.core.pair import Pair, Preprocess
+from openclip_benchmark.core.records import Failure, Result
 from openclip_benchmark.planning.pricing import Offer, PriceTable
 from openclip_benchmark.storage.layout import result_key
 
@@ -173,10 +174,10 @@ def test_calibration_scales_the_gpu_that_ran_slower_than_estimated():
     gpu = GPUS["A10G"]
     estimate = image_seconds(work, gpu, 8, CostModel()) + text_seconds(work.prompts, model, gpu, CostModel())
     records = [
-        SimpleNamespace(kind="result", pair=pair, run={"seconds": estimate * 2, "gpu_name": "NVIDIA A10G", "num_workers": 8}),
-        SimpleNamespace(kind="result", pair=pair, run={"seconds": estimate * 2.2, "gpu_name": "NVIDIA A10G", "num_workers": 8}),
-        SimpleNamespace(kind="result", pair=pair, run={"seconds": 5.0}),  # no GPU name: ignored
-        SimpleNamespace(kind="failure", pair=pair, run={}),
+        Result(pair=pair, metrics={"acc1": 0.5}, run={"seconds": estimate * 2, "gpu_name": "NVIDIA A10G", "num_workers": 8}),
+        Result(pair=pair, metrics={"acc1": 0.5}, run={"seconds": estimate * 2.2, "gpu_name": "NVIDIA A10G", "num_workers": 8}),
+        Result(pair=pair, metrics={"acc1": 0.5}, run={"seconds": 5.0}),  # no GPU name: ignored
+        Failure(pair=pair, error={"message": "boom"}),
     ]
     cost, factors = calibrate(records, models=MODELS, datasets=DATASETS, gpus=GPUS)
     assert set(factors) == {"A10G"} and factors["A10G"][1] == 2

@@ -209,12 +209,13 @@ def test_a_registered_task_is_planned_run_and_parsed(toy_task, tmp_path):
 
     store = tmp_path / "results"
     settings = RunSettings(batch_size=5, num_workers=0, dataset_root=str(tmp_path / "data"))
-    report = run_shard(Manifest(shards[0].shard_id, str(store), shards[0].pairs, settings), progress=False)
+    report = run_shard(Manifest(shard_id=shards[0].shard_id, store=str(store), pairs=shards[0].pairs, settings=settings),
+                       progress=False)
     assert report.exit_code == 0 and report.succeeded == [pair]
     record = read_record(open_store(store).get(result_key(pair)))
     value = record.metrics["centroid_acc"]
     assert set(record.metrics) == {"centroid_acc"} and 0.0 <= value <= 1.0
-    assert record.run["num_samples"] == 12 and record.run["classifier_cached"] is False
+    assert record.run.num_samples == 12 and record.run.classifier_cached is False
 
     parsed = parse_results(store, tmp_path / "out", catalog=catalog.load_catalog())
     assert parsed.rows == {"classification_metrics": 0, "retrieval_metrics": 0, "toy_metrics": 1, "leaderboard": 1,

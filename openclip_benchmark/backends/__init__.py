@@ -4,16 +4,16 @@ registry: the CLI lists the registry's names and never branches on which backend
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
 from ..core.errors import BenchmarkError
-from ..core.manifest import Manifest, RunSettings
 from ..storage.layout import manifest_key
 from ..tracker import Entry, Tracker, open_tracker
 
-if TYPE_CHECKING:  # annotations only: `benchmark --help` lists the backends without loading the planner
+if TYPE_CHECKING:  # annotations only: `benchmark --help` lists the backends without loading the planner or pydantic
+    from ..core.manifest import Manifest, RunSettings
     from ..planning.plan import Shard
 
 # name -> "module:class", imported only when asked for (SkyPilot's module stays unloaded for a local run)
@@ -87,8 +87,10 @@ def shard_manifest(shard: Shard, store_url: str, settings: RunSettings, size_wor
                    catalog=None) -> Manifest:
     """The shard's manifest; data-loader workers follow the vCPUs of the instance it was priced on. With the
     catalog, it carries the spec of each dataset, so a job needs none of the launcher's mapping files."""
+    from ..core.manifest import Manifest
+
     if size_workers:
-        settings = replace(settings, num_workers=max(1, shard.offer.vcpus))
+        settings = settings.model_copy(update={"num_workers": max(1, shard.offer.vcpus)})
     datasets = catalog.specs_for(shard.pairs) if catalog is not None else {}
     return Manifest(shard_id=shard.shard_id, store=store_url, pairs=tuple(shard.pairs), settings=settings,
                     datasets=datasets)

@@ -6,7 +6,6 @@ import csv
 import functools
 import hashlib
 import io
-import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -14,9 +13,9 @@ from typing import Any, Iterable, Iterator
 
 from ..catalog import Catalog
 from ..core.errors import BenchmarkError, InvalidResultError
-from ..core.jsonio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from ..core.jsonio import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from ..core.pair import Pair, Preprocess
-from ..core.records import Record, Result, read_record
+from ..core.records import MAX_RECORD_BYTES, Record, Result, Run, read_record
 from ..core.samples import read_samples, result_digest
 from ..planning.pricing import gpu_from_device_name, load_gpus, load_prices
 from ..storage.layout import is_record_key, is_reserved, samples_key
@@ -78,7 +77,7 @@ def read_results(results_dir: str | os.PathLike, catalog: Catalog,
         report.files += 1
         try:
             with open(path, "rb") as fh:
-                record = read_record(fh.read(), canonical_pair=catalog.canonical_pair)
+                record = read_record(fh.read(MAX_RECORD_BYTES + 1), catalog)
         except (InvalidResultError, OSError) as exc:
             report.invalid.append((rel, str(exc)))
             continue
@@ -89,7 +88,7 @@ def read_results(results_dir: str | os.PathLike, catalog: Catalog,
         seen = best.get(record.pair)
         if seen is not None:
             report.duplicates += 1
-            if (str(seen[0].run.get("finished") or ""), seen[1]) >= (str(record.run.get("finished") or ""), rel):
+            if (seen[0].run.finished or "", seen[1]) >= (record.run.finished or "", rel):
                 continue
         best[record.pair] = (record, rel)
     return sorted(best.values(), key=lambda item: item[0].pair.sort_key())
@@ -100,25 +99,20 @@ def preprocess_text(preprocess: Preprocess) -> str:
     return preprocess.canonical()
 
 
-def _model_info(catalog: Catalog, model: str, pretrained: str, run: dict[str, Any]) -> dict[str, Any]:
+def _model_info(catalog: Catalog, model: str, pretrained: str, run: Run) -> dict[str, Any]:
     """The catalog's model data; for models it lacks (local-dir:, checkpoints), what the worker counted."""
-    spec = catalog.find_model(model, pretrained)
-    if spec is not None:
-        return {c: getattr(spec, c, None) for c in MODEL_COLUMNS}
-    counted = run.get("model_profile") if isinstance(run.get("model_profile"), dict) else {}
-    return {c: v if isinstance(v := counted.get(c), (int, float)) and not isinstance(v, bool) else None
-            for c in MODEL_COLUMNS}
+    spec = catalog.find_model(model, pretrained) or run.model_profile
+    return {c: getattr(spec, c, None) for c in MODEL_COLUMNS}
 
 
-def _cost(run: dict[str, Any], price_of) -> float | None:
+def _cost(run: Run, price_of) -> float | None:
     """Dollars a pair cost: what the run recorded, else its seconds at the GPU's cheapest listed hourly price."""
-    if isinstance(run.get("cost_usd"), (int, float)) and not isinstance(run.get("cost_usd"), bool):
-        return float(run["cost_usd"])
-    seconds, gpu = run.get("seconds"), run.get("gpu_name")
-    if not isinstance(seconds, (int, float)) or not isinstance(gpu, str) or not gpu:
+    if run.cost_usd is not None:
+        return run.cost_usd
+    if run.seconds is None or not run.gpu_name:
         return None
-    price = price_of(gpu, bool(run.get("spot")))
-    return None if price is None else float(seconds) / 3600.0 * price
+    price = price_of(run.gpu_name, bool(run.spot))
+    return None if price is None else run.seconds / 3600.0 * price
 
 
 def _gpu_price_lookup():
@@ -156,9 +150,7 @@ def build_rows(records: Iterable[tuple[Record, str]], catalog: Catalog) -> dict[
         row.update(info)
         if p.preprocess.image_size:
             row["image_size"] = p.preprocess.image_size
-        for col in RUN_COLUMNS:
-            value = run.get(col)
-            row[col] = value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else None
+        row.update({col: getattr(run, col) for col in RUN_COLUMNS})
         row["cost_usd"] = _cost(run, price_of)
         row[SOURCE_COLUMN] = rel
         out[get_task(p.task).table].append(row)
@@ -193,8 +185,8 @@ INTERVAL_SETTINGS = {"confidence": CONFIDENCE, "resamples": RESAMPLES, "seed": S
 def read_interval_cache(out_dir: Path) -> dict[str, list]:
     """The cached intervals, or none when the file is missing, damaged or made with other settings."""
     try:
-        doc = json.loads((out_dir / INTERVAL_CACHE).read_bytes())
-    except (OSError, ValueError):
+        doc = read_json((out_dir / INTERVAL_CACHE).read_bytes(), "interval cache")
+    except (OSError, InvalidResultError):
         return {}
     ok = isinstance(doc, dict) and doc.get("schema") == INTERVAL_CACHE_SCHEMA and doc.get("settings") == INTERVAL_SETTINGS
     return doc["entries"] if ok and isinstance(doc.get("entries"), dict) else {}

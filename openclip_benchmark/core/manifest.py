@@ -2,87 +2,82 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Annotated, Any, Literal
 
-from .errors import BenchmarkError
-from .jsonio import dumps_strict, loads_strict
-from .pair import Pair
+from pydantic import (
+    BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, ValidatorFunctionWrapHandler, WithJsonSchema,
+    WrapValidator,
+)
 
-if TYPE_CHECKING:
-    from ..catalog import DatasetSpec
+from .documents import Document, PairIdentity, schema_field
+from .jsonio import dumps_strict, read_json
+from .run_options import DEFAULT_CACHE_DIR, PRECISIONS
 
 MANIFEST_SCHEMA = "openclip-benchmark/manifest/1"
-PRECISIONS = ("auto", "fp32", "amp", "amp_bf16")
 
 
-@dataclass(frozen=True)
-class RunSettings:
-    batch_size: int = 64
-    num_workers: int = 4
-    precision: str = "auto"  # auto: autocast on GPU as clip_benchmark does, fp32 on CPU
+def _precision(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """One of PRECISIONS, refused in the words every command uses."""
+    try:
+        return handler(value)
+    except ValidationError:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}") from None
+
+
+class RunSettings(Document):
+    """How a shard runs: batch size, data-loader workers, precision, device, where caches and datasets are."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    what = "run settings"
+    batch_size: int = Field(64, ge=1)
+    num_workers: int = Field(4, ge=0)
+    precision: Annotated[Literal[PRECISIONS], WrapValidator(_precision)] = "auto"
     device: str = "auto"
-    cache_dir: str = "~/.cache/openclip_benchmark"
+    cache_dir: str = DEFAULT_CACHE_DIR
     dataset_root: str | None = None  # a folder of wds_<name>/ datasets; None downloads from the catalog URL
 
-    def __post_init__(self):
-        if self.batch_size < 1 or self.num_workers < 0:
-            raise BenchmarkError("batch size must be >= 1 and workers >= 0")
-        if self.precision not in PRECISIONS:
-            raise BenchmarkError(f"precision must be one of {', '.join(PRECISIONS)}")
+
+def _dataset_specs(raw: Any) -> dict[str, Any]:
+    """The manifest's dataset specs (catalog.DatasetSpec), validated as a mapping file's are (CatalogError names what
+    is wrong). None (a manifest that carries none) is no fallback to any mapping: its datasets are read from the job's
+    --dataset-root as the catalog lacks them."""
+    from ..catalog import DatasetSpec, datasets_from_json
+
+    if raw is None:
+        return {}
+    if isinstance(raw, dict) and all(isinstance(spec, DatasetSpec) for spec in raw.values()):
+        return dict(raw)
+    return datasets_from_json(raw, "manifest")
 
 
-@dataclass(frozen=True)
-class Manifest:
-    shard_id: str
-    store: str
-    pairs: tuple[Pair, ...]
-    settings: RunSettings = field(default_factory=RunSettings)
-    # the spec of each dataset the pairs use, so a job without the user's mapping file can download and size them
-    datasets: dict[str, "DatasetSpec"] = field(default_factory=dict)
+def _specs_json(specs: dict[str, Any]) -> dict[str, Any]:
+    """A mapping file's entries: the name is the key."""
+    return {name: {k: v for k, v in spec.to_json().items() if k != "name"} for name, spec in specs.items()}
+
+
+# each dataset the pairs use, as a mapping file's entry, so a job without the user's mapping file can download and
+# size them
+DatasetSpecs = Annotated[
+    dict[str, Any], BeforeValidator(_dataset_specs), PlainSerializer(_specs_json),
+    WithJsonSchema({"type": "object", "additionalProperties": {"type": "object"},
+                    "description": "dataset name -> its entry, as in a dataset mapping file (dataset_mapping.json)"}),
+]
+
+
+class Manifest(Document):
+    """What one job runs: its pairs, how, and the spec of each dataset they use."""
+
+    what = "manifest"
+    schema_: Literal[MANIFEST_SCHEMA] = schema_field(MANIFEST_SCHEMA)
+    shard_id: str = Field(min_length=1)
+    store: str = Field(min_length=1)
+    settings: RunSettings = RunSettings()
+    pairs: tuple[PairIdentity, ...]
+    datasets: DatasetSpecs = {}
 
     def to_json(self) -> str:
-        return dumps_strict(
-            {
-                "schema": MANIFEST_SCHEMA,
-                "shard_id": self.shard_id,
-                "store": self.store,
-                "settings": asdict(self.settings),
-                "pairs": [p.identity() for p in self.pairs],
-                "datasets": {name: _spec_json(spec) for name, spec in self.datasets.items()},
-            }
-        )
+        return dumps_strict(self.model_dump())
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "Manifest":
-        try:
-            data: dict[str, Any] = loads_strict(text)
-            if data.get("schema") != MANIFEST_SCHEMA:
-                raise ValueError(f"unknown manifest schema {data.get('schema')!r}")
-            pairs = tuple(Pair.from_identity(p) for p in data["pairs"])
-            return cls(
-                shard_id=str(data["shard_id"]),
-                store=str(data["store"]),
-                pairs=pairs,
-                settings=RunSettings(**data.get("settings", {})),
-                datasets=_datasets(data.get("datasets")),
-            )
-        except BenchmarkError:
-            raise
-        except (ValueError, KeyError, TypeError) as exc:
-            raise BenchmarkError(f"invalid manifest: {exc}") from None
-
-
-def _datasets(raw: Any) -> dict[str, "DatasetSpec"]:
-    """The manifest's dataset specs, validated as a mapping file is. None (a manifest that carries none) is no
-    fallback to any mapping: its datasets are read from the job's --dataset-root as the catalog lacks them."""
-    from ..catalog import datasets_from_json
-
-    return {} if raw is None else datasets_from_json(raw, "manifest")
-
-
-def _spec_json(spec: "DatasetSpec") -> dict[str, Any]:
-    """A mapping file's entry: the name is its key."""
-    out = spec.to_json()
-    del out["name"]
-    return out
+        return cls.model_validate(read_json(text, "manifest"))

@@ -12,13 +12,14 @@ from ..backends import Job, Submission, backend_names, estimates, get_backend, w
 from ..catalog import model_family
 from ..collect.parse import read_results
 from ..core.errors import BenchmarkError
-from ..core.jsonio import atomic_write_json
+from ..core.jsonio import atomic_write_text
 from ..core.manifest import RunSettings
 from ..planning import plan, pricing
 from ..planning.budget import within_budget
 from ..planning.calibration import calibrate
 from ..planning.cost import POOL_JOB_OVERHEAD_S, CostModel, ModelIndex
 from ..planning.plan import Plan, Shard
+from ..planning.plan_file import PlanFile
 from .throughput import plan_speeds
 from ..storage.store import open_store
 from ..tracker import STATUSES, Entry, Tracker, open_tracker
@@ -86,30 +87,7 @@ def plan_from_tracker(tracker_path: str | Path, catalog, request: PlanRequest) -
 
 
 def write_plan_file(result: Plan, path: Path) -> None:
-    atomic_write_json(
-        path,
-        {
-            "spot": result.options.spot,
-            "target_s": result.options.target,
-            "runtime_s": result.runtime_s,
-            "cost_spot": result.cost_spot,
-            "cost_on_demand": result.cost_on_demand,
-            "notes": list(result.notes),
-            "shards": [
-                {
-                    "shard_id": s.shard_id,
-                    "gpu": s.gpu,
-                    "cloud": s.offer.cloud,
-                    "instance_type": s.offer.instance_type,
-                    "runtime_s": s.runtime_s,
-                    "cost_spot": s.cost_spot,
-                    "cost_on_demand": s.cost_on_demand,
-                    "pairs": [p.identity() for p in s.pairs],
-                }
-                for s in result.shards
-            ],
-        },
-    )
+    atomic_write_text(path, PlanFile.of(result).to_json())
 
 
 @dataclass

@@ -8,17 +8,13 @@ from dataclasses import replace
 from typing import Any, Iterable, Mapping
 
 from ..catalog import model_family
+from ..core.records import Result
 from .cost import CostModel, MeasuredSpeed, ModelIndex, image_seconds, pair_work, text_seconds
 from .pricing import GpuSpec, gpu_from_device_name
 
 
-def _gpu_of(run: Mapping[str, Any], gpus: Mapping[str, GpuSpec]) -> str | None:
-    name = run.get("gpu_name") or run.get("gpu") or ""
-    return gpu_from_device_name(str(name), gpus) if name else None
-
-
 def calibrate(
-    records: Iterable[Any],
+    records: Iterable[Any],  # Result and Failure records: failures are left out
     *,
     models: ModelIndex,
     datasets: Mapping[str, Any],
@@ -34,21 +30,21 @@ def calibrate(
     ratios: dict[str, list[float]] = {}
     base = replace(cost, gpu_speed={}, measured={})
     for rec in records:
-        if getattr(rec, "kind", "result") != "result":
+        if not isinstance(rec, Result):
             continue
-        run = rec.run or {}
-        seconds, gpu = run.get("seconds"), _gpu_of(run, gpus)
-        if gpu is None or not isinstance(seconds, (int, float)) or seconds <= 0:
+        run = rec.run
+        gpu = gpu_from_device_name(run.gpu_name, gpus) if run.gpu_name else None
+        if gpu is None or not run.seconds:
             continue
         pair = rec.pair
         model = models.work(pair.model, pair.pretrained)
         work = pair_work(pair, model, datasets)
-        if isinstance(run.get("num_samples"), int) and run["num_samples"] > 0:
-            work = replace(work, images=run["num_samples"])
-        vcpus = int(run.get("num_workers") or default_vcpus)
+        if run.num_samples:
+            work = replace(work, images=run.num_samples)
+        vcpus = run.num_workers or default_vcpus
         estimate = image_seconds(work, gpus[gpu], vcpus, base) + text_seconds(work.prompts, model, gpus[gpu], base)
         if estimate > 0:
-            ratios.setdefault(gpu, []).append(float(seconds) / estimate)
+            ratios.setdefault(gpu, []).append(run.seconds / estimate)
     factors = {g: (min(20.0, max(0.05, statistics.median(r))), len(r)) for g, r in sorted(ratios.items())}
     return replace(cost, gpu_speed={g: f for g, (f, _) in factors.items()}), factors
 
