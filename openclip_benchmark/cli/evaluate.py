@@ -8,7 +8,7 @@ import typer
 
 from ..core.errors import BenchmarkError
 from ..core.pair import INTERPOLATIONS, RESIZE_MODES, Pair, Preprocess
-from ..core.run_options import DEFAULT_CACHE_DIR, PRECISIONS
+from ..core.compute import DEFAULT_CACHE_DIR, PRECISIONS
 from .app import DATASET_MAPPING, DEFAULT_RESULTS, DEFAULT_TRACKER, app, comma_list, console, load_catalog
 
 

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from ..core.run_options import DEFAULT_CACHE_DIR
+from ..core.compute import DEFAULT_CACHE_DIR
 from .app import app, comma_list, console, load_catalog
 from .own_data import DEFAULTS_ROOT, MAPPING
 

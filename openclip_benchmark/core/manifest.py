@@ -11,7 +11,7 @@ from pydantic import (
 
 from .documents import Document, PairIdentity, schema_field
 from .jsonio import dumps_strict, read_json
-from .run_options import DEFAULT_CACHE_DIR, PRECISIONS
+from .compute import DEFAULT_CACHE_DIR, PRECISIONS
 
 MANIFEST_SCHEMA = "openclip-benchmark/manifest/1"
 
