@@ -1,6 +1,6 @@
 """Cost of benchmarking the full catalog: our plan vs the source project's way vs the lower bound.
 
-All three are priced with the same GPU and price tables and the same overhead constants (plan.CostModel):
+All three are priced with the same GPU and price tables and the same overhead constants (CostModel):
 
 - ours: `plan_shards`: jobs filled up to the target (45 min on spot, 90 min on demand, overheads and downloads
   included), each model loaded once per job, each dataset downloaded once per job, each zero-shot classifier
@@ -29,6 +29,10 @@ from dataclasses import replace
 
 from openclip_benchmark import catalog
 from openclip_benchmark.planning import plan
+from openclip_benchmark.planning.cost import (
+    POOL_JOB_OVERHEAD_S, CostModel, ModelIndex, download_seconds, fits, image_seconds, pair_work, pure_work_seconds, text_seconds,
+)
+from openclip_benchmark.planning.options import DEFAULT_TARGET_S, PlanOptions
 from openclip_benchmark.planning import pricing
 
 SMOKE_MODELS = "RN50:openai,ViT-B-32:openai,ViT-H-14:laion2b_s32b_b79k,ViT-bigG-14:laion2b_s39b_b160k"  # each source GPU
@@ -46,8 +50,8 @@ def source_cost(works_by_model, gpus, prices, spot, cost):
         offer = prices.offers_for(gpu.name, None, spot)[0]
         job = cost.job_overhead_s + model.params * 4 / cost.weights_download_bps  # weights fetched once per job
         for w in works:  # a fresh process per dataset
-            job += cost.model_load_s + plan.download_seconds(w.images, cost)
-            job += plan.image_seconds(w, gpu, offer.vcpus, cost) + plan.text_seconds(w.prompts, model, gpu, cost)
+            job += cost.model_load_s + download_seconds(w.images, cost)
+            job += image_seconds(w, gpu, offer.vcpus, cost) + text_seconds(w.prompts, model, gpu, cost)
         seconds += job
         dollars += offer.hourly(spot) * job / 3600
     return seconds, dollars
@@ -61,9 +65,9 @@ def lower_bound(works_by_model, gpus, prices, spot, batch_size, cost, purchases=
         best = None
         for gpu in gpus.values():
             rates = [o.hourly(p) for p in (purchases or (spot,)) for o in prices.offers_for(gpu.name, None, p)]
-            if not rates or not plan.fits(model, peak, gpu, batch_size, cost):
+            if not rates or not fits(model, peak, gpu, batch_size, cost):
                 continue
-            t = plan.pure_work_seconds(works, gpu)
+            t = pure_work_seconds(works, gpu)
             d = min(rates) * t / 3600
             if best is None or d < best[1]:
                 best = (t, d)
@@ -74,21 +78,21 @@ def lower_bound(works_by_model, gpus, prices, spot, batch_size, cost, purchases=
 
 def report(pairs, models, datasets, spot: bool) -> None:
     """Plan and price `pairs` the three ways at one purchase option; print the table and the ratios."""
-    gpus, prices, cost = pricing.load_gpus(), pricing.load_prices(), plan.CostModel()
-    index = plan.ModelIndex(models)
-    options = plan.PlanOptions(spot=spot)
+    gpus, prices, cost = pricing.load_gpus(), pricing.load_prices(), CostModel()
+    index = ModelIndex(models)
+    options = PlanOptions(spot=spot)
 
     started = time.perf_counter()
     ours = plan.plan_shards(pairs, models=index, datasets=datasets, gpus=gpus, prices=prices, options=options, cost=cost)
     plan_s = time.perf_counter() - started
     works_by_model: dict = {}
     for p in pairs:
-        works_by_model.setdefault((p.model, p.pretrained), []).append(plan.pair_work(p, index.work(p.model, p.pretrained), datasets))
+        works_by_model.setdefault((p.model, p.pretrained), []).append(pair_work(p, index.work(p.model, p.pretrained), datasets))
     src_s, src_d = source_cost(works_by_model, gpus, prices, spot, cost)
     low_s, low_d = lower_bound(works_by_model, gpus, prices, spot, options.batch_size, cost)
     our_s, our_d = ours.runtime_s, ours.cost(spot)
     pooled = plan.plan_shards(pairs, models=index, datasets=datasets, gpus=gpus, prices=prices, options=options,
-                              cost=replace(cost, job_overhead_s=plan.POOL_JOB_OVERHEAD_S))
+                              cost=replace(cost, job_overhead_s=POOL_JOB_OVERHEAD_S))
     pool_s, pool_d = pooled.runtime_s, pooled.cost(spot)
     rows = [("source", src_s, src_d), ("ours", our_s, our_d), ("ours, pool", pool_s, pool_d), ("lower bound", low_s, low_d)]
     if spot:
@@ -96,7 +100,7 @@ def report(pairs, models, datasets, spot: bool) -> None:
         rows.append(("  +on demand", *mixed))
     else:  # the same plan with the spot target, to show what the longer on-demand jobs buy
         short = plan.plan_shards(pairs, models=index, datasets=datasets, gpus=gpus, prices=prices,
-                                 options=replace(options, target_s=plan.DEFAULT_TARGET_S), cost=cost)
+                                 options=replace(options, target_s=DEFAULT_TARGET_S), cost=cost)
         rows.insert(2, ("ours, 45 min", short.runtime_s, short.cost(spot)))
 
     kind = "spot" if spot else "on demand"

@@ -140,7 +140,7 @@ def in_process(root: Path, models: list[str], store: Path, args) -> float:
                            dataset_root=str(root))
     start = time.perf_counter()
     with contextlib.redirect_stderr(io.StringIO()):  # its per-pair lines
-        report = run_shard(Manifest("in-process", str(store), pairs, settings), progress=False)
+        report = run_shard(Manifest(shard_id="in-process", store=str(store), pairs=pairs, settings=settings), progress=False)
     assert report.exit_code == 0, report.failed
     return time.perf_counter() - start
 

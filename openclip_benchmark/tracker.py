@@ -13,13 +13,16 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from .core.errors import BenchmarkError
 from .core.jsonio import atomic_write_text
 from .core.pair import Pair, Preprocess
-from .core.records import Failure, Record, Result, utc_now
+from .core.clock import utc_now
 from .storage.layout import result_key
+
+if TYPE_CHECKING:  # records load pydantic, which `benchmark --help` never needs
+    from .core.records import Failure, Record, Result
 
 STATUSES = ("pending", "planned", "launched", "running", "succeeded", "failed", "skipped")
 # Status -> the statuses it may change to; keeping a status (new estimates, a new error) is always allowed.
@@ -167,8 +170,8 @@ class JobState:
     reason: str = ""
 
 
-# every outcome the tracker applies; results and failures are the validated records of core.records
-Outcome = ShardPlanned | JobSubmitted | JobState | Result | Failure
+if TYPE_CHECKING:  # every outcome the tracker applies; results and failures are the validated records of core.records
+    Outcome = ShardPlanned | JobSubmitted | JobState | Result | Failure
 
 
 @dataclass
@@ -313,15 +316,17 @@ class Tracker:
 
     def apply_record(self, record: Record) -> Entry:
         """Move a pair to succeeded or failed from a validated result or failure record."""
+        from .core.records import Result
+
         entry = self.entries.get(record.pair.id) or Entry(pair=record.pair)
         if isinstance(record, Result):
-            seconds = record.run.get("seconds")
+            seconds = record.run.seconds
             return self.update(
                 record.pair,
                 status="succeeded",
                 error="",
-                observed_runtime_s=float(seconds) if isinstance(seconds, (int, float)) else entry.observed_runtime_s,
-                attempts=max(entry.attempts, int(record.run.get("attempt") or 1)),
+                observed_runtime_s=seconds if seconds is not None else entry.observed_runtime_s,
+                attempts=max(entry.attempts, record.run.attempt or 1),
             )
         if entry.status == "succeeded":  # a stale failure never hides a result
             return entry
@@ -329,13 +334,15 @@ class Tracker:
         return self.update(
             record.pair,
             status="failed",
-            error=f"{err.get('type', 'Error')}: {err.get('message', '')}",
+            error=f"{err.type}: {err.message}",
             attempts=max(entry.attempts, record.attempt),
         )
 
     def apply(self, outcomes: Iterable[Outcome]) -> Applied:
         """Apply outcomes in order; the one place that decides what an outcome moves. A plan or a launch re-checks
         each pair as it is now (another writer may have moved it since) and leaves it alone where the table says no."""
+        from .core.records import Failure, Result
+
         before = dict(self.entries)
         out = Applied()
         jobs: dict[tuple[str, str], list[Pair]] | None = None  # (backend, job id) -> its active pairs, built once

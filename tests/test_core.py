@@ -10,7 +10,7 @@ import pytest
 
 from openclip_benchmark.core.errors import BenchmarkError, InvalidResultError
 from openclip_benchmark.core.jsonio import (
-    STALE_TEMP_SECONDS, atomic_write_bytes, atomic_write_json, dumps_strict, loads_strict,
+    STALE_TEMP_SECONDS, atomic_write_bytes, atomic_write_json, dumps_strict, read_json,
 )
 from openclip_benchmark.core.manifest import Manifest, RunSettings
 from openclip_benchmark.core.pair import Pair, Preprocess, parse_model_ref
@@ -42,8 +42,8 @@ def test_parse_model_ref():
 def test_strict_json_round_trip_and_nan():
     text = dumps_strict({"a": float("nan"), "b": [1.5, float("inf")]})
     assert json.loads(text) == {"a": None, "b": [1.5, None]}
-    with pytest.raises(ValueError):
-        loads_strict('{"a": NaN}')
+    with pytest.raises(InvalidResultError):
+        read_json('{"a": NaN}', "JSON")
 
 
 def test_result_and_failure_records_validate():
@@ -54,7 +54,7 @@ def test_result_and_failure_records_validate():
         raise RuntimeError("CUDA out of memory")
     except RuntimeError as exc:
         fail = read_record(dumps_strict(make_failure(pair, exc, attempt=2, shard_id="s1")))
-    assert isinstance(fail, Failure) and fail.attempt == 2 and "out of memory" in fail.error["message"]
+    assert isinstance(fail, Failure) and fail.attempt == 2 and "out of memory" in fail.error.message
     # clip_benchmark's own output parses by content
     cb = {"dataset": "cifar10", "model": "ViT-B-32", "pretrained": "openai", "task": "zeroshot_classification",
           "metrics": {"acc1": 0.9}, "language": "en"}
@@ -158,8 +158,8 @@ def test_clip_benchmark_result_with_nan_acc5_reads_as_null(tmp_path):
     assert '"acc5": NaN' in text
     record = read_record(text)
     assert isinstance(record, Result) and record.metrics == {"acc1": 0.6, "acc5": None, "mean_per_class_recall": 0.59}
-    with pytest.raises(ValueError):
-        loads_strict(text)  # we still read our own files strictly
+    with pytest.raises(InvalidResultError):
+        read_json(text, "JSON")  # we still read our own files strictly
     with pytest.raises(InvalidResultError):
         read_record(text[:-5])  # truncated stays invalid
 
@@ -185,8 +185,8 @@ def test_s3_store_missing_credentials_is_one_line_error(monkeypatch, tmp_path):
 
 
 def test_manifest_round_trip():
-    m = Manifest("shard-1", "s3://b/p", (Pair("A", "t", "d", preprocess=Preprocess(image_size=224)),),
-                 RunSettings(batch_size=8))
+    m = Manifest(shard_id="shard-1", store="s3://b/p", pairs=(Pair("A", "t", "d", preprocess=Preprocess(image_size=224)),),
+                 settings=RunSettings(batch_size=8))
     back = Manifest.from_json(m.to_json())
     assert back == m and manifest_key(m.shard_id) == "_manifests/shard-1.json"
     with pytest.raises(BenchmarkError):

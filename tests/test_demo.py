@@ -50,7 +50,7 @@ def test_demo_end_to_end(tmp_path, monkeypatch):
             assert list(csv.DictReader(fh)), table
     assert (w.report / "index.html").is_file()
     # local-dir models are in no catalog: the worker counted their size, so the compute plot has points
-    assert all(r.run["model_profile"]["image_gflops"] > 0 for r in records)
+    assert all(r.run.model_profile.image_gflops > 0 for r in records)
     with open(w.workdir / "leaderboard.csv", newline="") as fh:
         board = list(csv.DictReader(fh))
     assert all(float(row["image_gflops"]) > 0 and float(row["text_gflops"]) > 0 and int(row["params"]) > 0 for row in board)

@@ -47,7 +47,7 @@ def test_local_backend_runs_a_planned_sweep_and_updates_the_tracker(tmp_path, mo
         assert entry.status == "succeeded" and entry.job_id == "local" and entry.attempts == 1, entry
         assert entry.shard_id and entry.est_runtime_s > 0 and entry.observed_runtime_s > 0
         record = read_record(store.get(result_key(pair)))
-        assert record.pair == pair and record.run["shard_id"] == entry.shard_id
+        assert record.pair == pair and record.run.shard_id == entry.shard_id
         assert all(v is None or 0.0 <= v <= 1.0 for v in record.metrics.values())
     bad = state.get(hostile)
     assert bad.status == "failed" and bad.error

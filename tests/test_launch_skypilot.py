@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 from openclip_benchmark import catalog
 from openclip_benchmark.planning import plan
+from openclip_benchmark.planning.cost import ModelIndex
+from openclip_benchmark.planning.options import PlanOptions
 from openclip_benchmark.planning import pricing
 from openclip_benchmark.cli import app
 from openclip_benchmark.core.errors import BenchmarkError
@@ -76,8 +78,8 @@ def small_plan(
     datasets = catalog.load_datasets()
     pairs = [Pair(m, p, d, task=datasets[d].task) for m, p in models for d in names]
     result = plan.plan_shards(
-        pairs, models=plan.ModelIndex(catalog.load_models()), datasets=datasets, gpus=pricing.load_gpus(),
-        prices=pricing.load_prices(), options=plan.PlanOptions(target_s=10 * 60),
+        pairs, models=ModelIndex(catalog.load_models()), datasets=datasets, gpus=pricing.load_gpus(),
+        prices=pricing.load_prices(), options=PlanOptions(target_s=10 * 60),
     )
     return pairs, result
 
@@ -234,7 +236,7 @@ def test_a_hostile_model_name_reaches_no_shell_string(tmp_path, monkeypatch, sec
     evil = f"x$(touch {marker})"
     pairs = [Pair(evil, "openai", "cifar10"), Pair("ViT-B-32", f"`touch {marker}`", "cifar10")]
     result = plan.plan_shards(
-        pairs, models=plan.ModelIndex(catalog.load_models()), datasets=catalog.load_datasets(),
+        pairs, models=ModelIndex(catalog.load_models()), datasets=catalog.load_datasets(),
         gpus=pricing.load_gpus(), prices=pricing.load_prices(),
     )
     template = skypilot_task.load_yaml(skypilot.TEMPLATE)
@@ -392,7 +394,7 @@ def test_the_rendered_task_asks_for_what_the_plan_priced(secrets_env):
         Offer("gcp", "a3-highgpu-1g", "H100", 1, 26, price=11.06, spot_price=2.95, region="r"),
         Offer("lambda", "gpu_1x_h100_pcie", "H100", 1, 26, price=2.49, spot_price=None, region="r"),
     ))
-    models = plan.ModelIndex([
+    models = ModelIndex([
         SimpleNamespace(arch=a, pretrained="x", params=p, image_gflops=g, text_gflops=3.0, image_size=224)
         for a, p, g in (("Small", 150e6, 1.0), ("Big", 3e9, 300.0))  # Big needs more than an L4
     ])

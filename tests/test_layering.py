@@ -14,13 +14,14 @@ import openclip_benchmark
 
 PACKAGE = "openclip_benchmark"
 ROOT = Path(openclip_benchmark.__file__).parent
-LAYERS = ("core tasks catalog synthetic loopback_hub loopback_images planning storage datasets tracker evaluate similarity worker "
-          "throughput backends collect pipeline demo cli").split()
+LAYERS = ("core tasks catalog synthetic loopback_hub loopback_images planning schemas storage datasets tracker evaluate "
+          "similarity worker throughput backends collect pipeline demo cli").split()
 PURE = ("core/", "catalog/__init__.py", "planning/", "tasks/__init__.py", "tracker.py", "storage/layout.py",
         "throughput/settings.py", "throughput/records.py", "similarity/stats.py")
 NETWORK_OR_HEAVY = ("torch", "sky", "boto3", "botocore", "open_clip", "clip_benchmark", "requests", "urllib.request",
                     "http.client", "huggingface_hub")
-HEAVY = ("torch", "open_clip", "sky", "boto3", "clip_benchmark", "huggingface_hub", "matplotlib", "pandas", "vl_convert", "scipy")
+HEAVY = ("torch", "open_clip", "sky", "boto3", "clip_benchmark", "huggingface_hub", "matplotlib", "pandas", "vl_convert", "scipy",
+         "pydantic")  # pydantic: 0.2 s to import; the typed records load it, `benchmark --help` must not
 
 # (importer, imported): why it stays. Layer order (c) and function-level imports of light modules (d). Empty: an
 # entry here is an upward import or a hidden cycle still to be removed.

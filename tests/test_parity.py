@@ -55,7 +55,8 @@ def test_worker_metrics_equal_clip_benchmark_cli(suite, tmp_path):
     expected = clip_benchmark_eval(suite, tmp_path / "clip_benchmark")
     pairs = [Pair(m, "", d, task=t) for m in suite.models for d, t in suite.tasks.items()]
     settings = RunSettings(batch_size=BATCH_SIZE, num_workers=0, precision="fp32", dataset_root=str(suite.root))
-    report = run_shard(Manifest("parity", str(tmp_path / "ours"), tuple(pairs), settings), progress=False)
+    report = run_shard(Manifest(shard_id="parity", store=str(tmp_path / "ours"), pairs=tuple(pairs), settings=settings),
+                       progress=False)
     assert report.exit_code == 0, report.failed
     store = open_store(tmp_path / "ours")
     for pair in pairs:
@@ -95,10 +96,10 @@ def test_amp_equals_clip_benchmark_default_autocast(suite, tmp_path):
                                                                  "cpu", amp=True)
     pairs = [Pair(model_name, "", d, task=t) for d, t in suite.tasks.items() if d in expected]
     settings = RunSettings(batch_size=BATCH_SIZE, num_workers=0, precision="amp", dataset_root=str(suite.root))
-    report = run_shard(Manifest("amp", str(tmp_path), tuple(pairs), settings), progress=False)
+    report = run_shard(Manifest(shard_id="amp", store=str(tmp_path), pairs=tuple(pairs), settings=settings), progress=False)
     assert report.exit_code == 0, report.failed
     for record in report.records:
-        assert record.run["precision"] == "amp"
+        assert record.run.precision == "amp"
         assert record.metrics == pytest.approx(expected[record.pair.dataset], abs=0), record.pair.label()
 
 
@@ -118,5 +119,5 @@ def test_image_size_override_equals_open_clip_forced_size(suite, tmp_path):
                                                 ds.templates, "cpu", amp=False)
     pair = Pair(model_name, "", "imagenet1k", preprocess=Preprocess(image_size=48))
     settings = RunSettings(batch_size=BATCH_SIZE, num_workers=0, dataset_root=str(suite.root))
-    report = run_shard(Manifest("sweep", str(tmp_path), (pair,), settings), progress=False)
+    report = run_shard(Manifest(shard_id="sweep", store=str(tmp_path), pairs=(pair,), settings=settings), progress=False)
     assert report.records[0].metrics == pytest.approx(expected, abs=0)

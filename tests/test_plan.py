@@ -14,14 +14,22 @@ from typer.testing import CliRunner
 from openclip_benchmark import catalog
 from openclip_benchmark.cli import app
 from openclip_benchmark.planning import plan
+from openclip_benchmark.planning.budget import SKYPILOT_MAX_RUNNING_JOBS, within_budget
+from openclip_benchmark.planning.calibration import calibrate
+from openclip_benchmark.planning.cost import (
+    CostModel, ModelIndex, ModelWork, download_seconds, fits, image_seconds, load_seconds, pair_work, text_seconds,
+)
+from openclip_benchmark.planning.options import DEFAULT_ON_DEMAND_TARGET_S, DEFAULT_TARGET_S, PlanOptions
+from openclip_benchmark.planning.packing import shard_id
 from openclip_benchmark.planning import pricing
 from openclip_benchmark.core.errors import BenchmarkError
 from openclip_benchmark.core.pair import Pair, Preprocess
+from openclip_benchmark.core.records import Failure, Result
 from openclip_benchmark.planning.pricing import Offer, PriceTable
 from openclip_benchmark.storage.layout import result_key
 
 DATASETS = catalog.load_datasets()
-MODELS = plan.ModelIndex(catalog.load_models())
+MODELS = ModelIndex(catalog.load_models())
 GPUS = pricing.load_gpus()
 PRICES = pricing.load_prices()
 
@@ -40,7 +48,7 @@ def pairs_for(models, datasets=None):
 
 def make(pairs, models=MODELS, **options):
     return plan.plan_shards(
-        pairs, models=models, datasets=DATASETS, gpus=GPUS, prices=PRICES, options=plan.PlanOptions(**options)
+        pairs, models=models, datasets=DATASETS, gpus=GPUS, prices=PRICES, options=PlanOptions(**options)
     )
 
 
@@ -56,7 +64,7 @@ def test_same_pairs_in_any_order_give_the_same_shards_and_ids():
 
 
 def test_shards_stay_near_the_target_and_big_models_split_by_dataset():
-    models = plan.ModelIndex([spec("Big", params=1.8e9, image_gflops=330.0, text_gflops=40.0)])
+    models = ModelIndex([spec("Big", params=1.8e9, image_gflops=330.0, text_gflops=40.0)])
     result = make(pairs_for([("Big", "x")]), models=models, target_s=45 * 60)
     assert len(result.shards) > 1
     for s in result.shards:
@@ -69,7 +77,7 @@ def test_shards_stay_near_the_target_and_big_models_split_by_dataset():
 
 def test_small_models_share_a_job_each_loaded_once():
     few = [d for d in DATASETS.values() if d.name in ("cifar10", "cifar100", "mnist")]
-    models = plan.ModelIndex([spec(f"Tiny{i}", params=30e6, image_gflops=1.0, text_gflops=0.5) for i in range(6)])
+    models = ModelIndex([spec(f"Tiny{i}", params=30e6, image_gflops=1.0, text_gflops=0.5) for i in range(6)])
     result = make(pairs_for([(f"Tiny{i}", "x") for i in range(6)], few), models=models)
     assert len(result.shards) == 1
     shard = result.shards[0]
@@ -77,23 +85,23 @@ def test_small_models_share_a_job_each_loaded_once():
 
 
 def test_gpu_sizing_needs_memory_and_picks_lowest_cost_per_work_not_the_smallest_card():
-    huge = plan.ModelWork("Huge", "x", params=5e9, image_gflops=500.0, text_gflops=60.0)
-    assert not plan.fits(huge, 500.0, GPUS["L4"], 64, plan.CostModel())
-    assert plan.fits(huge, 500.0, GPUS["A100-80GB"], 64, plan.CostModel())
+    huge = ModelWork("Huge", "x", params=5e9, image_gflops=500.0, text_gflops=60.0)
+    assert not fits(huge, 500.0, GPUS["L4"], 64, CostModel())
+    assert fits(huge, 500.0, GPUS["A100-80GB"], 64, CostModel())
     # a table where the big card is cheaper per unit of work than the small one
     prices = PriceTable("test", "2026-01-01", (
         Offer("aws", "small", "T4", 1, 8, price=0.50, spot_price=0.20, region="r"),
         Offer("aws", "big", "H100", 1, 26, price=2.00, spot_price=0.60, region="r"),
     ))
-    models = plan.ModelIndex([spec("Mid", params=400e6, image_gflops=80.0, text_gflops=12.0)])
+    models = ModelIndex([spec("Mid", params=400e6, image_gflops=80.0, text_gflops=12.0)])
     result = plan.plan_shards(
         pairs_for([("Mid", "x")]), models=models, datasets=DATASETS, gpus=GPUS, prices=prices,
     )
     assert {s.gpu for s in result.shards} == {"H100"}
     with pytest.raises(BenchmarkError, match="GiB"):
         plan.plan_shards(
-            pairs_for([("Huge", "x")]), models=plan.ModelIndex([spec("Huge", params=5e9, image_gflops=500.0)]),
-            datasets=DATASETS, gpus=GPUS, prices=PRICES, options=plan.PlanOptions(gpus=("T4", "L4")),
+            pairs_for([("Huge", "x")]), models=ModelIndex([spec("Huge", params=5e9, image_gflops=500.0)]),
+            datasets=DATASETS, gpus=GPUS, prices=PRICES, options=PlanOptions(gpus=("T4", "L4")),
         )
 
 
@@ -116,19 +124,19 @@ def test_costs_add_up_and_spot_is_cheaper():
     for s in result.shards:
         rate = s.offer.spot_price
         assert s.cost_spot == pytest.approx(rate * s.runtime_s / 3600)
-        assert s.runtime_s > plan.CostModel().job_overhead_s + sum(s.pair_seconds.values()) * 0.999
+        assert s.runtime_s > CostModel().job_overhead_s + sum(s.pair_seconds.values()) * 0.999
 
 
 def test_budget_and_max_jobs_never_overrun():
     result = make(pairs_for([("ViT-B-16", "openai"), ("ViT-L-14", "openai"), ("ViT-H-14", "laion2b_s32b_b79k")]))
     assert len(result.shards) >= 3
     first_two = result.shards[0].cost_spot + result.shards[1].cost_spot
-    chosen, left = plan.within_budget(result.shards, first_two + 1e-9, spot=True)
+    chosen, left = within_budget(result.shards, first_two + 1e-9, spot=True)
     assert chosen == list(result.shards[:2]) and left == list(result.shards[2:])
     assert sum(s.cost_spot for s in chosen) <= first_two + 1e-9
-    chosen, left = plan.within_budget(result.shards, None, spot=True, max_jobs=1)
+    chosen, left = within_budget(result.shards, None, spot=True, max_jobs=1)
     assert len(chosen) == 1 and len(left) == len(result.shards) - 1
-    assert plan.within_budget(result.shards, 0.0, spot=True)[0] == []
+    assert within_budget(result.shards, 0.0, spot=True)[0] == []
 
 
 def test_budget_skips_shards_that_do_not_fit_and_takes_later_ones_that_do():
@@ -136,12 +144,12 @@ def test_budget_skips_shards_that_do_not_fit_and_takes_later_ones_that_do():
     dear_first = sorted(result.shards, key=lambda s: -s.cost_spot)
     cheapest = dear_first[-1]
     assert dear_first[0].cost_spot > cheapest.cost_spot
-    chosen, left = plan.within_budget(dear_first, cheapest.cost_spot + 1e-9, spot=True)
+    chosen, left = within_budget(dear_first, cheapest.cost_spot + 1e-9, spot=True)
     assert chosen == [cheapest] and left == dear_first[:-1]
     budget = dear_first[0].cost_spot + cheapest.cost_spot + 1e-9
-    chosen, _ = plan.within_budget(dear_first, budget, spot=True)
+    chosen, _ = within_budget(dear_first, budget, spot=True)
     assert chosen[0] == dear_first[0] and chosen[-1] == cheapest and sum(s.cost_spot for s in chosen) <= budget
-    assert plan.within_budget(dear_first, budget, spot=True, max_jobs=1)[0] == [dear_first[0]]
+    assert within_budget(dear_first, budget, spot=True, max_jobs=1)[0] == [dear_first[0]]
 
 
 def test_models_outside_the_catalog_get_a_noted_fallback_and_resolution_scales_work():
@@ -150,34 +158,34 @@ def test_models_outside_the_catalog_get_a_noted_fallback_and_resolution_scales_w
     assert any("local-dir:/m" in n and "default" in n for n in result.notes)
     assert any("ViT-B-32 architecture" in n for n in result.notes)
     model = MODELS.work("ViT-B-32", "openai")
-    base = plan.pair_work(Pair("ViT-B-32", "openai", "imagenet1k"), model, DATASETS)
-    big = plan.pair_work(Pair("ViT-B-32", "openai", "imagenet1k", preprocess=Preprocess(image_size=448)), model, DATASETS)
+    base = pair_work(Pair("ViT-B-32", "openai", "imagenet1k"), model, DATASETS)
+    big = pair_work(Pair("ViT-B-32", "openai", "imagenet1k", preprocess=Preprocess(image_size=448)), model, DATASETS)
     assert big.image_gflops == pytest.approx(base.image_gflops * (448 / model.image_size) ** 2)
     # prompts: classes x clip_benchmark's templates (80 for ImageNet), captions for retrieval
     assert base.prompts == 1000 * 80
-    coco = plan.pair_work(Pair("ViT-B-32", "openai", "mscoco_captions", task="zeroshot_retrieval"), model, DATASETS)
+    coco = pair_work(Pair("ViT-B-32", "openai", "mscoco_captions", task="zeroshot_retrieval"), model, DATASETS)
     assert coco.prompts == DATASETS["mscoco_captions"].size * DATASETS["mscoco_captions"].captions_per_image
 
 
 def test_calibration_scales_the_gpu_that_ran_slower_than_estimated():
     pair = Pair("ViT-B-32", "openai", "cifar10")
     model = MODELS.work("ViT-B-32", "openai")
-    work = plan.pair_work(pair, model, DATASETS)
+    work = pair_work(pair, model, DATASETS)
     gpu = GPUS["A10G"]
-    estimate = plan.image_seconds(work, gpu, 8, plan.CostModel()) + plan.text_seconds(work.prompts, model, gpu, plan.CostModel())
+    estimate = image_seconds(work, gpu, 8, CostModel()) + text_seconds(work.prompts, model, gpu, CostModel())
     records = [
-        SimpleNamespace(kind="result", pair=pair, run={"seconds": estimate * 2, "gpu_name": "NVIDIA A10G", "num_workers": 8}),
-        SimpleNamespace(kind="result", pair=pair, run={"seconds": estimate * 2.2, "gpu_name": "NVIDIA A10G", "num_workers": 8}),
-        SimpleNamespace(kind="result", pair=pair, run={"seconds": 5.0}),  # no GPU name: ignored
-        SimpleNamespace(kind="failure", pair=pair, run={}),
+        Result(pair=pair, metrics={"acc1": 0.5}, run={"seconds": estimate * 2, "gpu_name": "NVIDIA A10G", "num_workers": 8}),
+        Result(pair=pair, metrics={"acc1": 0.5}, run={"seconds": estimate * 2.2, "gpu_name": "NVIDIA A10G", "num_workers": 8}),
+        Result(pair=pair, metrics={"acc1": 0.5}, run={"seconds": 5.0}),  # no GPU name: ignored
+        Failure(pair=pair, error={"message": "boom"}),
     ]
-    cost, factors = plan.calibrate(records, models=MODELS, datasets=DATASETS, gpus=GPUS)
+    cost, factors = calibrate(records, models=MODELS, datasets=DATASETS, gpus=GPUS)
     assert set(factors) == {"A10G"} and factors["A10G"][1] == 2
     assert factors["A10G"][0] == pytest.approx(2.1, rel=1e-6)
-    assert plan.image_seconds(work, gpu, 8, cost) == pytest.approx(2.1 * plan.image_seconds(work, gpu, 8, plan.CostModel()))
+    assert image_seconds(work, gpu, 8, cost) == pytest.approx(2.1 * image_seconds(work, gpu, 8, CostModel()))
     before = make([pair], gpus=("A10G",)).runtime_s
     after = plan.plan_shards([pair], models=MODELS, datasets=DATASETS, gpus=GPUS, prices=PRICES,
-                             options=plan.PlanOptions(gpus=("A10G",)), cost=cost).runtime_s
+                             options=PlanOptions(gpus=("A10G",)), cost=cost).runtime_s
     assert after > before
 
 
@@ -188,13 +196,13 @@ def test_target_must_exceed_overhead():
 
 def test_shard_id_is_content_derived():
     a, b = Pair("m", "p", "cifar10"), Pair("m", "p", "mnist")
-    assert plan.shard_id([a, b], "L4") == plan.shard_id([b, a], "L4") != plan.shard_id([a], "L4")
-    assert plan.shard_id([a], "L4") != plan.shard_id([a], "T4")
+    assert shard_id([a, b], "L4") == shard_id([b, a], "L4") != shard_id([a], "L4")
+    assert shard_id([a], "L4") != shard_id([a], "T4")
 
 
 def test_cost_model_overrides_are_honoured():
     pairs = pairs_for([("ViT-B-32", "openai")])
-    slow = replace(plan.CostModel(), job_overhead_s=900)
+    slow = replace(CostModel(), job_overhead_s=900)
     a = make(pairs)
     b = plan.plan_shards(pairs, models=MODELS, datasets=DATASETS, gpus=GPUS, prices=PRICES, cost=slow)
     assert b.runtime_s > a.runtime_s
@@ -216,9 +224,9 @@ def test_plan_command_recalibrates_from_the_results_folder(tmp_path, monkeypatch
     # clip_benchmark's own dataset spelling, canonicalised on read; a GPU that ran 3x slower than estimated
     result = make_result(done, {"acc1": 0.9}, {"seconds": 1.0, "gpu_name": "NVIDIA L4", "num_workers": 4})
     result["dataset"] = "wds/cifar10"
-    work = plan.pair_work(done, MODELS.work("ViT-B-32", "openai"), DATASETS)
-    result["run"]["seconds"] = 3 * (plan.image_seconds(work, GPUS["L4"], 4, plan.CostModel())
-                                    + plan.text_seconds(work.prompts, work.model, GPUS["L4"], plan.CostModel()))
+    work = pair_work(done, MODELS.work("ViT-B-32", "openai"), DATASETS)
+    result["run"]["seconds"] = 3 * (image_seconds(work, GPUS["L4"], 4, CostModel())
+                                    + text_seconds(work.prompts, work.model, GPUS["L4"], CostModel()))
     atomic_write_json(tmp_path / "results" / result_key(done), result)
     (tmp_path / "results" / "junk.json").write_text("{not json")
     runner = CliRunner()
@@ -238,7 +246,7 @@ CHEAP_H100_ON_DEMAND = PriceTable("test", "2026-01-01", (
 
 
 def plan_on(prices, pairs, models, **options):
-    return plan.plan_shards(pairs, models=models, datasets=DATASETS, gpus=GPUS, prices=prices, options=plan.PlanOptions(**options))
+    return plan.plan_shards(pairs, models=models, datasets=DATASETS, gpus=GPUS, prices=prices, options=PlanOptions(**options))
 
 
 def test_decode_bound_pairs_rent_more_vcpus_and_compute_bound_ones_do_not():
@@ -246,7 +254,7 @@ def test_decode_bound_pairs_rent_more_vcpus_and_compute_bound_ones_do_not():
     from openclip_benchmark.core.manifest import RunSettings
     from openclip_benchmark.pipeline.launch import shard_job
 
-    models = plan.ModelIndex([spec("Small", image_gflops=1.0), spec("Big", params=400e6, image_gflops=300.0)])
+    models = ModelIndex([spec("Small", image_gflops=1.0), spec("Big", params=400e6, image_gflops=300.0)])
     small = plan_on(CHEAP_H100_ON_DEMAND, pairs_for([("Small", "x")]), models, gpus=("L4",))
     big = plan_on(CHEAP_H100_ON_DEMAND, pairs_for([("Big", "x")]), models, gpus=("L4",))
     assert {s.offer.instance_type for s in small.shards} == {"g2-standard-16"}
@@ -256,7 +264,7 @@ def test_decode_bound_pairs_rent_more_vcpus_and_compute_bound_ones_do_not():
 
 
 def test_a_spot_plan_runs_a_shard_on_demand_where_that_is_cheaper_and_prices_it_so():
-    models = plan.ModelIndex([spec("Big", params=1.0e9, image_gflops=300.0, text_gflops=40.0), spec("Small", image_gflops=9.0)])
+    models = ModelIndex([spec("Big", params=1.0e9, image_gflops=300.0, text_gflops=40.0), spec("Small", image_gflops=9.0)])
     pairs = pairs_for([("Big", "x")])
     result = plan_on(CHEAP_H100_ON_DEMAND, pairs, models, gpus=("H100",))
     assert result.shards and all(not s.spot and s.offer.cloud == "lambda" for s in result.shards)
@@ -273,40 +281,40 @@ def test_a_spot_plan_runs_a_shard_on_demand_where_that_is_cheaper_and_prices_it_
 
 def test_no_shard_runs_past_the_target_with_its_dataset_downloads():
     result = make(pairs_for([("ViT-B-32", "openai"), ("ViT-L-14", "openai"), ("ViT-H-14", "laion2b_s32b_b79k")]))
-    assert max(s.runtime_s for s in result.shards) <= plan.DEFAULT_TARGET_S + 1e-6
-    cost = plan.CostModel()
+    assert max(s.runtime_s for s in result.shards) <= DEFAULT_TARGET_S + 1e-6
+    cost = CostModel()
     for s in result.shards:  # each dataset is downloaded once per job, and counted once
-        downloads = sum(plan.download_seconds(DATASETS[d].size, cost) for d in s.datasets)
+        downloads = sum(download_seconds(DATASETS[d].size, cost) for d in s.datasets)
         assert s.runtime_s == pytest.approx(
-            cost.job_overhead_s + downloads + sum(plan.load_seconds(MODELS.work(*m.split(":", 1)), cost) for m in s.models)
+            cost.job_overhead_s + downloads + sum(load_seconds(MODELS.work(*m.split(":", 1)), cost) for m in s.models)
             + sum(s.pair_seconds.values()), rel=0.02)
 
 
 def test_jobs_come_out_full_and_each_model_is_split_over_few_jobs():
     # three models of about 0.55 job each: balanced halves would need three jobs, filling them needs two
-    models = plan.ModelIndex([spec(f"M{i}", params=300e6, image_gflops=40.0) for i in range(3)])
+    models = ModelIndex([spec(f"M{i}", params=300e6, image_gflops=40.0) for i in range(3)])
     result = plan_on(CHEAP_H100_ON_DEMAND, pairs_for([(f"M{i}", "x") for i in range(3)]), models, gpus=("L4",))
-    cost = plan.CostModel()
-    capacity = plan.DEFAULT_TARGET_S - cost.job_overhead_s
+    cost = CostModel()
+    capacity = DEFAULT_TARGET_S - cost.job_overhead_s
     assert len(result.shards) == math.ceil(sum(s.runtime_s - cost.job_overhead_s for s in result.shards) / capacity) == 2
     for i in range(3):
         assert sum(f"M{i}:x" in s.models for s in result.shards) <= 2
 
 
 def test_on_demand_jobs_run_longer_by_default_because_nothing_preempts_them():
-    models = plan.ModelIndex([spec("Big", params=1.8e9, image_gflops=330.0, text_gflops=40.0)])
+    models = ModelIndex([spec("Big", params=1.8e9, image_gflops=330.0, text_gflops=40.0)])
     pairs = pairs_for([("Big", "x")])
     spot, demand = make(pairs, models=models, gpus=("L4",)), make(pairs, models=models, spot=False, gpus=("A10",))
-    assert plan.PlanOptions().target == plan.DEFAULT_TARGET_S < plan.PlanOptions(spot=False).target
-    assert max(s.runtime_s for s in spot.shards) <= plan.DEFAULT_TARGET_S + 1e-6
-    assert max(s.runtime_s for s in demand.shards) <= plan.DEFAULT_ON_DEMAND_TARGET_S + 1e-6
-    assert max(s.runtime_s for s in demand.shards) > plan.DEFAULT_TARGET_S
+    assert PlanOptions().target == DEFAULT_TARGET_S < PlanOptions(spot=False).target
+    assert max(s.runtime_s for s in spot.shards) <= DEFAULT_TARGET_S + 1e-6
+    assert max(s.runtime_s for s in demand.shards) <= DEFAULT_ON_DEMAND_TARGET_S + 1e-6
+    assert max(s.runtime_s for s in demand.shards) > DEFAULT_TARGET_S
     chosen = make(pairs, models=models, spot=False, gpus=("A10",), target_s=45 * 60)  # an explicit target wins
     assert chosen.options.target == 45 * 60 and max(s.runtime_s for s in chosen.shards) <= 45 * 60 + 1e-6
 
 
 def test_wall_clock_packs_longest_first_onto_the_free_slot():
-    from openclip_benchmark.planning.plan import estimate_wall_clock
+    from openclip_benchmark.planning.budget import estimate_wall_clock
 
     # by hand, 2 slots, longest first: A 7; B 3, 3 (free at 6), 2 (8); the last 2 on A, free at 7 -> 9
     assert estimate_wall_clock([3, 7, 2, 3, 2], 2) == 9
@@ -320,7 +328,7 @@ def test_wall_clock_packs_longest_first_onto_the_free_slot():
 def test_the_default_parallelism_is_skypilots_cap():
     from sky.utils import controller_utils
 
-    assert plan.SKYPILOT_MAX_RUNNING_JOBS == controller_utils.MAX_TOTAL_RUNNING_JOBS
+    assert SKYPILOT_MAX_RUNNING_JOBS == controller_utils.MAX_TOTAL_RUNNING_JOBS
 
 
 def test_plan_prints_the_wall_clock(tmp_path):

@@ -35,7 +35,7 @@ def test_killed_worker_keeps_finished_results_and_rerun_runs_only_the_rest(tmp_p
     pairs = [Pair(model_a, "", "voc2007_multilabel", task="multilabel"), Pair(model_a, "", "sun397"),
              Pair(model_a, "", "imagenet1k"), Pair(model_b, "", "imagenet1k")]
     settings = RunSettings(batch_size=16, num_workers=0, dataset_root=str(suite.root))
-    manifest = Manifest("resume", str(tmp_path / "results"), tuple(pairs), settings)
+    manifest = Manifest(shard_id="resume", store=str(tmp_path / "results"), pairs=tuple(pairs), settings=settings)
     path = tmp_path / "manifest.json"
     path.write_text(manifest.to_json())
     store = open_store(tmp_path / "results")

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import pytest
 
-from openclip_benchmark.core.jsonio import dumps_strict, loads_strict
+from openclip_benchmark.core.jsonio import dumps_strict, read_json
 from openclip_benchmark.storage.store import S3Store, StoreError, TransientStoreError, open_store
 from openclip_benchmark.storage.layout import result_key
 
@@ -33,7 +33,7 @@ def test_put_get_exists_and_prefixes(s3_bucket, s3_env):
     store.put("m/p/d/en.json", dumps_strict(doc).encode())
     store.put("_manifests/s1.json", b"{}")
     assert store.exists("m/p/d/en.json")
-    assert loads_strict(store.get("m/p/d/en.json")) == {"metrics": {"acc1": 0.5, "bad": None}}
+    assert read_json(store.get("m/p/d/en.json"), "result") == {"metrics": {"acc1": 0.5, "bad": None}}
     assert store.url_for("m/p/d/en.json") == f"s3://{s3_bucket}/runs/v1/m/p/d/en.json"
     # a sibling prefix that merely starts alike, and the bucket root, stay outside this store
     raw = _raw(s3_env)

@@ -97,7 +97,7 @@ def test_sync_large_bucket_incremental_and_hostile(s3_bucket, s3_env, tmp_path):
 
     store = open_source(f"s3://{s3_bucket}/runs", workers=8)
     gets = count_gets(store)
-    report = sync_and_track(store, results, tracker_path, workers=8, canonical_pair=load_catalog().canonical_pair)
+    report = sync_and_track(store, results, tracker_path, workers=8, catalog=load_catalog())
 
     valid = len(good) + len(failures) + 1 + 1  # + clip_benchmark's JSON + the colliding key that fits
     assert report.listed == len(objects)
@@ -317,7 +317,7 @@ def test_malicious_and_malformed_bundles_are_quarantined_and_their_keys_fetched(
     assert gets[0] == 4 + 6  # four bundles, then every key no valid bundle offered
     reasons = dict(report.quarantined)
     assert sorted(reasons) == sorted(bad)
-    assert "'../../evil.json'" in reasons["_bundles/evil/1.json"] and "not JSON" in reasons["_bundles/garbage/1.json"]
+    assert "'../../evil.json'" in reasons["_bundles/evil/1.json"] and "not valid JSON" in reasons["_bundles/garbage/1.json"]
     assert "record 1" in reasons["_bundles/broken/1.json"]
     assert mirrored(tmp_path / "results") == body
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"] and not Path("/abs.json").exists()

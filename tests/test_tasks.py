@@ -24,6 +24,7 @@ from openclip_benchmark.core.pair import Pair
 from openclip_benchmark.core.records import make_result, read_record
 from openclip_benchmark.demo import make_classification_wds, make_tiny_model
 from openclip_benchmark.planning import plan, pricing
+from openclip_benchmark.planning.cost import ModelIndex, pair_work
 from openclip_benchmark.storage.layout import result_key
 from openclip_benchmark.storage.store import open_store
 from openclip_benchmark.tasks.zeroshot_classification import DEFAULT_TEMPLATES, classifier_group
@@ -111,7 +112,7 @@ def test_template_counts_in_the_mapping_are_clip_benchmarks():
 
 
 def _plan(pairs):
-    return plan.plan_shards(pairs, models=plan.ModelIndex(catalog.load_models()), datasets=catalog.load_datasets(),
+    return plan.plan_shards(pairs, models=ModelIndex(catalog.load_models()), datasets=catalog.load_datasets(),
                             gpus=pricing.load_gpus(), prices=pricing.load_prices())
 
 
@@ -120,7 +121,7 @@ def test_plan_is_the_same_without_clip_benchmark(monkeypatch):
     pairs = [Pair(m, p, d.name, task=d.task) for m, p in (("ViT-B-32", "openai"), ("ViT-L-14", "openai")) for d in datasets]
     pairs.append(Pair("ViT-B-32", "openai", "imagenet_mine"))  # not in the catalog; clip_benchmark knows an imagenet
     before = _plan(pairs)
-    work = plan.pair_work(Pair("ViT-B-32", "openai", "imagenet-a"), plan.ModelIndex([]).work("x", "y"), catalog.load_datasets())
+    work = pair_work(Pair("ViT-B-32", "openai", "imagenet-a"), ModelIndex([]).work("x", "y"), catalog.load_datasets())
     assert (work.prompts, work.classifier) == (200 * 80, "imagenet1k|en")
 
     real_find_spec = importlib.util.find_spec
@@ -200,20 +201,21 @@ def test_a_registered_task_is_planned_run_and_parsed(toy_task, tmp_path):
     pair = Pair(model, "", "toyset", task=TOY)
 
     spec = DatasetSpec("toyset", "wds_toyset", folder.as_uri(), TOY, "test", 12, 3, None, "centroid_acc", (), ("en",))
-    shards = plan.plan_shards([pair], models=plan.ModelIndex([]), datasets={"toyset": spec},
+    shards = plan.plan_shards([pair], models=ModelIndex([]), datasets={"toyset": spec},
                               gpus=pricing.load_gpus(), prices=pricing.load_prices()).shards
     assert [s.pairs for s in shards] == [(pair,)]
-    work = plan.pair_work(pair, plan.ModelIndex([]).work(model, ""), {"toyset": spec})
+    work = pair_work(pair, ModelIndex([]).work(model, ""), {"toyset": spec})
     assert (work.images, work.prompts, work.classifier) == (12, 0, None)  # no text tower, no classifier
 
     store = tmp_path / "results"
     settings = RunSettings(batch_size=5, num_workers=0, dataset_root=str(tmp_path / "data"))
-    report = run_shard(Manifest(shards[0].shard_id, str(store), shards[0].pairs, settings), progress=False)
+    report = run_shard(Manifest(shard_id=shards[0].shard_id, store=str(store), pairs=shards[0].pairs, settings=settings),
+                       progress=False)
     assert report.exit_code == 0 and report.succeeded == [pair]
     record = read_record(open_store(store).get(result_key(pair)))
     value = record.metrics["centroid_acc"]
     assert set(record.metrics) == {"centroid_acc"} and 0.0 <= value <= 1.0
-    assert record.run["num_samples"] == 12 and record.run["classifier_cached"] is False
+    assert record.run.num_samples == 12 and record.run.classifier_cached is False
 
     parsed = parse_results(store, tmp_path / "out", catalog=catalog.load_catalog())
     assert parsed.rows == {"classification_metrics": 0, "retrieval_metrics": 0, "toy_metrics": 1, "leaderboard": 1,

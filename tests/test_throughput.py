@@ -23,7 +23,9 @@ from openclip_benchmark.collect.parse import parse_results
 from openclip_benchmark.collect.report import build_report
 from openclip_benchmark.core.pair import Pair
 from openclip_benchmark.pipeline.throughput import plan_speeds
-from openclip_benchmark.planning import plan, pricing
+from openclip_benchmark.planning import pricing
+from openclip_benchmark.planning.calibration import measured_speeds
+from openclip_benchmark.planning.cost import CostModel, ModelIndex, image_seconds, pair_work
 from openclip_benchmark.throughput import timing
 from openclip_benchmark.throughput.records import Measurement, make_run, write_run
 from openclip_benchmark.throughput.settings import usable_cores
@@ -327,19 +329,19 @@ def _measured_run(folder: Path, rate: float) -> None:
 
 def test_the_plan_uses_a_measured_speed_for_the_family_and_says_so(tmp_path, monkeypatch):
     catalog = load_catalog()
-    models, gpus = plan.ModelIndex(catalog.models), pricing.load_gpus()
+    models, gpus = ModelIndex(catalog.models), pricing.load_gpus()
     _measured_run(tmp_path / "throughput", rate=100.0)
     speeds = plan_speeds([tmp_path / "throughput"], models=models, gpus=gpus, batch_size=64)
     assert set(speeds) == {("ViT-B", "H100")}  # batch 64 at amp: not the batch-1024 figure, not fp32
     b32 = models.work("ViT-B-32", "openai")
     assert speeds[("ViT-B", "H100")].image == pytest.approx(100.0 * b32.image_gflops * 1e9)
-    cost = plan.CostModel(measured=speeds)
+    cost = CostModel(measured=speeds)
     spec = catalog.dataset("cifar10")
     for arch, tag in (("ViT-B-32", "openai"), ("ViT-B-16", "openai"), ("ViT-L-14", "openai")):
-        work = plan.pair_work(Pair(arch, tag, "cifar10", task=spec.task), models.work(arch, tag), catalog.datasets)
-        seconds = plan.image_seconds(work, gpus["H100"], 8, cost)
+        work = pair_work(Pair(arch, tag, "cifar10", task=spec.task), models.work(arch, tag), catalog.datasets)
+        seconds = image_seconds(work, gpus["H100"], 8, cost)
         if arch == "ViT-L-14":  # another family: the datasheet's assumption
-            assert seconds == plan.image_seconds(work, gpus["H100"], 8, plan.CostModel())
+            assert seconds == image_seconds(work, gpus["H100"], 8, CostModel())
         else:  # the family's measured FLOP/s: ViT-B-16 is sized from ViT-B-32 by its FLOPs
             assert seconds == pytest.approx(spec.size * work.image_gflops / b32.image_gflops / 100.0)
 
@@ -374,12 +376,12 @@ def test_the_report_shows_a_throughput_section_when_runs_exist(tmp_path):
 
 def test_a_family_speed_is_the_median_of_its_measured_models():
     catalog = load_catalog()
-    models, gpus = plan.ModelIndex(catalog.models), pricing.load_gpus()
+    models, gpus = ModelIndex(catalog.models), pricing.load_gpus()
     row = {"status": "ok", "device": "cuda", "device_name": "NVIDIA H100 80GB HBM3", "precision": "amp",
            "batch_size": 64, "image_size": 224, "mode": "image"}
     table = [{**row, "model": "ViT-B-32", "samples_per_s": 1000.0}, {**row, "model": "ViT-B-16", "samples_per_s": 300.0},
              {**row, "model": "ViT-B-16", "samples_per_s": 5.0, "device": "cpu"}]
-    speeds = plan.measured_speeds(table, models=models, gpus=gpus)
+    speeds = measured_speeds(table, models=models, gpus=gpus)
     flops = [rate * models.work(arch, "").image_gflops * 1e9 for arch, rate in (("ViT-B-32", 1000), ("ViT-B-16", 300))]
     assert speeds[("ViT-B", "H100")].image == pytest.approx(sum(flops) / 2)
     assert speeds[("ViT-B", "H100")].text is None

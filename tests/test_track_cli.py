@@ -230,7 +230,8 @@ def test_help_lists_every_command_and_imports_nothing_heavy():
     """`benchmark --help` stays fast: no torch, open_clip, pandas, SkyPilot, boto3 or rich tables at start-up."""
     probe = (
         "import sys; from openclip_benchmark.cli import app\n"
-        "heavy = [m for m in ('torch', 'open_clip', 'pandas', 'sky', 'boto3', 'rich.table', 'rich.progress', 'matplotlib', 'numpy')"
+        "heavy = [m for m in ('torch', 'open_clip', 'pandas', 'sky', 'boto3', 'rich.table', 'rich.progress', 'matplotlib', 'numpy',"
+        " 'pydantic')"
         " if m in sys.modules]\n"
         "print(heavy)\n"
         "try:\n    app(['--help'])\nexcept SystemExit as e:\n    print('exit', e.code)\n"

@@ -157,7 +157,8 @@ def flow(tmp_path_factory):
              for d, t in (("imagenet1k", "zeroshot_classification"), ("mscoco_captions", "zeroshot_retrieval"),
                           ("voc2007_multilabel", "multilabel"))]
     settings = RunSettings(batch_size=16, num_workers=0, dataset_root=str(root))
-    report = run_shard(Manifest("unc-shard", str(root / "store"), tuple(pairs), settings), progress=False)
+    report = run_shard(Manifest(shard_id="unc-shard", store=str(root / "store"), pairs=tuple(pairs), settings=settings),
+                       progress=False)
     assert report.exit_code == 0 and report.bundle_key
     return root, models, pairs
 

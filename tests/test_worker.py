@@ -37,7 +37,7 @@ def suite_pairs(suite, preprocess=Preprocess()):
 
 def shard(suite, store, pairs, shard_id="test-shard", **settings):
     settings = {"batch_size": 16, "num_workers": 0, "dataset_root": str(suite.root), **settings}
-    return Manifest(shard_id, str(store), tuple(pairs), RunSettings(**settings))
+    return Manifest(shard_id=shard_id, store=str(store), pairs=tuple(pairs), settings=RunSettings(**settings))
 
 
 def test_shard_writes_every_result_then_skips_them(suite, tmp_path):
@@ -56,10 +56,10 @@ def test_shard_writes_every_result_then_skips_them(suite, tmp_path):
                     "zeroshot_retrieval": RETRIEVAL_KEYS}[pair.task]
         assert set(record.metrics) == expected and all(v is not None for v in record.metrics.values())
         run = record.run
-        assert (run["device"], run["precision"], run["batch_size"], run["num_samples"]) == ("cpu", "fp32", 16, 24)
-        assert run["images_per_s"] > 0 and run["seconds"] > 0 and run["attempt"] == 1
-        assert run["shard_id"] == "test-shard" and run["gpu_name"] == ""
-        assert set(run["versions"]) == {"torch", "open_clip", "clip_benchmark", "openclip_benchmark", "python"}
+        assert (run.device, run.precision, run.batch_size, run.num_samples) == ("cpu", "fp32", 16, 24)
+        assert run.images_per_s > 0 and run.seconds > 0 and run.attempt == 1
+        assert run.shard_id == "test-shard" and run.gpu_name == ""
+        assert set(run.versions) == {"torch", "open_clip", "clip_benchmark", "openclip_benchmark", "python"}
     assert json.loads(store.get(result_key(sweep)))["preprocess"] == {"image_size": 48}
     base = read_record(store.get(result_key(pairs[0]))).metrics
     assert read_record(store.get(result_key(sweep))).metrics != base  # 48 px really ran at 48 px
@@ -98,8 +98,8 @@ def test_datasets_with_the_same_classes_share_one_classifier(suite, tmp_path):
     report = run_shard(shard(suite, tmp_path, [Pair(suite.models[1], "", d) for d in datasets]), progress=False)
     assert report.exit_code == 0
     assert [r.pair.dataset for r in report.records] == datasets
-    assert [r.run["classifier_cached"] for r in report.records] == [False, True, True]
-    assert [r.run["num_samples"] for r in report.records] == [24, 12, 12]
+    assert [r.run.classifier_cached for r in report.records] == [False, True, True]
+    assert [r.run.num_samples for r in report.records] == [24, 12, 12]
 
 
 def test_failures_are_recorded_and_the_shard_moves_on(suite, tmp_path):
@@ -120,7 +120,7 @@ def test_failures_are_recorded_and_the_shard_moves_on(suite, tmp_path):
         record = read_record(store.get(failure_key(pair)))
         assert isinstance(record, Failure) and record.pair == pair and record.attempt == 1
         assert not store.exists(result_key(pair))
-    assert "holds classification data" in read_record(store.get(failure_key(broken[2]))).error["message"]
+    assert "holds classification data" in read_record(store.get(failure_key(broken[2]))).error.message
 
     again = run_shard(shard(suite, tmp_path, broken + [good]), progress=False)
     assert again.skipped == [good]
@@ -135,7 +135,7 @@ def test_worker_command_runs_a_manifest_from_the_bucket(suite, s3_bucket, monkey
     result = CliRunner().invoke(app, ["worker", "--no-progress"])
     assert result.exit_code == 0, result.output
     record = read_record(open_store(f"s3://{s3_bucket}/results").get(result_key(pair)))
-    assert record.pair == pair and record.run["shard_id"] == "s3-shard"
+    assert record.pair == pair and record.run.shard_id == "s3-shard"
 
 
 def test_unreachable_store_ends_the_shard_with_the_transient_code(suite, tmp_path, s3_env):
@@ -282,9 +282,10 @@ def test_manifest_carries_dataset_specs(tmp_path):
     cat = load_catalog()
     spec = replace(cat.datasets["cifar10"], name="my_set", wds_name="wds_my_set", size=7)
     pairs = (Pair("A", "t", "my_set", task=spec.task),)
-    back = Manifest.from_json(Manifest("s", str(tmp_path), pairs, datasets=dataset_entries({"my_set": spec})).to_json())
+    back = Manifest.from_json(Manifest(shard_id="s", store=str(tmp_path), pairs=pairs,
+                                       datasets=dataset_entries({"my_set": spec})).to_json())
     assert dataset_specs(back) == {"my_set": spec}
-    old = json.loads(Manifest("s", str(tmp_path), pairs).to_json())
+    old = json.loads(Manifest(shard_id="s", store=str(tmp_path), pairs=pairs).to_json())
     del old["datasets"]
     assert dataset_specs(Manifest.from_json(json.dumps(old))) == {}
     old["datasets"] = {"my_set": {"wds_name": "wds_my_set", "task": "nonsense", "size": 1, "metric": "acc1"}}

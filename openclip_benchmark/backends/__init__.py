@@ -12,12 +12,15 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 from ..core.errors import BenchmarkError
-from ..core.manifest import Manifest
 from ..storage.layout import manifest_key
-from ..tracker import Entry, Estimate, JobState, Outcome, JobSubmitted
+from ..tracker import Entry, Estimate, JobState, JobSubmitted
+
+if TYPE_CHECKING:  # annotations only: `benchmark --help` lists the backends without loading pydantic
+    from ..core.manifest import Manifest
+    from ..tracker import Outcome
 
 # name -> "module:class" (imported only when asked for: SkyPilot's module stays unloaded for a local run), or a
 # factory; `register` is the one way in

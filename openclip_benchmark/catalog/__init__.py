@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..core.errors import BenchmarkError, InvalidResultError, UnknownNameError
+from ..core.jsonio import read_json
 from ..core.pair import MODEL_REF_PREFIXES, Pair, parse_model_ref
 from ..tasks import canonical_task, get_task, task_names
 
@@ -106,11 +107,11 @@ def _dataset_from_json(name: str, raw: Any, where: str) -> DatasetSpec:
 def _load_datasets(path: Path, stamp: tuple[int, int] | None = None) -> dict[str, DatasetSpec]:
     """`stamp` (mtime, size) keys the cache, so a mapping that `dataset add` rewrote is read again."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json(path.read_bytes(), f"dataset mapping {path}")
     except FileNotFoundError:
         raise CatalogError(f"dataset mapping {path} does not exist") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CatalogError(f"dataset mapping {path} is not valid JSON: {exc}") from None
+    except InvalidResultError as exc:
+        raise CatalogError(str(exc)) from None
     raw = data.get("datasets") if isinstance(data, dict) else None
     if not isinstance(raw, dict) or not raw:
         raise CatalogError(f"dataset mapping {path} needs a non-empty 'datasets' object")

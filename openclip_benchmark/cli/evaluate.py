@@ -7,9 +7,8 @@ from typing import Optional
 import typer
 
 from ..core.errors import BenchmarkError
-from ..core.manifest import PRECISIONS, RunSettings
 from ..core.pair import INTERPOLATIONS, RESIZE_MODES, Pair, Preprocess
-from ..core.records import Result
+from ..core.compute import DEFAULT_CACHE_DIR, PRECISIONS
 from .app import DATASET_MAPPING, DEFAULT_RESULTS, DEFAULT_TRACKER, app, comma_list, console, load_catalog
 
 
@@ -47,7 +46,7 @@ def run(
     precision: str = typer.Option("auto", help=f"{' | '.join(PRECISIONS)}; auto = amp on GPU, fp32 on CPU."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 ..."),
     dataset_root: Optional[str] = typer.Option(None, help="Folder of wds_<name>/ datasets; default: download."),
-    cache_dir: str = typer.Option(RunSettings.cache_dir, help="Where datasets and weights are cached."),
+    cache_dir: str = typer.Option(DEFAULT_CACHE_DIR, help="Where datasets and weights are cached."),
     task: Optional[str] = typer.Option(None, help="Task for datasets the catalog does not know (with --dataset-root)."),
     image_size: Optional[str] = typer.Option(None, help="Image size override; a comma list sweeps: 160,192,224."),
     mean: Optional[str] = typer.Option(None, help="Normalisation mean override: r,g,b."),
@@ -59,6 +58,7 @@ def run(
     dataset_mapping: Optional[str] = DATASET_MAPPING,
 ):
     """Evaluate models x datasets on this machine (GPU if present); only pairs without a result run."""
+    from ..core.manifest import RunSettings
     from ..pipeline.run import run_pairs, select_pairs
 
     settings = RunSettings(batch_size=batch_size, num_workers=num_workers, precision=precision, device=device,
@@ -102,6 +102,8 @@ def _short(metric: str) -> str:
 def _print_report(report) -> None:
     from rich.table import Table
 
+    from ..core.records import Result
+
     retrieval = any(_short(k).startswith(("I@", "T@")) for r in report.records if isinstance(r, Result) for k in r.metrics)
     table = Table(title=f"shard {report.shard_id}",
                   caption="I@k / T@k: image / text retrieval recall@k" if retrieval else None)
@@ -113,7 +115,7 @@ def _print_report(report) -> None:
             table.add_row(_model_ref(record.pair), record.pair.dataset, "[green]ok[/]", shown)
         else:
             table.add_row(_model_ref(record.pair), record.pair.dataset, "[red]failed[/]",
-                          record.error.get("message", "")[:160])
+                          record.error.message[:160])
     for pair in report.skipped:
         table.add_row(_model_ref(pair), pair.dataset, "exists", "")
     out = console()

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from ..core.manifest import RunSettings
+from ..core.compute import DEFAULT_CACHE_DIR
 from .app import app, comma_list, console, load_catalog
 from .own_data import DEFAULTS_ROOT, MAPPING
 
@@ -37,7 +37,7 @@ def similarity(
     num_workers: int = typer.Option(2, min=0, help="Image decoding workers per rank."),
     precision: str = typer.Option("auto", help="auto, fp32, amp, amp_bf16; auto = amp on GPU, fp32 on CPU."),
     device: str = typer.Option("auto", help="auto, cpu, cuda."),
-    cache_dir: str = typer.Option(RunSettings.cache_dir, help="Where weights and catalog datasets are cached."),
+    cache_dir: str = typer.Option(DEFAULT_CACHE_DIR, help="Where weights and catalog datasets are cached."),
     timeout: float = typer.Option(3600.0, min=1, help="Seconds the ranks may take (a rank that dies ends all)."),
     backend: str = typer.Option("local", help="local (this machine), or skypilot (--nodes machines)."),
     nodes: int = typer.Option(1, help="skypilot: machines, each scoring its ranks' share into the store."),

@@ -10,7 +10,6 @@ import csv
 import functools
 import hashlib
 import io
-import json
 import math
 import os
 from dataclasses import dataclass, field, replace
@@ -19,9 +18,9 @@ from typing import Any, Iterable, Iterator
 
 from ..catalog import Catalog
 from ..core.errors import BenchmarkError, InvalidResultError
-from ..core.jsonio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from ..core.jsonio import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from ..core.pair import Pair, Preprocess
-from ..core.records import Record, Result, read_record
+from ..core.records import MAX_RECORD_BYTES, Record, Result, Run, read_record
 from ..core.samples import read_samples, result_digest
 from ..planning.plan import ModelIndex, pair_work
 from ..planning.pricing import gpu_from_device_name, load_gpus, load_prices
@@ -101,8 +100,8 @@ def read_result_files(results_dir: str | os.PathLike, catalog: Catalog,
         report.files += 1
         try:
             with open(path, "rb") as fh:
-                data = fh.read()
-            record = read_record(data, canonical_pair=catalog.canonical_pair)
+                data = fh.read(MAX_RECORD_BYTES + 1)
+            record = read_record(data, catalog)
         except (InvalidResultError, OSError) as exc:
             report.invalid.append((rel, str(exc)))
             continue
@@ -130,16 +129,13 @@ def preprocess_text(preprocess: Preprocess) -> str:
     return preprocess.canonical()
 
 
-def _model_info(catalog: Catalog, index: ModelIndex, pair: Pair, run: dict[str, Any]) -> dict[str, Any]:
+def _model_info(catalog: Catalog, index: ModelIndex, pair: Pair, run: Run) -> dict[str, Any]:
     """The model's size and GFLOPs at the image size the pair ran at: the catalog's, the image tower's scaled to that
     size as the planner scales them; for models it lacks (local-dir:, checkpoints), what the worker counted on the
     model as it was loaded for this pair."""
     spec = catalog.find_model(pair.model, pair.pretrained)
     if spec is None:
-        counted = run_value(run, "model_profile")
-        counted = counted if isinstance(counted, dict) else {}
-        return {c: v if isinstance(v := counted.get(c), (int, float)) and not isinstance(v, bool) else None
-                for c in MODEL_COLUMNS}
+        return {c: getattr(run.model_profile, c, None) for c in MODEL_COLUMNS}
     info = {c: getattr(spec, c, None) for c in MODEL_COLUMNS}
     if spec.image_gflops is not None:
         info["image_gflops"] = pair_work(pair, index.work(pair.model, pair.pretrained), catalog.datasets).image_gflops
@@ -147,24 +143,18 @@ def _model_info(catalog: Catalog, index: ModelIndex, pair: Pair, run: dict[str, 
     return info
 
 
-def run_value(run: dict[str, Any], key: str) -> Any:
-    """One entry of a result's `run` block (what the worker recorded about how the pair ran), None where absent."""
-    return run.get(key)
-
-
 def _finished(record: Result) -> str:
-    return str(run_value(record.run, "finished") or "")
+    return record.run.finished or ""
 
 
-def _cost(run: dict[str, Any], price_of) -> float | None:
+def _cost(run: Run, price_of) -> float | None:
     """Dollars a pair cost: what the run recorded, else its seconds at the GPU's cheapest listed hourly price."""
-    recorded, seconds, gpu = (run_value(run, k) for k in ("cost_usd", "seconds", "gpu_name"))
-    if isinstance(recorded, (int, float)) and not isinstance(recorded, bool):
-        return float(recorded)
-    if not isinstance(seconds, (int, float)) or not isinstance(gpu, str) or not gpu:
+    if run.cost_usd is not None:
+        return run.cost_usd
+    if run.seconds is None or not run.gpu_name:
         return None
-    price = price_of(gpu, bool(run_value(run, "spot")))
-    return None if price is None else float(seconds) / 3600.0 * price
+    price = price_of(run.gpu_name, bool(run.spot))
+    return None if price is None else run.seconds / 3600.0 * price
 
 
 def _gpu_price_lookup():
@@ -205,8 +195,7 @@ def build_rows(found: Iterable[ResultFile], catalog: Catalog) -> dict[str, list[
         row.update(info)
         if p.preprocess.image_size:
             row["image_size"] = p.preprocess.image_size
-        for col in RUN_COLUMNS:
-            row[col] = run_value(run, col)
+        row.update({col: getattr(run, col) for col in RUN_COLUMNS})
         row["cost_usd"] = _cost(run, price_of)
         row[SOURCE_COLUMN] = rel
         out[get_task(p.task).table].append(row)
@@ -250,8 +239,8 @@ INTERVAL_SETTINGS = {"confidence": CONFIDENCE, "resamples": RESAMPLES, "seed": S
 def read_interval_cache(out_dir: Path) -> dict[str, list]:
     """The cached intervals, or none when the file is missing, damaged or made with other settings."""
     try:
-        doc = json.loads((out_dir / INTERVAL_CACHE).read_bytes())
-    except (OSError, ValueError):
+        doc = read_json((out_dir / INTERVAL_CACHE).read_bytes(), "interval cache")
+    except (OSError, InvalidResultError):
         return {}
     ok = isinstance(doc, dict) and doc.get("schema") == INTERVAL_CACHE_SCHEMA and doc.get("settings") == INTERVAL_SETTINGS
     return doc["entries"] if ok and isinstance(doc.get("entries"), dict) else {}

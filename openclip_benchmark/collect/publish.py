@@ -20,7 +20,7 @@ from typing import Any, Iterable
 from ..catalog import Catalog
 from ..core.errors import BenchmarkError
 from ..tasks import tables as task_tables
-from .parse import ResultFile, run_value
+from .parse import ResultFile
 
 TOKEN_ENV = "HF_TOKEN"
 CARD = "README.md"
@@ -86,10 +86,10 @@ def _versions(found: Iterable[ResultFile]) -> tuple[dict[str, Counter], Counter]
     versions: dict[str, Counter] = {name: Counter() for name in PACKAGES}
     precisions: Counter = Counter()
     for result in found:
-        recorded = run_value(result.record.run, "versions")
+        recorded = result.record.run.versions
         for name in PACKAGES:
             versions[name][str(recorded.get(name)) if isinstance(recorded, dict) and recorded.get(name) else "unknown"] += 1
-        precisions[str(run_value(result.record.run, "precision") or "unknown")] += 1
+        precisions[str(result.record.run.precision or "unknown")] += 1
     return versions, precisions
 
 

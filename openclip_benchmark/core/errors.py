@@ -20,4 +20,5 @@ class UnknownNameError(BenchmarkError):
 
 
 class InvalidResultError(BenchmarkError):
-    """A result or failure JSON that does not follow the result schema."""
+    """A record or document (result, failure, manifest, samples, settings; any JSON from outside) that does not
+    follow its schema, or is too large or too deeply nested to read."""

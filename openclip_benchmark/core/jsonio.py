@@ -42,30 +42,48 @@ def dumps_strict(obj: Any, indent: int | None = 2) -> str:
     return json.dumps(_finite(obj), indent=indent, sort_keys=False, allow_nan=False)
 
 
-def loads_strict(text: str | bytes) -> Any:
-    """Parse JSON, refusing NaN/Infinity literals that Python's json would accept."""
+MAX_DEPTH = 64  # our deepest record (plan.json) nests 7 levels
+MAX_BYTES = 64 * 2**20  # the default bound of one document; records have their own, smaller one
 
-    def _reject(token: str):
-        raise ValueError(f"non-standard JSON constant {token}")
 
-    return json.loads(text, parse_constant=_reject)
+def _refuse(token: str):
+    raise ValueError(f"non-standard JSON constant {token}")
+
+
+def read_json(data: str | bytes, what: str, *, max_bytes: int = MAX_BYTES, nan_as_null: bool = False) -> Any:
+    """The one reader of JSON from outside this process (a store, a results folder, a user's file), bounded: at most
+    `max_bytes` long and MAX_DEPTH deep, so a hostile document is an invalid record, never a RecursionError or a
+    parse of gigabytes. Strict, unless `nan_as_null`: clip_benchmark json.dump()s a bare NaN for acc5 with under 5
+    classes, read as null. Any defect is an InvalidResultError naming `what`."""
+    if len(data) > max_bytes:
+        raise InvalidResultError(f"{what} is larger than {max_bytes / 2**20:g} MiB")
+    try:
+        obj = json.loads(data, parse_constant=(lambda token: None) if nan_as_null else _refuse)
+    except RecursionError:
+        raise InvalidResultError(f"{what} is nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError among them
+        raise InvalidResultError(f"{what} is not valid JSON ({exc})") from None
+    _check_depth(obj, what)
+    return obj
+
+
+def _check_depth(obj: Any, what: str) -> None:
+    level = [obj]
+    for _ in range(MAX_DEPTH):
+        level = [child for node in level if isinstance(node, (dict, list))
+                 for child in (node.values() if isinstance(node, dict) else node)]
+        if not level:
+            return
+    if any(isinstance(node, (dict, list)) for node in level):
+        raise InvalidResultError(f"{what} is nested deeper than {MAX_DEPTH} levels")
 
 
 def loads_document(data: bytes, schema: str, what: str) -> dict:
     """A strict JSON object whose `schema` is `schema`; InvalidResultError (naming `what`) for anything else."""
-    try:
-        doc = loads_strict(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidResultError(f"{what} is not JSON ({exc})") from None
+    doc = read_json(data, what)
     if not isinstance(doc, dict) or doc.get("schema") != schema:
         raise InvalidResultError(f"not a {what} (schema is not {schema!r})")
     return doc
-
-
-def loads_lenient(text: str | bytes) -> Any:
-    """Parse JSON written by Python's json.dump (clip_benchmark writes a bare NaN for acc5 with under 5 classes):
-    NaN and infinities become None; anything else that is not JSON still raises ValueError."""
-    return json.loads(text, parse_constant=lambda token: None)
 
 
 # a temp file of a write that was killed stays this long before the next write to its target removes it; a live

@@ -20,6 +20,7 @@ TASK_NAME = re.compile(r"[a-z][a-z0-9_]*")  # the form of a task name; what it m
 class Preprocess:
     """Preprocessing overrides (CLIPA checkpoints, resolution sweeps); part of a pair's identity."""
 
+    __pydantic_config__ = {"extra": "forbid"}  # what the records' JSON Schemas say: from_dict refuses unknown keys
     image_size: int | None = None
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None

@@ -11,22 +11,43 @@ from __future__ import annotations
 import base64
 import hashlib
 import zlib
-from typing import Mapping
+from typing import Literal, Mapping
 
 import numpy as np
+from pydantic import Field
 
+from .documents import Document, Part, schema_field
 from .errors import InvalidResultError
-from .jsonio import dumps_strict, loads_document
+from .jsonio import dumps_strict, read_json
 
 SAMPLES_SCHEMA = "openclip-benchmark/samples/1"
+MAX_SAMPLES_BYTES = 256 * 2**20  # a few bytes per sample and array: ample for the largest benchmark set
 _INT_TYPES = ("uint8", "uint16", "uint32", "int64")
+
+
+class PackedArray(Part):
+    """One 1-D array: booleans bit-packed, integers in the narrowest unsigned type that holds them (int64 beyond),
+    little-endian, zlib-compressed, base64-encoded."""
+
+    dtype: Literal["bool", *_INT_TYPES]
+    length: int = Field(ge=0, strict=True)
+    data: str
+
+
+class Samples(Document):
+    """A samples document: the per-sample arrays of the result whose exact bytes have SHA-256 `result_sha256`."""
+
+    what = "samples file"
+    schema_: Literal[SAMPLES_SCHEMA] = schema_field(SAMPLES_SCHEMA)
+    result_sha256: str = Field(pattern="^[0-9a-f]{64}$")
+    arrays: dict[str, PackedArray]
 
 
 def result_digest(result_bytes: bytes) -> str:
     return hashlib.sha256(result_bytes).hexdigest()
 
 
-def _pack(values: np.ndarray) -> dict:
+def _pack(values: np.ndarray) -> PackedArray:
     values = np.asarray(values)
     if values.ndim != 1:
         raise ValueError(f"per-sample arrays are 1-D, not of shape {values.shape}")
@@ -38,39 +59,34 @@ def _pack(values: np.ndarray) -> dict:
         top = int(values.max()) if values.size else 0
         dtype = next(t for t in _INT_TYPES if top <= np.iinfo(t).max)
         raw = values.astype(np.dtype(dtype).newbyteorder("<")).tobytes()
-    return {"dtype": dtype, "length": int(values.size), "data": base64.b64encode(zlib.compress(raw, 6)).decode("ascii")}
+    data = base64.b64encode(zlib.compress(raw, 6)).decode("ascii")
+    return PackedArray(dtype=dtype, length=int(values.size), data=data)
 
 
-def _unpack(name: str, packed) -> np.ndarray:
-    if not (isinstance(packed, dict) and packed.get("dtype") in ("bool", *_INT_TYPES)
-            and isinstance(packed.get("length"), int) and packed["length"] >= 0 and isinstance(packed.get("data"), str)):
-        raise InvalidResultError(f"samples array {name!r} is not {{dtype, length, data}}")
+def _unpack(name: str, packed: PackedArray) -> np.ndarray:
     try:
-        raw = zlib.decompress(base64.b64decode(packed["data"], validate=True))
+        raw = zlib.decompress(base64.b64decode(packed.data, validate=True))
     except (ValueError, zlib.error) as exc:
         raise InvalidResultError(f"samples array {name!r} does not decode ({exc})") from None
-    n = packed["length"]
-    if packed["dtype"] == "bool":
+    n = packed.length
+    if packed.dtype == "bool":
         if len(raw) != (n + 7) // 8:
             raise InvalidResultError(f"samples array {name!r} holds {len(raw)} bytes for {n} booleans")
         return np.unpackbits(np.frombuffer(raw, np.uint8), count=n).astype(bool)
-    dtype = np.dtype(packed["dtype"]).newbyteorder("<")
+    dtype = np.dtype(packed.dtype).newbyteorder("<")
     if len(raw) != n * dtype.itemsize:
-        raise InvalidResultError(f"samples array {name!r} holds {len(raw)} bytes for {n} {packed['dtype']} values")
+        raise InvalidResultError(f"samples array {name!r} holds {len(raw)} bytes for {n} {packed.dtype} values")
     return np.frombuffer(raw, dtype).astype(np.int64)
 
 
 def make_samples(result_bytes: bytes, arrays: Mapping[str, np.ndarray]) -> bytes:
     """The samples document of the result whose exact stored bytes are `result_bytes`."""
-    doc = {"schema": SAMPLES_SCHEMA, "result_sha256": result_digest(result_bytes),
-           "arrays": {name: _pack(values) for name, values in arrays.items()}}
-    return dumps_strict(doc, indent=None).encode("utf-8")
+    doc = Samples(result_sha256=result_digest(result_bytes),
+                  arrays={name: _pack(values) for name, values in arrays.items()})
+    return dumps_strict(doc.model_dump(), indent=None).encode("utf-8")
 
 
 def read_samples(data: bytes) -> tuple[str, dict[str, np.ndarray]]:
     """(SHA-256 of the result it belongs to, name -> array); raises InvalidResultError naming what is wrong."""
-    doc = loads_document(data, SAMPLES_SCHEMA, "samples file")
-    digest, arrays = doc.get("result_sha256"), doc.get("arrays")
-    if not isinstance(digest, str) or len(digest) != 64 or not isinstance(arrays, dict):
-        raise InvalidResultError("samples file lacks result_sha256 or arrays")
-    return digest, {str(name): _unpack(name, packed) for name, packed in arrays.items()}
+    doc = Samples.model_validate(read_json(data, "samples file", max_bytes=MAX_SAMPLES_BYTES))
+    return doc.result_sha256, {name: _unpack(name, packed) for name, packed in doc.arrays.items()}

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ..core.errors import BenchmarkError
-from ..core.jsonio import atomic_write_bytes, atomic_write_json
+from ..core.errors import BenchmarkError, InvalidResultError
+from ..core.jsonio import atomic_write_bytes, atomic_write_json, read_json
 from ..core.wds import write_shards
 
 OK = "ok"
@@ -373,8 +373,8 @@ def build_caption_dataset(name: str, table: str | Path, root: str | Path, *, url
 
 def _current_source(folder: Path) -> str | None:
     try:
-        return json.loads((folder / SOURCE_FILE).read_text())["fingerprint"]
-    except (OSError, ValueError, KeyError, TypeError):
+        return read_json((folder / SOURCE_FILE).read_bytes(), SOURCE_FILE)["fingerprint"]
+    except (OSError, InvalidResultError, KeyError, TypeError):
         return None
 
 

@@ -9,15 +9,14 @@ a file lock; the shipped file itself is never written.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from filelock import FileLock
 
 from ..catalog import CatalogError, DatasetSpec, canonical_dataset, datasets_from_json, load_datasets, mapping_path
-from ..core.errors import BenchmarkError, UnknownNameError
-from ..core.jsonio import atomic_write_json
+from ..core.errors import BenchmarkError, InvalidResultError, UnknownNameError
+from ..core.jsonio import atomic_write_json, read_json
 
 OWN_COLLECTION = "own"
 DEFAULT_MAPPING_NAME = "dataset_mapping.json"
@@ -40,8 +39,8 @@ def _read(path: Path) -> dict:
         raise BenchmarkError(f"{path} is the shipped dataset mapping; pass your own file with --dataset-mapping")
     source = path if path.is_file() else mapping_path()
     try:
-        data = json.loads(source.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = read_json(source.read_bytes(), f"dataset mapping {source}")
+    except (OSError, InvalidResultError) as exc:
         raise CatalogError(f"dataset mapping {source} cannot be read: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("datasets"), dict):
         raise CatalogError(f"dataset mapping {source} needs a 'datasets' object")

@@ -37,7 +37,7 @@ def sync(
     datasets in any spelling the catalog knows, so they match the tracked pairs."""
     source = open_source(store, endpoint_url, workers, timeout)
     return sync_and_track(source, results, tracker, dry_run=dry_run, workers=workers, on_progress=on_progress,
-                          bundles=bundles, canonical_pair=catalog.canonical_pair)
+                          bundles=bundles, catalog=catalog)
 
 
 def parse(results: str | os.PathLike, out: str | os.PathLike, tracker: str | os.PathLike | None,

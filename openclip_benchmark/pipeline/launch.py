@@ -12,10 +12,14 @@ from ..backends import Job, LaunchContext, Submission, get_backend, work_dir
 from ..catalog import model_family
 from ..collect.parse import read_results
 from ..core.errors import BenchmarkError
-from ..core.jsonio import atomic_write_json
+from ..core.jsonio import atomic_write_text
 from ..core.manifest import Manifest, RunSettings, dataset_entries
 from ..planning import plan, pricing
-from ..planning.plan import Plan, Shard, within_budget
+from ..planning.budget import within_budget
+from ..planning.calibration import calibrate
+from ..planning.cost import POOL_JOB_OVERHEAD_S, CostModel, ModelIndex
+from ..planning.plan import Plan, Shard
+from ..planning.plan_file import PlanFile
 from .throughput import plan_speeds
 from ..storage.store import open_store
 from ..tracker import STATUSES, Entry, Estimate, ShardPlanned, Tracker, open_tracker, record_outcomes
@@ -57,18 +61,18 @@ def plan_from_tracker(tracker_path: str | Path, catalog, request: PlanRequest) -
     statuses = ["pending", "planned"] + (["failed"] if request.retry_failed else [])
     pairs = [e.pair for e in tracker.select(statuses)]
     gpu_table = pricing.load_gpus()
-    models = plan.ModelIndex(catalog.models)
+    models = ModelIndex(catalog.models)
     datasets = catalog.datasets
-    cost = plan.CostModel()
+    cost = CostModel()
     calibration: dict[str, tuple[float, int]] = {}
     folder = request.calibrate_from if request.calibrate_from is not None else request.results
     if Path(folder).is_dir():
         records = [record for record, _ in read_results(folder, catalog) if record.pair.dataset in datasets]
-        cost, calibration = plan.calibrate(records, models=models, datasets=datasets, gpus=gpu_table)
+        cost, calibration = calibrate(records, models=models, datasets=datasets, gpus=gpu_table)
     elif request.calibrate_from is not None:
         raise BenchmarkError(f"{request.calibrate_from} is not a folder of results")
     if request.pool:
-        cost = replace(cost, job_overhead_s=plan.POOL_JOB_OVERHEAD_S)
+        cost = replace(cost, job_overhead_s=POOL_JOB_OVERHEAD_S)
     cost = replace(cost, measured=plan_speeds([request.throughput, request.calibrate_from], models=models,
                                               gpus=gpu_table, batch_size=request.batch_size))
     options = plan.PlanOptions(
@@ -83,30 +87,7 @@ def plan_from_tracker(tracker_path: str | Path, catalog, request: PlanRequest) -
 
 
 def write_plan_file(result: Plan, path: Path) -> None:
-    atomic_write_json(
-        path,
-        {
-            "spot": result.options.spot,
-            "target_s": result.options.target,
-            "runtime_s": result.runtime_s,
-            "cost_spot": result.cost_spot,
-            "cost_on_demand": result.cost_on_demand,
-            "notes": list(result.notes),
-            "shards": [
-                {
-                    "shard_id": s.shard_id,
-                    "gpu": s.gpu,
-                    "cloud": s.offer.cloud,
-                    "instance_type": s.offer.instance_type,
-                    "runtime_s": s.runtime_s,
-                    "cost_spot": s.cost_spot,
-                    "cost_on_demand": s.cost_on_demand,
-                    "pairs": [p.identity() for p in s.pairs],
-                }
-                for s in result.shards
-            ],
-        },
-    )
+    atomic_write_text(path, PlanFile.of(result).to_json())
 
 
 @dataclass
@@ -150,7 +131,8 @@ def shard_job(shard: Shard, store_url: str, settings: RunSettings, spot: bool, c
     """The shard as a job: its manifest (with the catalog, the spec of each dataset, so a job needs none of the
     launcher's mapping files) on the machine it was priced on."""
     datasets = dataset_entries(catalog.specs_for(shard.pairs)) if catalog is not None else {}
-    manifest = Manifest(shard.shard_id, store_url, tuple(shard.pairs), settings, datasets=datasets)
+    manifest = Manifest(shard_id=shard.shard_id, store=store_url, pairs=tuple(shard.pairs), settings=settings,
+                        datasets=datasets)
     return Job(manifest, gpu=shard.gpu, vcpus=shard.offer.vcpus, spot=shard.spot, estimates=estimates(shard, spot))
 
 

@@ -52,7 +52,8 @@ def run_pairs(catalog: Catalog, pairs: list[Pair], *, store_url: str, endpoint_u
     """The pairs as one shard here (only those without a result run); an existing tracker learns the outcomes."""
     shard_id = "run-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     store = open_store(store_url, endpoint_url)
-    manifest = Manifest(shard_id, store_url, tuple(pairs), settings, datasets=dataset_entries(catalog.specs_for(pairs)))
+    manifest = Manifest(shard_id=shard_id, store=store_url, pairs=tuple(pairs), settings=settings,
+                        datasets=dataset_entries(catalog.specs_for(pairs)))
     report = run_shard(manifest, store, progress=progress)
     if Path(tracker_path).exists():
         record_outcomes(tracker_path, report.outcome_records(store), track=pairs)
@@ -62,5 +63,5 @@ def run_pairs(catalog: Catalog, pairs: list[Pair], *, store_url: str, endpoint_u
 def run_manifest(url: str, *, store_url: str | None, endpoint_url: str | None, progress: bool = True) -> ShardReport:
     """One shard of a plan, from its manifest's URL (what a SkyPilot job runs); `store_url` redirects its results."""
     manifest = load_manifest(url, endpoint_url)
-    manifest = replace(manifest, store=store_url) if store_url else manifest
+    manifest = manifest.model_copy(update={"store": store_url}) if store_url else manifest
     return run_shard(manifest, open_store(manifest.store, endpoint_url), progress=progress)

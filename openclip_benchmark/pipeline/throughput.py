@@ -15,7 +15,7 @@ from ..core.errors import BenchmarkError, UnknownNameError
 from ..core.records import utc_now
 from ..datasets.download import ensure_dataset
 from ..evaluate import versions
-from ..planning import plan
+from ..planning import calibration, cost
 from ..planning.pricing import GpuSpec
 from ..throughput import endpoint as remote
 from ..throughput import pinned, timing
@@ -142,9 +142,9 @@ def _run_id(settings: dict[str, Any]) -> str:
     return f"throughput-{now.strftime('%Y%m%dT%H%M%S%f')}-{digest}"
 
 
-def plan_speeds(folders: Iterable[Path | None], *, models: plan.ModelIndex, gpus: Mapping[str, GpuSpec],
-                batch_size: int) -> dict[tuple[str, str], plan.MeasuredSpeed]:
+def plan_speeds(folders: Iterable[Path | None], *, models: cost.ModelIndex, gpus: Mapping[str, GpuSpec],
+                batch_size: int) -> dict[tuple[str, str], cost.MeasuredSpeed]:
     """What `benchmark plan` takes from the throughput runs in these folders (those that exist) for its GPU speeds."""
     table = [row for folder in dict.fromkeys(f for f in folders if f is not None) if Path(folder).is_dir()
              for row in rows(read_runs(folder))]
-    return plan.measured_speeds(table, models=models, gpus=gpus, batch_size=batch_size)
+    return calibration.measured_speeds(table, models=models, gpus=gpus, batch_size=batch_size)

@@ -51,10 +51,10 @@ def init_tracker(tracker_path: str | Path, catalog: Catalog, models: list[str], 
     return Initialized(len(chosen_models), len(chosen_datasets), len(pairs), added, before, counts)
 
 
-def sync_and_track(store, results, tracker_path, *, canonical_pair=None, **options) -> SyncReport:
+def sync_and_track(store, results, tracker_path, *, catalog=None, **options) -> SyncReport:
     """`sync_results` (see there for `options`), then the tracker follows: the records fetched, and every mirrored
     result whose pair it does not show as succeeded (a tracker re-created by `init` after an earlier sync)."""
-    report = sync_results(store, results, canonical_pair=canonical_pair, **options)
+    report = sync_results(store, results, catalog=catalog, **options)
     if tracker_path is None or report.dry_run:
         return report
     with open_tracker(tracker_path, create=True) as tracker:
@@ -62,6 +62,6 @@ def sync_and_track(store, results, tracker_path, *, canonical_pair=None, **optio
         tracker.apply(sorted(report.records, key=lambda r: not isinstance(r, Result)))  # a stale failure never wins
         behind = [key for pid, key in report.mirrored.items()
                   if (entry := tracker.entries.get(pid)) is None or entry.status != "succeeded"]
-        tracker.apply(read_mirrored(results, behind, canonical_pair))
+        tracker.apply(read_mirrored(results, behind, catalog))
         report.tracker_updates = sum(before.get(pid) != entry for pid, entry in tracker.entries.items())
     return report

@@ -7,8 +7,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable
 
-from ..core.errors import BenchmarkError
-from ..core.jsonio import loads_strict
+from ..core.errors import BenchmarkError, InvalidResultError
+from ..core.jsonio import read_json
 
 DATA = resources.files("openclip_benchmark") / "data"
 
@@ -72,8 +72,8 @@ class PriceTable:
 def _read(path: Path | None, name: str) -> dict:
     try:
         text = Path(path).read_bytes() if path else (DATA / name).read_bytes()
-        return loads_strict(text)
-    except (OSError, ValueError) as exc:
+        return read_json(text, str(path or name))
+    except (OSError, InvalidResultError) as exc:
         raise BenchmarkError(f"cannot read {path or name}: {exc}") from None
 
 

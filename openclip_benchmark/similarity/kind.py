@@ -27,7 +27,7 @@ def similarity_manifest(run_id: str, store_url: str, scoring: Scoring, *, prefix
                            device=scoring.device, cache_dir=scoring.cache_dir)
     options = {"folder": scoring.folder, "prefix": prefix, "nodes": nodes, "gpus_per_node": gpus,
                **{name: getattr(scoring, name) for name in SCORING_OPTIONS}}
-    return Manifest(run_id, store_url, pairs, settings, kind=SIMILARITY, options=options)
+    return Manifest(shard_id=run_id, store=store_url, pairs=pairs, settings=settings, kind=SIMILARITY, options=options)
 
 
 def scoring_of(manifest: Manifest, out: str | Path = "") -> Scoring:

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..core.errors import BenchmarkError, InvalidResultError
-from ..core.jsonio import atomic_write_bytes, atomic_write_json, loads_strict
-from ..core.pair import Pair
-from ..core.records import Record, Result, read_record, utc_now
+from ..core.jsonio import atomic_write_bytes, atomic_write_json, read_json
+from ..core.records import Naming, Record, Result, read_record, utc_now
 from ..core.samples import read_samples
 from .bundle import read_bundle
 from .layout import is_bundle, is_record_key, is_reserved, is_samples_key, slug
@@ -89,18 +88,18 @@ def refusal(key: str) -> str | None:
 def _load_index(path: Path, store_url: str) -> dict[str, list]:
     """key -> [etag, size, state, result pair id] of what the last sync fetched; a damaged index means a full sync."""
     try:
-        data = loads_strict(path.read_bytes())
+        data = read_json(path.read_bytes(), "sync index")
         entries = data["stores"][store_url]
         return {k: v for k, v in entries.items() if isinstance(v, list) and len(v) == 4}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, InvalidResultError, KeyError, TypeError, AttributeError):
         return {}
 
 
 def _save_index(path: Path, store_url: str, entries: dict[str, list]) -> None:
     try:
-        data = loads_strict(path.read_bytes())
+        data = read_json(path.read_bytes(), "sync index")
         stores = data["stores"] if isinstance(data.get("stores"), dict) else {}
-    except (OSError, ValueError, AttributeError):
+    except (OSError, InvalidResultError, AttributeError):
         stores = {}
     stores[store_url] = entries
     atomic_write_json(path, {"version": INDEX_VERSION, "updated_at": utc_now(), "stores": stores})
@@ -127,15 +126,16 @@ def sync_results(
     workers: int = 16,
     on_progress: Progress | None = None,
     bundles: bool = True,
-    canonical_pair: Callable[[Pair], Pair] | None = None,
+    catalog: Naming | None = None,
 ) -> SyncReport:
     """Mirror every new or changed result of `store` into `local_dir`; report the records fetched and the results the
     mirror holds, so a tracker can follow (`pipeline.track.sync_and_track`).
 
     A listing plus a compare against the local index decides what to fetch, so a sync with nothing new does no GET.
     `bundles=False` fetches every object by itself (the per-object way, for comparison and debugging).
-    `canonical_pair` names a record's pair as the catalog does (`wds/cifar10` -> `cifar10`; clip_benchmark's task
-    name for a multilabel set -> `multilabel`), so it is the tracker's pair; without it names are taken as written. `on_progress(done, total)` follows the
+    `catalog` names a record's pair as the catalog does (`wds/cifar10` -> `cifar10`; clip_benchmark's task
+    name for a multilabel set -> `multilabel`), so it is the tracker's pair, and quarantines a result whose main
+    metric is not a number; without it names are taken as written. `on_progress(done, total)` follows the
     downloads. Once the store stops answering, the downloads not started are reported as errors, not tried.
     """
     results = Path(local_dir)
@@ -180,7 +180,7 @@ def sync_results(
     if bundles and 0 < len(new_bundles) < savable:
         offered = _fetch_bundles(store, results, new_bundles, index, report, workers)
     if todo:
-        report.records = _download(store, results, todo, index, report, workers, on_progress, offered, canonical_pair)
+        report.records = _download(store, results, todo, index, report, workers, on_progress, offered, catalog)
     report.mirrored = {entry[3]: key for key, entry in index.items() if entry[2] == "ok" and entry[3]}
     if todo:
         os.sync()  # every file fetched is on disk before the index says so
@@ -237,7 +237,7 @@ def _failed(exc: BaseException, futures) -> str:
 
 
 def _download(store, results: Path, todo, index: dict[str, list], report: SyncReport, workers: int,
-              on_progress: Progress | None, offered: dict[str, dict[str, bytes]], canonical_pair):
+              on_progress: Progress | None, offered: dict[str, dict[str, bytes]], catalog):
     """Fetch in a bounded pool (or take the bytes a bundle offers for the listed ETag); record each outcome in the
     index and the report; return the valid records."""
     try:
@@ -251,7 +251,7 @@ def _download(store, results: Path, todo, index: dict[str, list], report: SyncRe
         for key, etag, size in todo:
             data = offered.get(key, {}).get(etag.lower())
             report.from_bundles += data is not None
-            futures[pool.submit(_fetch, store, results, key, etag, data, canonical_pair)] = (key, etag, size)
+            futures[pool.submit(_fetch, store, results, key, etag, data, catalog)] = (key, etag, size)
         if on_progress:
             on_progress(0, len(todo))
         for done, fut in enumerate(as_completed(futures), 1):
@@ -284,20 +284,20 @@ def _download(store, results: Path, todo, index: dict[str, list], report: SyncRe
     return records
 
 
-def read_mirrored(results: str | os.PathLike, keys: list[str], canonical_pair=None) -> list[Record]:
+def read_mirrored(results: str | os.PathLike, keys: list[str], catalog=None) -> list[Record]:
     """The records of these mirrored keys that still read as valid (one deleted or edited locally is skipped: the
     next sync fetches it again)."""
     records = []
     for key in keys:
         try:
-            records.append(read_record((Path(results) / key).read_bytes(), canonical_pair=canonical_pair))
+            records.append(read_record((Path(results) / key).read_bytes(), catalog))
         except (OSError, InvalidResultError):
             continue
     return records
 
 
 def _fetch(store, results: Path, key: str, etag: str, data: bytes | None,
-           canonical_pair) -> tuple[Record | None, int, str]:
+           catalog) -> tuple[Record | None, int, str]:
     """Download (unless a bundle gave the bytes), validate, write atomically; a bad object goes to quarantine and
     never replaces a good file. (record, bytes fetched, why quarantined); no record and no reason: a samples file."""
     fetched = 0
@@ -310,7 +310,7 @@ def _fetch(store, results: Path, key: str, etag: str, data: bytes | None,
             if is_samples_key(key):
                 read_samples(data)  # valid; which result it belongs to is parse's question (by its digest)
             else:
-                record = read_record(data, canonical_pair=canonical_pair)
+                record = read_record(data, catalog)
         except InvalidResultError as exc:
             _quarantine(results, key, etag, data, str(exc))
             return None, fetched, str(exc)

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..core.jsonio import atomic_write_json, atomic_write_text, loads_strict
+from ..core.errors import InvalidResultError
+from ..core.jsonio import atomic_write_json, atomic_write_text, read_json
 
 RUN_KIND = "openclip-benchmark/throughput/1"
 STATUSES = ("ok", "oom", "skipped", "failed")  # skipped: a smaller batch size ran out of memory first
@@ -70,8 +71,8 @@ def read_runs(folder: str | Path) -> list[dict[str, Any]]:
     runs = []
     for path in sorted(Path(folder).glob("*.json")):
         try:
-            raw = loads_strict(path.read_bytes())
-        except (OSError, ValueError):
+            raw = read_json(path.read_bytes(), str(path))
+        except (OSError, InvalidResultError):
             continue
         if isinstance(raw, dict) and raw.get("kind") == RUN_KIND:
             runs.append(raw)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Iterable
 
 from ..core.errors import BenchmarkError
-from ..core.manifest import PRECISIONS  # auto: amp on a GPU, fp32 on a CPU (as `benchmark run`)
+from ..core.compute import PRECISIONS  # auto: amp on a GPU, fp32 on a CPU (as `benchmark run`)
 
 MODES = ("image", "text", "pair")
 DEFAULT_BATCH_SIZES = (1, 8, 32, 64)
