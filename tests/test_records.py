@@ -31,7 +31,8 @@ from openclip_benchmark.planning.plan_file import PlanFile
 from openclip_benchmark.storage.bundle import read_bundle
 from openclip_benchmark.storage.layout import failure_key, result_key, samples_key
 from openclip_benchmark.storage.store import open_store
-from openclip_benchmark.storage.sync import QUARANTINE_DIR, open_source, sync_results
+from openclip_benchmark.pipeline.track import sync_and_track
+from openclip_benchmark.storage.sync import QUARANTINE_DIR, open_source
 from openclip_benchmark.synthetic import synthetic_pairs, synthetic_result
 from openclip_benchmark.worker import run_shard
 
@@ -198,14 +199,14 @@ def test_sync_quarantines_a_nan_copy_and_a_deeply_nested_object(s3_bucket, s3_en
         store.put(result_key(p), dumps_strict(synthetic_result(p)).encode())
     store.put("copy/nan.json", _nan_copy(pairs[0]))
     store.put("deep/nested.json", DEEP)
-    report = sync_results(store, tmp_path / "results", tmp_path / "results.csv", workers=4, catalog=CATALOG)
+    report = sync_and_track(store, tmp_path / "results", tmp_path / "results.csv", workers=4, catalog=CATALOG)
     assert report.exit_code == 0 and report.results == len(pairs) and report.errors == []
     reasons = dict(report.quarantined)
     assert sorted(reasons) == ["copy/nan.json", "deep/nested.json"]
     assert "main metric 'acc1'" in reasons["copy/nan.json"] and "nested deeper than" in reasons["deep/nested.json"]
     assert sorted(p.name for p in (tmp_path / "results" / QUARANTINE_DIR).iterdir() if p.name.endswith(".reason.json"))
     assert not (tmp_path / "results" / "copy").exists() and not (tmp_path / "results" / "deep").exists()
-    again = sync_results(store, tmp_path / "results", tmp_path / "results.csv", workers=4, catalog=CATALOG)
+    again = sync_and_track(store, tmp_path / "results", tmp_path / "results.csv", workers=4, catalog=CATALOG)
     assert again.known_bad == 2 and again.exit_code == 0  # never blocks a later sync
 
 
