@@ -20,7 +20,9 @@ PURE = ("core/", "catalog/__init__.py", "planning/", "tasks/__init__.py", "track
         "throughput/settings.py", "throughput/records.py", "similarity/stats.py")
 NETWORK_OR_HEAVY = ("torch", "sky", "boto3", "botocore", "open_clip", "clip_benchmark", "requests", "urllib.request",
                     "http.client", "huggingface_hub")
-HEAVY = ("torch", "open_clip", "sky", "boto3", "clip_benchmark", "huggingface_hub", "matplotlib", "pandas", "vl_convert", "scipy")
+# numpy: about 0.15 s of the 0.3 s that `benchmark --help` may take (tasks/statistics.py and the task modules that use it)
+HEAVY = ("torch", "open_clip", "sky", "boto3", "clip_benchmark", "huggingface_hub", "matplotlib", "pandas", "vl_convert", "scipy",
+         "numpy")
 
 # (importer, imported): why it stays. Layer order (c) and function-level imports of light modules (d).
 ALLOWED = {

@@ -102,7 +102,7 @@ def read_cells(results_dir: str | os.PathLike, catalog: Catalog, specs: tuple[st
         if side not in cells or not isinstance(value, (int, float)):
             continue
         samples = load_samples(results_dir, rel)
-        outcomes = metric_outcomes(samples, metric) if samples is not None else None
+        outcomes = metric_outcomes(samples, metric, pair.task) if samples is not None else None
         cells[side][dataset_column(pair.dataset, pair.language)] = Cell(metric, float(value), outcomes)
     return a, b, cells[a], cells[b]
 

@@ -231,7 +231,7 @@ def add_intervals(results_dir: str | os.PathLike, rows: list[dict[str, Any]], ca
         samples = load_samples(results_dir, row[SOURCE_COLUMN])
         if samples is not None:
             todo.append((row, key))
-            found.append(metric_outcomes(samples, metric))
+            found.append(metric_outcomes(samples, metric, row["task"]))
     for (row, key), interval in zip(todo, intervals(found)):
         if isinstance(interval, Interval):
             used[key] = [interval.low, interval.high, interval.method, interval.n]

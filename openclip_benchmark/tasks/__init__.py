@@ -34,6 +34,10 @@ class Task:
     # the same arguments -> name -> 1-D numpy array per image (or caption) from which its metrics follow (intervals,
     # paired tests; see collect/intervals.py); None: the task records none
     outcomes: Callable[..., dict[str, Any]] | None = None
+    # (samples, metric) -> tasks.statistics.Outcomes or None: a metric as a function of the arrays `outcomes` made,
+    # whose kind says how its interval is computed (binomial, bootstrap over samples or within groups); None: no
+    # intervals. collect/ asks the task, never the metric's name
+    statistics: Callable[..., Any] | None = None
     files: tuple[str, ...] = ()  # files its webdataset needs beside the shards
     captions: bool = False  # its samples carry captions, encoded by the text tower in the same pass as the images
     aliases: tuple[str, ...] = ()  # names other tools write for it (clip_benchmark: see canonical_task)
