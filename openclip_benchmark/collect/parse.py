@@ -20,6 +20,7 @@ from ..core.records import Record, Result, read_record
 from ..core.samples import read_samples, result_digest
 from ..planning.pricing import gpu_from_device_name, load_gpus, load_prices
 from ..storage.layout import is_record_key, is_reserved, samples_key
+from .datacomp import AVERAGE_COLUMN, averages as datacomp_averages
 from .intervals import CONFIDENCE, RESAMPLES, SEED, Interval, intervals, metric_outcomes
 from ..tasks import get_task, table_metrics
 from ..tasks import tables as task_tables
@@ -245,8 +246,11 @@ def _collections(catalog: Catalog) -> dict[str, list[str]]:
     return {name: members[name] for name in LEADERBOARD_COLLECTIONS if name in members}
 
 
-def dataset_column(dataset: str, language: str) -> str:
-    return dataset if language == "en" else f"{dataset}/{language}"
+def dataset_column(dataset: str, language: str, catalog: Catalog | None = None) -> str:
+    """The leaderboard's column of a dataset in a language: the dataset's (its key, or the name the catalog gives it)."""
+    spec = catalog.datasets.get(dataset) if catalog is not None else None
+    name = spec.leaderboard_column if spec is not None else dataset
+    return name if language == "en" else f"{name}/{language}"
 
 
 def build_leaderboard(rows: Iterable[dict[str, Any]], catalog: Catalog) -> tuple[list[dict[str, Any]], list[str]]:
@@ -254,13 +258,17 @@ def build_leaderboard(rows: Iterable[dict[str, Any]], catalog: Catalog) -> tuple
 
     `average` is the mean over every dataset the model has a result for (`datasets` counts them);
     `avg_<collection>` is the mean over a catalog collection, given only when the model has every dataset
-    of that collection that appears anywhere in these results, so averages compare like with like.
+    of that collection that appears anywhere in these results, so averages compare like with like; DataComp's
+    average (`collect/datacomp.py`) is given only over all 38 of its tasks, else `n/38`.
     Rows rank by coverage first, then average: a model with one easy dataset never tops a full sweep.
     """
+    rows = list(rows)
+    datacomp = datacomp_averages((((r["model"], r["pretrained"], r["preprocess"]), r["dataset"], r["language"], r)
+                                  for r in rows), catalog)
     boards: dict[tuple, dict[str, Any]] = {}
     dataset_cols: dict[str, str] = {}  # column -> dataset
     for row in rows:
-        col = dataset_column(row["dataset"], row["language"])
+        col = dataset_column(row["dataset"], row["language"], catalog)
         value = row.get(catalog.main_metric(row["dataset"], row["task"]))
         if value is None:
             continue
@@ -293,13 +301,15 @@ def build_leaderboard(rows: Iterable[dict[str, Any]], catalog: Catalog) -> tuple
         scores = board.pop("scores")
         board["datasets"] = len(scores)
         board["average"] = sum(scores.values()) / len(scores)
+        board[AVERAGE_COLUMN] = datacomp[(board["model"], board["pretrained"], board["preprocess"])]
         for coll, cols in collections.items():
             have = [scores[c] for c in cols if c in scores]
             board[f"avg_{coll}"] = sum(have) / len(have) if len(have) == len(cols) else None
         board.update({c: scores.get(c) for c in ordered})
         out.append(board)
     out.sort(key=lambda b: (-b["datasets"], -b["average"], b["model"], b["pretrained"], b["preprocess"]))
-    head = ["model", "pretrained", "preprocess", "params", "image_gflops", "text_gflops", "datasets", "average"]
+    head = ["model", "pretrained", "preprocess", "params", "image_gflops", "text_gflops", "datasets", "average",
+            AVERAGE_COLUMN]
     columns = head + [f"avg_{c}" for c in collections] + ["seconds", "cost_usd"] + ordered
     return out, columns
 
@@ -312,11 +322,11 @@ INTERVAL_COLUMNS = ["model", "pretrained", "preprocess", "dataset", "metric", "v
                     "ci_method", "n_samples"]
 
 
-def build_leaderboard_intervals(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def build_leaderboard_intervals(rows: Iterable[dict[str, Any]], catalog: Catalog | None = None) -> list[dict[str, Any]]:
     """One row per leaderboard cell: its value and 95% interval (`dataset` is the leaderboard's column name)."""
     out = [
         {"model": row["model"], "pretrained": row["pretrained"], "preprocess": row["preprocess"],
-         "dataset": dataset_column(row["dataset"], row["language"]), "metric": row["ci_metric"],
+         "dataset": dataset_column(row["dataset"], row["language"], catalog), "metric": row["ci_metric"],
          "value": row.get(row["ci_metric"]), **{c: row[c] for c in ("ci_low", "ci_high", "ci_method", "n_samples")}}
         for row in rows if row.get(row["ci_metric"]) is not None
     ]
@@ -416,7 +426,7 @@ def parse_results(
     board, board_cols = build_leaderboard((row for rows in tables.values() for row in rows), catalog)
     report.written += write_table(out_dir, "leaderboard", board, board_cols)
     report.rows["leaderboard"] = len(board)
-    cells = build_leaderboard_intervals(row for rows in tables.values() for row in rows)
+    cells = build_leaderboard_intervals((row for rows in tables.values() for row in rows), catalog)
     report.written += write_table(out_dir, "leaderboard_intervals", cells, INTERVAL_COLUMNS)
     report.rows["leaderboard_intervals"] = len(cells)
     sweep, sweep_cols = build_resolution_sweep((row for rows in tables.values() for row in rows), catalog)

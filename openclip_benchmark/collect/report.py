@@ -23,6 +23,7 @@ from ..catalog import Catalog, model_family
 from ..core.errors import BenchmarkError
 from ..core.jsonio import atomic_write_bytes, atomic_write_text
 from ..core.records import utc_now
+from .datacomp import AVERAGE_COLUMN
 from .parse import dataset_column
 from ..throughput.plot import plot_png
 from ..throughput.records import read_runs, rows
@@ -64,7 +65,8 @@ def status_counts(tracker: str | os.PathLike | None) -> Counter:
 
 
 def _dataset_columns(columns: list[str]) -> list[str]:
-    head = set(LEADERBOARD_TEXT_COLUMNS) | {"params", "image_gflops", "text_gflops", "datasets", "average", "seconds", "cost_usd"}
+    head = set(LEADERBOARD_TEXT_COLUMNS) | {"params", "image_gflops", "text_gflops", "datasets", "average", "seconds", "cost_usd",
+                                            AVERAGE_COLUMN}
     return [c for c in columns if c not in head and not c.startswith("avg_")]
 
 
@@ -266,7 +268,7 @@ def page_data(board: list[dict[str, Any]], columns: list[str], datasets: list[st
     collections: dict[str, list[str]] = {}
     if catalog is not None:
         column_of = {
-            dataset_column(spec.name, lang): spec.name for spec in catalog.datasets.values() for lang in spec.languages
+            dataset_column(spec.name, lang, catalog): spec.name for spec in catalog.datasets.values() for lang in spec.languages
         }
         for name, members in catalog.collections().items():
             held = [c for c in datasets if column_of.get(c) in members]
@@ -286,7 +288,7 @@ def page_data(board: list[dict[str, Any]], columns: list[str], datasets: list[st
             "sizes": [int(s) for s in sizes],
             "rows": [
                 {"model": r["model"], "pretrained": r["pretrained"], "family": model_family(r["model"]),
-                 "dataset": dataset_column(r["dataset"], r.get("language") or "en"), "values": [_short(r.get(s)) for s in sizes]}
+                 "dataset": dataset_column(r["dataset"], r.get("language") or "en", catalog), "values": [_short(r.get(s)) for s in sizes]}
                 for r in sweep
             ],
         },

@@ -81,7 +81,7 @@ def compare_published(results: str | os.PathLike, out: str | os.PathLike, catalo
 def _published_check(results: str | os.PathLike, catalog: Catalog, tolerance: float = published.TOLERANCE_POINTS,
                      table: Path | None = None, tasks: Path | None = None) -> published.Comparison:
     reference = published.load_published(catalog, table, tasks)
-    return published.compare_published((r for r, _ in read_results(results, catalog)), reference, tolerance)
+    return published.compare_published((r for r, _ in read_results(results, catalog)), reference, tolerance, catalog)
 
 
 @dataclass(frozen=True)
