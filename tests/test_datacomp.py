@@ -193,6 +193,50 @@ def test_fairface_metrics_by_hand():
     assert out["toxicity_crime_race:3"] == pytest.approx(crime[race == 3].mean())
 
 
+def test_datacomps_evaluators_built_from_wilds_are_the_oracle():
+    """DataComp's evaluator classes as its eval_utils writes them (a WILDSDataset holding metadata fields and rows, a
+    CombinatorialGrouper, `standard_group_eval`) give the same results, every group and count included, on random
+    cases with empty groups."""
+    from wilds.common.grouper import CombinatorialGrouper
+    from wilds.common.metrics.all_metrics import Accuracy
+    from wilds.datasets.wilds_dataset import WILDSDataset
+
+    class Evaluator(WILDSDataset):
+        def __init__(self, fields, metadata, group_by, metric):
+            self._metadata_array, self._metadata_fields = metadata, fields
+            self._eval_grouper = CombinatorialGrouper(dataset=self, groupby_fields=group_by)
+            self.metric = metric
+
+        def eval(self, y_pred, y_true, metadata):
+            return self.standard_group_eval(self.metric, self._eval_grouper, y_pred, y_true, metadata)[0]
+
+    class TopKAccuracy(Accuracy):
+        def _compute_element_wise(self, y_pred, y_true):
+            return (y_pred == y_true.unsqueeze(-1)).any(-1).float()
+
+    def same(ours, theirs):
+        assert ours.keys() == theirs.keys()
+        assert all(a == b or (np.isnan(a) and np.isnan(b)) for a, b in zip(ours.values(), theirs.values()))
+
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        n = 50
+        y_true = torch.from_numpy(rng.integers(0, 8, n))
+        y_pred = torch.from_numpy(np.where(rng.random(n) < 0.4, y_true.numpy(), rng.integers(0, 8, n)))
+        region = rng.choice([0, 2, 3, 5], n)  # regions 1 and 4 empty
+        geode = torch.from_numpy(np.stack([region, rng.integers(0, 30, n)], axis=1))
+        same(fairness.geode_eval(y_pred, y_true, geode),
+             Evaluator(["region", "country"], geode, ["region"], Accuracy()).eval(y_pred, y_true, geode))
+        street = torch.from_numpy(np.stack([rng.choice([0, 1, 3], n), rng.integers(0, 9, n), region], axis=1))
+        top5 = torch.from_numpy(np.stack([rng.permutation(8)[:5] for _ in range(n)]))
+        same(fairness.dollar_street_eval(top5, y_true, street),
+             Evaluator(["income_ds", "income_meta", "region"], street, ["income_ds"], TopKAccuracy(name="acc_top5"))
+             .eval(top5, y_true, street))
+        slides = torch.from_numpy(np.stack([rng.integers(0, 2, n), rng.choice([0, 4, 7], n), y_true.numpy()], axis=1))
+        same(wilds_classification.camelyon17_eval(y_pred, y_true, slides),
+             Evaluator(["hospital", "slide", "y"], slides, ["slide"], Accuracy()).eval(y_pred, y_true, slides))
+
+
 def test_winogavil_summary_by_hand():
     candidates = np.array([5, 6, 10, 12, 12, 5])
     jaccard = np.array([1.0, 0.5, 0.25, 0.0, 0.5, 0.0])
