@@ -89,6 +89,18 @@ def test_every_task_of_the_list_has_datacomps_source_and_its_new_sets_its_names(
     assert by_task["wilds/fmow"].metadata == wilds_classification.FMOW_FIELDS
 
 
+def test_specs_travel_in_a_manifest_and_one_pass_reads_what_its_tasks_need():
+    from openclip_benchmark.evaluate import sample_members
+
+    pairs = tuple(Pair("ViT-B-32", "openai", name, task=CATALOG.datasets[name].task) for name in ("fmow", "fairface", "cifar10"))
+    manifest = Manifest("s", "results", pairs, RunSettings(), datasets=CATALOG.specs_for(pairs))
+    assert Manifest.from_json(manifest.to_json()).datasets == manifest.datasets  # DataComp's entry and metadata kept
+    fmow, faces, cifar = pairs
+    assert sample_members([cifar]) is None  # clip_benchmark's own tuple, as before
+    assert sample_members([faces]) == ("npy",)  # the face sets have no `cls`
+    assert sample_members([fmow, Pair("ViT-B-32", "openai", "fmow")]) == ("cls", "npy")  # zero-shot on the same pass
+
+
 # ---------------------------------------------------------------- DataComp's metrics on hand-built cases
 
 
@@ -316,9 +328,10 @@ def evaluated(tmp_path_factory):
     model = make_tiny_model(root, "tiny")
     pairs = tuple(Pair(model, "", name, task=CATALOG.datasets[name].task) for name in DATASETS)
     store = root / "results"
-    settings = RunSettings(batch_size=7, num_workers=2, dataset_root=str(data))
-    report = run_shard(Manifest("s1", str(store), pairs, settings, datasets=CATALOG.specs_for(pairs)), progress=False)
-    assert report.exit_code == 0, report.failed
+    ran = invoke("run", "-m", model, "-d", ",".join(DATASETS), "--dataset-root", data, "--store", store,
+                 "--batch-size", 7, "--num-workers", 2, "--precision", "fp32", "--tracker", root / "none.csv",
+                 "--no-progress")
+    assert ran.exit_code == 0, ran.output
     parse_results(store, root / "metrics", catalog=CATALOG)
     found = {}
     for pair in pairs:
