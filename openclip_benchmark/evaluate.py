@@ -203,6 +203,9 @@ def sample_members(pairs: Iterable[Pair]) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(name for m in [plain, *declared] if m for name in m))
 
 
+IMAGE_MEMBERS = ["webp", "png", "jpg", "jpeg"]  # clip_benchmark's image extensions, in its order
+
+
 def _with_members(dataset, transform, members: tuple[str, ...]):
     """clip_benchmark's reader of the folder, its tuple stage replaced: the image as it decodes and transforms it,
     then each member as decoded (its last two stages are always `to_tuple` and `map_tuple`)."""
@@ -211,9 +214,6 @@ def _with_members(dataset, transform, members: tuple[str, ...]):
     decoded = copy.copy(dataset)
     decoded.pipeline = dataset.pipeline[:-2]
     return decoded.to_tuple(IMAGE_MEMBERS, *members).map_tuple(transform, *(None for _ in members))
-
-
-IMAGE_MEMBERS = ["webp", "png", "jpg", "jpeg"]  # clip_benchmark's image extensions, in its order
 
 
 def encode_dataset(loaded: LoadedModel, folder: Path, batch_size: int, num_workers: int,

@@ -118,8 +118,10 @@ def faces_eval(y_pred, metadata) -> dict[str, float]:
         return y_pred[:, OBJECTIVES.index(objective)]
 
     out: dict[str, float] = {}
-    group = lambda metric, by, guess, truth: out.update(  # noqa: E731
-        _standard_group_eval(FACE_FIELDS, by, metric, guess, truth, metadata))
+
+    def group(metric, by, guess, truth) -> None:
+        out.update(_standard_group_eval(FACE_FIELDS, by, metric, guess, truth, metadata))
+
     group(Accuracy(name="acc_race"), ["race_binary"], (predicted("race") != WHITE).int(), column("race_binary"))
     for label in ("gender", "age"):
         group(Accuracy(name=f"acc_{label}"), ["race_binary"], predicted(label), column(label))
