@@ -10,12 +10,13 @@ functions that need them.
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from .core.errors import BenchmarkError
 from .core.pair import Pair, Preprocess
@@ -145,6 +146,9 @@ class EncodedDataset:
     targets: list[Any] = field(default_factory=list)  # per batch, on the CPU
     text_features: list[Any] = field(default_factory=list)  # retrieval: per batch, on the CPU
     text_image_index: list[int] = field(default_factory=list)
+    # the sample members its tasks asked for beyond clip_benchmark's tuple (`npy`: DataComp's metadata rows),
+    # name -> one value per sample: an array (rows in sample order) or a list
+    members: dict[str, Any] = field(default_factory=dict)
     num_samples: int = 0
     seconds: float = 0.0
 
@@ -189,29 +193,64 @@ def encode_captioned(loaded: LoadedModel, images, texts: list[str]):
     return image_emb.cpu(), text_emb.cpu()
 
 
+def sample_members(pairs: Iterable[Pair]) -> tuple[str, ...] | None:
+    """The members one pass over a dataset keeps for these pairs' tasks: None where every task reads clip_benchmark's
+    tuple, else those the tasks declare (plus `cls`, the labels, for a task that declares none)."""
+    declared = [get_task(p.task).members for p in pairs]
+    if all(m is None for m in declared):
+        return None
+    plain = ("cls",) if any(m is None for m in declared) else ()
+    return tuple(dict.fromkeys(name for m in [plain, *declared] if m for name in m))
+
+
+IMAGE_MEMBERS = ["webp", "png", "jpg", "jpeg"]  # clip_benchmark's image extensions, in its order
+
+
+def _with_members(dataset, transform, members: tuple[str, ...]):
+    """clip_benchmark's reader of the folder, its tuple stage replaced: the image as it decodes and transforms it,
+    then each member as decoded (its last two stages are always `to_tuple` and `map_tuple`)."""
+    import copy
+
+    decoded = copy.copy(dataset)
+    decoded.pipeline = dataset.pipeline[:-2]
+    return decoded.to_tuple(IMAGE_MEMBERS, *members).map_tuple(transform, *(None for _ in members))
+
+
 def encode_dataset(loaded: LoadedModel, folder: Path, batch_size: int, num_workers: int,
-                   on_batch: Callable[[int], None] | None = None) -> EncodedDataset:
-    """Read a webdataset folder once with clip_benchmark's own reader and encode it with the model."""
+                   on_batch: Callable[[int], None] | None = None,
+                   members: tuple[str, ...] | None = None) -> EncodedDataset:
+    """Read a webdataset folder once with clip_benchmark's own reader and encode it with the model; `members` (see
+    `sample_members`) are kept per sample, so metadata reaches the metrics in the order of the features."""
     import torch
     import torch.nn.functional as F
     from clip_benchmark.datasets.builder import build_wds_dataset
 
     folder = Path(folder)
     kind = dataset_type(folder)
-    captions = task_for_dataset_type(kind).captions
+    captions = task_for_dataset_type(kind).captions and members is None
     out = EncodedDataset(kind, _read_lines(folder / "classnames.txt"),
                          _read_lines(folder / "zeroshot_classification_templates.txt"))
     nshards = int((folder / SPLIT / "nshards.txt").read_text().strip())
+    kept: dict[str, list] = {name: [] for name in members or () if name != "cls"}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*shardshuffle.*")
         dataset = build_wds_dataset(folder.name, transform=loaded.transform, split=SPLIT, data_dir=str(folder))
+        if members is not None:
+            dataset = _with_members(dataset, loaded.transform, members)
         # webdataset gives each loader worker whole shards: more workers than shards would idle or fail
         loader = torch.utils.data.DataLoader(dataset.batched(batch_size), batch_size=None, shuffle=False,
                                              num_workers=min(num_workers, nshards))
         start = time.perf_counter()
-        with torch.no_grad():
-            for images, labels in loader:
+        with torch.no_grad(), _missing_member(folder, members):
+            for images, *values in loader:
                 images = images.to(loaded.device)
+                if members is not None:
+                    by_name = dict(zip(members, values))
+                    for name, batch in kept.items():
+                        batch.append(by_name[name])
+                    labels = by_name.get("cls")
+                else:
+                    (labels,) = values
                 if captions:
                     image_emb, text_emb = encode_captioned(loaded, images, [text for texts in labels for text in texts])
                     out.image_features.append(image_emb)
@@ -220,7 +259,8 @@ def encode_dataset(loaded: LoadedModel, folder: Path, batch_size: int, num_worke
                 else:
                     with loaded.autocast():
                         out.image_features.append(F.normalize(loaded.model.encode_image(images), dim=-1))
-                    out.targets.append(labels.cpu())
+                    if labels is not None:
+                        out.targets.append(labels.cpu())
                 out.num_samples += len(images)
                 if on_batch:
                     on_batch(len(images))
@@ -229,7 +269,32 @@ def encode_dataset(loaded: LoadedModel, folder: Path, batch_size: int, num_worke
         out.seconds = time.perf_counter() - start
     if out.num_samples == 0:
         raise BenchmarkError(f"dataset folder {folder} has no samples in its {SPLIT} split")
+    out.members = {name: _joined(batches) for name, batches in kept.items()}
     return out
+
+
+@contextlib.contextmanager
+def _missing_member(folder: Path, members: tuple[str, ...] | None):
+    """webdataset's error for a sample without a member a task reads, as one line naming the folder and the task's
+    members (a DataComp metric on data without its metadata)."""
+    try:
+        yield
+    except ValueError as exc:  # from a loader process, the message carries the worker's traceback: take its line
+        found = [line for line in str(exc).splitlines() if "didn't find" in line]
+        if members is None or not found:
+            raise
+        raise DatasetTaskError(f"dataset folder {folder.name}: a sample lacks a member its task reads "
+                               f"({', '.join(members)}): {found[-1].removeprefix('ValueError: ')}") from None
+
+
+def _joined(batches: list) -> Any:
+    """Per-batch values as one per-sample sequence: tensors and arrays as one numpy array, anything else a list."""
+    import numpy as np
+    import torch
+
+    if batches and all(isinstance(b, (torch.Tensor, np.ndarray)) for b in batches):
+        return np.concatenate([b.numpy() if isinstance(b, torch.Tensor) else b for b in batches])
+    return [value for batch in batches for value in batch]
 
 
 def pair_metrics(pair: Pair, loaded: LoadedModel, encoded: EncodedDataset, cache: ClassifierCache) -> dict[str, float]:

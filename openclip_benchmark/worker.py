@@ -176,7 +176,8 @@ class _ShardRun:
         task = bar.add_task(label, total=spec.size if spec else None)
         try:
             encoded = evaluate.encode_dataset(loaded, folder, self.settings.batch_size, self.settings.num_workers,
-                                              on_batch=lambda n: bar.advance(task, n))
+                                              on_batch=lambda n: bar.advance(task, n),
+                                              members=evaluate.sample_members(fitting))
         except Exception as exc:
             return self._fail(fitting, exc, stage="dataset")
         finally:

@@ -20,8 +20,10 @@ PURE = ("core/", "catalog/__init__.py", "planning/", "tasks/__init__.py", "track
         "throughput/settings.py", "throughput/records.py", "similarity/stats.py")
 NETWORK_OR_HEAVY = ("torch", "sky", "boto3", "botocore", "open_clip", "clip_benchmark", "requests", "urllib.request",
                     "http.client", "huggingface_hub")
+# pydantic: 0.2 s to import; the typed records load it, `benchmark --help` must not. numpy: about 0.15 s of the 0.3 s
+# that `benchmark --help` may take (tasks/statistics.py and the task modules that use it)
 HEAVY = ("torch", "open_clip", "sky", "boto3", "clip_benchmark", "huggingface_hub", "matplotlib", "pandas", "vl_convert", "scipy",
-         "pydantic")  # pydantic: 0.2 s to import; the typed records load it, `benchmark --help` must not
+         "pydantic", "numpy")
 
 # (importer, imported): why it stays. Layer order (c) and function-level imports of light modules (d). Empty: an
 # entry here is an upward import or a hidden cycle still to be removed.

@@ -27,6 +27,7 @@ from openclip_benchmark.collect.parse import (
 )
 from openclip_benchmark.core.records import make_failure, make_result
 from openclip_benchmark.synthetic import synthetic_pairs, synthetic_result
+from openclip_benchmark.tasks import tables as task_tables
 from openclip_benchmark.tracker import open_tracker
 from openclip_benchmark.storage.layout import failure_key, result_key
 
@@ -74,8 +75,7 @@ def test_parse_reads_by_content_and_skips_state(parsed):
     assert [rel for rel, _ in report.invalid] == ["junk.json"]
     assert report.rows["classification_metrics"] + report.rows["retrieval_metrics"] == len(pairs) + 1
     assert sorted(p.name for p in (root / "out").iterdir()) == sorted(
-        f"{name}.{ext}" for name in ("classification_metrics", "retrieval_metrics", "leaderboard",
-                                       "leaderboard_intervals", "resolution_sweep")
+        f"{name}.{ext}" for name in (*task_tables(), "leaderboard", "leaderboard_intervals", "resolution_sweep")
         for ext in ("csv", "parquet")
     )  # the synthetic pairs include image-size variants: a sweep table
 

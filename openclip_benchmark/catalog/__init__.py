@@ -36,6 +36,17 @@ class CatalogError(BenchmarkError):
 
 
 @dataclass(frozen=True)
+class DataCompTask:
+    """A dataset as DataComp's `tasklist.yml` names it: its task key, display name (the column of open_clip's
+    published table), main metric, and the data its `download_evalsets.py` fetches."""
+
+    task: str  # `wilds/iwildcam`
+    name: str  # `iWildCam`
+    main_metric: str  # DataComp's (acc1 where its task list names none)
+    source: str  # the Hugging Face repo DataComp reads it from
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     """One benchmark dataset as clip_benchmark's webdataset suite ships it."""
 
@@ -51,12 +62,20 @@ class DatasetSpec:
     collections: tuple[str, ...]
     languages: tuple[str, ...]
     templates: int | None = None  # zero-shot prompt templates per class (clip_benchmark's English set), for the plan
+    metadata: tuple[str, ...] = ()  # the metadata each sample carries (its `npy` columns), as its task reads them
+    datacomp: DataCompTask | None = None  # the dataset in DataComp's suite; None: not one of its tasks
+    column: str | None = None  # its leaderboard column where it is not the key (DataComp's name for its own sets)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["collections"] = list(self.collections)
         out["languages"] = list(self.languages)
+        out["metadata"] = list(self.metadata)
         return out
+
+    @property
+    def leaderboard_column(self) -> str:
+        return self.column or self.name
 
 
 def mapping_path() -> Path:
@@ -93,14 +112,31 @@ def _dataset_from_json(name: str, raw: Any, where: str) -> DatasetSpec:
             collections=tuple(str(c) for c in raw.get("collections") or ()),
             languages=tuple(str(lang) for lang in raw.get("languages") or DEFAULT_LANGUAGES),
             templates=None if raw.get("templates") is None else int(raw["templates"]),
+            metadata=tuple(str(f) for f in raw.get("metadata") or ()),
+            datacomp=_datacomp_from_json(raw.get("datacomp")),
+            column=None if raw.get("column") in (None, "") else str(raw["column"]),
         )
     except (TypeError, ValueError) as exc:
         raise CatalogError(f"{where}: dataset {name!r}: {exc}") from None
+    needed = get_task(spec.task).metadata
+    if needed and spec.metadata != needed:
+        raise CatalogError(f"{where}: dataset {name!r}: task {spec.task} groups by per-sample metadata; declare what "
+                           f"its samples carry as \"metadata\": {json.dumps(list(needed))} (found "
+                           f"{json.dumps(list(spec.metadata))})")
     if spec.size <= 0:
         raise CatalogError(f"{where}: dataset {name!r} has a non-positive size")
     if spec.templates is not None and spec.templates <= 0:
         raise CatalogError(f"{where}: dataset {name!r} has a non-positive template count")
     return spec
+
+
+def _datacomp_from_json(raw: Any) -> DataCompTask | None:
+    if raw is None:
+        return None
+    keys = [f.name for f in fields(DataCompTask)]
+    if not isinstance(raw, dict) or set(raw) != set(keys) or not all(isinstance(raw[k], str) and raw[k] for k in keys):
+        raise ValueError(f"'datacomp' must be an object of the strings {', '.join(keys)}")
+    return DataCompTask(**raw)
 
 
 @functools.lru_cache(maxsize=8)
@@ -157,7 +193,7 @@ def canonical_dataset(name: str, datasets: Mapping[str, DatasetSpec]) -> str:
         return name
     wanted = _alias(name)
     for key, spec in datasets.items():
-        if wanted in (_alias(key), _alias(spec.wds_name)):
+        if wanted in (_alias(key), _alias(spec.wds_name), _alias(spec.datacomp.task) if spec.datacomp else None):
             return key
     raise UnknownNameError("dataset", name, datasets)
 

@@ -244,5 +244,8 @@ def _print_published(outcome) -> None:
         err.print(f"[yellow]warning[/]: {escape(model)}:{escape(pretrained)} {dataset} has no {metric}", highlight=False)
     if c.not_in_catalog:
         err.print(f"in DataComp's suite, not in the catalog (not compared): {', '.join(c.not_in_catalog)}", highlight=False)
+    for model, pretrained, cell in c.incomplete_averages[:10]:
+        err.print(f"DataComp's average of {escape(model)}:{escape(pretrained)} not compared: {cell} of its tasks",
+                  highlight=False)
     if c.missing_columns:
         err.print(f"[yellow]warning[/]: the published table lacks the column(s) {', '.join(c.missing_columns)}", highlight=False)

@@ -175,14 +175,28 @@ def _refresh_models() -> None:
 @app.command()
 def datasets(
     patterns: Optional[list[str]] = typer.Argument(None, help=DATASETS_HELP),
+    collection: Optional[list[str]] = typer.Option(None, "--collection", "-c", help="Only datasets of these collections ('datacomp', 'fairness', 'vtab', ...); repeat or comma-separate."),
     as_json: bool = typer.Option(False, "--json", help="Print the datasets as JSON."),
     dataset_mapping: Optional[Path] = DATASET_MAPPING,
 ):
     """List benchmark datasets: webdataset, task, test-split size, classes, main metric, collections, languages."""
-    rows = load_catalog(dataset_mapping).select_datasets(comma_list(patterns))
+    from ..core.errors import UnknownNameError
+
+    known = load_catalog(dataset_mapping)
+    rows = known.select_datasets(comma_list(patterns))
+    if collection:
+        members = known.collections()
+        wanted = set()
+        for name in comma_list(collection):
+            if name not in members:
+                raise UnknownNameError("collection", name, members)
+            wanted.update(members[name])
+        rows = [s for s in rows if s.name in wanted]
     if as_json:
         typer.echo(dumps_strict([s.to_json() for s in rows]))
         return
+    if "datacomp" in (comma_list(collection) or ()):
+        return _datacomp_table(rows, known)
     table = _table(
         f"{len(rows)} datasets",
         ["dataset", "task", "test size", "classes", "metric", "collections", "languages"],
@@ -194,3 +208,18 @@ def datasets(
         justify_right=(2, 3),
     )
     console().print(table)
+
+
+def _datacomp_table(rows, known) -> None:
+    """Datasets of DataComp's suite as DataComp names them: its task key and name, split, main metric and source."""
+    table = _table(
+        f"{len(rows)} datasets of DataComp's suite",
+        ["dataset", "DataComp task", "name", "split", "main metric", "source"],
+        [[s.name, s.datacomp.task, s.datacomp.name, s.split, s.datacomp.main_metric,
+          s.datacomp.source.removeprefix("https://huggingface.co/datasets/")] for s in rows],
+    )
+    out = console()
+    out.print(table)
+    others = [s.name for s in known.datasets.values() if s.datacomp and s not in rows]
+    if others:
+        out.print(f"also in DataComp's task list: {', '.join(others)}", markup=False)

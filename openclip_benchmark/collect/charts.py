@@ -191,7 +191,8 @@ def scatter(data: dict[str, list], x: str, x_title: str, title: str, empty: str,
     }
 
 
-def resolution_sweep(sweep: list[dict[str, Any]], sizes: list[str], board: list[dict[str, Any]]) -> dict[str, Any]:
+def resolution_sweep(sweep: list[dict[str, Any]], sizes: list[str], board: list[dict[str, Any]],
+                     catalog=None) -> dict[str, Any]:
     """Main metric against image size, a line per (model, pretrained, dataset) of the sweep table. A point's `m` is
     the model's first leaderboard row, so the table's filters on model, tag and family act on it."""
     first: dict[tuple, int] = {}
@@ -203,7 +204,7 @@ def resolution_sweep(sweep: list[dict[str, Any]], sizes: list[str], board: list[
         if m is None:
             continue
         name = label({**row, "preprocess": ""})
-        column = dataset_column(row["dataset"], row["language"])
+        column = dataset_column(row["dataset"], row["language"], catalog)
         for size in sizes:
             if row.get(size) is not None:
                 points.append({"m": m, "c": column, "size": int(size), "v": _percent(row[size]), "label": name,

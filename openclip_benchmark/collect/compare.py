@@ -104,8 +104,8 @@ def read_cells(results_dir: str | os.PathLike, catalog: Catalog, specs: tuple[st
         if side not in cells or not isinstance(value, (int, float)):
             continue
         samples = load_samples(read_samples_file(results_dir, result.rel), result.digest)
-        outcomes = metric_outcomes(samples, metric) if samples is not None else None
-        cells[side][dataset_column(pair.dataset, pair.language)] = Cell(metric, float(value), outcomes)
+        outcomes = metric_outcomes(samples, metric, pair.task) if samples is not None else None
+        cells[side][dataset_column(pair.dataset, pair.language, catalog)] = Cell(metric, float(value), outcomes)
     return a, b, cells[a], cells[b]
 
 

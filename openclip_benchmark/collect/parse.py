@@ -25,6 +25,7 @@ from ..core.samples import read_samples, result_digest
 from ..planning.plan import ModelIndex, pair_work
 from ..planning.pricing import gpu_from_device_name, load_gpus, load_prices
 from ..storage.layout import is_record_key, is_reserved, samples_key
+from .datacomp import AVERAGE_COLUMN, averages as datacomp_averages
 from .intervals import CONFIDENCE, RESAMPLES, SEED, Interval, intervals, metric_outcomes
 from ..tasks import get_task, table_metrics
 from ..tasks import tables as task_tables
@@ -270,7 +271,7 @@ def add_intervals(results_dir: str | os.PathLike, rows: list[dict[str, Any]], di
         samples = load_samples(samples_bytes, digest)
         if samples is not None:
             todo.append((row, key))
-            found.append(metric_outcomes(samples, metric))
+            found.append(metric_outcomes(samples, metric, row["task"]))
     for (row, key), interval in zip(todo, intervals(found)):
         if isinstance(interval, Interval):
             used[key] = [interval.low, interval.high, interval.method, interval.n]
@@ -284,8 +285,11 @@ def _collections(catalog: Catalog) -> dict[str, list[str]]:
     return {name: members[name] for name in LEADERBOARD_COLLECTIONS if name in members}
 
 
-def dataset_column(dataset: str, language: str) -> str:
-    return dataset if language == "en" else f"{dataset}/{language}"
+def dataset_column(dataset: str, language: str, catalog: Catalog | None = None) -> str:
+    """The leaderboard's column of a dataset in a language: the dataset's (its key, or the name the catalog gives it)."""
+    spec = catalog.datasets.get(dataset) if catalog is not None else None
+    name = spec.leaderboard_column if spec is not None else dataset
+    return name if language == "en" else f"{name}/{language}"
 
 
 def build_leaderboard(rows: Iterable[dict[str, Any]], catalog: Catalog) -> tuple[list[dict[str, Any]], list[str]]:
@@ -293,13 +297,17 @@ def build_leaderboard(rows: Iterable[dict[str, Any]], catalog: Catalog) -> tuple
 
     `average` is the mean over every dataset the model has a result for (`datasets` counts them);
     `avg_<collection>` is the mean over a catalog collection, given only when the model has every dataset
-    of that collection that appears anywhere in these results, so averages compare like with like.
+    of that collection that appears anywhere in these results, so averages compare like with like; DataComp's
+    average (`collect/datacomp.py`) is given only over all 38 of its tasks, else `n/38`.
     Rows rank by coverage first, then average: a model with one easy dataset never tops a full sweep.
     """
+    rows = list(rows)
+    datacomp = datacomp_averages((((r["model"], r["pretrained"], r["preprocess"]), r["dataset"], r["language"], r)
+                                  for r in rows), catalog)
     boards: dict[tuple, dict[str, Any]] = {}
     dataset_cols: dict[str, str] = {}  # column -> dataset
     for row in rows:
-        col = dataset_column(row["dataset"], row["language"])
+        col = dataset_column(row["dataset"], row["language"], catalog)
         value = row.get(catalog.main_metric(row["dataset"], row["task"]))
         if value is None:
             continue
@@ -332,13 +340,15 @@ def build_leaderboard(rows: Iterable[dict[str, Any]], catalog: Catalog) -> tuple
         scores = board.pop("scores")
         board["datasets"] = len(scores)
         board["average"] = sum(scores.values()) / len(scores)
+        board[AVERAGE_COLUMN] = datacomp[(board["model"], board["pretrained"], board["preprocess"])]
         for coll, cols in collections.items():
             have = [scores[c] for c in cols if c in scores]
             board[f"avg_{coll}"] = sum(have) / len(have) if len(have) == len(cols) else None
         board.update({c: scores.get(c) for c in ordered})
         out.append(board)
     out.sort(key=lambda b: (-b["datasets"], -b["average"], b["model"], b["pretrained"], b["preprocess"]))
-    head = ["model", "pretrained", "preprocess", "params", "image_gflops", "text_gflops", "datasets", "average"]
+    head = ["model", "pretrained", "preprocess", "params", "image_gflops", "text_gflops", "datasets", "average",
+            AVERAGE_COLUMN]
     columns = head + [f"avg_{c}" for c in collections] + ["seconds", "cost_usd"] + ordered
     return out, columns
 
@@ -351,11 +361,11 @@ INTERVAL_COLUMNS = ["model", "pretrained", "preprocess", "dataset", "metric", "v
                     "ci_method", "n_samples"]
 
 
-def build_leaderboard_intervals(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def build_leaderboard_intervals(rows: Iterable[dict[str, Any]], catalog: Catalog | None = None) -> list[dict[str, Any]]:
     """One row per leaderboard cell: its value and 95% interval (`dataset` is the leaderboard's column name)."""
     out = [
         {"model": row["model"], "pretrained": row["pretrained"], "preprocess": row["preprocess"],
-         "dataset": dataset_column(row["dataset"], row["language"]), "metric": row["ci_metric"],
+         "dataset": dataset_column(row["dataset"], row["language"], catalog), "metric": row["ci_metric"],
          "value": row.get(row["ci_metric"]), **{c: row[c] for c in ("ci_low", "ci_high", "ci_method", "n_samples")}}
         for row in rows if row.get(row["ci_metric"]) is not None
     ]
@@ -386,9 +396,11 @@ def build_resolution_sweep(rows: Iterable[dict[str, Any]], catalog: Catalog) -> 
 # The type of every column, declared once: what parse hands on in memory, what the Parquet files store and what
 # `read_table` gives back from a CSV. Text naming a pair is never missing ("" where no preprocessing is overridden);
 # other empty cells are None; every column not named here holds numbers (metrics, averages, GFLOPs, seconds,
-# dollars, interval bounds, the main metric at each image size).
+# dollars, interval bounds, the main metric at each image size). DataComp's average is text: the number where all
+# 38 tasks have a result, else how many do (`12/38`), never a partial average under its name.
 NAME_COLUMNS = frozenset(IDENTITY_COLUMNS + ["metric", "ci_metric"])
-TEXT_COLUMNS = NAME_COLUMNS | {"gpu_name", "device", "precision", "shard_id", "finished", SOURCE_COLUMN, "ci_method"}
+TEXT_COLUMNS = NAME_COLUMNS | {"gpu_name", "device", "precision", "shard_id", "finished", SOURCE_COLUMN, "ci_method",
+                               AVERAGE_COLUMN}
 INT_COLUMNS = frozenset({"params", "image_params", "text_params", "image_size", "datasets", "n_samples", "num_samples",
                          "batch_size", "attempt"})
 
@@ -507,7 +519,7 @@ def parse_results(
     every = [row for rows in long_rows.values() for row in rows]
     tables = {name: typed_table(rows, columns_for(name, rows)) for name, rows in long_rows.items()}
     tables["leaderboard"] = typed_table(*build_leaderboard(every, catalog))
-    tables["leaderboard_intervals"] = typed_table(build_leaderboard_intervals(every), INTERVAL_COLUMNS)
+    tables["leaderboard_intervals"] = typed_table(build_leaderboard_intervals(every, catalog), INTERVAL_COLUMNS)
     sweep, sweep_cols = build_resolution_sweep(every, catalog)
     if sweep:  # only where some model was evaluated at several image sizes
         tables["resolution_sweep"] = typed_table(sweep, sweep_cols)

@@ -8,30 +8,24 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 from ..catalog import Catalog
 from ..core.errors import BenchmarkError, UnknownNameError
 from ..core.pair import Preprocess
 from ..core.records import Record
+from .datacomp import AVERAGE_COLUMN, COLLECTION, averages, main_value
 
 PUBLISHED = resources.files("openclip_benchmark") / "data" / "published"
 TABLE_NAME = "openclip_results.csv"
 TASKS_NAME = "datacomp_tasklist.yml"
 TOLERANCE_POINTS = 0.5  # the published tables disagree with each other by up to ~0.3 points
 IDENTITY = ("name", "pretrained")
-# DataComp's names for the two retrieval sets of clip_benchmark's suite (Flickr30k 1k test, MSCOCO 2014 5k test)
-DATACOMP_ALIASES = {
-    "retrieval/flickr_1k_test_image_text_retrieval": "flickr30k",
-    "retrieval/mscoco_2014_5k_test_image_text_retrieval": "mscoco_captions",
-}
-MEAN_RECALL = "mean_recall@1"  # DataComp: the mean of image and text recall@1
-RECALL_PARTS = ("image_retrieval_recall@1", "text_retrieval_recall@1")
+AVERAGE_METRIC = "mean of 38 main metrics"
 
 
 @dataclass(frozen=True)
@@ -47,6 +41,7 @@ class PublishedTable:
     tasks: tuple[PublishedTask, ...]
     values: dict[tuple[str, str], dict[str, float]]  # (model, pretrained) -> column -> value (a fraction)
     missing_columns: tuple[str, ...] = ()  # columns of catalog datasets that the table does not have
+    averages: dict[tuple[str, str], float] = field(default_factory=dict)  # (model, pretrained) -> DataComp's average
 
 
 @dataclass(frozen=True)
@@ -77,6 +72,7 @@ class Comparison:
     not_in_catalog: list[str] = field(default_factory=list)  # DataComp columns the catalog has no dataset for
     no_metric: list[tuple[str, str, str, str]] = field(default_factory=list)  # (model, pretrained, dataset, metric)
     missing_columns: tuple[str, ...] = ()
+    incomplete_averages: list[tuple[str, str, str]] = field(default_factory=list)  # (model, pretrained, `n/38`)
 
     @property
     def flagged(self) -> list[PublishedDifference]:
@@ -84,7 +80,8 @@ class Comparison:
 
 
 def load_tasks(catalog: Catalog, path: str | os.PathLike | None = None) -> list[PublishedTask]:
-    """DataComp's task list, each task matched to the catalog's dataset by any clip_benchmark spelling."""
+    """DataComp's task list, each task matched to the catalog's dataset by its DataComp key or any clip_benchmark
+    spelling."""
     import yaml
 
     source = Path(path) if path else PUBLISHED / TASKS_NAME
@@ -97,7 +94,7 @@ def load_tasks(catalog: Catalog, path: str | os.PathLike | None = None) -> list[
     tasks = []
     for key, entry in raw.items():
         try:
-            dataset = DATACOMP_ALIASES.get(key) or catalog.canonical_dataset(key)
+            dataset = catalog.canonical_dataset(key)
         except UnknownNameError:
             dataset = None
         tasks.append(PublishedTask(str(key), str(entry["name"]), str(entry.get("main_metric") or "acc1"), dataset))
@@ -120,42 +117,45 @@ def load_published(catalog: Catalog, table: str | os.PathLike | None = None,
     task_list = load_tasks(catalog, tasks)
     present = [t for t in task_list if t.column in header]
     values: dict[tuple[str, str], dict[str, float]] = {}
+    published_averages: dict[tuple[str, str], float] = {}
     for line, row in enumerate(reader, start=2):
         cells = {}
+        if (row.get(AVERAGE_COLUMN) or "").strip():
+            published_averages[(row["name"].strip(), row["pretrained"].strip())] = _number(
+                row[AVERAGE_COLUMN], source, line, AVERAGE_COLUMN)
         for task in present:
             cell = (row.get(task.column) or "").strip()
             if not cell:
                 continue
-            try:
-                cells[task.column] = float(cell)
-            except ValueError:
-                raise BenchmarkError(f"published table {source} line {line}: {task.column} is {cell!r}, not a number") from None
+            cells[task.column] = _number(cell, source, line, task.column)
         values[(row["name"].strip(), row["pretrained"].strip())] = cells
-    missing = tuple(t.column for t in task_list if t.dataset and t.column not in header)  # FairFace, UTKFace: no column
-    return PublishedTable(tuple(task_list), values, missing)
+    averaged = set(catalog.collections().get(COLLECTION, ()))  # FairFace, UTKFace: outside the average, no column
+    missing = tuple(t.column for t in task_list if t.dataset in averaged and t.column not in header)
+    return PublishedTable(tuple(task_list), values, missing, published_averages)
 
 
-def main_value(metrics: dict[str, Any], metric: str) -> float | None:
-    """Our value of DataComp's metric: the mean of image and text recall@1 for its `mean_recall@1`."""
-    names = RECALL_PARTS if metric == MEAN_RECALL else (metric,)
-    parts = [metrics.get(name) for name in names]
-    if any(not isinstance(p, (int, float)) or isinstance(p, bool) or math.isnan(p) for p in parts):
-        return None
-    return sum(parts) / len(parts)
+def _number(cell: str, source, line: int, column: str) -> float:
+    try:
+        return float(cell)
+    except ValueError:
+        raise BenchmarkError(f"published table {source} line {line}: {column} is {cell.strip()!r}, not a number") from None
 
 
 def compare_published(records: Iterable[Record], published: PublishedTable,
-                      tolerance: float = TOLERANCE_POINTS) -> Comparison:
-    """Each English, native-preprocessing result of a published (model, pretrained) against its column."""
+                      tolerance: float = TOLERANCE_POINTS, catalog: Catalog | None = None) -> Comparison:
+    """Each English, native-preprocessing result of a published (model, pretrained) against its column; with the
+    catalog, DataComp's average of each such model against the table's, where the model has all 38 tasks."""
     by_dataset = {t.dataset: t for t in published.tasks if t.dataset is not None}
     out = Comparison(tolerance=tolerance, missing_columns=published.missing_columns)
     out.not_in_catalog = [t.column for t in published.tasks if t.dataset is None]
     unpublished: dict[tuple[str, str], None] = {}
+    native: list[tuple[tuple[str, str], str, str, dict]] = []  # what DataComp's average of each model reads
     for record in records:
         pair = record.pair
         task = by_dataset.get(pair.dataset)
         if task is None or pair.language != "en" or pair.preprocess != Preprocess():
             continue
+        native.append(((pair.model, pair.pretrained), pair.dataset, pair.language, record.metrics))
         row = published.values.get((pair.model, pair.pretrained))
         if row is None:
             unpublished[(pair.model, pair.pretrained)] = None
@@ -169,6 +169,14 @@ def compare_published(records: Iterable[Record], published: PublishedTable,
         out.rows.append(PublishedDifference(pair.model, pair.pretrained, pair.dataset, task.column, task.metric,
                                             ours, row[task.column]))
     out.unpublished_models = list(unpublished)
+    for (model, pretrained), ours in (averages(native, catalog) if catalog is not None else {}).items():
+        theirs = published.averages.get((model, pretrained))
+        if theirs is None:
+            continue
+        if isinstance(ours, str):
+            out.incomplete_averages.append((model, pretrained, ours))
+        else:
+            out.rows.append(PublishedDifference(model, pretrained, "average", AVERAGE_COLUMN, AVERAGE_METRIC, ours, theirs))
     out.rows.sort(key=lambda d: (d.model, d.pretrained, d.dataset))
     return out
 

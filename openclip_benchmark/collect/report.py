@@ -22,6 +22,7 @@ from ..catalog import Catalog, model_family
 from ..core.errors import BenchmarkError
 from ..core.jsonio import atomic_write_bytes, atomic_write_text
 from ..core.records import utc_now
+from .datacomp import AVERAGE_COLUMN
 from ..throughput.plot import throughput_spec
 from ..throughput.records import read_runs, rows
 from ..tracker import Tracker
@@ -48,7 +49,8 @@ def status_counts(tracker: str | os.PathLike | None) -> Counter:
 
 
 def _dataset_columns(columns: list[str]) -> list[str]:
-    head = set(LEADERBOARD_TEXT_COLUMNS) | {"params", "image_gflops", "text_gflops", "datasets", "average", "seconds", "cost_usd"}
+    head = set(LEADERBOARD_TEXT_COLUMNS) | {"params", "image_gflops", "text_gflops", "datasets", "average", "seconds", "cost_usd",
+                                            AVERAGE_COLUMN}
     return [c for c in columns if c not in head and not c.startswith("avg_")]
 
 
@@ -95,7 +97,7 @@ def report_charts(board: list[dict[str, Any]], columns: list[str], datasets: lis
             cost_note or "no cost data for the models shown", cost_note),
     }
     if sweep is not None and sweep.rows:
-        specs["resolution_sweep"] = charts.resolution_sweep(sweep.rows, [c for c in sweep.columns if c.isdigit()], board)
+        specs["resolution_sweep"] = charts.resolution_sweep(sweep.rows, [c for c in sweep.columns if c.isdigit()], board, catalog)
     if throughput is not None:
         specs["throughput"] = throughput
     return specs
@@ -109,7 +111,7 @@ def page_data(board: list[dict[str, Any]], columns: list[str], datasets: list[st
     collections: dict[str, list[str]] = {}
     if catalog is not None:
         column_of = {
-            dataset_column(spec.name, lang): spec.name for spec in catalog.datasets.values() for lang in spec.languages
+            dataset_column(spec.name, lang, catalog): spec.name for spec in catalog.datasets.values() for lang in spec.languages
         }
         for name, members in catalog.collections().items():
             held = [c for c in datasets if column_of.get(c) in members]

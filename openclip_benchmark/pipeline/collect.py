@@ -87,7 +87,7 @@ def compare_published(results: str | os.PathLike, out: str | os.PathLike, catalo
 def _published_check(found: list[ResultFile], catalog: Catalog, tolerance: float = published.TOLERANCE_POINTS,
                      table: Path | None = None, tasks: Path | None = None) -> published.Comparison:
     reference = published.load_published(catalog, table, tasks)
-    return published.compare_published((f.record for f in found), reference, tolerance)
+    return published.compare_published((f.record for f in found), reference, tolerance, catalog)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,20 @@ class Task:
     # the same arguments -> name -> 1-D numpy array per image (or caption) from which its metrics follow (intervals,
     # paired tests; see collect/intervals.py); None: the task records none
     outcomes: Callable[..., dict[str, Any]] | None = None
+    # (samples, metric) -> tasks.statistics.Outcomes or None: a metric as a function of the arrays `outcomes` made,
+    # whose kind says how its interval is computed (binomial, bootstrap over samples or within groups); None: no
+    # intervals. collect/ asks the task, never the metric's name
+    statistics: Callable[..., Any] | None = None
     files: tuple[str, ...] = ()  # files its webdataset needs beside the shards
+    # the webdataset members each sample carries beside its image, as the task reads them (None: clip_benchmark's own
+    # reading of its dataset type); the encoding pass keeps each one per sample (`cls` becomes the targets)
+    members: tuple[str, ...] | None = None
+    # the per-sample metadata its metrics group by: the columns of each sample's `npy`, in order (DataComp's
+    # `_metadata_fields`); a catalog entry of the task declares the same, so missing metadata is known before a run
+    metadata: tuple[str, ...] = ()
+    # it reads data of a type another task registered (DataComp's folders carry no dataset_type.txt: classification),
+    # so a folder's type never names it
+    shares_type: bool = False
     captions: bool = False  # its samples carry captions, encoded by the text tower in the same pass as the images
     aliases: tuple[str, ...] = ()  # names other tools write for it (clip_benchmark: see canonical_task)
 
@@ -46,7 +59,8 @@ def register_task(task: Task) -> Task:
     """Add a task; its name and dataset type must be new (a folder's type names the task that reads it)."""
     if task.name in _TASKS:
         raise BenchmarkError(f"task {task.name!r} is registered already")
-    taken = next((t.name for t in _TASKS.values() if t.dataset_type == task.dataset_type), None)
+    taken = None if task.shares_type else next(
+        (t.name for t in _TASKS.values() if t.dataset_type == task.dataset_type and not t.shares_type), None)
     if taken:
         raise BenchmarkError(f"dataset type {task.dataset_type!r} is read by task {taken!r} already")
     _TASKS[task.name] = task
@@ -74,10 +88,11 @@ def get_task(name: str) -> Task:
 
 def task_for_dataset_type(kind: str) -> Task:
     """The task that reads data of this `dataset_type.txt` value."""
-    for task in _TASKS.values():
+    readers = [t for t in _TASKS.values() if not t.shares_type]
+    for task in readers:
         if task.dataset_type == kind:
             return task
-    raise DatasetTaskError(f"unknown dataset_type.txt value {kind!r}; known: {', '.join(t.dataset_type for t in _TASKS.values())}")
+    raise DatasetTaskError(f"unknown dataset_type.txt value {kind!r}; known: {', '.join(t.dataset_type for t in readers)}")
 
 
 def canonical_task(name: str, dataset_task: str | None = None) -> str:
@@ -104,7 +119,8 @@ def table_metrics(table: str) -> list[str]:
 
 # The built-in tasks, last: each module takes `Task` from above. An import at module top, in plain sight of the
 # layering test; the registration order is the parse tables' order.
-from . import multilabel, zeroshot_classification, zeroshot_retrieval  # noqa: E402
+from . import fairness, multilabel, wilds_classification, winogavil, zeroshot_classification, zeroshot_retrieval  # noqa: E402
 
-for _builtin in (zeroshot_classification, zeroshot_retrieval, multilabel):
-    register_task(_builtin.TASK)
+for _builtin in (zeroshot_classification.TASK, zeroshot_retrieval.TASK, multilabel.TASK,
+                 *wilds_classification.TASKS, *fairness.TASKS, winogavil.TASK):  # the last three: DataComp's own metrics
+    register_task(_builtin)

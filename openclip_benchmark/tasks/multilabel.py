@@ -34,6 +34,26 @@ def outcomes(pair: Pair, loaded, encoded, cache) -> dict[str, Any]:
             "classes": np.array([logits.size(1)])}
 
 
+def statistics(samples, metric: str):
+    """Mean average precision from the labels and the fixed per-class ranking (each resample weighs the images it
+    drew); None where the arrays are not a ranking of these images."""
+    import numpy as np
+
+    from .statistics import Outcomes, has
+
+    if metric != "mean_average_precision" or not has(samples, "labels", "ranking", "classes"):
+        return None
+    classes = int(samples["classes"][0]) if len(samples["classes"]) == 1 else 0
+    labels, ranking = samples["labels"], samples["ranking"]
+    if classes < 1 or labels.size % classes or ranking.size != labels.size:
+        return None
+    labels = labels.reshape(-1, classes).astype(bool)
+    ranking = ranking.reshape(classes, -1)
+    if not (np.sort(ranking, axis=1) == np.arange(len(labels))).all():
+        return None  # not a ranking of these images
+    return Outcomes(metric, "average_precision", labels, labels, ranking=ranking)
+
+
 TASK = Task(
     name="multilabel",
     dataset_type="multilabel",
@@ -44,6 +64,7 @@ TASK = Task(
     classifier=classifier_key,
     evaluate=evaluate,
     outcomes=outcomes,
+    statistics=statistics,
     files=CLASS_FILES,
     aliases=("zeroshot_classification",),
 )

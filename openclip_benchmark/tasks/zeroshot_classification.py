@@ -113,6 +113,18 @@ def outcomes(pair: Pair, loaded, encoded, cache) -> dict[str, Any]:
     return arrays
 
 
+def statistics(samples, metric: str):
+    """acc1 and acc5: the share of images with the true class in the top 1 or 5; mean per-class recall: the mean
+    over the classes present of each class's share of right argmaxes."""
+    from .statistics import class_mean, has, share
+
+    if metric in ("acc1", "acc5") and has(samples, f"top{metric[-1]}", "target"):
+        return share(metric, samples[f"top{metric[-1]}"], samples["target"])
+    if metric == "mean_per_class_recall" and has(samples, "target", "predicted"):
+        return class_mean(metric, samples["predicted"] == samples["target"], samples["target"])
+    return None
+
+
 TASK = Task(
     name="zeroshot_classification",
     dataset_type="classification",
@@ -123,5 +135,6 @@ TASK = Task(
     classifier=classifier_key,
     evaluate=evaluate,
     outcomes=outcomes,
+    statistics=statistics,
     files=CLASS_FILES,
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..core.errors import BenchmarkError
@@ -64,6 +65,29 @@ def outcomes(pair: Pair, loaded, encoded, cache, rows: int = 1024) -> dict[str, 
             "caption_image": image_of.cpu().numpy()}
 
 
+_RECALL = re.compile(r"(image|text)_retrieval_recall@([1-9][0-9]*)")
+
+
+def statistics(samples, metric: str):
+    """Text recall@k: the share of images whose best caption ranks in the top k. Image recall@k: captions found over
+    captions, per image (resampled by image, so that the captions of one image move together)."""
+    import numpy as np
+
+    from .statistics import Outcomes, has, share
+
+    found = _RECALL.fullmatch(metric)
+    if not found or not has(samples, "image_retrieval_rank", "text_retrieval_rank", "caption_image"):
+        return None
+    side, k = found.group(1), int(found.group(2))
+    images, image_of = len(samples["text_retrieval_rank"]), samples["caption_image"]
+    if side == "text":
+        return share(metric, samples["text_retrieval_rank"] <= k, image_of)
+    hits = np.bincount(image_of, weights=samples["image_retrieval_rank"] <= k, minlength=images)
+    captions = np.bincount(image_of, minlength=images).astype(float)
+    keep = captions > 0  # an image without a caption holds no caption to find
+    return Outcomes(metric, "ratio", hits[keep], image_of, weights=captions[keep])
+
+
 TASK = Task(
     name="zeroshot_retrieval",
     dataset_type="retrieval",
@@ -74,5 +98,6 @@ TASK = Task(
     classifier=lambda pair: None,
     evaluate=evaluate,
     outcomes=outcomes,
+    statistics=statistics,
     captions=True,
 )
