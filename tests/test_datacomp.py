@@ -20,8 +20,9 @@ from openclip_benchmark.catalog import load_catalog
 from openclip_benchmark.cli import app
 from openclip_benchmark.collect import datacomp, published
 from openclip_benchmark.collect.intervals import intervals, metric_outcomes
-from openclip_benchmark.collect.parse import load_samples, parse_results
-from openclip_benchmark.core.manifest import Manifest, RunSettings
+from openclip_benchmark.collect.parse import load_samples, parse_results, read_samples_file, read_table
+from openclip_benchmark.core.samples import result_digest
+from openclip_benchmark.core.manifest import Manifest, RunSettings, dataset_entries
 from openclip_benchmark.core.pair import Pair
 from openclip_benchmark.core.records import make_result, read_record
 from openclip_benchmark.core.wds import write_shards
@@ -93,7 +94,8 @@ def test_specs_travel_in_a_manifest_and_one_pass_reads_what_its_tasks_need():
     from openclip_benchmark.evaluate import sample_members
 
     pairs = tuple(Pair("ViT-B-32", "openai", name, task=CATALOG.datasets[name].task) for name in ("fmow", "fairface", "cifar10"))
-    manifest = Manifest("s", "results", pairs, RunSettings(), datasets=CATALOG.specs_for(pairs))
+    manifest = Manifest(shard_id="s", store="results", pairs=pairs, settings=RunSettings(),
+                        datasets=dataset_entries(CATALOG.specs_for(pairs)))
     assert Manifest.from_json(manifest.to_json()).datasets == manifest.datasets  # DataComp's entry and metadata kept
     fmow, faces, cifar = pairs
     assert sample_members([cifar]) is None  # clip_benchmark's own tuple, as before
@@ -335,8 +337,9 @@ def evaluated(tmp_path_factory):
     parse_results(store, root / "metrics", catalog=CATALOG)
     found = {}
     for pair in pairs:
-        record = read_record(open_store(store).get(result_key(pair)))
-        found[pair.dataset] = (pair, record.metrics, load_samples(store, result_key(pair)))
+        data = open_store(store).get(result_key(pair))
+        samples = read_samples_file(store, result_key(pair))
+        found[pair.dataset] = (pair, read_record(data).metrics, load_samples(samples, result_digest(data)))
     return root, model, found
 
 
@@ -429,12 +432,10 @@ def test_leaderboard_names_the_new_columns_as_datacomp_and_counts_its_tasks(eval
     assert row[datacomp.AVERAGE_COLUMN] == "6/38"  # FairFace is outside DataComp's average
     from openclip_benchmark.collect import report
 
-    board = report.read_csv(root / "metrics" / "leaderboard.csv")
-    with open(root / "metrics" / "leaderboard.csv", newline="") as fh:
-        columns = next(csv.reader(fh))
-    shown = report._dataset_columns(columns)
+    board = read_table(root / "metrics" / "leaderboard.csv")
+    shown = report._dataset_columns(board.columns)
     assert datacomp.AVERAGE_COLUMN not in shown and "FMoW" in shown  # the average is no dataset of the heatmap
-    data = report.page_data(board, columns, shown, {}, CATALOG, [], [])
+    data = report.page_data(board.rows, board.columns, shown, CATALOG, {})
     assert set(data["collections"]["datacomp"]) == {"FMoW", "iWildCam", "Camelyon17", "Dollar Street", "GeoDE", "WinoGAViL"}
     assert set(data["collections"]["fairness"]) == {"Dollar Street", "GeoDE", "FairFace"}
     assert set(data["collections"]["wilds"]) == {"FMoW", "iWildCam", "Camelyon17"}
@@ -469,8 +470,8 @@ def test_missing_metadata_is_a_one_line_error_at_init_and_a_clear_pair_failure(t
     model = make_tiny_model(tmp_path, "tiny")
     pair = Pair(model, "", "fmow", task="wilds_fmow")
     settings = RunSettings(batch_size=4, num_workers=0, dataset_root=str(data))
-    report = run_shard(Manifest("s", str(tmp_path / "results"), (pair,), settings, datasets=CATALOG.specs_for([pair])),
-                       progress=False)
+    report = run_shard(Manifest(shard_id="s", store=str(tmp_path / "results"), pairs=(pair,), settings=settings,
+                                datasets=dataset_entries(CATALOG.specs_for([pair]))), progress=False)
     [(failed, message)] = report.failed
     assert failed == pair and "\n" not in message
     assert message.startswith("DatasetTaskError: dataset folder wds_wilds-fmow_test: a sample lacks a member its task "

@@ -83,7 +83,8 @@ def cell_intervals(table: Table | None) -> dict[tuple, tuple[float, float]]:
 
 
 def report_charts(board: list[dict[str, Any]], columns: list[str], datasets: list[str], intervals: dict,
-                  sweep: Table | None, throughput: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+                  sweep: Table | None, throughput: dict[str, Any] | None,
+                  catalog: Catalog | None = None) -> dict[str, dict[str, Any]]:
     """The page's interactive charts by element id, each one Vega-Lite spec (its PNG is rendered from it)."""
     data = charts.board_data(board, columns, datasets, intervals)
     cost_column, cost_title, cost_note = charts.cost_axis(board)
@@ -173,7 +174,7 @@ def build_report(
     counts = status_counts(tracker)
     measured = throughput_spec(rows(read_runs(throughput_dir))) if throughput_dir and Path(throughput_dir).is_dir() else None
     specs = report_charts(board, columns, datasets, cell_intervals(tables.get("leaderboard_intervals")),
-                          tables.get("resolution_sweep"), measured)
+                          tables.get("resolution_sweep"), measured, catalog)
     pngs = {name: charts.png(spec) for name, spec in {**specs, "progress": charts.progress(counts)}.items()}
     for name, png in pngs.items():
         atomic_write_bytes(out_dir / f"{name}.png", png)
