@@ -8,7 +8,7 @@ import typer
 
 from ..core.manifest import RunSettings
 from .app import app, comma_list, console, load_catalog
-from .own_data import DEFAULTS_ROOT, MAPPING
+from .dataset import DEFAULTS_ROOT, MAPPING
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Commands: evaluate pairs on this machine (`run`) and run one shard of a plan (`worker`)."""
+"""Command: `benchmark run`, evaluate pairs on this machine."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from ..core.manifest import PRECISIONS, RunSettings
 from ..core.pair import INTERPOLATIONS, RESIZE_MODES, Pair, Preprocess
 from ..core.records import Result
 from .app import DATASET_MAPPING, DEFAULT_RESULTS, DEFAULT_TRACKER, app, comma_list, console, load_catalog
-
 
 def _numbers(text: str | None, what: str, cast=float) -> list | None:
     if not text:
@@ -73,21 +72,6 @@ def run(
     raise typer.Exit(report.exit_code)
 
 
-@app.command()
-def worker(
-    manifest: str = typer.Option(..., envvar="MANIFEST_URL", help="Shard manifest: a path or s3://bucket/key."),
-    store: Optional[str] = typer.Option(None, help="Write results here instead of the manifest's store."),
-    endpoint_url: Optional[str] = typer.Option(None, help="S3 endpoint (Cloudflare R2); default $R2_ENDPOINT_URL."),
-    progress: bool = typer.Option(True, help="Show progress bars."),
-):
-    """Run one shard: exit 0 when every pair succeeded, 3 when some failed, 75 when a retry may help."""
-    from ..pipeline.run import run_manifest
-
-    report = run_manifest(manifest, store_url=store, endpoint_url=endpoint_url, progress=progress)
-    _print_report(report)
-    raise typer.Exit(report.exit_code)
-
-
 SHORT_METRICS = {"mean_per_class_recall": "recall", "mean_average_precision": "mAP",
                  "image_retrieval_recall@": "I@", "text_retrieval_recall@": "T@"}
 
@@ -125,19 +109,3 @@ def _print_report(report) -> None:
 def _model_ref(pair: Pair) -> str:
     ref = f"{pair.model}:{pair.pretrained}" if pair.pretrained else pair.model
     return ref + (f" {pair.preprocess.canonical()}" if pair.preprocess else "")
-
-
-@app.command()
-def demo(
-    workdir: str = typer.Option("demo", help="Working folder: new, or a previous demo's (which is replaced)."),
-    images: int = typer.Option(64, help="Images per synthetic dataset (at least 10)."),
-    keep: bool = typer.Option(True, "--keep/--clean", help="Keep the working folder to inspect, or delete it when done."),
-):
-    """Offline tour: synthetic webdatasets and two tiny models through init, plan, a local run, parse and report."""
-    from ..demo import print_demo, remove_workdir, run_demo
-
-    result = run_demo(workdir, images=images, say=lambda line: console(stderr=True).print(line, highlight=False))
-    print_demo(result, console(), kept=keep)
-    if not keep:
-        remove_workdir(result.layout)
-    raise typer.Exit(result.exit_code)
