@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .compute import PRECISIONS
 from .errors import BenchmarkError
 from .jsonio import dumps_strict, loads_strict
 from .pair import Pair
@@ -13,7 +14,6 @@ if TYPE_CHECKING:
     from ..catalog import DatasetSpec
 
 MANIFEST_SCHEMA = "openclip-benchmark/manifest/1"
-PRECISIONS = ("auto", "fp32", "amp", "amp_bf16")
 
 
 @dataclass(frozen=True)
