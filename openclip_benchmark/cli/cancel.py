@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
 from .app import app, comma_list, console
-from .launch import BackendName
-from .plan import TRACKER
+from .options import DEFAULT_TRACKER, Backend, Tracker
+
 
 @app.command("cancel")
 def cancel_command(
-    tracker: Path = TRACKER,
-    backend: BackendName = typer.Option("skypilot", "--backend", help="The backend the jobs run on."),
-    shards: Optional[list[str]] = typer.Option(None, "--shard", help="Cancel only these shards (repeat or comma-separate); default: every launched or running pair."),
+    tracker: Tracker = DEFAULT_TRACKER,
+    backend: Backend = "skypilot",
+    shards: Annotated[Optional[list[str]], typer.Option(
+        "--shard", help="Cancel only these shards (repeat or comma-separate); default: every launched or running pair.")] = None,
 ):
     """Cancel the jobs of launched and running pairs; their pairs become failed, so `launch --retry-failed` retries them."""
     from ..pipeline.launch import cancel

@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
+from itertools import groupby
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
 from ..core.errors import BenchmarkError
-from .app import DATASET_MAPPING, DEFAULT_RESULTS, app, console, load_catalog
+from .app import app, console, load_catalog
+from .options import DEFAULT_RESULTS, DatasetMapping, Results
+from .tables import FIGURE, Column, print_table
+
 
 @app.command()
 def compare(
-    models: Optional[list[str]] = typer.Argument(
-        None, help="two models A B (`model` or `model/pretrained`): A - B per dataset with a paired test", show_default=False),
-    published: bool = typer.Option(False, "--published", help="Compare with open_clip's published table (DataComp's 38 tasks)."),
-    results: Path = typer.Option(Path(DEFAULT_RESULTS), "--results", help="folder of result JSONs"),
-    out: Path = typer.Option(Path("."), "--out", help="where published_comparison.csv or compare_<A>_<B>.csv goes"),
-    tolerance: float = typer.Option(0.5, "--tolerance", min=0, help="flag differences over this many points"),
-    table: Optional[Path] = typer.Option(None, "--table", help="another published table in the same format (default: the shipped copy)"),
-    tasks: Optional[Path] = typer.Option(None, "--tasks", help="another DataComp task list (default: the shipped copy)"),
-    dataset_mapping: Optional[Path] = DATASET_MAPPING,
+    models: Annotated[Optional[list[str]], typer.Argument(
+        help="two models A B (`model` or `model/pretrained`): A - B per dataset with a paired test",
+        show_default=False)] = None,
+    published: Annotated[bool, typer.Option(
+        "--published", help="Compare with open_clip's published table (DataComp's 38 tasks).")] = False,
+    results: Results = DEFAULT_RESULTS,
+    out: Annotated[Path, typer.Option(
+        "--out", help="where published_comparison.csv or compare_<A>_<B>.csv goes")] = Path("."),
+    tolerance: Annotated[float, typer.Option("--tolerance", min=0, help="flag differences over this many points")] = 0.5,
+    table: Annotated[Optional[Path], typer.Option(
+        "--table", help="another published table in the same format (default: the shipped copy)")] = None,
+    tasks: Annotated[Optional[Path], typer.Option(
+        "--tasks", help="another DataComp task list (default: the shipped copy)")] = None,
+    dataset_mapping: DatasetMapping = None,
 ):
     """`compare A B`: model A against model B on every dataset both have, the difference in main metric (points),
     a paired test (exact McNemar for accuracies, paired bootstrap otherwise) with its p-value and 95% interval, and
@@ -44,22 +53,22 @@ def compare(
 
 def _print_paired(outcome) -> None:
     from rich.markup import escape
-    from rich.table import Table
 
     from ..collect.compare import label
 
     c = outcome.comparison
     out, err = console(), console(stderr=True)
-    table = Table(title=f"{escape(label(c.a))} (A) against {escape(label(c.b))} (B): A - B, paired on the same images")
-    for name in ("dataset", "metric", "images", "A", "B", "Δ points", "95% interval", "p", "test"):
-        table.add_column(name, justify="left" if name in ("dataset", "metric", "test") else "right")
+    rows, styles = [], []
     for d in [*c.rows, c.average]:
         interval = f"[{100 * d.low:+.2f}, {100 * d.high:+.2f}]" if d.low is not None else "-"
         p = f"{d.p_value:.3g}" if d.p_value is not None else "-"
-        style = "bold" if d is c.average else ("green" if d.p_value is not None and d.p_value < 0.05 else None)
-        table.add_row(escape(d.dataset), d.metric, "" if d.n is None else str(d.n), f"{100 * d.a:.2f}",
-                      f"{100 * d.b:.2f}", f"{d.points:+.2f}", interval, p, d.test or "none", style=style)
-    out.print(table)
+        rows.append([f"{d.dataset} ({d.metric})", "" if d.n is None else d.n, f"{100 * d.a:.2f}", f"{100 * d.b:.2f}",
+                     f"{d.points:+.2f}", interval, f"{p} ({d.test or 'none'})"])
+        styles.append("bold" if d is c.average else ("green" if d.p_value is not None and d.p_value < 0.05 else None))
+    print_table(out, f"{label(c.a)} (A) against {label(c.b)} (B): A - B, paired on the same images",
+                [Column("dataset (metric)"), Column("images", FIGURE), Column("A", FIGURE), Column("B", FIGURE),
+                 Column("Δ points", FIGURE), Column("95% interval", FIGURE), Column("p (test)")],
+                rows, styles=styles, sections=[len(rows) - 2])
     out.print(f"{len(c.rows)} datasets in common; written to {outcome.written}", highlight=False)
     for d in [*c.rows, c.average]:
         if d.note:
@@ -70,19 +79,27 @@ def _print_paired(outcome) -> None:
 
 
 def _print_published(outcome) -> None:
+    """One block per model (most flagged first): its datasets, ours, published and the difference; flagged in red."""
     from rich.markup import escape
-    from rich.table import Table
 
     c = outcome.comparison
     out, err = console(), console(stderr=True)
-    table = Table(title=f"ours against open_clip's published table (flagged: more than {c.tolerance:g} points apart)")
-    for name in ("model", "pretrained", "dataset", "metric", "ours", "published", "Δ points"):
-        table.add_column(name, justify="right" if name in ("ours", "published", "Δ points") else "left")
-    for d in sorted(c.rows, key=lambda d: (not d.flagged(c.tolerance), d.model, d.pretrained, d.dataset)):
-        style = "red" if d.flagged(c.tolerance) else None
-        table.add_row(escape(d.model), escape(d.pretrained), d.dataset, d.metric, f"{100 * d.ours:.2f}",
-                      f"{100 * d.published:.2f}", f"{d.points:+.2f}", style=style)
-    out.print(table)
+    by_model = [list(group) for _, group in groupby(sorted(c.rows, key=lambda d: (d.model, d.pretrained)),
+                                                    key=lambda d: (d.model, d.pretrained))]
+    by_model.sort(key=lambda group: -sum(d.flagged(c.tolerance) for d in group))
+    rows, styles, sections = [], [], []
+    for group in by_model:
+        flagged = sum(d.flagged(c.tolerance) for d in group)
+        rows.append([f"{group[0].model}:{group[0].pretrained}" + (f" ({flagged} flagged)" if flagged else ""), "", "", ""])
+        styles.append("bold")
+        for d in sorted(group, key=lambda d: (not d.flagged(c.tolerance), d.dataset)):
+            rows.append([f"  {d.dataset} ({d.metric})", f"{100 * d.ours:.2f}", f"{100 * d.published:.2f}",
+                         f"{d.points:+.2f}"])
+            styles.append("red" if d.flagged(c.tolerance) else None)
+        sections.append(len(rows) - 1)
+    print_table(out, f"ours against open_clip's published table (flagged: more than {c.tolerance:g} points apart)",
+                [Column("model, dataset (metric)"), Column("ours", FIGURE), Column("published", FIGURE),
+                 Column("Δ points", FIGURE)], rows, styles=styles, sections=sections[:-1])
     out.print(f"{len(c.rows)} compared, {len(c.flagged)} flagged; written to {outcome.written}", highlight=False)
     if c.unpublished_models:
         names = ", ".join(f"{m}:{p}" if p else m for m, p in c.unpublished_models[:10])

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
+from typing import Annotated
 
 import typer
 
 from ..tracker import STATUSES
-from .app import DATASET_MAPPING, DEFAULT_TRACKER, app, comma_list, console, load_catalog
-from .tables import DATASETS_HELP, MODELS_HELP, _table
+from .app import app, comma_list, console, load_catalog
+from .options import DEFAULT_TRACKER, DatasetMapping, Datasets, Languages, Models, Tracker, Yes
+from .tables import FIGURE, Column, print_table
+
 
 @app.command()
 def init(
-    models: Optional[list[str]] = typer.Option(None, "--models", "-m", help=MODELS_HELP),
-    datasets: Optional[list[str]] = typer.Option(None, "--datasets", "-d", help=DATASETS_HELP),
-    languages: Optional[list[str]] = typer.Option(None, "--languages", "-l", help="Languages, e.g. en,jp (default: en); each dataset gets the ones it has."),
-    dataset_mapping: Optional[Path] = DATASET_MAPPING,
-    tracker: Path = typer.Option(Path(DEFAULT_TRACKER), "--tracker", "-t", help="The tracker CSV."),
-    reset: bool = typer.Option(False, "--reset", help="Forget every tracked pair and status first."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before --reset."),
+    models: Models = None,
+    datasets: Datasets = None,
+    languages: Languages = None,
+    dataset_mapping: DatasetMapping = None,
+    tracker: Tracker = DEFAULT_TRACKER,
+    reset: Annotated[bool, typer.Option("--reset", help="Forget every tracked pair and status first.")] = False,
+    yes: Yes = False,
 ):
     """Enumerate model x dataset pairs into the tracker, keeping the status of pairs already there."""
     from ..pipeline.track import init_tracker
@@ -39,4 +40,4 @@ def init(
     ]
     out = console()
     out.print(str(tracker), markup=False)
-    out.print(_table("", ["", "count"], rows, justify_right=(1,)))
+    print_table(out, None, [Column(""), Column("count", FIGURE)], rows)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -10,7 +10,9 @@ from .. import catalog
 from ..core.errors import BenchmarkError
 from ..core.jsonio import dumps_strict
 from .app import app, comma_list, console
-from .tables import MODELS_HELP, _table
+from .options import MODELS_HELP, Json
+from .tables import FIGURE, Column, print_table
+
 
 def _gflops(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
@@ -22,34 +24,29 @@ def _millions(value: int | None) -> str:
 
 @app.command()
 def models(
-    patterns: Optional[list[str]] = typer.Argument(None, help=MODELS_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the models as JSON."),
-    refresh: bool = typer.Option(False, "--refresh", help="Regenerate the snapshot from the installed open_clip."),
+    patterns: Annotated[Optional[list[str]], typer.Argument(help=MODELS_HELP)] = None,
+    as_json: Json = False,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Regenerate the snapshot from the installed open_clip.")] = False,
 ):
     """List OpenCLIP pretrained models with parameters, GFLOPs and preprocessing (from the shipped snapshot)."""
     if refresh:
         _refresh_models()
-    specs = catalog.load_models()
-    index = {(m.arch, m.pretrained): m for m in specs}
-    chosen = catalog.select_models(comma_list(patterns), specs)
-    outside = [f"{a}:{p}" if p else a for a, p in chosen if (a, p) not in index]
+    known = catalog.Catalog({}, tuple(catalog.load_models()))
+    chosen = known.select_models(comma_list(patterns))
+    outside = [f"{a}:{p}" if p else a for a, p in chosen if known.find_model(a, p) is None]
     if outside:
         raise BenchmarkError(f"{outside[0]} is not in the open_clip catalog (it can still be benchmarked with init --models)")
-    rows = [index[key] for key in chosen]
+    rows = [known.find_model(*key) for key in chosen]
     if as_json:
         typer.echo(dumps_strict([{**m.to_json(), "family": m.family} for m in rows]))
         return
-    table = _table(
-        f"{len(rows)} OpenCLIP pretrained models",
-        ["model", "pretrained", "family", "params (M)", "image GFLOPs", "text GFLOPs", "size", "preprocess"],
-        [
-            [m.arch, m.pretrained, m.family, _millions(m.params or m.image_params), _gflops(m.image_gflops),
-             _gflops(m.text_gflops), m.image_size, f"{m.interpolation}/{m.resize_mode}"]
-            for m in rows
-        ],
-        justify_right=(3, 4, 5, 6),
+    print_table(
+        console(), f"{len(rows)} OpenCLIP pretrained models (--json adds every field and the family)",
+        [Column("model"), Column("params\n(M)", FIGURE), Column("image\nGFLOPs", FIGURE), Column("text\nGFLOPs", FIGURE),
+         Column("size", FIGURE), Column("preprocess")],
+        [[m.ref, _millions(m.params or m.image_params), _gflops(m.image_gflops), _gflops(m.text_gflops), m.image_size,
+          f"{m.interpolation}/{m.resize_mode}"] for m in rows],
     )
-    console().print(table)
 
 
 def _refresh_models() -> None:

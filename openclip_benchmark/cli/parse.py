@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated
 
 import typer
 
-from .app import DATASET_MAPPING, DEFAULT_RESULTS, DEFAULT_TRACKER, app, console, load_catalog
+from .app import app, console, load_catalog
+from .options import DEFAULT_RESULTS, DEFAULT_TRACKER, DatasetMapping, Results, Tracker
+from .tables import FIGURE, Column, print_table
+
 
 @app.command()
 def parse(
-    results: Path = typer.Option(Path(DEFAULT_RESULTS), "--results", help="folder of result JSONs (any layout)"),
-    out: Path = typer.Option(Path("."), "--out", help="where the CSVs and Parquet files go"),
-    tracker: Path = typer.Option(Path(DEFAULT_TRACKER), "--tracker", help="tracker CSV, to report results not synced yet"),
-    dataset_mapping: Optional[Path] = DATASET_MAPPING,
+    results: Results = DEFAULT_RESULTS,
+    out: Annotated[Path, typer.Option("--out", help="where the CSVs and Parquet files go")] = Path("."),
+    tracker: Tracker = DEFAULT_TRACKER,
+    dataset_mapping: DatasetMapping = None,
 ):
     """Write classification_metrics.csv, retrieval_metrics.csv and leaderboard.csv (+ .parquet) from the results."""
     from ..pipeline.collect import parse as parse_folder
@@ -24,17 +27,11 @@ def parse(
 
 def _print_parse(report) -> None:
     from rich.markup import escape
-    from rich.table import Table
 
     out, err = console(), console(stderr=True)
     folder = report.written[0].parent if report.written else Path(".")
-    table = Table(title=f"parse -> {folder} (CSV + Parquet)")
-    table.add_column("file")
-    table.add_column("rows", justify="right")
-    for path in report.written:
-        if path.suffix == ".csv":
-            table.add_row(path.name, str(report.rows[path.stem]))
-    out.print(table)
+    print_table(out, f"parse -> {folder} (CSV + Parquet)", [Column("file"), Column("rows", FIGURE)],
+                [[path.name, report.rows[path.stem]] for path in report.written if path.suffix == ".csv"])
     out.print(
         f"{report.files} files: {report.results} results, {report.failures} failure records, "
         f"{report.duplicates} duplicates, {len(report.invalid)} invalid",

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated
 
 import typer
 
-from .app import DATASET_MAPPING, DEFAULT_RESULTS, DEFAULT_TRACKER, app, console, load_catalog
+from .app import app, console, load_catalog
+from .options import DEFAULT_RESULTS, DEFAULT_TRACKER, DatasetMapping, Results, Tracker
 from .parse import _print_parse
+
 
 @app.command()
 def report(
-    results: Path = typer.Option(Path(DEFAULT_RESULTS), "--results", help="result JSONs, parsed first when newer than the CSVs"),
-    metrics: Path = typer.Option(Path("."), "--metrics", help="folder of the metric CSVs (written by `benchmark parse`)"),
-    tracker: Path = typer.Option(Path(DEFAULT_TRACKER), "--tracker", help="tracker CSV, for the progress plot"),
-    out: Path = typer.Option(Path("report"), "--out", help="folder for index.html and the PNGs"),
-    dataset_mapping: Optional[Path] = DATASET_MAPPING,
+    results: Results = DEFAULT_RESULTS,
+    metrics: Annotated[Path, typer.Option(
+        "--metrics", help="folder of the metric CSVs (written by `benchmark parse`)")] = Path("."),
+    tracker: Tracker = DEFAULT_TRACKER,
+    out: Annotated[Path, typer.Option("--out", help="folder for index.html and the PNGs")] = Path("report"),
+    dataset_mapping: DatasetMapping = None,
 ):
     """Write one self-contained HTML page (leaderboard, heatmap, accuracy vs GFLOPs and cost, progress)."""
     from ..pipeline.collect import report as build

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
 from ..core.errors import BenchmarkError
-from ..core.manifest import PRECISIONS, RunSettings
+from ..core.manifest import RunSettings
 from ..core.pair import INTERPOLATIONS, RESIZE_MODES, Pair, Preprocess
 from ..core.records import Result
-from .app import DATASET_MAPPING, DEFAULT_RESULTS, DEFAULT_TRACKER, app, comma_list, console, load_catalog
+from .app import app, comma_list, console, load_catalog
+from .options import (DEFAULT_BATCH_SIZE, DEFAULT_CACHE_DIR, DEFAULT_STORE, DEFAULT_TRACKER, BatchSize, CacheDir,
+                      DatasetMapping, DatasetRoot, Datasets, DeviceOption, EndpointUrl, ImageSize, Languages, Models,
+                      NumWorkers, PrecisionOption, Progress, Store, Tracker)
+from .tables import TEXT, Column, print_table
+
 
 def _numbers(text: str | None, what: str, cast=float) -> list | None:
     if not text:
@@ -35,27 +40,28 @@ def preprocess_variants(image_sizes: str | None, mean: str | None, std: str | No
 
 @app.command()
 def run(
-    models: str = typer.Option(..., "--models", "-m", help="Comma list: ARCH:TAG, local-dir:PATH, hf-hub:ORG/REPO, "
-                               "ARCH:/path/ckpt.pt, globs or collections."),
-    datasets: str = typer.Option(..., "--datasets", "-d", help="Comma list of dataset names, globs or collections."),
-    languages: str = typer.Option("en", help="Comma list of languages."),
-    store: str = typer.Option(DEFAULT_RESULTS, help="Results store: a folder or s3://bucket/prefix."),
-    endpoint_url: Optional[str] = typer.Option(None, help="S3 endpoint (Cloudflare R2); default $R2_ENDPOINT_URL."),
-    batch_size: int = typer.Option(64, min=1),
-    num_workers: int = typer.Option(4, min=0, help="Data loader workers (at most one per dataset shard is used)."),
-    precision: str = typer.Option("auto", help=f"{' | '.join(PRECISIONS)}; auto = amp on GPU, fp32 on CPU."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 ..."),
-    dataset_root: Optional[str] = typer.Option(None, help="Folder of wds_<name>/ datasets; default: download."),
-    cache_dir: str = typer.Option(RunSettings.cache_dir, help="Where datasets and weights are cached."),
-    task: Optional[str] = typer.Option(None, help="Task for datasets the catalog does not know (with --dataset-root)."),
-    image_size: Optional[str] = typer.Option(None, help="Image size override; a comma list sweeps: 160,192,224."),
-    mean: Optional[str] = typer.Option(None, help="Normalisation mean override: r,g,b."),
-    std: Optional[str] = typer.Option(None, help="Normalisation std override: r,g,b."),
-    interpolation: Optional[str] = typer.Option(None, help=f"Resize interpolation: {', '.join(INTERPOLATIONS)}."),
-    resize_mode: Optional[str] = typer.Option(None, help=f"Resize mode: {', '.join(RESIZE_MODES)}."),
-    tracker: str = typer.Option(DEFAULT_TRACKER, help="Tracker CSV to update, if it exists."),
-    progress: bool = typer.Option(True, help="Show progress bars."),
-    dataset_mapping: Optional[str] = DATASET_MAPPING,
+    models: Models = ...,
+    datasets: Datasets = ...,
+    languages: Languages = None,
+    store: Store = DEFAULT_STORE,
+    endpoint_url: EndpointUrl = None,
+    batch_size: BatchSize = DEFAULT_BATCH_SIZE,
+    num_workers: NumWorkers = 4,
+    precision: PrecisionOption = "auto",
+    device: DeviceOption = "auto",
+    dataset_root: DatasetRoot = None,
+    cache_dir: CacheDir = DEFAULT_CACHE_DIR,
+    task: Annotated[Optional[str], typer.Option(
+        help="Task for datasets the catalog does not know (with --dataset-root).")] = None,
+    image_size: ImageSize = None,
+    mean: Annotated[Optional[str], typer.Option(help="Normalisation mean override: r,g,b.")] = None,
+    std: Annotated[Optional[str], typer.Option(help="Normalisation std override: r,g,b.")] = None,
+    interpolation: Annotated[Optional[str], typer.Option(
+        help=f"Resize interpolation: {', '.join(INTERPOLATIONS)}.")] = None,
+    resize_mode: Annotated[Optional[str], typer.Option(help=f"Resize mode: {', '.join(RESIZE_MODES)}.")] = None,
+    tracker: Tracker = DEFAULT_TRACKER,
+    progress: Progress = True,
+    dataset_mapping: DatasetMapping = None,
 ):
     """Evaluate models x datasets on this machine (GPU if present); only pairs without a result run."""
     from ..pipeline.run import run_pairs, select_pairs
@@ -68,7 +74,7 @@ def run(
                          task, cache_dir)
     report = run_pairs(cat, pairs, store_url=store, endpoint_url=endpoint_url, settings=settings,
                        tracker_path=tracker, progress=progress)
-    _print_report(report)
+    print_shard_report(report)
     raise typer.Exit(report.exit_code)
 
 
@@ -83,27 +89,28 @@ def _short(metric: str) -> str:
     return metric
 
 
-def _print_report(report) -> None:
-    from rich.table import Table
+def print_shard_report(report) -> None:
+    """One row per pair of the shard: its main figures, or why it failed."""
+    from rich.text import Text
 
     retrieval = any(_short(k).startswith(("I@", "T@")) for r in report.records if isinstance(r, Result) for k in r.metrics)
-    table = Table(title=f"shard {report.shard_id}",
-                  caption="I@k / T@k: image / text retrieval recall@k" if retrieval else None)
-    for column in ("model", "dataset", "status", "metrics"):
-        table.add_column(column, overflow="fold")
+    rows = []
     for record in report.records:
         if isinstance(record, Result):
             shown = " ".join(f"{_short(k)}={v:.4f}" for k, v in record.metrics.items() if v is not None)
-            table.add_row(_model_ref(record.pair), record.pair.dataset, "[green]ok[/]", shown)
+            rows.append([_pair_label(record.pair), Text("ok", style="green"), shown])
         else:
-            table.add_row(_model_ref(record.pair), record.pair.dataset, "[red]failed[/]",
-                          record.error.get("message", "")[:160])
-    for pair in report.skipped:
-        table.add_row(_model_ref(pair), pair.dataset, "exists", "")
+            rows.append([_pair_label(record.pair), Text("failed", style="red"), record.error.get("message", "")[:160]])
+    rows += [[_pair_label(pair), "exists", ""] for pair in report.skipped]
     out = console()
-    out.print(table)
+    print_table(out, f"shard {report.shard_id}", [Column("model, dataset"), Column("status"), Column("metrics", TEXT)],
+                rows, caption="I@k / T@k: image / text retrieval recall@k" if retrieval else None)
     out.print(f"{len(report.succeeded)} succeeded, {len(report.failed)} failed, {len(report.skipped)} already done"
               + (f"; stopped: {report.transient_error}" if report.transient_error else ""))
+
+
+def _pair_label(pair: Pair) -> str:
+    return f"{_model_ref(pair)}\n{pair.dataset}"
 
 
 def _model_ref(pair: Pair) -> str:

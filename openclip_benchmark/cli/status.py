@@ -2,48 +2,50 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from ..core.jsonio import dumps_strict
 from ..tracker import STATUSES
-from .app import DEFAULT_TRACKER, app, console
-from .tables import _table
+from .app import app, console
+from .options import DEFAULT_TRACKER, Json, Tracker
+from .tables import FIGURE, TEXT, Column, FittedTable
 
 FAILED_SHOWN = 20
 
 
-def _status_tables(summary: dict[str, Any]) -> list:
+def _status_tables(summary: dict[str, Any]) -> list[FittedTable]:
     statuses = [s for s in STATUSES if summary["by_status"][s]] or ["pending"]
+    counts = [Column(s, FIGURE) for s in (*statuses, "total")]
 
-    def grid(title: str, key: str, first: str):
+    def grid(title: str, key: str, first: str) -> FittedTable:
         rows = [[name, *(counts.get(s, 0) for s in statuses), sum(counts.values())] for name, counts in summary[key].items()]
-        return _table(title, [first, *statuses, "total"], rows, justify_right=tuple(range(1, len(statuses) + 2)))
+        return FittedTable(title, [Column(first), *counts], rows)
 
     totals = [[s, summary["by_status"][s]] for s in STATUSES] + [["total", summary["total"]]]
     tables = [
-        _table("by status", ["status", "pairs"], totals, justify_right=(1,)),
+        FittedTable("by status", [Column("status"), Column("pairs", FIGURE)], totals, sections=[len(STATUSES) - 1]),
         grid("by dataset", "by_dataset", "dataset"),
         grid("by model family", "by_family", "family"),
     ]
     failed = summary["failed"]
     if failed:
         rows = [
-            [f"{f['model']}:{f['pretrained']}", f["dataset"], f["language"], f["attempts"], f["error"][:160]]
+            [f"{f['model']}:{f['pretrained']}\n{f['dataset']} ({f['language']})", f["attempts"], f["error"][:160]]
             for f in failed[:FAILED_SHOWN]
         ]
         more = f" (first {FAILED_SHOWN} of {len(failed)}; --json lists all)" if len(failed) > FAILED_SHOWN else ""
-        tables.append(_table(f"failed pairs{more}", ["model", "dataset", "lang", "attempts", "error"], rows))
+        tables.append(FittedTable(f"failed pairs{more}", [Column("model, dataset (language)"),
+                                                          Column("attempts", FIGURE), Column("error", TEXT)], rows))
     return tables
 
 
 @app.command()
 def status(
-    tracker: Path = typer.Option(Path(DEFAULT_TRACKER), "--tracker", "-t", help="The tracker CSV."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
-    no_queue: bool = typer.Option(False, "--no-queue", help="Do not read SkyPilot's job queue first."),
+    tracker: Tracker = DEFAULT_TRACKER,
+    as_json: Json = False,
+    no_queue: Annotated[bool, typer.Option("--no-queue", help="Do not read SkyPilot's job queue first.")] = False,
 ):
     """Summarise the tracker: counts by status, dataset and model family, and failed pairs with their reasons."""
     from ..pipeline.launch import status_summary

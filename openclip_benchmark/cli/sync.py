@@ -3,39 +3,39 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
 from ..core.errors import BenchmarkError
+from ..core.project import PROJECT_FILE, SETTINGS
 from ..storage.store import TIMEOUT_ENV
-from .app import DATASET_MAPPING, DEFAULT_RESULTS, DEFAULT_TRACKER, app, console, load_catalog
-
-STORE_ENV = "BENCHMARK_STORE"
+from .app import app, console, load_catalog
+from .options import DEFAULT_RESULTS, DEFAULT_TRACKER, DatasetMapping, EndpointUrl, Results, Store, Tracker
+from .tables import FIGURE, Column, print_table
 
 
 @app.command()
 def sync(
-    store: Optional[str] = typer.Option(
-        None, "--store", envvar=STORE_ENV, help="s3://bucket/prefix (R2 or any S3) or a folder", show_default=False
-    ),
-    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="S3 endpoint; default: $R2_ENDPOINT_URL"),
-    results: Path = typer.Option(Path(DEFAULT_RESULTS), "--results", help="local mirror of the store"),
-    tracker: Path = typer.Option(Path(DEFAULT_TRACKER), "--tracker", help="tracker CSV to update"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="list and compare only: download and change nothing"),
-    workers: int = typer.Option(16, "--workers", min=1, max=256, help="parallel downloads"),
-    no_bundles: bool = typer.Option(False, "--no-bundles", help="one GET per object (ignore shard bundles)"),
-    store_timeout: Optional[float] = typer.Option(
-        None, "--store-timeout", envvar=TIMEOUT_ENV, show_envvar=True,
+    store: Store = None,
+    endpoint_url: EndpointUrl = None,
+    results: Results = DEFAULT_RESULTS,
+    tracker: Tracker = DEFAULT_TRACKER,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list and compare only: download and change nothing")] = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=256, help="parallel downloads")] = 16,
+    no_bundles: Annotated[bool, typer.Option("--no-bundles", help="one GET per object (ignore shard bundles)")] = False,
+    store_timeout: Annotated[Optional[float], typer.Option(
+        "--store-timeout", envvar=TIMEOUT_ENV, show_envvar=True,
         help="seconds one store request may take, retries included, before sync gives up (exit 75)  [default: 60]",
-    ),
-    dataset_mapping: Optional[Path] = DATASET_MAPPING,
+    )] = None,
+    dataset_mapping: DatasetMapping = None,
 ):
     """Download every new or changed result from the store and move the tracked pairs to succeeded or failed."""
     from ..pipeline.collect import sync as sync_store
 
     if not store:
-        raise BenchmarkError(f"no store given: pass --store s3://bucket/prefix or set {STORE_ENV}")
+        raise BenchmarkError(f"no store given: pass --store s3://bucket/prefix, set {SETTINGS['store'].env[0]} or "
+                             f"write store = \"s3://...\" in {PROJECT_FILE}")
     catalog = load_catalog(dataset_mapping)
     with _Bar("downloading") as bar:
         report = sync_store(store, results, tracker, catalog, endpoint_url=endpoint_url, workers=workers, dry_run=dry_run,
@@ -72,12 +72,8 @@ class _Bar:
 
 def _print_sync(report, results: Path) -> None:
     from rich.markup import escape
-    from rich.table import Table
 
     out, err = console(), console(stderr=True)
-    table = Table(title=f"sync {report.store} -> {results}" + (" (dry run)" if report.dry_run else ""))
-    table.add_column("objects")
-    table.add_column("count", justify="right")
     rows = [
         ("listed", report.listed),
         ("new" + (" (would fetch)" if report.dry_run else ""), len(report.new)),
@@ -96,9 +92,8 @@ def _print_sync(report, results: Path) -> None:
         ("tracker rows changed", report.tracker_updates),
         ("MiB downloaded", f"{report.bytes / 2**20:.2f}"),
     ]
-    for name, value in rows:
-        table.add_row(name, str(value))
-    out.print(table)
+    print_table(out, f"sync {report.store} -> {results}" + (" (dry run)" if report.dry_run else ""),
+                [Column("objects"), Column("count", FIGURE)], rows)
     for title, items in (("refused", report.refused), ("quarantined", report.quarantined), ("error", report.errors)):
         for key, why in items[:20]:  # keys come from the bucket: repr() shows control characters, escape() markup
             err.print(f"[yellow]warning[/]: {title} {escape(repr(key))}: {escape(why)}", highlight=False, soft_wrap=True)
