@@ -27,30 +27,33 @@ BUDGET_RULE = (
 ))
 def launch_command(
     tracker: Tracker = DEFAULT_TRACKER,
-    backend: Backend = "skypilot",
     budget: Budget = None,
     max_jobs: Annotated[int, typer.Option("--max-jobs", min=1, help="Launch at most this many shards.")] = 10,
     yes: Yes = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and validate the jobs; submit nothing.")] = False,
+    shards: Shards = False,
+    # where the jobs run and write
+    backend: Backend = "skypilot",
     pool: Annotated[Optional[str], typer.Option(
         "--pool", help="Send jobs to this SkyPilot pool (see `benchmark pool up`).")] = None,
     store: Store = DEFAULT_STORE,
     endpoint_url: EndpointUrl = None,
-    dataset_root: DatasetRoot = None,
-    cache_dir: CacheDir = DEFAULT_CACHE_DIR,
+    # how each job evaluates
     precision: PrecisionOption = "auto",
+    batch_size: BatchSize = DEFAULT_BATCH_SIZE,
+    cache_dir: CacheDir = DEFAULT_CACHE_DIR,
+    dataset_root: DatasetRoot = None,
+    # how the shards are planned, as `benchmark plan` plans them
     gpus: Gpus = None,
     clouds: Clouds = None,
     spot: Spot = True,
     target_minutes: Target = None,
-    batch_size: BatchSize = DEFAULT_BATCH_SIZE,
+    max_parallel: MaxParallel = None,
     retry_failed: RetryFailed = False,
-    calibrate_from: CalibrateFrom = None,
     results: Results = DEFAULT_RESULTS,
+    calibrate_from: CalibrateFrom = None,
     prices: Prices = None,
     dataset_mapping: DatasetMapping = None,
-    max_parallel: MaxParallel = None,
-    shards: Shards = False,
 ):
     from rich.markup import escape
 
