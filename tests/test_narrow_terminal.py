@@ -164,3 +164,17 @@ def test_the_table_helper_never_cuts_a_figure_and_keeps_names_whole_at_their_joi
         assert not whole([part for n in names for part in n.split(":")], text)
     if width >= 120:  # room for the longest name (52): each name whole
         assert not whole(names, text)
+
+
+def test_models_prices_and_datasets_fit_with_every_name_and_figure_whole(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    models = narrow("models")
+    assert not whole({m.arch for m in CATALOG.models} | {m.pretrained for m in CATALOG.models}, models)
+    assert len(json.loads(narrow("models", "--json"))) == len(CATALOG.models) == 196
+    prices = json.loads(narrow("prices", "--json"))
+    table = narrow("prices")
+    assert len(prices["offers"]) == 24 and prices["date"] in table
+    assert not whole([f"{o['price']:.3f}" for o in prices["offers"]], table)
+    assert not whole([o["accelerator"] for o in prices["offers"]], table)
+    datasets = narrow("datasets")
+    assert not whole([str(s.size) for s in CATALOG.datasets.values()], datasets) and "…" not in datasets

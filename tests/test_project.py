@@ -91,7 +91,7 @@ def test_option_beats_environment_beats_project_file_beats_shipped_default(proje
     mapping = {level: _mapping_naming(project, f"set_{level}", tmp_path / f"{level}.json") for level in levels}
     store = {level: tmp_path / f"store_{level}" for level in levels}
     (tmp_path / PROJECT_FILE).write_text(
-        f'store = "store_file"\nprecision = "amp"\ndataset_mapping = "file.json"\n')  # relative: to the file's folder
+        'store = "store_file"\nprecision = "amp"\ndataset_mapping = "file.json"\n')  # relative: to the file's folder
     env = {"BENCHMARK_STORE": str(store["env"]), "BENCHMARK_PRECISION": "amp_bf16",
            "BENCHMARK_DATASETS": str(mapping["env"])}
 
@@ -137,6 +137,7 @@ def test_config_says_where_each_setting_comes_from(tmp_path, monkeypatch):
     ('stor = "x"\n', ":1: unknown setting 'stor'; did you mean store?"),
     ('precision = "fp8"\n', ":1: precision must be one of auto, fp32, amp, amp_bf16, not 'fp8'"),
     ('batch_size = 0\n', ":1: batch_size must be a whole number >= 1"),
+    ('budget = nan\n', ":1: budget must be a number >= 0, not nan"),
     ('gpus = "L4"\nspot = "yes"\n', ":2: spot must be true or false"),
     ('store = "x"\n\ntracker = [\n', ":3: not valid TOML"),
     ('[run]\nprecision = "fp32"\n', ":1: unknown setting 'run'"),

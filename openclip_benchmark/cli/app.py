@@ -1,4 +1,5 @@
-"""The Typer app and its error boundary: a BenchmarkError is one red line and a non-zero exit."""
+"""The Typer app and its error boundary: a BenchmarkError is one red line and a non-zero exit. Each command's
+defaults come from the project's `benchmark.toml` below its options and environment (`project_defaults`)."""
 
 from __future__ import annotations
 
@@ -119,7 +120,8 @@ def _as_param(value, param):
 
 
 def load_catalog(dataset_mapping=None):
-    """The catalog every command passes down: the user's mapping (option or $BENCHMARK_DATASETS) or the shipped one."""
+    """The catalog every command passes down: the user's mapping (option, $BENCHMARK_DATASETS or benchmark.toml) or
+    the shipped one."""
     from ..catalog import load_catalog as load
 
     return load(dataset_mapping)

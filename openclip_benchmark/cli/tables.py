@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 FIGURE, NAME, TEXT = "figure", "name", "text"
-TEXT_FLOOR, NAME_FLOOR = 16, 6  # narrowest a text or name column gets before the table outgrows the terminal
-LONG_WORD = 24  # text keeps words up to this long whole while names give way
+TEXT_FLOOR, LONG_WORD = 16, 24  # free text keeps this width, and words up to this long, while names stay whole
+TEXT_FLOOR_HARD, NAME_FLOOR = 10, 6  # before names break at their finer joints; before anything folds anywhere
 _JOINTS = (re.compile(r"(?<=[:/ ])"), re.compile(r"(?<=[:/ _-])"))  # where a name breaks: first choice, then second
 
 
@@ -39,9 +39,10 @@ class FittedTable:
 
     def layout(self, available: int) -> tuple[list[int], int]:
         """Each column's width and the gap between columns: what the cells need, narrowed where the terminal is
-        short: free text first, then names at their first joints (`:`, `/`, space), then at finer ones (`-`, `_`),
-        then a gap of one instead of two; only then do figure headers wrap. A figure column is never narrower than
-        its widest value."""
+        short, in this order: free text down to its long words, figure headers wrapped at their spaces, names broken
+        at their first joints (`:`, `/`, space), free text down to a few letters, names broken at finer joints
+        (`-`, `_`), a gap of one instead of two; only then do figure headers fold inside a word and names fold
+        anywhere. A figure column is never narrower than its widest value."""
         cells = [[_lines(row[i]) for row in self.rows] for i in range(len(self.columns))]
         values = [max((_width(lines) for lines in column), default=0) for column in cells]
         headers = [_width(c.header.split("\n")) if self.show_header else 0 for c in self.columns]
@@ -56,7 +57,9 @@ class FittedTable:
 
         stages = [
             ((TEXT,), lambda i: max(min(values[i], TEXT_FLOOR), words[i], min(longest_word[i], LONG_WORD))),
+            ((FIGURE,), lambda i: max(values[i], words[i], 1)),
             ((NAME,), joints(0)),
+            ((TEXT,), lambda i: max(min(values[i], TEXT_FLOOR_HARD), words[i])),
             ((NAME,), joints(1)),
         ]
         for gap in (2, 1):
@@ -68,8 +71,7 @@ class FittedTable:
                 return width, gap
         _narrow(width, [i for i, c in enumerate(self.columns) if c.kind == FIGURE], lambda i: max(values[i], 1), budget)
         words_only = [i for i, c in enumerate(self.columns) if c.kind != FIGURE]
-        _narrow(width, words_only, lambda i: min(values[i], TEXT_FLOOR if self.columns[i].kind == TEXT else NAME_FLOOR),
-                budget)
+        _narrow(width, words_only, lambda i: min(values[i], NAME_FLOOR), budget)
         _narrow(width, words_only, lambda i: 1, budget)  # a terminal too narrow for the figures: they still win
         return width, gap
 
@@ -78,13 +80,14 @@ class FittedTable:
         from rich.text import Text
 
         widths, gap = self.layout(options.max_width)
-        table = Table(caption=Text(self.caption) if self.caption else None, caption_justify="left", box=_rules(), show_edge=False, pad_edge=False, collapse_padding=True, padding=(0, gap - 1),
+        table = Table(caption=Text(self.caption) if self.caption else None, caption_justify="left", box=_rules(),
+                      show_edge=False, pad_edge=False, collapse_padding=True, padding=(0, gap - 1),
                       show_header=self.show_header, header_style="bold")
         for column, width in zip(self.columns, widths):
             table.add_column(column.header, width=width, justify="right" if column.kind == FIGURE else "left",
                              overflow="fold", style=column.style)
         for index, (row, style) in enumerate(zip(self.rows, self.styles)):
-            cells = [_break(cell, width, Text) if column.kind == NAME else cell
+            cells = [_break(cell, width) if column.kind == NAME else cell
                      for cell, column, width in zip(row, self.columns, widths)]
             table.add_row(*cells, style=style, end_section=index in self.sections)
         if self.title:  # above the table, not inside it: a narrow table keeps its title on one line
@@ -93,12 +96,13 @@ class FittedTable:
 
 
 def _narrow(width: list[int], columns: list[int], floor, budget: int) -> None:
-    """Take one cell at a time from the column with the most room above its floor, until the table fits."""
+    """Take one cell at a time from the widest column still above its floor, until the table fits: short names
+    keep their width while a long one gives."""
     while sum(width) > budget:
         room = [i for i in columns if width[i] > floor(i)]
         if not room:
             return
-        width[max(room, key=lambda i: width[i] - floor(i))] -= 1
+        width[max(room, key=lambda i: (width[i], width[i] - floor(i)))] -= 1
 
 
 def _rules():
@@ -126,8 +130,10 @@ def _longest_piece(line: str, level: int) -> int:
     return max((len(p.rstrip()) for p in _pieces(line, level)), default=0)
 
 
-def _break(cell, width: int, Text):
+def _break(cell, width: int):
     """A name longer than its column, broken at its joints (`:` first) so each part stays whole where it fits."""
+    from rich.text import Text
+
     if _width(_lines(cell)) <= width or cell.spans:
         return cell
     out = []

@@ -9,11 +9,10 @@ environment. Pure: reads and writes one small file.
 
 from __future__ import annotations
 
-import difflib
 import json
+import math
 import os
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -120,6 +119,8 @@ def read_project(path: Path) -> Project:
 
 
 def parse_project(text: str, path: Path) -> Project:
+    import tomllib  # here, not at the top: `benchmark --help` imports this module and never reads the file
+
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -142,6 +143,8 @@ def parse_value(key: str, value: Any, base: Path, at: str) -> Any:
                            "environment, e.g. AWS_SECRET_ACCESS_KEY, HF_TOKEN)")
     setting = SETTINGS.get(key)
     if setting is None:
+        import difflib
+
         close = difflib.get_close_matches(key, list(SETTINGS), n=1)
         hint = f"; did you mean {close[0]}?" if close else f"; known: {', '.join(SETTINGS)}"
         raise ProjectError(f"{at}: unknown setting {key!r}{hint}")
@@ -152,7 +155,8 @@ def parse_value(key: str, value: Any, base: Path, at: str) -> Any:
         return value
     if kind in ("number", "integer"):
         wanted = int if kind == "integer" else (int, float)
-        if isinstance(value, bool) or not isinstance(value, wanted) or value < (1 if kind == "integer" else 0):
+        if (isinstance(value, bool) or not isinstance(value, wanted) or not math.isfinite(value)
+                or value < (1 if kind == "integer" else 0)):
             raise ProjectError(f"{at}: {key} must be a {'whole number >= 1' if kind == 'integer' else 'number >= 0'}, "
                                f"not {value!r}")
         return value
