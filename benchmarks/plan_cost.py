@@ -137,7 +137,7 @@ def main() -> None:
 
     models = catalog.load_models()
     datasets = catalog.load_datasets()
-    pairs = catalog.enumerate_pairs(catalog.select_models(args.models and args.models.split(","), models),
+    pairs = catalog.enumerate_pairs(catalog.Catalog(datasets, tuple(models)).select_models(args.models and args.models.split(",")),
                                     datasets.values())
     for spot in (True, False) if args.smoke else (not args.on_demand,):
         report(pairs, models, datasets, spot)

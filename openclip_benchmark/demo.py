@@ -68,6 +68,8 @@ class DemoResult:
     layout: DemoLayout
     rows: list[dict[str, Any]] = field(default_factory=list)  # one per evaluated pair: model, dataset, task, metric, value
     shards: int = 0
+    precision: str = "fp32"  # as the worker resolved `auto` on this machine
+    batch_size: int = 32
     exit_code: int = 0
     seconds: float = 0.0
     written: list[Path] = field(default_factory=list)
@@ -137,7 +139,7 @@ def run_demo(
     _, models = build_fixtures(layout, images)
     catalog = load_catalog(layout.mapping)
     init = init_tracker(layout.tracker, catalog, models, [], [])  # `benchmark init --dataset-mapping ... -m ...`
-    say(f"init: {init.added} pairs in {_shown(layout.tracker)}")
+    say(f"init: {init.added} pairs in {shown(layout.tracker)}")
     settings = RunSettings(batch_size=batch_size, num_workers=0, cache_dir=str(layout.cache),
                            dataset_root=str(layout.datasets))
 
@@ -154,11 +156,12 @@ def run_demo(
     )
     parsed = collect.parse(layout.results, layout.workdir, layout.tracker, catalog)
     page = collect.report(layout.results, layout.workdir, layout.tracker, layout.report, catalog, parsed=parsed).page
-    say(f"parse and report: metric CSVs in {_shown(layout.workdir)}, the report at {_shown(page)}")
+    say(f"parse and report: metric CSVs in {shown(layout.workdir)}, the report at {shown(page)}")
     submission = launched.submission
-    result = DemoResult(layout, shards=len(launched.preview.selected), exit_code=submission.exit_code if submission else 0,
-                        written=[*parsed.written, page])
+    result = DemoResult(layout, shards=len(launched.preview.selected), batch_size=batch_size,
+                        exit_code=submission.exit_code if submission else 0, written=[*parsed.written, page])
     for record, _ in read_results(layout.results, catalog):
+        result.precision = record.run.get("precision") or result.precision
         metric = catalog.main_metric(record.pair.dataset, record.pair.task)
         result.rows.append({
             "model": Path(record.pair.model.removeprefix("local-dir:")).name,
@@ -172,58 +175,25 @@ def run_demo(
     return result
 
 
+def parity_command(result: DemoResult) -> list[str]:
+    """`clip_benchmark eval` on the demo's classification set and first model, with the settings the worker used,
+    so it prints the same acc1: its loader workers at most the set's shards (webdataset refuses more), plain fp32
+    where the worker ran fp32 (clip_benchmark's default is autocast, bf16 on a CPU), the same batch size."""
+    w = result.layout
+    dataset, model = DEMO_DATASETS[0].name, f"local-dir:{shown(w.models / DEMO_MODELS[0][0])}"
+    return ["clip_benchmark", "eval", "--dataset", f"wds/{dataset}", "--dataset_root", shown(w.datasets / f"wds_{dataset}"),
+            "--model", model, "--pretrained", "", "--output", shown(w.workdir / "cb.json"),
+            "--batch_size", str(result.batch_size), "--num_workers", "0",
+            *(["--no_amp"] if result.precision == "fp32" else [])]
+
+
 def remove_workdir(layout: DemoLayout) -> None:
     """`--clean`: delete the working folder, only if the demo made it."""
     if (layout.workdir / MARKER).is_file():
         shutil.rmtree(layout.workdir)
 
 
-def print_demo(result: DemoResult, console, kept: bool = True) -> None:
-    """The metric table (models x datasets, each dataset's main metric), then what is where and what to try next."""
-    from rich.table import Table
-
-    datasets = list(dict.fromkeys((r["dataset"], r["metric"]) for r in result.rows))
-    values = {(r["model"], r["dataset"]): r["value"] for r in result.rows}
-    table = Table(title=f"demo: {len(result.rows)} pairs in {result.shards} shard(s), {result.seconds:.0f} s")
-    table.add_column("model")
-    for dataset, metric in datasets:
-        table.add_column(f"{dataset}\n[dim]{metric}[/dim]", justify="right")
-    for model in dict.fromkeys(r["model"] for r in result.rows):
-        cells = [values.get((model, d)) for d, _ in datasets]
-        table.add_row(model, *("—" if v is None else f"{v:.4f}" for v in cells))
-    console.print(table)
-    w = result.layout
-    if not kept:
-        console.print(f"{_shown(w.workdir)} removed (--clean); run with --keep to inspect its files")
-        return
-    where = Table.grid(padding=(0, 2))
-    for path, what in (
-        (w.mapping, "the demo's datasets, in the format of the top-level dataset_mapping.json"),
-        (w.datasets, "synthetic webdatasets in clip_benchmark's layout (wds_<name>/test/*.tar)"),
-        (w.models, "two tiny OpenCLIP models for open_clip's local-dir: loader"),
-        (w.tracker, "the tracker: one row per pair, its status, shard and estimates"),
-        (w.results, "result JSONs; the shard manifests under _manifests/"),
-        (w.workdir / "leaderboard.csv", "also classification_metrics.csv, retrieval_metrics.csv"),
-        (w.report / "index.html", "the HTML report with its plots"),
-    ):
-        where.add_row(_shown(path), f"[dim]{what}[/dim]")
-    console.print(f"\n[bold]Everything is in {_shown(w.workdir)}[/bold]")
-    console.print(where)
-    shapes, model = DEMO_DATASETS[0].name, f"local-dir:{w.models / DEMO_MODELS[0][0]}"
-    console.print("\n[bold]Try next[/bold]")
-    for command in (
-        f"benchmark status --tracker {_shown(w.tracker)}",
-        f"benchmark run --models {model} --datasets {shapes} --dataset-root {_shown(w.datasets)} "
-        f"--store {_shown(w.results)} --tracker {_shown(w.tracker)}   # resumes: the result exists, nothing runs",
-        f"benchmark report --results {_shown(w.results)} --metrics {_shown(w.workdir)} --tracker {_shown(w.tracker)} "
-        f"--out {_shown(w.report)}",
-        f"clip_benchmark eval --dataset wds/{shapes} --dataset_root {_shown(w.datasets / f'wds_{shapes}')} "
-        f"--model {model} --pretrained '' --output {_shown(w.workdir / 'cb.json')}   # clip_benchmark itself: same acc1",
-    ):
-        console.print(f"  {command}", soft_wrap=True, highlight=False, markup=False)
-
-
-def _shown(path: Path) -> str:
+def shown(path: Path) -> str:
     """Relative to the current folder when inside it: shorter, and what the user typed."""
     import os
 

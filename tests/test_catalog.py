@@ -9,7 +9,7 @@ import pytest
 
 from openclip_benchmark import catalog
 from openclip_benchmark.catalog import snapshot
-from openclip_benchmark.catalog import CatalogError, canonical_dataset, load_datasets, load_models
+from openclip_benchmark.catalog import Catalog, CatalogError, load_datasets, load_models
 from openclip_benchmark.core.errors import UnknownNameError
 from openclip_benchmark.tasks import task_names
 
@@ -52,9 +52,9 @@ def datasets():
 
 
 def test_mapping_covers_the_suite_once(datasets):
-    keys = [canonical_dataset(name, datasets) for name in CLIP_BENCHMARK_SUITE]
+    keys = [Catalog(datasets, ()).canonical_dataset(name) for name in CLIP_BENCHMARK_SUITE]
     assert len(set(keys)) == len(CLIP_BENCHMARK_SUITE) == len(datasets) - len(DATACOMP_ADDITIONS) == 43
-    assert canonical_dataset("vtab/cifar10", datasets) == canonical_dataset("cifar10", datasets) == "cifar10"
+    assert Catalog(datasets, ()).canonical_dataset("vtab/cifar10") == Catalog(datasets, ()).canonical_dataset("cifar10") == "cifar10"
 
 
 def test_every_entry_is_complete_and_unique(datasets):
@@ -100,23 +100,23 @@ def test_languages_are_the_ones_clip_benchmark_ships(datasets):
             if lang != "en":
                 assert spec.name in classnames and spec.name in templates
     assert set(datasets["imagenet1k"].languages) > {"en"}
-    assert "imagenet1k" in catalog.dataset_collections(datasets)["multilingual"]
+    assert "imagenet1k" in Catalog(datasets, ()).collections()["multilingual"]
 
 
 @pytest.mark.parametrize(
     "spelling", ["wds/vtab/pets", "wds_vtab-pets", "vtab/pets", "vtab-pets", "wds/vtab-pets", "pets"]
 )
 def test_canonical_dataset_spellings(spelling):
-    assert canonical_dataset(spelling, load_datasets()) == "pets"
+    assert Catalog(load_datasets(), ()).canonical_dataset(spelling) == "pets"
 
 
 def test_unknown_dataset_suggests_close_names():
     with pytest.raises(UnknownNameError, match="did you mean cifar10"):
-        canonical_dataset("cifar11", load_datasets())
+        Catalog(load_datasets(), ()).canonical_dataset("cifar11")
 
 
 def test_select_datasets_by_collection_glob_and_name(datasets):
-    names = lambda sel: [s.name for s in catalog.select_datasets(sel, datasets)]  # noqa: E731
+    names = lambda sel: [s.name for s in Catalog(datasets, ()).select_datasets(sel)]  # noqa: E731
     assert len(names(["vtab"])) == 20
     assert set(names(["imagenet_robustness"])) == {"imagenetv2", "imagenet_sketch", "imagenet-a", "imagenet-r", "imagenet-o", "objectnet"}
     assert names(["retrieval", "flickr*"]) == ["mscoco_captions", "mscoco_captions2017", "flickr30k", "flickr8k"]
@@ -236,7 +236,7 @@ def test_find_model_and_families():
 
 
 def test_select_models(models):
-    select = lambda *p: catalog.select_models(list(p), models)  # noqa: E731
+    select = lambda *p: Catalog({}, tuple(models)).select_models(list(p))  # noqa: E731
     assert select("ViT-B-32:openai") == [("ViT-B-32", "openai")]
     assert ("RN50", "openai") in select("openai") and all(t == "openai" for _, t in select("openai"))
     assert all(a.startswith("ViT-B-") for a, _ in select("ViT-B-*")) and len(select("ViT-B-*")) > 20

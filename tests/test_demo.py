@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from test_report import embedded_data
@@ -15,16 +21,24 @@ from openclip_benchmark.tracker import Tracker
 from openclip_benchmark.storage.layout import result_key
 
 
-@pytest.mark.slow
-def test_demo_end_to_end(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """`benchmark demo --images 16` run once in an empty folder: (the folder, what it printed)."""
     from typer.testing import CliRunner
 
     from openclip_benchmark.cli import app
 
-    monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["demo", "--workdir", "demo", "--images", "16"], catch_exceptions=False)
+    folder = tmp_path_factory.mktemp("demo_run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        result = CliRunner().invoke(app, ["demo", "--workdir", "demo", "--images", "16"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    out = result.output
+    return folder, result.output
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(demo_run):
+    tmp_path, out = demo_run
     for name, *_ in DEMO_MODELS:
         assert name in out
     for ds in DEMO_DATASETS:
@@ -62,6 +76,23 @@ def test_demo_end_to_end(tmp_path, monkeypatch):
     for record in records:
         main = next(d.metric for d in DEMO_DATASETS if d.name == record.pair.dataset)
         assert f"{record.metrics[main]:.4f}" in out
+
+
+@pytest.mark.slow
+def test_the_printed_clip_benchmark_line_runs_as_printed_and_gives_the_same_acc1(demo_run):
+    """The demo's proof of parity is a shell line: run exactly as printed, clip_benchmark gives the demo's acc1."""
+    folder, out = demo_run
+    (line,) = [line.strip() for line in out.splitlines() if line.strip().startswith("clip_benchmark eval")]
+    argv = shlex.split(line, comments=True)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run(argv, cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    theirs = json.loads((folder / "demo" / "cb.json").read_text())["metrics"]["acc1"]
+    shapes = DEMO_DATASETS[0].name
+    w = DemoLayout(folder / "demo")
+    ours = next(read_record((w.results / result_key(e.pair)).read_bytes()) for e in Tracker.load(w.tracker)
+                if e.pair.dataset == shapes and e.pair.model.endswith(DEMO_MODELS[0][0]))
+    assert theirs == ours.metrics["acc1"]
 
 
 def test_workdir_is_only_reused_when_the_demo_made_it(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import csv
 import json
+import re
 from argparse import Namespace
 from pathlib import Path
 
@@ -192,7 +193,7 @@ def test_parse_cli_and_staleness(tmp_path):
     )
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
-    assert "leaderboard.csv│3│" in "".join(res.output.split()) and "1 invalid" in text and "skipped 'junk.json'" in text
+    assert re.search(r"^leaderboard\.csv +3$", res.output, re.M) and "1 invalid" in text and "skipped 'junk.json'" in text
     assert "1 succeeded pairs have no local result" in text
     assert not outputs_stale(tmp_path / "results", tmp_path)
     res = runner.invoke(app, ["parse", "--results", str(tmp_path / "nowhere"), "--out", str(tmp_path)])

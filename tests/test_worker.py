@@ -169,7 +169,7 @@ def test_run_command_sweeps_image_sizes_and_updates_the_tracker(suite, tmp_path,
 
 
 def test_run_selects_local_datasets_with_the_task_their_folder_holds(suite):
-    from openclip_benchmark.cli.evaluate import preprocess_variants
+    from openclip_benchmark.cli.run import preprocess_variants
     from openclip_benchmark.pipeline.run import select_pairs
 
     make_retrieval_wds(suite.root, "my_captions", n=12)

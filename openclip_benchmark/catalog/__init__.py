@@ -187,50 +187,6 @@ def _alias(name: str) -> str:
     return name.replace("/", "-")
 
 
-def canonical_dataset(name: str, datasets: Mapping[str, DatasetSpec]) -> str:
-    """The mapping key for any spelling of a dataset name; unknown names get the closest keys."""
-    if name in datasets:
-        return name
-    wanted = _alias(name)
-    for key, spec in datasets.items():
-        if wanted in (_alias(key), _alias(spec.wds_name), _alias(spec.datacomp.task) if spec.datacomp else None):
-            return key
-    raise UnknownNameError("dataset", name, datasets)
-
-
-def dataset_collections(datasets: Mapping[str, DatasetSpec]) -> dict[str, list[str]]:
-    """Collection name -> dataset keys, plus one collection per task."""
-    out: dict[str, list[str]] = {}
-    for spec in datasets.values():
-        for collection in (*spec.collections, spec.task):
-            out.setdefault(collection, []).append(spec.name)
-    return out
-
-
-def select_datasets(patterns: Iterable[str] | None, datasets: Mapping[str, DatasetSpec]) -> list[DatasetSpec]:
-    """Globs, collection names or any spelling of a dataset name; None or empty selects all."""
-    patterns = [p for p in (patterns or ()) if p.strip()]
-    if not patterns:
-        return list(datasets.values())
-    collections = {k.lower(): v for k, v in dataset_collections(datasets).items()}
-    chosen: dict[str, None] = {}
-    for pattern in patterns:
-        pattern = pattern.strip()
-        if any(c in pattern for c in GLOB_CHARS):
-            hits = [k for k in datasets if fnmatch.fnmatchcase(k, pattern) or fnmatch.fnmatchcase(datasets[k].wds_name, pattern)]
-            if not hits:
-                raise CatalogError(f"no dataset matches {pattern!r}")
-        elif pattern.lower() in collections:
-            hits = collections[pattern.lower()]
-        else:
-            try:
-                hits = [canonical_dataset(pattern, datasets)]
-            except UnknownNameError:
-                raise UnknownNameError("dataset or collection", pattern, [*datasets, *collections]) from None
-        chosen.update(dict.fromkeys(hits))
-    return [datasets[k] for k in chosen]
-
-
 # ---------------------------------------------------------------- models
 
 
@@ -315,47 +271,6 @@ def load_models(path: str | Path | None = None) -> list[ModelSpec]:
     return list(_load_models(Path(path).resolve() if path else MODELS_PATH))
 
 
-def model_collections(models: Iterable[ModelSpec]) -> dict[str, list[ModelSpec]]:
-    """Names that select several models: architectures, pretrained tags and families."""
-    out: dict[str, list[ModelSpec]] = {}
-    for m in models:
-        for name in dict.fromkeys((m.arch, m.pretrained, m.family)):
-            out.setdefault(name, []).append(m)
-    return out
-
-
-def select_models(patterns: Iterable[str] | None, models: list[ModelSpec]) -> list[tuple[str, str]]:
-    """(model, pretrained) for each selector: a glob on ARCH:TAG or ARCH, an architecture, a pretrained tag or a
-    family (case-insensitive), ARCH:TAG, or an explicit reference (local-dir:, hf-hub:, ARCH:/path/to/ckpt.pt)."""
-    patterns = [p.strip() for p in (patterns or ()) if p.strip()]
-    if not patterns:
-        return [(m.arch, m.pretrained) for m in models]
-    collections = {k.lower(): v for k, v in model_collections(models).items()}
-    refs = {m.ref for m in models}
-    chosen: dict[tuple[str, str], None] = {}
-    for pattern in patterns:
-        if pattern.startswith(MODEL_REF_PREFIXES):
-            hits = [parse_model_ref(pattern)]
-        elif any(c in pattern for c in GLOB_CHARS):
-            hits = [
-                (m.arch, m.pretrained)
-                for m in models
-                if fnmatch.fnmatchcase(m.ref, pattern) or fnmatch.fnmatchcase(m.arch, pattern)
-            ]
-            if not hits:
-                raise CatalogError(f"no model matches {pattern!r}")
-        elif pattern in refs:
-            hits = [parse_model_ref(pattern)]
-        elif pattern.lower() in collections:
-            hits = [(m.arch, m.pretrained) for m in collections[pattern.lower()]]
-        elif _is_checkpoint_ref(pattern):
-            hits = [parse_model_ref(pattern)]
-        else:
-            raise UnknownNameError("model", pattern, [*refs, *model_collections(models)])
-        chosen.update(dict.fromkeys(hits))
-    return list(chosen)
-
-
 def _is_checkpoint_ref(text: str) -> bool:
     arch, sep, path = text.partition(":")
     return bool(arch and sep) and ("/" in path or path.endswith((".pt", ".pth", ".bin", ".safetensors")))
@@ -394,7 +309,14 @@ class Catalog:
     mapping_path: Path | None = None  # where the datasets came from (None: built in memory)
 
     def canonical_dataset(self, name: str) -> str:
-        return canonical_dataset(name, self.datasets)
+        """The mapping key for any spelling of a dataset name; unknown names get the closest keys."""
+        if name in self.datasets:
+            return name
+        wanted = _alias(name)
+        for key, spec in self.datasets.items():
+            if wanted in (_alias(key), _alias(spec.wds_name), _alias(spec.datacomp.task) if spec.datacomp else None):
+                return key
+        raise UnknownNameError("dataset", name, self.datasets)
 
     def canonical_pair(self, pair: Pair) -> Pair:
         """The pair as this catalog names it, whichever tool wrote it: dataset key (`wds/cifar10` -> `cifar10`;
@@ -434,17 +356,81 @@ class Catalog:
             return None
 
     def select_datasets(self, patterns: Iterable[str] | None) -> list[DatasetSpec]:
-        return select_datasets(patterns, self.datasets)
+        """Globs, collection names or any spelling of a dataset name; None or empty selects all."""
+        datasets = self.datasets
+        patterns = [p for p in (patterns or ()) if p.strip()]
+        if not patterns:
+            return list(datasets.values())
+        collections = {k.lower(): v for k, v in self.collections().items()}
+        chosen: dict[str, None] = {}
+        for pattern in patterns:
+            pattern = pattern.strip()
+            if any(c in pattern for c in GLOB_CHARS):
+                hits = [k for k in datasets if fnmatch.fnmatchcase(k, pattern) or fnmatch.fnmatchcase(datasets[k].wds_name, pattern)]
+                if not hits:
+                    raise CatalogError(f"no dataset matches {pattern!r}")
+            elif pattern.lower() in collections:
+                hits = collections[pattern.lower()]
+            else:
+                try:
+                    hits = [self.canonical_dataset(pattern)]
+                except UnknownNameError:
+                    raise UnknownNameError("dataset or collection", pattern, [*datasets, *collections]) from None
+            chosen.update(dict.fromkeys(hits))
+        return [datasets[k] for k in chosen]
 
     def collections(self) -> dict[str, list[str]]:
-        return dataset_collections(self.datasets)
+        """Collection name -> dataset keys, plus one collection per task."""
+        out: dict[str, list[str]] = {}
+        for spec in self.datasets.values():
+            for collection in (*spec.collections, spec.task):
+                out.setdefault(collection, []).append(spec.name)
+        return out
 
     def specs_for(self, pairs: Iterable[Pair]) -> dict[str, DatasetSpec]:
         """The spec of each catalog dataset the pairs use, for a manifest; local datasets it lacks are left out."""
         return {p.dataset: self.datasets[p.dataset] for p in pairs if p.dataset in self.datasets}
 
     def select_models(self, patterns: Iterable[str] | None) -> list[tuple[str, str]]:
-        return select_models(patterns, list(self.models))
+        """(model, pretrained) for each selector: a glob on ARCH:TAG or ARCH, an architecture, a pretrained tag or a
+        family (case-insensitive), ARCH:TAG, or an explicit reference (local-dir:, hf-hub:, ARCH:/path/to/ckpt.pt)."""
+        models = self.models
+        patterns = [p.strip() for p in (patterns or ()) if p.strip()]
+        if not patterns:
+            return [(m.arch, m.pretrained) for m in models]
+        named = self.model_collections()
+        collections = {k.lower(): v for k, v in named.items()}
+        refs = {m.ref for m in models}
+        chosen: dict[tuple[str, str], None] = {}
+        for pattern in patterns:
+            if pattern.startswith(MODEL_REF_PREFIXES):
+                hits = [parse_model_ref(pattern)]
+            elif any(c in pattern for c in GLOB_CHARS):
+                hits = [
+                    (m.arch, m.pretrained)
+                    for m in models
+                    if fnmatch.fnmatchcase(m.ref, pattern) or fnmatch.fnmatchcase(m.arch, pattern)
+                ]
+                if not hits:
+                    raise CatalogError(f"no model matches {pattern!r}")
+            elif pattern in refs:
+                hits = [parse_model_ref(pattern)]
+            elif pattern.lower() in collections:
+                hits = [(m.arch, m.pretrained) for m in collections[pattern.lower()]]
+            elif _is_checkpoint_ref(pattern):
+                hits = [parse_model_ref(pattern)]
+            else:
+                raise UnknownNameError("model", pattern, [*refs, *named])
+            chosen.update(dict.fromkeys(hits))
+        return list(chosen)
+
+    def model_collections(self) -> dict[str, list[ModelSpec]]:
+        """Names that select several models: architectures, pretrained tags and families."""
+        out: dict[str, list[ModelSpec]] = {}
+        for m in self.models:
+            for name in dict.fromkeys((m.arch, m.pretrained, m.family)):
+                out.setdefault(name, []).append(m)
+        return out
 
     def find_model(self, arch: str, pretrained: str) -> ModelSpec | None:
         """The entry, or None for local-dir:, hf-hub: and checkpoint-path models (and unknown pairs)."""

@@ -1,4 +1,5 @@
-"""The Typer app and its error boundary: a BenchmarkError is one red line and a non-zero exit."""
+"""The Typer app and its error boundary: a BenchmarkError is one red line and a non-zero exit. Each command's
+defaults come from the project's `benchmark.toml` below its options and environment (`project_defaults`)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,6 @@ from typer import _click as typer_click
 from typer.core import TyperGroup
 
 from ..core.errors import BenchmarkError
-
-DEFAULT_TRACKER = "results.csv"
-DEFAULT_RESULTS = "results"
-
 
 # typer vendors its own click (typer._click) and raises those classes; click's own stay for code that uses click
 _USAGE_ERRORS = (typer_click.exceptions.UsageError, click.exceptions.UsageError)
@@ -37,6 +34,7 @@ class _Group(TyperGroup):
 
     def invoke(self, ctx: click.Context):
         try:
+            ctx.default_map = project_defaults(self)
             return super().invoke(ctx)
         except BenchmarkError as exc:
             _fail(str(exc), exc.exit_code)
@@ -58,7 +56,7 @@ def _usage(exc):
     """A usage error: click's message without its `Try --help` block; `benchmark` alone still prints the help."""
     if isinstance(exc, _NO_ARGS):
         raise exc
-    _fail(exc.format_message(), 2)
+    _fail(exc.format_message().replace("Value error, ", ""), 2)  # Typer's coercion prefix says nothing
 
 
 def _fail(message: str, code: int):
@@ -86,14 +84,44 @@ def comma_list(values: str | Iterable[str] | None) -> list[str]:
     return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
 
 
-DATASET_MAPPING = typer.Option(
-    None, "--dataset-mapping", envvar="BENCHMARK_DATASETS", show_envvar=True,
-    help="Your own dataset mapping JSON (default: the shipped dataset_mapping.json).",
-)
+def project_defaults(group) -> dict:
+    """click's default map from the project's `benchmark.toml`: each option declared for a project setting (it
+    reads that setting's environment variable) defaults to the file's value, below the option and the variable.
+    Read when a command runs, so `benchmark --help` reads no file."""
+    from ..core.project import SETTINGS, load_project
+
+    project = load_project()
+    if project is None:
+        return {}
+    by_env = {setting.env: key for key, setting in SETTINGS.items()}
+
+    def defaults(command) -> dict:
+        out = {}
+        for name, sub in getattr(command, "commands", {}).items():
+            found = defaults(sub) if hasattr(sub, "commands") else {
+                param.name: _as_param(project.values[key], param) for param in sub.params
+                if (key := by_env.get(tuple(_names(param.envvar)))) in project.values}
+            if found:
+                out[name] = found
+        return out
+
+    return defaults(group)
+
+
+def _names(envvar) -> list[str]:
+    return [envvar] if isinstance(envvar, str) else list(envvar or ())
+
+
+def _as_param(value, param):
+    """A list setting is a comma list for a text option, a list for a repeatable one."""
+    if isinstance(value, tuple):
+        return list(value) if param.multiple else ",".join(value)
+    return value
 
 
 def load_catalog(dataset_mapping=None):
-    """The catalog every command passes down: the user's mapping (option or $BENCHMARK_DATASETS) or the shipped one."""
+    """The catalog every command passes down: the user's mapping (option, $BENCHMARK_DATASETS or benchmark.toml) or
+    the shipped one."""
     from ..catalog import load_catalog as load
 
     return load(dataset_mapping)

@@ -6,23 +6,24 @@ from typing import Optional
 
 import typer
 
-from ..core.compute import DEFAULT_CACHE_DIR
 from .app import app, comma_list, console, load_catalog
-from .own_data import DEFAULTS_ROOT, MAPPING
+from .dataset import DEFAULTS_ROOT
+from .options import (DEFAULT_BATCH_SIZE, DEFAULT_CACHE_DIR, Backend, BatchSize, CacheDir, CaptionColumn, DeviceOption,
+                      EndpointUrl, Models, NumWorkers, OwnRoot, PrecisionOption, RegisterMapping, Spot, Store, UrlColumn)
+from .tables import FIGURE, Column, print_table
 
 
 @app.command()
 def similarity(
-    models: Optional[str] = typer.Option(None, "--models", "-m", help="Comma list: ARCH:TAG, local-dir:PATH, "
-                                         "hf-hub:ORG/REPO (not with --collect)."),
+    models: Models = None,
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="A retrieval dataset of the mapping (your "
                                           "own, or a catalog one) or a webdataset folder."),
     table: Optional[str] = typer.Option(None, "--csv", help="A table of URLs and captions: added first (`dataset "
                                         "add`), then scored."),
     name: Optional[str] = typer.Option(None, help="Name the --csv table is added under (default: its file name)."),
-    url_col: str = typer.Option("url", help="--csv: column of image URLs."),
-    caption_col: str = typer.Option("caption", help="--csv: column of captions."),
-    root: str = typer.Option(DEFAULTS_ROOT, help="Folder of your datasets (for --csv)."),
+    url_col: UrlColumn = "url",
+    caption_col: CaptionColumn = "caption",
+    root: OwnRoot = DEFAULTS_ROOT,
     out: str = typer.Option("similarity", help="Output folder."),
     threshold: float = typer.Option(0.2, help="The summary counts the share of pairs under this cosine similarity."),
     heatmap_size: int = typer.Option(16, help="Images in the heatmap's seeded sample."),
@@ -33,21 +34,21 @@ def similarity(
                                     "dumped to similarity_distractors.txt."),
     gpus: int = typer.Option(1, "--gpus", "--gpus-per-node", help="GPUs per machine, one rank each: "
                              "torch.distributed ranks here (NCCL; gloo CPU processes without CUDA), or per node."),
-    batch_size: int = typer.Option(64),
-    num_workers: int = typer.Option(2, min=0, help="Image decoding workers per rank."),
-    precision: str = typer.Option("auto", help="auto, fp32, amp, amp_bf16; auto = amp on GPU, fp32 on CPU."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda."),
-    cache_dir: str = typer.Option(DEFAULT_CACHE_DIR, help="Where weights and catalog datasets are cached."),
+    batch_size: BatchSize = DEFAULT_BATCH_SIZE,
+    num_workers: NumWorkers = 2,
+    precision: PrecisionOption = "auto",
+    device: DeviceOption = "auto",
+    cache_dir: CacheDir = DEFAULT_CACHE_DIR,
     timeout: float = typer.Option(3600.0, min=1, help="Seconds the ranks may take (a rank that dies ends all)."),
-    backend: str = typer.Option("local", help="local (this machine), or skypilot (--nodes machines)."),
+    backend: Backend = "local",
     nodes: int = typer.Option(1, help="skypilot: machines, each scoring its ranks' share into the store."),
     gpu: str = typer.Option("L4", help="skypilot: the GPU type."),
-    spot: bool = typer.Option(False, "--spot/--on-demand", help="skypilot: spot instances."),
-    store: Optional[str] = typer.Option(None, help="skypilot: the bucket (s3://bucket/prefix) for the set and parts."),
-    endpoint_url: Optional[str] = typer.Option(None, help="S3 endpoint (Cloudflare R2); default $R2_ENDPOINT_URL."),
+    spot: Spot = False,
+    store: Store = None,
+    endpoint_url: EndpointUrl = None,
     dry_run: bool = typer.Option(False, "--dry-run", help="skypilot: render and validate the task, send nothing."),
     collect: Optional[str] = typer.Option(None, help="Merge the parts of this skypilot RUN id from --store into --out."),
-    dataset_mapping: Optional[str] = MAPPING,
+    dataset_mapping: RegisterMapping = None,
 ):
     """Score every image-caption pair of a dataset with each model: results CSV, summary, plots, recall@1/5/10."""
     from ..pipeline import similarity as use_case
@@ -58,7 +59,7 @@ def similarity(
         source = use_case.Source(dataset=dataset, table=table, name=name, root=root, dataset_mapping=dataset_mapping,
                                  url_col=url_col, caption_col=caption_col)
         done = use_case.similarity(
-            load_catalog(dataset_mapping), comma_list(models), source, out, backend=backend, gpus=gpus, nodes=nodes,
+            load_catalog(dataset_mapping), comma_list(models), source, out, backend=backend.value, gpus=gpus, nodes=nodes,
             gpu=gpu, spot=spot, store_url=store, endpoint_url=endpoint_url, dry_run=dry_run, cache_dir=cache_dir,
             batch_size=batch_size, num_workers=num_workers, precision=precision, device=device, threshold=threshold,
             heatmap_size=heatmap_size, seed=seed, export_embeddings=export_embeddings, distractors=distractors,
@@ -79,26 +80,23 @@ def similarity(
 
 
 def _print_summary(rows: list[dict[str, str]], out: str) -> None:
-    from rich.table import Table
-
+    """Two tables, so each fits 80 columns: the similarity distribution, then the set's retrieval recalls."""
     from ..similarity.outputs import DISTRACTOR_COLUMN
 
-    shown = [("mean", "mean"), ("std", "std"), ("median", "median"),
-             ("share_under_threshold", f"< {float(rows[0]['threshold']):g}"), ("truncated", "truncated"),
-             ("image_retrieval_recall@1", "I@1"), ("image_retrieval_recall@5", "I@5"),
-             ("text_retrieval_recall@1", "T@1"), ("text_retrieval_recall@5", "T@5")]
+    distribution = [("mean", "mean"), ("std", "std"), ("median", "median"),
+                    ("share_under_threshold", f"< {float(rows[0]['threshold']):g}"), ("truncated", "truncated")]
+    recalls = [("image_retrieval_recall@1", "I@1"), ("image_retrieval_recall@5", "I@5"),
+               ("text_retrieval_recall@1", "T@1"), ("text_retrieval_recall@5", "T@5")]
     distractors = DISTRACTOR_COLUMN in rows[0]
     if distractors:
-        shown.append((DISTRACTOR_COLUMN, "own > distractors"))
-    table = Table(title=f"similarity: {rows[0]['images']} images, {rows[0]['captions']} captions",
-                  caption="I@k / T@k: image / text retrieval recall@k")
-    table.add_column("model", overflow="fold")
-    for _, label in shown:
-        table.add_column(label, justify="right")
-    for row in rows:
-        ref = f"{row['model']}:{row['pretrained']}" if row["pretrained"] else row["model"]
-        table.add_row(ref, *(row[key][:6] for key, _ in shown))
-    console().print(table)
+        recalls.append((DISTRACTOR_COLUMN, "own > distractors"))
+    for title, shown, caption in (
+        (f"similarity: {rows[0]['images']} images, {rows[0]['captions']} captions", distribution, None),
+        ("retrieval over the set", recalls, "I@k / T@k: image / text retrieval recall@k"),
+    ):
+        print_table(console(), title, [Column("model"), *(Column(label, FIGURE) for _, label in shown)],
+                    [[f"{row['model']}:{row['pretrained']}" if row["pretrained"] else row["model"],
+                      *(row[key][:6] for key, _ in shown)] for row in rows], caption=caption)
     console().print(f"written to {out}/: similarity_results.csv, similarity_summary.csv, similarity_distribution.png, "
                     "similarity_heatmap.png" + (", similarity_distractors.txt" if distractors else ""), highlight=False)
 

@@ -8,7 +8,10 @@ from typing import Optional
 
 import typer
 
-from .app import DATASET_MAPPING, app, comma_list, console, load_catalog
+from .app import app, comma_list, console, load_catalog
+from .options import (DEFAULT_CACHE_DIR, CacheDir, DatasetMapping, DatasetRoot, DeviceOption, ImageSize, NumWorkers,
+                      PrecisionList)
+from .tables import FIGURE, Column, print_table
 
 DEFAULT_BATCHES = "1,8,32,64"
 
@@ -25,18 +28,17 @@ def throughput(
                                "local-dir:PATH, globs; with --endpoint, the server's model names."),
     mode: str = typer.Option("image,text", "--mode", help="Comma list of image, text, pair (N images + N captions)."),
     batch_sizes: str = typer.Option(DEFAULT_BATCHES, "--batch-sizes", help="Comma list of batch sizes."),
-    precision: str = typer.Option("auto", "--precision", help="Comma list of auto, fp32, amp, amp_bf16. amp is "
-                                  "autocast: fp16 on a GPU, bf16 on a CPU; auto is amp on a GPU, fp32 on a CPU."),
-    image_size: Optional[str] = typer.Option(None, "--image-size", help="Image sizes to sweep: 160,192,224."),
+    precision: PrecisionList = "auto",
+    image_size: ImageSize = None,
     source: str = typer.Option("random", "--source", help="random, or a dataset (catalog name or webdataset folder): "
                                "decoding and preprocessing are then timed too."),
-    dataset_root: Optional[str] = typer.Option(None, help="Folder of wds_<name>/ datasets for --source."),
-    num_workers: int = typer.Option(2, help="Data loader workers with a dataset --source."),
+    dataset_root: DatasetRoot = None,
+    num_workers: NumWorkers = 2,
     random_init: bool = typer.Option(False, "--random-init", help="Build the architecture without weights."),
     warmup: int = typer.Option(3, help="Warm-up batches (or requests) before timing."),
     iters: Optional[int] = typer.Option(None, help="Timed batches per point (default 10)."),
     seconds: Optional[float] = typer.Option(None, help="Time each point for this long instead of --iters."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 ..."),
+    device: DeviceOption = "auto",
     processes: Optional[int] = typer.Option(None, help="CPU worker processes, each pinned to its share of --cores."),
     cores: Optional[str] = typer.Option(None, help="Cores for the workers: 0-3,8 (default: all usable)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the workers and cores it would use; run nothing."),
@@ -46,8 +48,8 @@ def throughput(
     api_key_env: Optional[str] = typer.Option(None, help="Environment variable holding the API key (--endpoint); "
                                               "the key is sent, never written."),
     out: Path = typer.Option(Path("throughput"), "--out", help="Folder for run JSONs, throughput.csv and .png."),
-    cache_dir: str = typer.Option("~/.cache/openclip_benchmark", help="Where datasets and weights are cached."),
-    dataset_mapping: Optional[str] = DATASET_MAPPING,
+    cache_dir: CacheDir = DEFAULT_CACHE_DIR,
+    dataset_mapping: DatasetMapping = None,
 ):
     """Measure samples/s and ms per batch (p50/p95/p99) for each model x mode x precision x batch size x image size;
     writes one JSON per run into --out, and throughput.csv and throughput.png over all its runs."""
@@ -93,30 +95,29 @@ def _memory(m) -> str:
 
 
 def _print_table(result) -> None:
-    from rich.table import Table
+    from rich.text import Text
 
     env = result.run["environment"]
     workers = any(m.workers for m in result.measurements)
     remote = any(m.requests for m in result.measurements)
-    table = Table(title=f"throughput on {env.get('device_name') or env.get('device')}",
-                  caption=f"run {result.run['run_id']}")
-    columns = ["model", "mode", "precision", "batch", "image", "samples/s", "ms p50", "ms p95", "ms p99", "peak mem"]
-    columns += ["per worker samples/s"] * workers + ["requests ok / failed"] * remote
-    for col in columns:
-        table.add_column(col, justify="left" if col in ("model", "mode", "precision") else "right",
-                         overflow="fold", no_wrap=col != "model")
+    columns = [Column("model"), Column("mode"), Column("precision"), Column("batch", FIGURE), Column("image", FIGURE),
+               Column("samples/s", FIGURE), Column("ms p50", FIGURE), Column("ms p95", FIGURE), Column("ms p99", FIGURE),
+               Column("peak mem", FIGURE)]
+    columns += [Column("per worker samples/s", FIGURE)] * workers + [Column("requests ok / failed")] * remote
+    rows = []
     for m in result.measurements:
-        rate = f"{m.samples_per_s:,.1f}" if m.status == "ok" else f"[red]{m.status}[/]"
-        row = [m.model, m.mode, m.precision, str(m.batch_size), str(m.image_size or ""), rate,
+        rate = f"{m.samples_per_s:,.1f}" if m.status == "ok" else Text(m.status, style="red")
+        row = [m.model, m.mode, m.precision, m.batch_size, m.image_size or "", rate,
                *(f"{v:.2f}" if v is not None else "" for v in (m.ms(50), m.ms(95), m.ms(99))), _memory(m)]
         if workers:
             row.append(" + ".join(f"{w['samples_per_s']:,.1f}" for w in m.workers))
         if remote:
             failed = m.requests.get("failed", {})
             row.append(f"{m.requests.get('ok', 0)} / " + (", ".join(f"{n}x{k}" for k, n in failed.items()) or "0"))
-        table.add_row(*row)
+        rows.append(row)
     out = console()
-    out.print(table)
+    print_table(out, f"throughput on {env.get('device_name') or env.get('device')}", columns, rows,
+                caption=f"run {result.run['run_id']}")
     for w in env.get("workers") or ():
         out.print(f"worker {w['worker']}: cores {w['cores']}, affinity read back {w['affinity']}, "
                   f"{w['threads']} torch thread(s)", markup=False, highlight=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from ..catalog import CatalogError, DatasetSpec, canonical_dataset, datasets_from_json, load_datasets, mapping_path
+from ..catalog import Catalog, CatalogError, DatasetSpec, datasets_from_json, load_datasets, mapping_path
 from ..core.errors import BenchmarkError, InvalidResultError, UnknownNameError
 from ..core.jsonio import atomic_write_json, read_json
 
@@ -28,7 +28,7 @@ def check_name(name: str) -> str:
     if not _NAME.fullmatch(name) or ".." in name:
         raise BenchmarkError(f"dataset name {name!r} must be letters, digits, '_', '-' or '.' (at most 100)")
     try:
-        taken = canonical_dataset(name, load_datasets())
+        taken = Catalog(load_datasets(), ()).canonical_dataset(name)
     except UnknownNameError:
         return name
     raise BenchmarkError(f"dataset name {name!r} is the catalog's dataset {taken!r}; choose another name")

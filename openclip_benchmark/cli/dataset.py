@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated
 
 import typer
 
 from .app import app, console
+from .options import CaptionColumn, OwnRoot, RegisterMapping, UrlColumn
+from .tables import FIGURE, Column, print_table
 
 DEFAULTS_ROOT = "datasets"
 dataset_app = typer.Typer(help="Your own image-caption data as a retrieval dataset (img2dataset).", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
 
-MAPPING = typer.Option(
-    None, "--dataset-mapping", envvar="BENCHMARK_DATASETS", show_envvar=True,
-    help="The mapping to register in (default: ROOT/dataset_mapping.json, first made as a copy of the shipped one).",
-)
-
 
 @dataset_app.command("add")
 def add(
-    name: str = typer.Argument(..., help="Dataset name (its folder is ROOT/wds_NAME); not a catalog name."),
-    table: str = typer.Option(..., "--csv", help="CSV, TSV (.tsv) or Parquet (.parquet) of image URLs and captions."),
-    url_col: str = typer.Option("url", help="Column of image URLs."),
-    caption_col: str = typer.Option("caption", help="Column of captions (rows of one URL share its image)."),
-    root: str = typer.Option(DEFAULTS_ROOT, help="Folder of your datasets."),
+    name: Annotated[str, typer.Argument(help="Dataset name (its folder is ROOT/wds_NAME); not a catalog name.")],
+    table: Annotated[str, typer.Option(
+        "--csv", help="CSV, TSV (.tsv) or Parquet (.parquet) of image URLs and captions.")],
+    url_col: UrlColumn = "url",
+    caption_col: CaptionColumn = "caption",
+    root: OwnRoot = DEFAULTS_ROOT,
     processes: int = typer.Option(None, min=1, help="img2dataset processes (default: one per 5,000 URLs, up to 4 CPUs)."),
     threads: int = typer.Option(64, min=1, help="img2dataset download threads per process."),
     timeout: float = typer.Option(10.0, min=0.1, help="Seconds per request."),
@@ -32,9 +30,12 @@ def add(
     max_bytes: int = typer.Option(20 * 2**20, min=1, help="Largest image body accepted."),
     shard_size: int = typer.Option(1000, min=1, help="Samples per tar shard."),
     context_length: int = typer.Option(77, min=3, help="Text context: longer captions are counted as truncated."),
-    dataset_mapping: Optional[str] = MAPPING,
+    dataset_mapping: RegisterMapping = None,
 ):
-    """Fetch every image of the table and write a retrieval webdataset; a re-run fetches only what is missing."""
+    """Fetch every image of the table and write a retrieval webdataset; a re-run fetches only what is missing. The
+    mapping it registers in is written into the project's benchmark.toml (the nearest one here or above; made here
+    when there is none and ROOT is inside this folder), so later commands here find the set without a flag."""
+    from ..core.project import project_file_for, remember
     from ..datasets.captions import FetchOptions
     from ..pipeline.own_data import add_dataset, user_mapping
 
@@ -60,33 +61,36 @@ def add(
     state = "written" if built.rebuilt else "unchanged"
     out.print(f"{built.folder} {state}: {built.images} images, {built.captions} captions; registered as {name!r} in "
               f"{mapping}", highlight=False)
-    out.print(f"use it: benchmark init -d {name} --dataset-mapping {mapping}  (or export BENCHMARK_DATASETS={mapping})",
+    project = project_file_for(root)
+    if project is None:
+        out.print(f"use it: benchmark init -d {name} --dataset-mapping {mapping}  (or export BENCHMARK_DATASETS={mapping})",
+                  highlight=False, markup=False)
+        return
+    if remember("dataset_mapping", mapping, project):
+        out.print(f"{project}: dataset_mapping = {mapping}", highlight=False, markup=False)
+    out.print(f"use it: benchmark init -d {name}  (the mapping is in {project}; commands here and below read it)",
               highlight=False, markup=False)
 
 
 @dataset_app.command("list")
 def list_(
-    root: str = typer.Option(DEFAULTS_ROOT, help="Folder of your datasets."),
-    dataset_mapping: Optional[str] = MAPPING,
+    root: OwnRoot = DEFAULTS_ROOT,
+    dataset_mapping: RegisterMapping = None,
 ):
     """The datasets you added, with their size and folder."""
-    from rich.table import Table
-
     from ..pipeline.own_data import dataset_folder, list_datasets, user_mapping
 
-    table = Table()
-    for column in ("dataset", "images", "captions/image", "folder"):
-        table.add_column(column, overflow="fold")
-    for spec in list_datasets(user_mapping(dataset_mapping, root)):
-        table.add_row(spec.name, str(spec.size), str(spec.captions_per_image), str(dataset_folder(spec)))
-    console().print(table)
+    print_table(console(), None, [Column("dataset"), Column("images", FIGURE), Column("captions/image", FIGURE),
+                                  Column("folder")],
+                [[spec.name, spec.size, spec.captions_per_image, dataset_folder(spec)]
+                 for spec in list_datasets(user_mapping(dataset_mapping, root))])
 
 
 @dataset_app.command("remove")
 def remove(
-    name: str = typer.Argument(..., help="A dataset you added."),
-    root: str = typer.Option(DEFAULTS_ROOT, help="Folder of your datasets."),
-    dataset_mapping: Optional[str] = MAPPING,
+    name: Annotated[str, typer.Argument(help="A dataset you added.")],
+    root: OwnRoot = DEFAULTS_ROOT,
+    dataset_mapping: RegisterMapping = None,
 ):
     """Drop the dataset from the mapping and delete its webdataset, download cache and status tables."""
     from ..pipeline.own_data import remove_dataset, user_mapping
