@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import ConfigDict, Field, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
+from pydantic import (
+    ConfigDict, Field, ValidationError, ValidationInfo, ValidatorFunctionWrapHandler, WrapValidator, field_validator,
+)
 
 from .documents import Document, PairIdentity, schema_field
 from .jsonio import dumps_strict, read_json
@@ -52,14 +54,21 @@ class Manifest(Document):
     what = "manifest"
     schema_: Literal[MANIFEST_SCHEMA] = schema_field(MANIFEST_SCHEMA)
     shard_id: str = Field(min_length=1)
-    store: str = Field(min_length=1)
+    store: str = ""  # where its outputs go; a similarity run on this machine alone has none
     settings: RunSettings = RunSettings()
     pairs: tuple[PairIdentity, ...]
     # each dataset the pairs use, as a mapping file's entry (see `dataset_entries`), so a job without the user's
     # mapping file can download and size them; the worker validates them with the catalog's reader
     datasets: dict[str, dict[str, Any]] = {}
-    kind: Literal[KINDS] = EVALUATE
+    kind: Literal[KINDS] = Field(EVALUATE, validate_default=True)
     options: dict[str, Any] = {}  # what this kind needs beyond pairs and settings
+
+    @field_validator("kind")
+    @classmethod
+    def _stored(cls, kind: str, info: ValidationInfo) -> str:
+        if kind == EVALUATE and not info.data.get("store"):
+            raise ValueError("an evaluation shard needs a store for its results")
+        return kind
 
     def to_json(self) -> str:
         return dumps_strict(self.model_dump())
