@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from fixtures import make_classification_wds, make_retrieval_wds
+from loopback_hub import COMMIT, Hub
 from openclip_benchmark.datasets import download
 from openclip_benchmark.datasets.download import TransientDownloadError, check_layout, dataset_source, download_dataset
 from openclip_benchmark.core.errors import BenchmarkError
-from openclip_benchmark.loopback_hub import COMMIT, Hub
 from openclip_benchmark.storage.store import TRANSIENT_EXIT_CODE
 
 REPO = "clip-benchmark/wds_fixture_cls"

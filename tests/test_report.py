@@ -14,6 +14,7 @@ import pytest
 from test_parse import write_results
 from typer.testing import CliRunner
 
+from fixtures import synthetic_pairs, synthetic_result
 from openclip_benchmark.cli import app
 from openclip_benchmark.core.jsonio import atomic_write_json
 from openclip_benchmark.core.pair import Pair
@@ -21,7 +22,6 @@ from openclip_benchmark.catalog import load_catalog, model_family
 from openclip_benchmark.collect.parse import build_leaderboard, parse_results, write_table
 from openclip_benchmark.collect.report import (
     build_report, cost_axis, page_data, read_intervals, script_json, vega_bundle)
-from openclip_benchmark.synthetic import synthetic_pairs, synthetic_result
 from openclip_benchmark.tracker import open_tracker
 
 HOSTILE_MODEL = '<img src=x onerror="alert(1)">'

@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from fixtures import make_classification_wds, make_tiny_model, sample_image
 from openclip_benchmark.catalog import load_catalog
 from openclip_benchmark.cli import app
 from openclip_benchmark.core.errors import BenchmarkError
 from openclip_benchmark.core.wds import write_shards
 from openclip_benchmark.pipeline.similarity import Source, similarity
 from openclip_benchmark.similarity import score, stats
-from openclip_benchmark.synthetic import make_classification_wds, make_tiny_model, sample_image
 
 IMAGES = 12
 LONG = "long " * 90

@@ -12,6 +12,7 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
+from fixtures import synthetic_pairs, synthetic_result
 from openclip_benchmark.storage.bundle import write_bundle
 from openclip_benchmark.cli import app
 from openclip_benchmark.catalog import load_catalog
@@ -21,7 +22,6 @@ from openclip_benchmark.core.pair import Pair
 from openclip_benchmark.core.records import make_failure
 from openclip_benchmark.storage.store import LocalStore
 from openclip_benchmark.storage.sync import INDEX_NAME, QUARANTINE_DIR, open_source, quarantine_name, sync_results
-from openclip_benchmark.synthetic import synthetic_pairs, synthetic_result
 from openclip_benchmark.tracker import Tracker, open_tracker
 from openclip_benchmark.storage.layout import failure_key, result_key
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 import torch
 from clip_benchmark.metrics.zeroshot_classification import average_precision_per_class
 
-from fixtures import make_classification_wds, make_multilabel_wds, make_retrieval_wds, make_tiny_model
+from fixtures import make_classification_wds, make_multilabel_wds, make_retrieval_wds, make_tiny_model, synthetic_result
 from openclip_benchmark.cli import app
 from openclip_benchmark.collect.compare import Cell, compare_cells, mcnemar_p
 from openclip_benchmark.collect.intervals import (Outcomes, clopper_pearson, intervals, mean_average_precision,
@@ -31,7 +31,6 @@ from openclip_benchmark.storage.bundle import read_bundle
 from openclip_benchmark.storage.layout import is_bundle, is_record_key, result_key, samples_key
 from openclip_benchmark.storage.store import open_store
 from openclip_benchmark.storage.sync import open_source, sync_results
-from openclip_benchmark.synthetic import synthetic_result
 from openclip_benchmark.worker import run_shard
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog")
