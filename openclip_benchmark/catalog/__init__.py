@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..core.errors import BenchmarkError, InvalidResultError, UnknownNameError
+from ..core.names import unsafe_dataset_entry
 from ..core.pair import MODEL_REF_PREFIXES, Pair, parse_model_ref
 from ..tasks import canonical_task, get_task, task_names
 
@@ -95,6 +96,8 @@ def _dataset_from_json(name: str, raw: Any, where: str) -> DatasetSpec:
         )
     except (TypeError, ValueError) as exc:
         raise CatalogError(f"{where}: dataset {name!r}: {exc}") from None
+    if unsafe := unsafe_dataset_entry(spec.name, spec.wds_name, spec.url):
+        raise CatalogError(f"{where}: dataset {unsafe}")
     if spec.size <= 0:
         raise CatalogError(f"{where}: dataset {name!r} has a non-positive size")
     if spec.templates is not None and spec.templates <= 0:

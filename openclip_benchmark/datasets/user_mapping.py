@@ -35,6 +35,16 @@ def check_name(name: str) -> str:
     raise BenchmarkError(f"dataset name {name!r} is the catalog's dataset {taken!r}; choose another name")
 
 
+def check_mapping(path: str | Path) -> None:
+    """What `register` will write, checked before anything is fetched: not the shipped file, valid if it exists,
+    and in a folder (or where one can be made)."""
+    path = Path(path)
+    _read(path)
+    above = next(folder for folder in (path.parent.absolute(), *path.parent.absolute().parents) if folder.exists())
+    if not above.is_dir():
+        raise BenchmarkError(f"dataset mapping {path} cannot be written: {above} is not a folder")
+
+
 def _read(path: Path) -> dict:
     if _is_shipped(path):
         raise BenchmarkError(f"{path} is the shipped dataset mapping; pass your own file with --dataset-mapping")
@@ -83,14 +93,22 @@ def user_datasets(path: str | Path) -> list[DatasetSpec]:
     return [s for s in specs.values() if OWN_COLLECTION in s.collections]
 
 
+def own_dataset(path: str | Path, name: str) -> DatasetSpec:
+    """The user's entry `name`; catalog entries are not theirs to remove. Reads only: no lock, no folder made."""
+    own = {s.name: s for s in user_datasets(path)}
+    if name not in own:
+        raise UnknownNameError("dataset of your own", name, own)
+    return own[name]
+
+
 def unregister(path: str | Path, name: str) -> DatasetSpec:
-    """Drop the user's entry `name` and return it; catalog entries cannot be removed this way."""
+    """Drop the user's entry `name` and return it. Looked up before the lock is taken, so a refused removal leaves
+    no lock file behind; again under it, as another process may have changed the file."""
     path = Path(path)
+    own_dataset(path, name)
     with _lock(path):
-        own = {s.name: s for s in user_datasets(path)}
-        if name not in own:
-            raise UnknownNameError("dataset of your own", name, own)
+        spec = own_dataset(path, name)
         data = _read(path)
         del data["datasets"][name]
         _write(path, data)
-    return own[name]
+    return spec
