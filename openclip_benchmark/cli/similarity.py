@@ -8,7 +8,7 @@ import typer
 
 from ..core.manifest import RunSettings
 from .app import app, comma_list, console, load_catalog
-from .own_data import DEFAULTS_ROOT, MAPPING
+from .own_data import ALLOW_PRIVATE_URLS, DEFAULTS_ROOT, MAPPING
 
 
 @app.command()
@@ -23,6 +23,7 @@ def similarity(
     url_col: str = typer.Option("url", help="--csv: column of image URLs."),
     caption_col: str = typer.Option("caption", help="--csv: column of captions."),
     root: str = typer.Option(DEFAULTS_ROOT, help="Folder of your datasets (for --csv)."),
+    allow_private_urls: bool = ALLOW_PRIVATE_URLS,
     out: str = typer.Option("similarity", help="Output folder."),
     threshold: float = typer.Option(0.2, help="The summary counts the share of pairs under this cosine similarity."),
     heatmap_size: int = typer.Option(16, help="Images in the heatmap's seeded sample."),
@@ -52,6 +53,7 @@ def similarity(
 ):
     """Score every image-caption pair of a dataset with each model: results CSV, summary, plots, recall@1/5/10."""
     from ..core.errors import BenchmarkError
+    from ..datasets.captions import FetchOptions
     from ..pipeline import similarity as use_case
 
     if (backend == "skypilot" or collect) and not store:
@@ -60,7 +62,8 @@ def similarity(
         _print_summary(use_case.collect_similarity(store, endpoint_url, collect, out), out)
         return
     source = use_case.Source(dataset=dataset, table=table, name=name, root=root, dataset_mapping=dataset_mapping,
-                             url_col=url_col, caption_col=caption_col)
+                             url_col=url_col, caption_col=caption_col,
+                             options=FetchOptions(allow_private_urls=allow_private_urls))
     settings = dict(batch_size=batch_size, num_workers=num_workers, precision=precision, threshold=threshold,
                     heatmap_size=heatmap_size, seed=seed, export_embeddings=export_embeddings,
                     distractors=distractors, timeout_s=timeout)
