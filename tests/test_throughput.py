@@ -175,7 +175,7 @@ def test_pinned_workers_run_in_step_and_report_the_affinity_they_read_back(tiny,
 
 class EmbeddingServer(ThreadingHTTPServer):
     """OpenAI's POST /v1/embeddings with a tiny model's real embeddings; `script(n)` picks the n-th answer:
-    ok, slow (then ok), a status code, or malformed JSON."""
+    ok, slow (then ok), a status code, malformed JSON, or a URL to redirect to (302)."""
 
     daemon_threads = True
 
@@ -228,14 +228,18 @@ class _Handler(BaseHTTPRequestHandler):
             threading.Event().wait(1.5)
         if answer.isdigit():
             return self._send(int(answer), b'{"error": "no"}')
+        if answer.startswith("http"):
+            return self._send(302, b"", {"Location": answer})
         if answer == "malformed":
             return self._send(200, b'{"data": [{"embedding": ')
         data = [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(server.embed(body["input"]))]
         self._send(200, json.dumps({"object": "list", "data": data, "model": body["model"]}).encode())
 
-    def _send(self, code: int, payload: bytes):
+    def _send(self, code: int, payload: bytes, headers: dict[str, str] | None = None):
         try:
             self.send_response(code)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
@@ -310,6 +314,58 @@ def test_an_endpoint_that_cannot_be_measured_is_one_error_and_writes_nothing(cas
     assert {"unreachable": "cannot reach", "404": "HTTP 404", "401": "HTTP 401", "always 500": "500",
             "always malformed": "malformed"}[case] in lines[0]
     assert not out.exists()
+
+
+class KeyCatcher(ThreadingHTTPServer):
+    """Another origin (a second loopback server): records the Authorization header of every request, whatever its
+    method, and answers each with one embedding, as the server a redirect pointed to did in the issue."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _Catch)
+        self.seen: list[tuple[str, str | None]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1/embeddings"
+
+
+class _Catch(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def _answer(self):
+        self.server.seen.append((self.command, self.headers.get("Authorization")))
+        payload = b'{"data": [{"embedding": [0.5, 0.25]}]}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = _answer
+
+
+@pytest.mark.parametrize("first", ["redirect", "ok"])
+def test_a_redirect_is_a_failed_request_and_the_key_never_reaches_another_origin(first, serve, tmp_path, monkeypatch):
+    """The probe redirected: one error. The probe answered, then every request redirected: every request failed,
+    exit 2. Either way the other server sees nothing, the key least of all, and nothing is written."""
+    monkeypatch.setenv("TP_API_KEY", "sekrit-4711")
+    catcher = KeyCatcher()
+    threading.Thread(target=catcher.serve_forever, daemon=True).start()
+    try:
+        server = serve(lambda n: "ok" if first == "ok" and n == 0 else catcher.url, key="sekrit-4711")
+        out = tmp_path / "tp"
+        result = _throughput("-m", "tiny-clip", "--endpoint", server.url, "--mode", "text", "--batch-sizes", "1",
+                             "--iters", "2", "--warmup", "0", "--api-key-env", "TP_API_KEY", "--out", str(out))
+    finally:
+        catcher.shutdown()
+        catcher.server_close()
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(lines) == 1 and "Traceback" not in result.output, result.output
+    assert ("a redirect: not followed" if first == "redirect" else "2 x 302") in lines[0]
+    assert "127.0.0.1" not in lines[0] and "http://<endpoint>" in lines[0]  # neither host nor path
+    assert catcher.seen == [] and server.count == (1 if first == "redirect" else 3) and not out.exists()
 
 
 # ---------------------------------------------------------------- the plan learns
