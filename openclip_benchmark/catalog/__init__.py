@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..core.errors import BenchmarkError, InvalidResultError, UnknownNameError
-from ..core.names import unsafe_dataset_entry
+from ..core.paths import unsafe_dataset_entry
 from ..core.pair import MODEL_REF_PREFIXES, Pair, parse_model_ref
 from ..tasks import canonical_task, get_task, task_names
 

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from ..core.errors import BenchmarkError
+from ..core.paths import check_output_folder
 from ..storage.store import TIMEOUT_ENV
 from .app import DATASET_MAPPING, DEFAULT_RESULTS, DEFAULT_TRACKER, app, console, load_catalog
 
@@ -36,6 +37,7 @@ def sync(
 
     if not store:
         raise BenchmarkError(f"no store given: pass --store s3://bucket/prefix or set {STORE_ENV}")
+    check_output_folder(results, "--results")
     catalog = load_catalog(dataset_mapping)
     with _Bar("downloading") as bar:
         report = sync_store(store, results, tracker, catalog, endpoint_url=endpoint_url, workers=workers, dry_run=dry_run,
@@ -118,6 +120,7 @@ def parse(
     """Write classification_metrics.csv, retrieval_metrics.csv and leaderboard.csv (+ .parquet) from the results."""
     from ..pipeline.collect import parse as parse_folder
 
+    check_output_folder(out, "--out")
     _print_parse(parse_folder(results, out, tracker, load_catalog(dataset_mapping)))
 
 
@@ -156,6 +159,7 @@ def report(
     """Write one self-contained HTML page (leaderboard, heatmap, accuracy vs GFLOPs and cost, progress)."""
     from ..pipeline.collect import report as build
 
+    check_output_folder(out, "--out")
     outcome = build(results, metrics, tracker, out, load_catalog(dataset_mapping))
     if outcome.parsed is not None:
         _print_parse(outcome.parsed)
@@ -181,6 +185,7 @@ def compare(
     from ..pipeline.collect import compare_models, compare_published
 
     models = models or []
+    check_output_folder(out, "--out")
     if published and models:
         raise BenchmarkError("compare takes either two models or --published, not both")
     if models:
@@ -213,6 +218,8 @@ def _print_paired(outcome) -> None:
                       f"{100 * d.b:.2f}", f"{d.points:+.2f}", interval, p, d.test or "none", style=style)
     out.print(table)
     out.print(f"{len(c.rows)} datasets in common; written to {outcome.written}", highlight=False)
+    for rel, why in outcome.skipped[:20]:
+        err.print(f"[yellow]warning[/]: skipped {escape(repr(rel))}: {escape(why)}", highlight=False, soft_wrap=True)
     for d in [*c.rows, c.average]:
         if d.note:
             err.print(f"[yellow]warning[/]: {escape(d.dataset)}: {escape(d.note)}", highlight=False)

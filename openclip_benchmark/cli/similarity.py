@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from ..core.manifest import RunSettings
+from ..core.paths import check_output_folder
 from .app import app, comma_list, console, load_catalog
 from .own_data import ALLOW_PRIVATE_URLS, DEFAULTS_ROOT, MAPPING
 
@@ -56,6 +57,7 @@ def similarity(
     from ..datasets.captions import FetchOptions
     from ..pipeline import similarity as use_case
 
+    check_output_folder(out, "--out")
     if (backend == "skypilot" or collect) and not store:
         raise BenchmarkError("--backend skypilot and --collect need --store s3://bucket/prefix")
     if collect:

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from ..core.paths import check_output_folder
 from .app import DATASET_MAPPING, app, comma_list, console, load_catalog
 
 DEFAULT_BATCHES = "1,8,32,64"
@@ -55,6 +56,7 @@ def throughput(
     from ..throughput.endpoint import Endpoint
     from ..throughput.settings import DEFAULT_ITERS, Sweep, int_list
 
+    check_output_folder(out, "--out")
     selectors = comma_list(models)
     sweep = Sweep(
         models=tuple((m, "") for m in selectors), modes=tuple(comma_list(mode)),

@@ -18,6 +18,7 @@ from filelock import FileLock
 from ..catalog import CatalogError, DatasetSpec, canonical_dataset, datasets_from_json, load_datasets, mapping_path
 from ..core.errors import BenchmarkError, UnknownNameError
 from ..core.jsonio import atomic_write_json
+from ..core.paths import check_output_folder
 
 OWN_COLLECTION = "own"
 DEFAULT_MAPPING_NAME = "dataset_mapping.json"
@@ -40,9 +41,7 @@ def check_mapping(path: str | Path) -> None:
     and in a folder (or where one can be made)."""
     path = Path(path)
     _read(path)
-    above = next(folder for folder in (path.parent.absolute(), *path.parent.absolute().parents) if folder.exists())
-    if not above.is_dir():
-        raise BenchmarkError(f"dataset mapping {path} cannot be written: {above} is not a folder")
+    check_output_folder(path.parent, "dataset mapping folder")
 
 
 def _read(path: Path) -> dict:

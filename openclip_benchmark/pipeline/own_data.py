@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlparse
 
 from ..catalog import DatasetSpec
 from ..core.errors import BenchmarkError
+from ..core.paths import check_output_folder
 from ..datasets.captions import CaptionDataset, FetchOptions, build_caption_dataset, remove_caption_dataset
 from ..datasets.user_mapping import DEFAULT_MAPPING_NAME, OWN_COLLECTION, check_mapping, check_name, own_dataset, \
     register, unregister, user_datasets
@@ -18,8 +19,7 @@ from ..tasks.zeroshot_retrieval import TASK as RETRIEVAL
 def user_mapping(mapping: str | Path | None, root: str | Path) -> Path:
     """The mapping `dataset` commands edit: the one given, else `<root>/dataset_mapping.json`. The datasets root
     is checked here, where every `dataset` command starts: a folder, or nothing yet."""
-    if Path(root).exists() and not Path(root).is_dir():
-        raise BenchmarkError(f"--root {root} is not a folder")
+    check_output_folder(root, "--root")
     return Path(mapping) if mapping else Path(root) / DEFAULT_MAPPING_NAME
 
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from ..core.errors import BenchmarkError
 from ..core.jsonio import atomic_write_bytes
-from ..core.names import CONTROL, unsafe_path
+from ..core.paths import CONTROL, check_output_folder, unsafe_path
 
 TRANSIENT_EXIT_CODE = 75  # EX_TEMPFAIL: a retry may fix it
 TIMEOUT_ENV = "BENCHMARK_STORE_TIMEOUT"
@@ -70,7 +70,7 @@ class LocalStore:
     def __init__(self, root: str | os.PathLike):
         if CONTROL.search(str(root)):
             raise StoreError(f"store folder {str(root)!r} has a control character")
-        self.root = Path(root)
+        self.root = check_output_folder(root, "store folder")
         self.url = str(self.root)
 
     def _path(self, key: str) -> Path:

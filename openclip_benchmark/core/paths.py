@@ -1,10 +1,14 @@
-"""Names and relative paths read from outside (store keys, a dataset mapping's keys, folders and URLs): the one rule
-for what may become a file or folder name below a root, checked where the outside data is read."""
+"""Paths from outside. Names read from data (store keys, a dataset mapping's keys, folders and URLs): the one rule
+for what may become a file or folder name below a root, checked where the data is read. Folders the user names for
+a command's output: checked before the command does any work."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+from .errors import BenchmarkError
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -32,3 +36,14 @@ def unsafe_dataset_entry(name: str, wds_name: str, url: str) -> str | None:
     elif parsed.scheme not in ("http", "https") or not parsed.netloc or CONTROL.search(url):
         return f"url {url!r} is not an http(s):// or file:// URL"
     return None
+
+
+def check_output_folder(path: str | Path, option: str) -> Path:
+    """A folder a command will write into: one already, or one that can be made (its nearest existing ancestor is a
+    folder). Checked before any work, so a long run never ends on a path that could not take its output."""
+    path = Path(path)
+    nearest = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
+    if not nearest.is_dir():
+        where = "" if nearest == path.absolute() else f": {nearest}"
+        raise BenchmarkError(f"{option} {path}{where} is not a folder")
+    return path
