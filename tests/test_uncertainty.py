@@ -247,3 +247,16 @@ def test_sync_parse_and_compare_end_to_end(flow, s3_bucket, s3_env, tmp_path, mo
         res = runner.invoke(app, ["compare", *args, "--results", str(results), "--out", str(out)])
         assert res.exit_code == 2 and res.output.startswith("error:") and words in res.output, (args, res.output)
         assert len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output
+
+
+def test_compare_names_a_file_it_skips(tmp_path):
+    """An empty (0-byte) or truncated file among the results is skipped with a warning that names it, as parse does."""
+    results = tmp_path / "results"
+    for pretrained in ("openai", "laion2b_s34b_b79k"):
+        pair = Pair("ViT-B-32", pretrained, "cifar10")
+        atomic_write_json(results / result_key(pair), synthetic_result(pair))
+    (results / "empty.json").write_bytes(b"")
+    done = CliRunner().invoke(app, ["compare", "ViT-B-32:openai", "ViT-B-32:laion2b_s34b_b79k", "--results",
+                                    str(results), "--out", str(tmp_path)])
+    assert done.exit_code == 0, done.output
+    assert "warning: skipped 'empty.json'" in done.stderr
