@@ -9,6 +9,8 @@ import base64
 import csv
 import io
 import json
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -168,6 +170,17 @@ def test_pinned_workers_run_in_step_and_report_the_affinity_they_read_back(tiny,
     assert "affinity read back [1]" in (out / "logs" / "worker_1.out").read_text()
     assert (out / "logs" / "worker_0.err").exists()
     assert {r["workers"] for r in _csv(out)} == {"2"}
+
+
+def test_an_unknown_model_is_refused_from_the_catalog_without_importing_open_clip(tmp_path):
+    """The catalog knows every pretrained model: refusing one costs no open_clip import (about 50 s on a loaded
+    machine), measured by what the process imported, not by the clock."""
+    probe = ("import sys; from typer.testing import CliRunner; from openclip_benchmark.cli import app; "
+             "r = CliRunner().invoke(app, ['throughput', '-m', 'NotAModel:nothing', '--dry-run']); "
+             "print(r.exit_code, 'open_clip' in sys.modules, 'torch' in sys.modules); print(r.stderr)")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.stdout.splitlines()[0] == "2 False False", done.stdout + done.stderr
+    assert "error: unknown model 'NotAModel:nothing'" in done.stdout
 
 
 # ---------------------------------------------------------------- an embeddings endpoint on loopback
