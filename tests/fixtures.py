@@ -23,6 +23,7 @@ from openclip_benchmark.synthetic import (  # noqa: F401  (re-exported for the t
 )
 from openclip_benchmark.tasks import get_task
 
+HANG_S = 1800  # how long a subprocess or thread may run before a test calls it hung: a bound on hangs, never a speed
 SUITE_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog")
 SUITE_TASKS = {"imagenet1k": "zeroshot_classification", "voc2007_multilabel": "multilabel",
                "mscoco_captions": "zeroshot_retrieval"}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import make_classification_wds, make_retrieval_wds
+from fixtures import HANG_S, make_classification_wds, make_retrieval_wds
 from loopback_hub import COMMIT, Hub
 from openclip_benchmark.datasets import download
 from openclip_benchmark.datasets.download import TransientDownloadError, check_layout, dataset_source, download_dataset
@@ -196,7 +196,7 @@ def test_concurrent_callers_share_one_download(hub, tmp_path):
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=60)
+        t.join(timeout=HANG_S)
     assert not errors and len(results) == 3 and len(set(results)) == 1
     assert len(hub.gets()) == len(set(hub.gets()))  # each file fetched once
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from fixtures import make_classification_wds, make_tiny_model, sample_image
+from fixtures import HANG_S, make_classification_wds, make_tiny_model, sample_image
 from loopback_hub import Hub
 from openclip_benchmark.catalog import load_catalog, mapping_path
 from openclip_benchmark.cli import app
@@ -26,7 +26,7 @@ from openclip_benchmark.similarity import score, stats
 IMAGES = 12
 LONG = "long " * 90
 SETTINGS = dict(batch_size=5, num_workers=0, precision="fp32", heatmap_size=4, distractors=3, export_embeddings=True,
-                seed=7, timeout_s=120)
+                seed=7, timeout_s=HANG_S)
 
 
 def _bench(*args, code=0):

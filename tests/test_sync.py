@@ -12,7 +12,7 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
-from fixtures import synthetic_pairs, synthetic_result
+from fixtures import HANG_S, synthetic_pairs, synthetic_result
 from openclip_benchmark.storage.bundle import write_bundle
 from openclip_benchmark.cli import app
 from openclip_benchmark.catalog import load_catalog
@@ -222,7 +222,7 @@ def test_sync_missing_credentials_is_one_line(tmp_path):
         capture_output=True,
         text=True,
         env=env,
-        timeout=120,
+        timeout=HANG_S,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: no S3 credentials") and len(proc.stderr.strip().splitlines()) == 1

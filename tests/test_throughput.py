@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fixtures import make_classification_wds, make_retrieval_wds, make_tiny_model
+from fixtures import HANG_S, make_classification_wds, make_retrieval_wds, make_tiny_model
 from openclip_benchmark.catalog import load_catalog
 from openclip_benchmark.cli import app
 from openclip_benchmark.collect.parse import parse_results
@@ -178,7 +178,7 @@ def test_an_unknown_model_is_refused_from_the_catalog_without_importing_open_cli
     probe = ("import sys; from typer.testing import CliRunner; from openclip_benchmark.cli import app; "
              "r = CliRunner().invoke(app, ['throughput', '-m', 'NotAModel:nothing', '--dry-run']); "
              "print(r.exit_code, 'open_clip' in sys.modules, 'torch' in sys.modules); print(r.stderr)")
-    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=HANG_S)
     assert done.stdout.splitlines()[0] == "2 False False", done.stdout + done.stderr
     assert "error: unknown model 'NotAModel:nothing'" in done.stdout
 
@@ -188,7 +188,8 @@ def test_an_unknown_model_is_refused_from_the_catalog_without_importing_open_cli
 
 class EmbeddingServer(ThreadingHTTPServer):
     """OpenAI's POST /v1/embeddings with a tiny model's real embeddings; `script(n)` picks the n-th answer:
-    ok, slow (then ok), a status code, malformed JSON, or a URL to redirect to (302)."""
+    ok, slow (answered only when the server closes: past any client timeout, however loaded the machine), a status
+    code, malformed JSON, or a URL to redirect to (302)."""
 
     daemon_threads = True
 
@@ -199,7 +200,7 @@ class EmbeddingServer(ThreadingHTTPServer):
 
         self.loaded = load_model(model_ref, "", Preprocess(), "cpu", "fp32")
         self.script, self.key = script, key
-        self.lock = threading.Lock()
+        self.lock, self.closing = threading.Lock(), threading.Event()
         self.count, self.images, self.texts, self.auth = 0, 0, 0, set()
 
     @property
@@ -238,7 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
         if server.key and self.headers.get("Authorization") != f"Bearer {server.key}":
             answer = "401"
         if answer == "slow":
-            threading.Event().wait(1.5)
+            server.closing.wait(HANG_S)
         if answer.isdigit():
             return self._send(int(answer), b'{"error": "no"}')
         if answer.startswith("http"):
@@ -273,6 +274,7 @@ def serve(tiny):
 
     yield start
     for server in servers:
+        server.closing.set()
         server.shutdown()
         server.server_close()
 
@@ -287,7 +289,7 @@ def test_endpoint_counts_failed_requests_by_kind_and_measures_the_rest(serve, tm
     server = serve(_flaky, key="sekrit-4711")
     out = tmp_path / "tp"
     result = _throughput("-m", "tiny-clip", "--endpoint", server.url, "--mode", "text,image,pair", "--batch-sizes",
-                         "1,3", "--iters", "6", "--warmup", "0", "--concurrency", "2", "--timeout", "1",
+                         "1,3", "--iters", "6", "--warmup", "0", "--concurrency", "2", "--timeout", "3",
                          "--api-key-env", "TP_API_KEY", "--image-size", "40", "--out", str(out))
     assert result.exit_code == 0, result.output
     [run] = _runs(out)
