@@ -3,7 +3,7 @@
 `download_dataset` (huggingface_hub's `snapshot_download` underneath) fetches one webdataset split three times in this
 one run, after an untimed warm-up download: one file at a time, then 8 files at a time (the default,
 `download.MAX_PARALLEL`) into a fresh cache, then again into that cache, as a second pair on the same dataset would.
-The Hub is `openclip_benchmark.loopback_hub` on 127.0.0.1: every request waits a fixed latency (a round trip), every
+The Hub is `tests/loopback_hub.py` on 127.0.0.1: every request waits a fixed latency (a round trip), every
 file body is throttled per connection (as a CDN limits each connection). Each shard holds different bytes, so no file
 is a cached copy of another. It checks that both downloads hold the served bytes, each file fetched once, and that
 the cached call asks the server nothing.
@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from openclip_benchmark.datasets import download
-from openclip_benchmark.loopback_hub import Hub
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test doubles live there
+
+from loopback_hub import Hub  # noqa: E402
+from openclip_benchmark.datasets import download  # noqa: E402
 
 REPO = "clip-benchmark/wds_bench"
 SMOKE = dict(shards=4, shard_mib=0.25, mib_per_s=8.0, latency=0.02)

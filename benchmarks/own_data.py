@@ -1,6 +1,6 @@
 """Your own data: `dataset add` (img2dataset underneath) against a plain sequential `requests` loop, side by side.
 
-Both fetch the same N distinct PNGs from `openclip_benchmark.loopback_images` on 127.0.0.1, which waits a fixed
+Both fetch the same N distinct PNGs from `tests/loopback_images.py` on 127.0.0.1, which waits a fixed
 latency before every answer (a round trip to a web host). `dataset add` is timed whole: reading the table, starting
 img2dataset's processes, downloading, checking every body and writing the webdataset; the loop only downloads.
 It checks that both got every image and that a second `dataset add` asks the server nothing.
@@ -19,15 +19,18 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from openclip_benchmark.catalog import load_catalog
-from openclip_benchmark.datasets.captions import FetchOptions, build_caption_dataset, fetch_processes
-from openclip_benchmark.loopback_images import ImageHost
-from openclip_benchmark.pipeline.similarity import Source, similarity
-from openclip_benchmark.synthetic import make_tiny_model, sample_image
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test doubles live there
+
+from fixtures import make_tiny_model, sample_image  # noqa: E402
+from loopback_images import ImageHost  # noqa: E402
+from openclip_benchmark.catalog import load_catalog  # noqa: E402
+from openclip_benchmark.datasets.captions import FetchOptions, build_caption_dataset, fetch_processes  # noqa: E402
+from openclip_benchmark.pipeline.similarity import Source, similarity  # noqa: E402
 
 
 def sequential(urls: list[str]) -> float:
@@ -77,7 +80,8 @@ def main() -> None:
         table = Path(tmp) / "data.csv"
         with open(table, "w", newline="") as fh:
             csv.writer(fh).writerows([("url", "caption"), *((u, f"picture {i}") for i, u in enumerate(urls))])
-        options = FetchOptions(processes=args.processes, threads=args.threads, retries=0)
+        options = FetchOptions(processes=args.processes, threads=args.threads, retries=0,
+                               allow_private_urls=True)  # the host is on loopback
         started = time.perf_counter()
         built = build_caption_dataset("bench", table, Path(tmp) / "datasets", options=options)
         ours = time.perf_counter() - started

@@ -29,6 +29,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test doubles live there
 BIN = Path(sys.executable).parent
 
 
@@ -127,7 +128,7 @@ def upload_shards(store, pairs, per_shard: int) -> int:
     from openclip_benchmark.storage.bundle import write_bundle
     from openclip_benchmark.core.jsonio import dumps_strict
     from openclip_benchmark.storage.layout import result_key
-    from openclip_benchmark.synthetic import synthetic_result
+    from fixtures import synthetic_result
 
     def shard(start: int) -> None:
         written = {}
@@ -158,7 +159,7 @@ def main() -> None:
     import boto3
     from openclip_benchmark.storage.layout import BUNDLE_PREFIX
     from openclip_benchmark.storage.store import S3Store
-    from openclip_benchmark.synthetic import synthetic_pairs
+    from fixtures import synthetic_pairs
 
     port = free_port()
     server = start_moto(port)

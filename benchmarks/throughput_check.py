@@ -9,7 +9,8 @@
    per core) against one unpinned process using all the threads, same sweep; the ratio of aggregate samples/s.
 
 Run: uv run python benchmarks/throughput_check.py [--model ViT-B-32] [--batch-size 16] [--rounds 3]
-     uv run python benchmarks/throughput_check.py --smoke     # a tiny model, a few batches: that it all runs
+     uv run python benchmarks/throughput_check.py --smoke     # a tiny model, a few batches, one pinned worker:
+                                                               # that it all runs (its CPU goes to imports)
 """
 
 from __future__ import annotations
@@ -74,16 +75,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="math threads of both sides of the first check")
     parser.add_argument("--processes", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--smoke", action="store_true", help="a tiny local model, one round of a few batches")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a tiny local model, one round of a few batches, one pinned worker")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model
-        if args.smoke:
+        if args.smoke:  # every process imports torch and open_clip: one worker, not one per core of the machine
             sys.path.insert(0, str(ROOT))
             from openclip_benchmark.synthetic import make_tiny_model
 
             model = make_tiny_model(tmp, "tiny")
-            args.iters, args.warmup, args.rounds, args.batch_size = 5, 2, 1, 8
+            args.iters, args.warmup, args.rounds, args.batch_size, args.processes = 5, 2, 1, 8, 1
         out = Path(tmp) / "throughput"
         plain, command = [], []
         for _ in range(args.rounds):  # interleaved, so that a busy neighbour slows both alike

@@ -82,6 +82,8 @@ def load_model(model: str, pretrained: str, preprocess: Preprocess, device: str,
     """An OpenCLIP model (tag, `local-dir:`, `hf-hub:` or checkpoint path) with the preprocessing overrides applied."""
     import open_clip
 
+    if model.startswith("hf-hub:"):  # fetched first: open_clip goes on with random weights when this download fails
+        open_clip.pretrained.download_pretrained_from_hf(model.removeprefix("hf-hub:"), cache_dir=cache_dir)
     net, _, transform = open_clip.create_model_and_transforms(
         model,
         pretrained=pretrained or None,

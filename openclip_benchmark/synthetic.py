@@ -1,25 +1,22 @@
-"""Tiny, deterministic stand-ins for real benchmark data, models and results, made on the spot (nothing is downloaded).
+"""Tiny, deterministic stand-ins for real benchmark data and models, made on the spot (nothing is downloaded): what
+`benchmark demo` runs on (the tests and benchmarks build from here too; their own doubles live under tests/).
 
-The demo, the tests and the benchmarks all build from here. Datasets are written in clip_benchmark's webdataset
-layout (`wds_<name>/test/{0..N-1}.tar`, `nshards.txt`, `classnames.txt`, `zeroshot_classification_templates.txt`,
-`dataset_type.txt`), so the real `clip_benchmark eval --dataset wds/<name>` reads them exactly as it reads the
-Hugging Face copies; models are saved in open_clip's `local-dir:` layout; result records are valid, not evaluated.
-Above core only: PIL, numpy, torch and open_clip are imported by the builders that need them.
+Datasets are written in clip_benchmark's webdataset layout (`wds_<name>/test/{0..N-1}.tar`, `nshards.txt`,
+`classnames.txt`, `zeroshot_classification_templates.txt`, `dataset_type.txt`), so the real
+`clip_benchmark eval --dataset wds/<name>` reads them exactly as it reads the Hugging Face copies; models are saved in
+open_clip's `local-dir:` layout. Above core only: PIL, numpy, torch and open_clip are imported by the builders that
+need them.
 """
 
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import random
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .core.pair import Pair, Preprocess
 from .core.wds import write_shards
-from .core.records import make_result
-from .tasks import get_task
 
 TEMPLATES = ("a photo of a {c}.", "a blurry photo of the {c}.", "itap of a {c}.")
 WORDS = ("red", "blue", "small", "large", "striped", "dotted", "bright", "dark", "round", "square", "old", "new")
@@ -28,11 +25,11 @@ NOUNS = ("cat", "dog", "bird", "car", "tree", "boat", "house", "flower")
 # ---------------------------------------------------------------- webdatasets and models
 
 
-def _image_png(rng: random.Random, size: int, tint: tuple[int, int, int]) -> bytes:
+def image_png(rng: random.Random, size: int, colour: tuple[int, int, int]) -> bytes:
     """A noisy, tinted image with a few rectangles: different per sample, loosely tied to its label."""
     from PIL import Image, ImageDraw
 
-    noise = bytes(min(255, max(0, t + rng.randint(-60, 60))) for _ in range(size * size) for t in tint)
+    noise = bytes(min(255, max(0, t + rng.randint(-60, 60))) for _ in range(size * size) for t in colour)
     img = Image.frombytes("RGB", (size, size), noise)
     draw = ImageDraw.Draw(img)
     for _ in range(3):
@@ -44,12 +41,8 @@ def _image_png(rng: random.Random, size: int, tint: tuple[int, int, int]) -> byt
     return buf.getvalue()
 
 
-def sample_image(index: int, size: int = 32) -> bytes:
-    """A PNG of its own for each index: the images a loopback image host serves for captions."""
-    return _image_png(random.Random(index), size, _tint(index % len(NOUNS), len(NOUNS)))
-
-
-def _tint(index: int, count: int) -> tuple[int, int, int]:
+def tint(index: int, count: int) -> tuple[int, int, int]:
+    """The colour of label `index` of `count`: evenly spaced hues."""
     import colorsys
 
     r, g, b = colorsys.hsv_to_rgb(index / max(count, 1), 0.7, 0.8)
@@ -85,7 +78,7 @@ def make_classification_wds(
 
     def sample(rng: random.Random, i: int) -> dict[str, bytes]:
         label = i % len(classes) if i < len(classes) else rng.randrange(len(classes))
-        return {"png": _image_png(rng, image_size, _tint(label, len(classes))), "cls": str(label).encode()}
+        return {"png": image_png(rng, image_size, tint(label, len(classes))), "cls": str(label).encode()}
 
     files = {"classnames.txt": classes, "zeroshot_classification_templates.txt": templates}
     return _write_dataset(root, name, n, shards, seed, sample, files)
@@ -110,7 +103,7 @@ def make_multilabel_wds(
             hot[k] = 1
         buf = io.BytesIO()
         np.save(buf, hot)
-        return {"png": _image_png(rng, image_size, _tint(int(hot.argmax()), len(classes))), "npy": buf.getvalue()}
+        return {"png": image_png(rng, image_size, tint(int(hot.argmax()), len(classes))), "npy": buf.getvalue()}
 
     files = {"classnames.txt": classes, "zeroshot_classification_templates.txt": templates,
              "dataset_type.txt": ["multilabel"]}
@@ -131,7 +124,7 @@ def make_retrieval_wds(
     def sample(rng: random.Random, i: int) -> dict[str, bytes]:
         noun = NOUNS[i % len(NOUNS)]
         captions = [f"a {rng.choice(WORDS)} {rng.choice(WORDS)} {noun} number {i} {j}" for j in range(captions_per_image)]
-        png = _image_png(rng, image_size, _tint(i % len(NOUNS), len(NOUNS)))
+        png = image_png(rng, image_size, tint(i % len(NOUNS), len(NOUNS)))
         return {"png": png, "txt": "\n".join(captions).encode()}
 
     return _write_dataset(root, name, n, shards, seed, sample, {"dataset_type.txt": ["retrieval"]})
@@ -178,54 +171,3 @@ def make_tiny_model(
     config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
     (folder / "open_clip_config.json").write_text(json.dumps(config, indent=2))
     return f"local-dir:{folder}"
-
-
-# ---------------------------------------------------------------- result records
-
-RESULT_MODELS = (
-    ("ViT-B-32", "openai"),
-    ("ViT-B-32", "laion2b_s34b_b79k"),
-    ("ViT-B-16", "openai"),
-    ("ViT-B-16", "laion2b_s34b_b88k"),
-    ("ViT-L-14", "openai"),
-    ("ViT-L-14", "laion2b_s32b_b82k"),
-    ("RN50", "openai"),
-    ("convnext_base_w", "laion2b_s13b_b82k"),
-)
-RESULT_DATASETS = {
-    **dict.fromkeys(("cifar10", "cifar100", "imagenet1k", "imagenetv2", "imagenet-r", "stl10", "dtd", "eurosat",
-                     "gtsrb", "pets"), "zeroshot_classification"),
-    "mscoco_captions": "zeroshot_retrieval",
-    "flickr30k": "zeroshot_retrieval",
-    "voc2007_multilabel": "multilabel",
-}
-
-
-def synthetic_pairs(n: int) -> list[Pair]:
-    """n distinct pairs over real model and dataset names (resolution overrides make as many as needed)."""
-    pairs = []
-    for size in itertools.chain([None], itertools.count(160, 32)):
-        for model, pretrained in RESULT_MODELS:
-            for dataset, task in RESULT_DATASETS.items():
-                pairs.append(Pair(model, pretrained, dataset, task=task, preprocess=Preprocess(image_size=size)))
-                if len(pairs) == n:
-                    return pairs
-
-
-def synthetic_result(pair: Pair, seed: int = 0) -> dict:
-    """A valid result record with plausible metrics and run data (not evaluated)."""
-    rng = random.Random(f"{pair.id}-{seed}")
-    metrics = {name: rng.random() for name in get_task(pair.task).metrics}
-    seconds = 30 + 300 * rng.random()
-    run = {
-        "started": "2026-11-20T10:00:00+00:00",
-        "finished": f"2026-11-20T10:{seed % 60:02d}:00+00:00",
-        "seconds": seconds,
-        "images_per_s": 10000 / seconds,
-        "device": "cuda",
-        "gpu_name": "NVIDIA A10G",
-        "precision": "amp",
-        "batch_size": 64,
-        "shard_id": f"shard-{rng.randrange(50):03d}",
-    }
-    return make_result(pair, metrics, run)

@@ -18,7 +18,7 @@ from pathlib import Path
 from . import evaluate
 from .catalog import DatasetSpec, datasets_from_json
 from .storage.bundle import write_bundle
-from .datasets.download import ensure_dataset
+from .datasets.download import TransientDownloadError, ensure_dataset, retry_reason
 from .core.errors import BenchmarkError
 from .core.jsonio import dumps_strict
 from .core.manifest import SIMILARITY, Manifest
@@ -142,7 +142,7 @@ class _ShardRun:
                 try:
                     loaded = evaluate.load_model(model, pretrained, preprocess, device, precision, self._model_cache())
                 except Exception as exc:  # a model that cannot load fails its pairs, not the shard
-                    self._fail(pairs, exc, stage="load_model")
+                    self._fail(pairs, _transient_download(exc, pairs[0]), stage="load_model")
                     continue
                 cache = self.caches.setdefault(loaded.text_key, evaluate.ClassifierCache())
                 by_dataset: dict[str, list[Pair]] = {}
@@ -268,6 +268,18 @@ class _ShardRun:
 
     def _model_cache(self) -> str:
         return str(Path(self.settings.cache_dir).expanduser() / "models")
+
+
+def _transient_download(exc: Exception, pair: Pair) -> Exception:
+    """A weights download that the Hub or the network failed (a 429, a 5xx, no connection) as the transient error
+    it is, so the shard ends with the transient code and its failure records say so; anything else as it is."""
+    why = retry_reason(exc)
+    if why is None:
+        return exc
+    transient = TransientDownloadError(f"the weights of {_model_label(pair)} could not be downloaded ({why}); "
+                                       "a retry may succeed")
+    transient.__cause__ = exc  # the failure record's traceback shows what the Hub or the network said
+    return transient
 
 
 def _progress(show: bool):

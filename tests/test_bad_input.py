@@ -1,91 +1,36 @@
-"""The error boundary as a corpus: every bad input, on every command, is one `error:` line and exit 2 (or the
-documented code), never a traceback, and leaves the working folder's files as they were. A new command or option
-that lets an exception through, or writes before it refuses, fails here."""
+"""The error boundary as a corpus (`bad_inputs.txt`): every bad input, on every command, is one `error:` line and
+exit 2, never a traceback, and leaves the working folder's files as they were. A new command or option that lets an
+exception through, or writes before it refuses, fails here."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shlex
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from openclip_benchmark.catalog import mapping_path
 from openclip_benchmark.cli import app
 
-M, D = ["-m", "ViT-B-32:openai"], ["-d", "cifar10"]
-RUN = ["run", *M, *D]
+CORPUS = Path(__file__).with_name("bad_inputs.txt")
 
-CASES: list[tuple[str, list[str]]] = [
-    ("unknown command", ["no-such-command"]),
-    ("unknown global option", ["--bogus"]),
-    ("unknown option", ["status", "--bogus"]),
-    ("run: batch size 0", [*RUN, "--batch-size", "0"]),
-    ("run: no --models", ["run", *D]),
-    ("run: negative workers", [*RUN, "--num-workers", "-1"]),
-    ("run: unknown model", ["run", "-m", "NotAModel:nothing", *D]),
-    ("run: unknown dataset", ["run", *M, "-d", "no_such_dataset"]),
-    ("run: unknown precision", [*RUN, "--precision", "fp8"]),
-    ("run: image size not a number", [*RUN, "--image-size", "abc"]),
-    ("run: image size out of range", [*RUN, "--image-size", "8"]),
-    ("run: mean of two numbers", [*RUN, "--mean", "0.1,0.2"]),
-    ("run: unknown interpolation", [*RUN, "--interpolation", "nearest"]),
-    ("run: store prefix with ..", [*RUN, "--store", "s3://bkt/../x"]),
-    ("run: unsupported store", [*RUN, "--store", "ftp://host/x"]),
-    ("init: glob matches no model", ["init", "-m", "NoSuch-*"]),
-    ("init: unknown dataset", ["init", "-d", "no_such_dataset"]),
-    ("init: unknown language", ["init", *M, *D, "-l", "xx"]),
-    ("init: --reset with no terminal", ["init", *M, *D, "--reset"]),
-    ("init: missing mapping", ["init", "--dataset-mapping", "missing.json"]),
-    ("init: mapping not JSON", ["init", "--dataset-mapping", "bad.json"]),
-    ("status: missing tracker", ["status", "--no-queue", "--tracker", "missing.csv"]),
-    ("status: tracker is a folder", ["status", "--no-queue", "--tracker", "folder.csv"]),
-    ("status: malformed tracker", ["status", "--no-queue", "--tracker", "bad.csv"]),
-    ("plan: batch size 0", ["plan", "--batch-size", "0"]),
-    ("plan: target under 5 minutes", ["plan", "--target-minutes", "1"]),
-    ("plan: missing price table", ["plan", "--prices", "missing.json"]),
-    ("plan: tracker is a folder", ["plan", "--tracker", "folder.csv"]),
-    ("launch: negative budget", ["launch", "--dry-run", "--budget", "-1"]),
-    ("launch: budget below every shard", ["launch", "--dry-run", "--budget", "0.0001"]),
-    ("launch: budget below every shard, local", ["launch", "--dry-run", "--backend", "local", "--budget", "0.0001"]),
-    ("launch: unknown backend", ["launch", "--dry-run", "--backend", "nope"]),
-    ("launch: pool with the local backend", ["launch", "--dry-run", "--backend", "local", "--pool", "p"]),
-    ("launch: no jobs allowed", ["launch", "--dry-run", "--max-jobs", "0"]),
-    ("sync: no store", ["sync"]),
-    ("sync: store prefix with ..", ["sync", "--store", "s3://bkt/../x"]),
-    ("sync: no bucket", ["sync", "--store", "s3://"]),
-    ("sync: unsupported store", ["sync", "--store", "http://host/x"]),
-    ("sync: no workers", ["sync", "--store", "elsewhere", "--workers", "0"]),
-    ("parse: missing results folder", ["parse", "--results", "no_results"]),
-    ("worker: missing manifest", ["worker", "--manifest", "missing.json"]),
-    ("worker: manifest not a manifest", ["worker", "--manifest", "bad.json"]),
-    ("worker: manifest URL without a key", ["worker", "--manifest", "s3://bucket"]),
-    ("models: unknown model", ["models", "NoSuchModel"]),
-    ("datasets: unknown dataset", ["datasets", "no_such_dataset"]),
-    ("prices: missing price table", ["prices", "--prices", "missing.json"]),
-    ("demo: too few images", ["demo", "--workdir", "fresh_demo", "--images", "3"]),
-    ("demo: a folder it did not make", ["demo", "--workdir", "keep"]),
-    ("interactive: autostop of 0 minutes", ["interactive", "up", "--idle-minutes", "0"]),
-    ("pool up: no name", ["pool", "up"]),
-    ("throughput: unknown model", ["throughput", "-m", "NotAModel:nothing"]),
-    ("throughput: batch size 0", ["throughput", *M, "--batch-sizes", "0"]),
-    ("throughput: negative batch size", ["throughput", *M, "--batch-sizes", "8,-1"]),
-    ("throughput: empty batch size list", ["throughput", *M, "--batch-sizes", ","]),
-    ("throughput: batch size not a number", ["throughput", *M, "--batch-sizes", "8,big"]),
-    ("throughput: unknown mode", ["throughput", *M, "--mode", "video"]),
-    ("throughput: unknown precision", ["throughput", *M, "--precision", "fp8"]),
-    ("throughput: both --iters and --seconds", ["throughput", *M, "--iters", "3", "--seconds", "1"]),
-    ("throughput: cores that do not exist", ["throughput", *M, "--cores", "4096"]),
-    ("throughput: cores not a range", ["throughput", *M, "--cores", "3-1"]),
-    ("throughput: more processes than cores", ["throughput", *M, "--processes", "4097"]),
-    ("throughput: no processes", ["throughput", *M, "--processes", "0"]),
-    ("throughput: unknown dataset source", ["throughput", *M, "--source", "no_such_dataset"]),
-    ("throughput: unreachable endpoint", ["throughput", "-m", "clip", "--endpoint", "http://127.0.0.1:9/v1",
-                                          "--mode", "text", "--batch-sizes", "1"]),
-    ("throughput: endpoint not http", ["throughput", "-m", "clip", "--endpoint", "ftp://host/v1"]),
-    ("throughput: API key variable unset", ["throughput", "-m", "clip", "--endpoint", "http://127.0.0.1:9/v1",
-                                            "--api-key-env", "NO_SUCH_KEY_VARIABLE"]),
-]
+
+def _cases() -> list[tuple[str, list[str]]]:
+    """`name | arguments` per line of the corpus file (shell words), comments and blank lines aside."""
+    cases = []
+    for line in CORPUS.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, args = line.partition(" | ")
+            words = [str(mapping_path()) if word == "{shipped_mapping}" else word for word in shlex.split(args)]
+            cases.append((name, words))
+    return cases
+
+
+CASES = _cases()
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
@@ -108,7 +53,7 @@ def workdir(tmp_path_factory):
     old = os.getcwd()
     os.chdir(folder)
     try:
-        made = runner.invoke(app, ["init", *M, "-d", "cifar10,mscoco_captions"])
+        made = runner.invoke(app, ["init", "-m", "ViT-B-32:openai", "-d", "cifar10,mscoco_captions"])
         assert made.exit_code == 0, made.output
     finally:
         os.chdir(old)
@@ -118,7 +63,37 @@ def workdir(tmp_path_factory):
     (folder / "keep").mkdir()
     (folder / "keep" / "notes.txt").write_text("mine")
     (folder / "elsewhere").mkdir()
+    _own_data_inputs(folder)
     return folder
+
+
+def _own_data_inputs(folder: Path) -> None:
+    """Tables, metric files and dataset mappings as a user (or someone who shares a mapping) may hand them over."""
+    (folder / "a_file").write_text("not a folder")
+    (folder / "table.csv").write_text("url,caption\nhttp://127.0.0.1:9/a.png,a photo\n")
+    (folder / "latin1.csv").write_bytes("url,caption\nhttp://127.0.0.1:9/a.png,caf\xe9\n".encode("latin-1"))
+    (folder / "empty.csv").write_text("")
+    (folder / "header.csv").write_text("url,caption\n")
+    (folder / "bad.parquet").write_text("not parquet")
+    (folder / "metrics_latin1").mkdir()
+    (folder / "metrics_latin1" / "leaderboard.csv").write_bytes(b"model,cifar10\nViT-B-32,\xff\xfe\n")
+    (folder / "no_results_here").mkdir()
+    (folder / "victim").mkdir()
+    (folder / "victim" / "precious.txt").write_text("keep me")
+    (folder / "own" / "wds_a").mkdir(parents=True)
+    own = dict(task="zeroshot_retrieval", size=1, captions_per_image=1, metric="image_retrieval_recall@5",
+               collections=["own"])
+    entries = {
+        "climbing_key.json": ("a/../../victim", dict(own, wds_name="wds_a", url=(folder / "own" / "wds_a").as_uri())),
+        "climbing_url.json": ("mine", dict(own, wds_name="wds_mine", url=(folder / "own").as_uri() + "/../victim")),
+        "path_wds_name.json": ("mine", dict(own, wds_name="../victim", url=(folder / "own" / "wds_a").as_uri())),
+        "outside_root.json": ("victim", dict(own, wds_name="wds_victim", url=(folder / "victim").as_uri())),
+        "own_mapping.json": ("mine", dict(own, wds_name="wds_mine", url=(folder / "own" / "wds_mine").as_uri())),
+    }
+    for name, (key, entry) in entries.items():
+        data = json.loads(mapping_path().read_text())
+        data["datasets"][key] = entry
+        (folder / name).write_text(json.dumps(data))
 
 
 @pytest.mark.parametrize("name,args", CASES, ids=[c[0] for c in CASES])

@@ -29,7 +29,8 @@ from openclip_benchmark.core.wds import write_shards
 from openclip_benchmark.datasets.winogavil import write_winogavil
 from openclip_benchmark.storage.layout import failure_key, result_key
 from openclip_benchmark.storage.store import open_store
-from openclip_benchmark.synthetic import TEMPLATES, make_tiny_model, sample_image
+from fixtures import sample_image
+from openclip_benchmark.synthetic import TEMPLATES, make_tiny_model
 from openclip_benchmark.tasks import fairness, wilds_classification, winogavil
 from openclip_benchmark.tasks.statistics import draw_indices
 from openclip_benchmark.worker import run_shard

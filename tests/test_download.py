@@ -1,6 +1,6 @@
 """Dataset download: the real huggingface_hub against a Hub-like HTTP server on 127.0.0.1 serving a fixture webdataset.
 
-The server (`openclip_benchmark.loopback_hub`) answers what huggingface_hub calls: the dataset info API, HEAD and GET
+The server (`tests/loopback_hub.py`) answers what huggingface_hub calls: the dataset info API, HEAD and GET
 on `resolve/` (X-Repo-Commit, ETag, and for LFS files X-Linked-Etag / X-Linked-Size and a redirect to a CDN on another
 port), with Range and faults.
 """
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import make_classification_wds, make_retrieval_wds
+from fixtures import HANG_S, make_classification_wds, make_retrieval_wds
+from loopback_hub import COMMIT, Hub
 from openclip_benchmark.datasets import download
 from openclip_benchmark.datasets.download import TransientDownloadError, check_layout, dataset_source, download_dataset
 from openclip_benchmark.core.errors import BenchmarkError
-from openclip_benchmark.loopback_hub import COMMIT, Hub
 from openclip_benchmark.storage.store import TRANSIENT_EXIT_CODE
 
 REPO = "clip-benchmark/wds_fixture_cls"
@@ -196,7 +196,7 @@ def test_concurrent_callers_share_one_download(hub, tmp_path):
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=60)
+        t.join(timeout=HANG_S)
     assert not errors and len(results) == 3 and len(set(results)) == 1
     assert len(hub.gets()) == len(set(hub.gets()))  # each file fetched once
 

@@ -7,7 +7,7 @@ import uuid
 
 from typer.testing import CliRunner
 
-from fixtures import make_classification_wds, make_retrieval_wds, make_tiny_model
+from fixtures import HANG_S, make_classification_wds, make_retrieval_wds, make_tiny_model
 from openclip_benchmark.cli import app
 from openclip_benchmark.core.manifest import Manifest
 from openclip_benchmark.core.pair import Pair
@@ -87,7 +87,7 @@ def test_bad_plan_input_is_one_line_and_a_non_zero_exit(tmp_path):
         (["launch", "--dry-run", "--clouds", "lambda"], "error: no spot price"),
         (["plan", "--tracker", "missing.csv"], "error: missing.csv does not exist"),
     ):
-        done = subprocess.run([str(exe), *args], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        done = subprocess.run([str(exe), *args], cwd=tmp_path, capture_output=True, text=True, timeout=HANG_S)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert done.stderr.startswith(message) and done.stderr.count("\n") == 1, done.stderr
         assert "Traceback" not in done.stdout + done.stderr

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from fixtures import HANG_S
 from openclip_benchmark import catalog
 from openclip_benchmark.planning import plan
 from openclip_benchmark.planning.cost import ModelIndex
@@ -503,7 +504,7 @@ def test_an_installed_wheel_renders_a_job_from_its_packaged_configs(tmp_path):
         pytest.skip("uv is needed to build the wheel")
     root = Path(__file__).resolve().parents[1]
     built = subprocess.run([uv, "build", "--wheel", "--offline", "-o", str(tmp_path / "dist")], cwd=root,
-                           capture_output=True, text=True, timeout=300)
+                           capture_output=True, text=True, timeout=HANG_S)
     assert built.returncode == 0, built.stderr
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     zipfile.ZipFile(wheel).extractall(tmp_path / "site")
@@ -516,7 +517,7 @@ def test_an_installed_wheel_renders_a_job_from_its_packaged_configs(tmp_path):
         "print(task.name)\n"
     )
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": f"{tmp_path / 'site'}:{Path(__file__).parent}"}
-    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=HANG_S, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().startswith("ocb-shard-")
 

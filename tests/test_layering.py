@@ -14,8 +14,8 @@ import openclip_benchmark
 
 PACKAGE = "openclip_benchmark"
 ROOT = Path(openclip_benchmark.__file__).parent
-LAYERS = ("core tasks catalog synthetic loopback_hub loopback_images planning schemas storage datasets tracker evaluate "
-          "similarity worker throughput backends collect pipeline demo cli").split()
+LAYERS = ("core tasks catalog synthetic planning schemas storage datasets tracker evaluate similarity worker "
+          "throughput backends collect pipeline demo cli").split()
 PURE = ("core/", "catalog/__init__.py", "planning/", "tasks/__init__.py", "tracker.py", "storage/layout.py",
         "throughput/settings.py", "throughput/records.py", "similarity/stats.py")
 NETWORK_OR_HEAVY = ("torch", "sky", "boto3", "botocore", "open_clip", "clip_benchmark", "requests", "urllib.request",

@@ -14,11 +14,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from fixtures import make_classification_wds, make_tiny_model
 from openclip_benchmark.catalog import mapping_path
 from openclip_benchmark.cli import app
 from openclip_benchmark.core.manifest import Manifest
 from openclip_benchmark.storage.store import LocalStore
-from openclip_benchmark.synthetic import make_classification_wds, make_tiny_model
 from openclip_benchmark.tracker import Tracker
 from openclip_benchmark.worker import dataset_specs
 

@@ -6,21 +6,28 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import urllib.error
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from fixtures import make_tiny_model, sample_image
+from loopback_images import ImageHost
+from openclip_benchmark.catalog import mapping_path
 from openclip_benchmark.cli import app
-from openclip_benchmark.datasets.captions import fetch_processes
-from openclip_benchmark.loopback_images import ImageHost
-from openclip_benchmark.synthetic import make_tiny_model, sample_image
+from openclip_benchmark.core.errors import BenchmarkError
+from openclip_benchmark.datasets import public_urls
+from openclip_benchmark.datasets.captions import fetch_processes, remove_caption_dataset, remove_inside
 
 GOOD = 12  # recall@10 needs at least 10 images
 FAULTS = {"/missing": "http 404", "/slow": "timeout", "/page": "html, not an image", "/huge": "over --max-bytes",
           "/loop": "redirect loop", "/corrupt": "corrupt image"}
-FAST = ["--processes", "1", "--threads", "16", "--timeout", "1", "--retries", "0", "--max-bytes", "200000",
-        "--shard-size", "5"]
+# a timeout far above a loopback answer's time on a loaded machine (`/slow` answers only when the host closes)
+FAST = ["--processes", "1", "--threads", "16", "--timeout", "3", "--retries", "0", "--max-bytes", "200000",
+        "--shard-size", "5", "--allow-private-urls"]  # the image host is on loopback
 
 
 def _bench(*args, code=0):
@@ -32,12 +39,14 @@ def _bench(*args, code=0):
 @pytest.fixture(scope="module")
 def added(tmp_path_factory):
     root = tmp_path_factory.mktemp("own")
-    with ImageHost({f"{i}.png": sample_image(i) for i in range(GOOD)}, slow_s=3, huge_bytes=300_000) as host:
+    images = {f"{i}.png": sample_image(i) for i in range(GOOD)}
+    with pytest.MonkeyPatch.context() as env, ImageHost(images, huge_bytes=300_000) as host:
         rows = [(host.image_url(f"{i}.png"), f"photo {i} of the set") for i in range(GOOD)]
         rows += [(host.image_url("0.png"), "another caption of photo 0")] * 2  # the second is a duplicate row
         rows += [(host.url(path), f"fault {path}") for path in FAULTS]
         rows += [("  ", "a blank url"), (host.image_url("1.png"), " "), ("ftp://example.org/a.png", "not http"),
                  (host.image_url("2.png"), "long " * 90)]
+        env.setenv("TMPDIR", str(tmp_path_factory.mktemp("tmpdir")))  # img2dataset's processes inherit it
         table = root / "data.csv"
         with open(table, "w", newline="", encoding="utf-8") as fh:
             csv.writer(fh).writerows([("image", "text"), *rows])
@@ -49,7 +58,8 @@ def added(tmp_path_factory):
         tars = {p.name: p.stat().st_mtime_ns for p in (root / "datasets" / "wds_mine" / "test").iterdir()}
         second = _bench(*args)
         requests_second = {k: v - requests_first.get(k, 0) for k, v in host.requests.items()}
-    return dict(root=root, mapping=mapping, first=first, second=second, tars=tars,
+        left_in_tmpdir = sorted(p.name for p in Path(os.environ["TMPDIR"]).iterdir())
+    return dict(root=root, mapping=mapping, first=first, second=second, tars=tars, left_in_tmpdir=left_in_tmpdir,
                 requests_second={k: v for k, v in requests_second.items() if v})
 
 
@@ -68,6 +78,10 @@ def test_every_fault_is_a_row_error_with_its_reason(added):
     for reason in FAULTS.values():
         assert reason in added["first"]
     assert f"{GOOD + 2} ok" in added["first"] and "1 captions longer than 77 tokens" in added["first"]
+
+
+def test_nothing_is_left_in_tmpdir(added):
+    assert added["left_in_tmpdir"] == []  # wandb's folders (img2dataset imports it) went with the run's work folder
 
 
 def test_clip_benchmark_reads_the_webdataset_with_captions_grouped(added):
@@ -137,7 +151,7 @@ def test_similarity_csv_adds_the_set_then_remove_drops_entry_and_files(tmp_path)
         (tmp_path / "t.tsv").write_text("url\tcaption\n" + "".join(
             f"{host.image_url(f'{i}.png')}\tpicture {i}\n" for i in range(2)))
         _bench("similarity", "-m", model, "--csv", str(tmp_path / "t.tsv"), "--name", "two", "--root",
-               str(tmp_path / "d"), "--out", str(tmp_path / "sim"), "--num-workers", "0")
+               str(tmp_path / "d"), "--out", str(tmp_path / "sim"), "--num-workers", "0", "--allow-private-urls")
         urls = [host.image_url(f"{i}.png") for i in range(2)]
     assert pd.read_csv(tmp_path / "sim" / "similarity_results.csv")["url"].tolist() == urls
     summary = pd.read_csv(tmp_path / "sim" / "similarity_summary.csv", keep_default_na=False)
@@ -174,3 +188,109 @@ def test_small_tables_fetch_on_one_process_and_large_ones_on_up_to_four(monkeypa
     assert [fetch_processes(n) for n in (0, 1, 5000, 5001, 15000, 10**6)] == [1, 1, 1, 2, 3, 4]
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     assert fetch_processes(10**6) == 2
+
+
+# ---------------------------------------------------------------- safety: removal, order of checks, addresses
+
+
+def _mapping_with(path, name: str, folder, wds_name: str = "wds_x") -> None:
+    """A mapping someone else wrote (or shared through BENCHMARK_DATASETS): the catalog plus one entry of your own."""
+    data = json.loads(mapping_path().read_text())
+    data["datasets"][name] = {"wds_name": wds_name, "url": folder.as_uri(), "task": "zeroshot_retrieval", "size": 1,
+                              "captions_per_image": 1, "metric": "image_retrieval_recall@5", "collections": ["own"]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def _precious(folder):
+    folder.mkdir(parents=True)
+    (folder / "precious.txt").write_text("keep me")
+    return folder
+
+
+def test_remove_never_deletes_outside_the_datasets_root(tmp_path):
+    root = tmp_path / "datasets"
+    (root / "wds_a").mkdir(parents=True)
+    victim = _precious(tmp_path / "victim")
+    mapping = root / "dataset_mapping.json"
+    _mapping_with(mapping, "a/../../victim", root / "wds_a")  # a key that climbs out of the root
+    out = _bench("dataset", "remove", "a/../../victim", "--root", str(root), code=2)
+    assert out.startswith("error: ") and "'a/../../victim' is not a relative name" in out and out.count("\n") == 1
+    assert "is not a relative name" in _bench("datasets", "--dataset-mapping", str(mapping), code=2)  # every reader
+    outside = _precious(tmp_path / "wds_mine")  # a safe key whose folder is not in the root
+    _mapping_with(mapping, "mine", outside, wds_name="wds_mine")
+    out = _bench("dataset", "remove", "mine", "--root", str(root), code=2)
+    assert "not in the datasets root" in out and "mine" in json.loads(mapping.read_text())["datasets"]
+    assert (victim / "precious.txt").read_text() == (outside / "precious.txt").read_text() == "keep me"
+
+
+def test_the_removal_helper_refuses_a_link_out_of_the_root(tmp_path):
+    root, victim = tmp_path / "datasets", _precious(tmp_path / "victim")
+    root.mkdir()
+    (root / "wds_x").symlink_to(victim, target_is_directory=True)
+    with pytest.raises(BenchmarkError, match="not inside the datasets root"):
+        remove_caption_dataset("x", root)
+    with pytest.raises(BenchmarkError, match="not inside the datasets root"):
+        remove_inside(root, root)
+    assert (victim / "precious.txt").is_file()
+
+
+def test_a_refused_remove_writes_nothing_not_even_a_lock(tmp_path):
+    _bench("dataset", "remove", "nope", "--root", str(tmp_path / "fresh"), code=2)
+    assert not (tmp_path / "fresh").exists()
+    mapping = tmp_path / "d" / "dataset_mapping.json"
+    _mapping_with(mapping, "mine", tmp_path / "d" / "wds_mine")
+    assert "unknown dataset of your own 'nope'" in _bench("dataset", "remove", "nope", "--root", str(tmp_path / "d"),
+                                                          code=2)
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["dataset_mapping.json"]
+
+
+def test_add_checks_the_name_mapping_and_root_before_fetching_anything(tmp_path):
+    (tmp_path / "bad.json").write_text('{"datasets": ')
+    (tmp_path / "a_file").write_text("not a folder")
+    with ImageHost({"0.png": sample_image(0)}) as host:
+        (tmp_path / "t.csv").write_text(f"url,caption\n{host.image_url('0.png')},a photo\n")
+        cases = {"mapping not JSON": ["--dataset-mapping", str(tmp_path / "bad.json")],
+                 "the shipped mapping": ["--dataset-mapping", str(mapping_path())],
+                 "root is a file": ["--root", str(tmp_path / "a_file")],
+                 "mapping beside a file": ["--dataset-mapping", str(tmp_path / "a_file" / "m.json")]}
+        for case, args in cases.items():
+            out = _bench("dataset", "add", "mine", "--csv", str(tmp_path / "t.csv"), "--root", str(tmp_path / "r"),
+                         *args, code=2)
+            assert out.startswith("error: ") and out.count("\n") == 1 and "unexpected" not in out, (case, out)
+        assert dict(host.requests) == {}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "bad.json", "t.csv"]
+
+
+def test_urls_on_private_link_local_and_loopback_addresses_are_refused_by_default(tmp_path):
+    with ImageHost({f"{i}.png": sample_image(i) for i in range(2)}) as host:
+        rows = [host.image_url("0.png"), "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+                "http://[::1]:9/a.png", "http://10.0.0.1:9/a.png", "http://localhost:9/a.png"]
+        (tmp_path / "t.csv").write_text("url,caption\n" + "".join(f"{url},row {i}\n" for i, url in enumerate(rows)))
+        out = _bench("dataset", "add", "mine", "--csv", str(tmp_path / "t.csv"), "--root", str(tmp_path / "d"),
+                     "--processes", "1", "--timeout", "3", "--retries", "0", code=3)
+        assert dict(host.requests) == {}  # refused before a connection
+    status = pd.read_csv(tmp_path / "d" / "wds_mine.status.csv", keep_default_na=False)
+    assert status["reason"].tolist() == ["non-public address"] * len(rows) and f"{len(rows)}  non-public address" in out
+    assert "169.254.169.254 (link-local)" in status["error"][1] and "--allow-private-urls" in status["error"][1]
+
+
+def test_each_redirect_is_checked_again(monkeypatch):
+    """img2dataset follows redirects itself: every hop is a new connection through the same check. Here 127.0.0.1
+    stands for a public host and 127.0.0.2 for the metadata service."""
+    monkeypatch.setattr(public_urls, "address_kind", lambda address: None if address == "127.0.0.1" else "private")
+    with ImageHost({"0.png": sample_image(0)}, host="127.0.0.2") as inner:
+        with ImageHost({"0.png": sample_image(0)}, redirects={"/go": inner.image_url("0.png")}) as outer:
+            assert public_urls.public_opener().open(outer.image_url("0.png"), timeout=10).read() == sample_image(0)
+            with pytest.raises(urllib.error.URLError, match="non-public address: 127.0.0.2 resolves to 127.0.0.2"):
+                public_urls.public_opener().open(outer.url("/go"), timeout=10)
+            assert outer.requests["/go"] == 1 and dict(inner.requests) == {}
+
+
+@pytest.mark.parametrize("address,kind", [
+    ("169.254.169.254", "link-local"), ("fe80::1", "link-local"), ("::ffff:169.254.169.254", "link-local"),
+    ("64:ff9b::a9fe:a9fe", "link-local"), ("127.0.0.1", "loopback"), ("::1", "loopback"), ("10.1.2.3", "private"),
+    ("172.16.0.1", "private"), ("192.168.1.1", "private"), ("fd00::1", "private"), ("100.100.100.200", "non-global"),
+    ("0.0.0.0", "unspecified"), ("224.0.0.1", "multicast"), ("8.8.8.8", None), ("2606:4700:4700::1111", None)])
+def test_address_kinds(address, kind):
+    assert public_urls.address_kind(address) == kind

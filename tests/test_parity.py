@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import make_classification_wds, make_suite
+from fixtures import HANG_S, make_classification_wds, make_suite
 from openclip_benchmark.core.manifest import Manifest, RunSettings
 from openclip_benchmark.core.pair import Pair, Preprocess
 from openclip_benchmark.core.records import read_record
@@ -45,7 +45,7 @@ def clip_benchmark_eval(suite, out: Path) -> dict[tuple[str, str], dict]:
          "--dataset_root", f"{suite.root}/wds_{{dataset}}", "--task", "auto",
          "--no_amp", "--num_workers", "0", "--batch_size", str(BATCH_SIZE), "--recall_k", "1", "5", "10",
          "--output", f"{out}/{{dataset}}_{{task}}/{{model}}.json", "--quiet"],
-        check=True, capture_output=True, timeout=300,
+        check=True, capture_output=True, timeout=HANG_S,
     )
     return {(m, d): json.loads((out / f"{d}_{t}" / f"{m}.json").read_text())["metrics"]
             for m in suite.models for d, t in cb_tasks.items()}

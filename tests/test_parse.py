@@ -13,6 +13,7 @@ import pytest
 from test_sync import CLIP_BENCHMARK_JSON
 from typer.testing import CliRunner
 
+from fixtures import synthetic_pairs, synthetic_result
 from openclip_benchmark.catalog import load_catalog
 
 CATALOG = load_catalog()
@@ -27,7 +28,6 @@ from openclip_benchmark.collect.parse import (
     parse_results,
 )
 from openclip_benchmark.core.records import make_failure, make_result
-from openclip_benchmark.synthetic import synthetic_pairs, synthetic_result
 from openclip_benchmark.tasks import tables as task_tables
 from openclip_benchmark.tracker import open_tracker
 from openclip_benchmark.storage.layout import failure_key, result_key

@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 from openclip_benchmark.cli import app
 from openclip_benchmark.core.project import (PROJECT_FILE, SETTINGS, ProjectError, load_project, project_file_for,
                                              read_project, remember)
-from openclip_benchmark.loopback_images import ImageHost
-from openclip_benchmark.synthetic import make_tiny_model, sample_image
+from fixtures import sample_image
+from loopback_images import ImageHost
+from openclip_benchmark.synthetic import make_tiny_model
 
 IMAGES = 10  # recall@10 needs ten images
 VARIABLES = [name for setting in SETTINGS.values() for name in setting.env]
@@ -45,7 +46,7 @@ def project(tmp_path_factory):
         with open("data.csv", "w", newline="", encoding="utf-8") as fh:
             csv.writer(fh).writerows([("url", "caption"), *((host.image_url(f"{i}.png"), f"photo {i}") for i in range(IMAGES))])
         added = bench("dataset", "add", "myset", "--csv", "data.csv", "--processes", "1", "--threads", "4",
-                      "--retries", "0", "--shard-size", "5")
+                      "--retries", "0", "--shard-size", "5", "--allow-private-urls")
     return dict(folder=folder, model=model, added=added)
 
 

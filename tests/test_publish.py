@@ -1,4 +1,4 @@
-"""`benchmark publish`: the real huggingface_hub against the loopback Hub (`openclip_benchmark.loopback_hub`), which
+"""`benchmark publish`: the real huggingface_hub against the loopback Hub (`tests/loopback_hub.py`), which
 creates the repo, checks the card's front matter, lists the tree, takes preupload, LFS and commit calls and records
 what each commit carried."""
 
@@ -16,9 +16,9 @@ from openclip_benchmark.collect.parse import parse_results
 from openclip_benchmark.collect.report import build_report
 from openclip_benchmark.core.jsonio import atomic_write_json
 from openclip_benchmark.core.pair import Pair, Preprocess
-from openclip_benchmark.loopback_hub import Hub
+from loopback_hub import Hub
 from openclip_benchmark.storage.layout import result_key
-from openclip_benchmark.synthetic import synthetic_pairs, synthetic_result
+from fixtures import synthetic_pairs, synthetic_result
 
 REPO = "bench-team/openclip-results"
 TOKEN = "hf_PUBLISHsecret0123456789"

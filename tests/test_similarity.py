@@ -6,6 +6,7 @@ line and exit 2. (`similarity --csv` is tested in test_own_data, beside `dataset
 from __future__ import annotations
 
 import csv
+import json
 import os
 
 import numpy as np
@@ -13,18 +14,19 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from openclip_benchmark.catalog import load_catalog
+from fixtures import HANG_S, make_classification_wds, make_tiny_model, sample_image
+from loopback_hub import Hub
+from openclip_benchmark.catalog import load_catalog, mapping_path
 from openclip_benchmark.cli import app
 from openclip_benchmark.core.errors import BenchmarkError
 from openclip_benchmark.core.wds import write_shards
 from openclip_benchmark.pipeline.similarity import Source, similarity
 from openclip_benchmark.similarity import score, stats
-from openclip_benchmark.synthetic import make_classification_wds, make_tiny_model, sample_image
 
 IMAGES = 12
 LONG = "long " * 90
 SETTINGS = dict(batch_size=5, num_workers=0, precision="fp32", heatmap_size=4, distractors=3, export_embeddings=True,
-                seed=7, timeout_s=120)
+                seed=7, timeout_s=HANG_S)
 
 
 def _bench(*args, code=0):
@@ -151,6 +153,19 @@ def test_bad_input_is_one_error_line(scored, tmp_path):
         out = _bench("similarity", *args, "--out", str(tmp_path / "o"), code=2)
         assert out.startswith("error: ") and message in out and out.count("\n") == 1, (what, out)
     assert not (tmp_path / "o").exists()
+
+
+def test_a_catalog_classification_set_is_refused_before_any_download(scored, tmp_path):
+    """The catalog knows cifar10's task: nothing is asked of the Hub (here a loopback one the mapping points to)."""
+    with Hub({}, "clip-benchmark/wds_vtab-cifar10") as hub:
+        data = json.loads(mapping_path().read_text())
+        data["datasets"]["cifar10"]["url"] = hub.url
+        (tmp_path / "m.json").write_text(json.dumps(data))
+        out = _bench("similarity", "-m", scored["model"], "-d", "cifar10", "--dataset-mapping", str(tmp_path / "m.json"),
+                     "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "o"), code=2)
+        assert hub.requests == []
+    assert "cifar10 holds classification data" in out and out.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]
 
 
 def test_ranks_and_draws_by_brute_force():

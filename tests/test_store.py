@@ -90,9 +90,11 @@ class SilentServer:
 def test_a_silent_endpoint_fails_within_the_store_timeout_without_naming_its_host(s3_env, tmp_path, monkeypatch):
     """An endpoint that accepts and never answers: sync gives up after --store-timeout (not 9 tries x 60 s), with
     exit 75 and a message that says so; the R2 host (its account id) is never shown. The silent server is a proxy, so
-    the sentinel host needs no DNS: every request reaches the loopback socket."""
+    the sentinel host needs no DNS: every request reaches the loopback socket. The bound on the time is far from both
+    the 3 s asked for and the silent server's lifetime, so that a loaded machine passes and a sync that waits for
+    the server to hang up does not."""
     endpoint = f"http://{SENTINEL}.r2.cloudflarestorage.com"
-    with SilentServer(lifetime=30) as server:
+    with SilentServer(lifetime=300) as server:
         for name in ("HTTP_PROXY", "http_proxy"):
             monkeypatch.setenv(name, f"http://127.0.0.1:{server.port}")
         for name in ("NO_PROXY", "no_proxy"):
@@ -104,7 +106,7 @@ def test_a_silent_endpoint_fails_within_the_store_timeout_without_naming_its_hos
         elapsed = time.monotonic() - start
         assert server.conns  # the request did reach the silent socket
     assert res.exit_code == 75, res.output
-    assert elapsed < 6, elapsed
+    assert elapsed < 100, elapsed
     assert "did not answer within 3 s" in res.output and "http://***.r2.cloudflarestorage.com" in res.output
     assert SENTINEL not in res.output and "127.0.0.1" not in res.output
 
@@ -124,9 +126,10 @@ def test_store_errors_never_name_the_endpoint_host(s3_env, tmp_path, monkeypatch
         assert "cannot connect to the store at http://<endpoint>" in text and "127.0.0.1" not in text, text
     r2 = f"https://{SENTINEL}.r2.cloudflarestorage.com"
     message = f'Could not connect to the endpoint URL: "{r2}/bkt/a.json" (host=\'{SENTINEL}.r2.cloudflarestorage.com\')'
-    assert redact(message, r2) == (
-        'Could not connect to the endpoint URL: "https://***.r2.cloudflarestorage.com/bkt/a.json" (host=\'<endpoint>\')'
+    assert redact(message, r2) == (  # no path either: an account id can sit there too
+        'Could not connect to the endpoint URL: "https://***.r2.cloudflarestorage.com" (host=\'<endpoint>\')'
     )
+    assert redact(f"GET http://10.0.0.7:9000/{SENTINEL}/bkt/a.json failed") == "GET http://<endpoint> failed"
 
 
 def test_store_timeout_comes_from_the_environment_for_every_command(s3_env, monkeypatch):

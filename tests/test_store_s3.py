@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import pytest
 
+from fixtures import HANG_S
 from openclip_benchmark.core.jsonio import dumps_strict, read_json
 from openclip_benchmark.storage.store import S3Store, StoreError, TransientStoreError, open_store
 from openclip_benchmark.storage.layout import result_key
@@ -91,7 +92,7 @@ def test_objects_appear_whole(s3_bucket):
     store.put("big.bin", old)
     store.put("big.bin", new)
     stop.set()
-    thread.join(timeout=60)
+    thread.join(timeout=HANG_S)
     assert seen <= {(0, b"", b""), (len(old), b"o", b"o"), (len(new), b"n", b"n")}
     assert store.get("big.bin") == new
 

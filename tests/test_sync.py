@@ -12,6 +12,7 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
+from fixtures import HANG_S, synthetic_pairs, synthetic_result
 from openclip_benchmark.storage.bundle import write_bundle
 from openclip_benchmark.cli import app
 from openclip_benchmark.catalog import load_catalog
@@ -22,7 +23,6 @@ from openclip_benchmark.core.records import make_failure
 from openclip_benchmark.storage.store import LocalStore
 from openclip_benchmark.storage.sync import INDEX_NAME, QUARANTINE_DIR, open_source, quarantine_name, sync_results
 from openclip_benchmark.pipeline.track import sync_and_track
-from openclip_benchmark.synthetic import synthetic_pairs, synthetic_result
 from openclip_benchmark.tracker import Tracker, open_tracker
 from openclip_benchmark.storage.layout import failure_key, result_key
 
@@ -223,7 +223,7 @@ def test_sync_missing_credentials_is_one_line(tmp_path):
         capture_output=True,
         text=True,
         env=env,
-        timeout=120,
+        timeout=HANG_S,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: no S3 credentials") and len(proc.stderr.strip().splitlines()) == 1

@@ -9,6 +9,8 @@ import base64
 import csv
 import io
 import json
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fixtures import make_classification_wds, make_retrieval_wds, make_tiny_model
+from fixtures import HANG_S, make_classification_wds, make_retrieval_wds, make_tiny_model
 from openclip_benchmark.catalog import load_catalog
 from openclip_benchmark.cli import app
 from openclip_benchmark.collect.parse import parse_results
@@ -172,12 +174,24 @@ def test_pinned_workers_run_in_step_and_report_the_affinity_they_read_back(tiny,
     assert {r["workers"] for r in _csv(out)} == {"2"}
 
 
+def test_an_unknown_model_is_refused_from_the_catalog_without_importing_open_clip(tmp_path):
+    """The catalog knows every pretrained model: refusing one costs no open_clip import (about 50 s on a loaded
+    machine), measured by what the process imported, not by the clock."""
+    probe = ("import sys; from typer.testing import CliRunner; from openclip_benchmark.cli import app; "
+             "r = CliRunner().invoke(app, ['throughput', '-m', 'NotAModel:nothing', '--dry-run']); "
+             "print(r.exit_code, 'open_clip' in sys.modules, 'torch' in sys.modules); print(r.stderr)")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=HANG_S)
+    assert done.stdout.splitlines()[0] == "2 False False", done.stdout + done.stderr
+    assert "error: unknown model 'NotAModel:nothing'" in done.stdout
+
+
 # ---------------------------------------------------------------- an embeddings endpoint on loopback
 
 
 class EmbeddingServer(ThreadingHTTPServer):
     """OpenAI's POST /v1/embeddings with a tiny model's real embeddings; `script(n)` picks the n-th answer:
-    ok, slow (then ok), a status code, or malformed JSON."""
+    ok, slow (answered only when the server closes: past any client timeout, however loaded the machine), a status
+    code, malformed JSON, or a URL to redirect to (302)."""
 
     daemon_threads = True
 
@@ -188,7 +202,7 @@ class EmbeddingServer(ThreadingHTTPServer):
 
         self.loaded = load_model(model_ref, "", Preprocess(), "cpu", "fp32")
         self.script, self.key = script, key
-        self.lock = threading.Lock()
+        self.lock, self.closing = threading.Lock(), threading.Event()
         self.count, self.images, self.texts, self.auth = 0, 0, 0, set()
 
     @property
@@ -227,17 +241,21 @@ class _Handler(BaseHTTPRequestHandler):
         if server.key and self.headers.get("Authorization") != f"Bearer {server.key}":
             answer = "401"
         if answer == "slow":
-            threading.Event().wait(1.5)
+            server.closing.wait(HANG_S)
         if answer.isdigit():
             return self._send(int(answer), b'{"error": "no"}')
+        if answer.startswith("http"):
+            return self._send(302, b"", {"Location": answer})
         if answer == "malformed":
             return self._send(200, b'{"data": [{"embedding": ')
         data = [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(server.embed(body["input"]))]
         self._send(200, json.dumps({"object": "list", "data": data, "model": body["model"]}).encode())
 
-    def _send(self, code: int, payload: bytes):
+    def _send(self, code: int, payload: bytes, headers: dict[str, str] | None = None):
         try:
             self.send_response(code)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
@@ -258,6 +276,7 @@ def serve(tiny):
 
     yield start
     for server in servers:
+        server.closing.set()
         server.shutdown()
         server.server_close()
 
@@ -272,7 +291,7 @@ def test_endpoint_counts_failed_requests_by_kind_and_measures_the_rest(serve, tm
     server = serve(_flaky, key="sekrit-4711")
     out = tmp_path / "tp"
     result = _throughput("-m", "tiny-clip", "--endpoint", server.url, "--mode", "text,image,pair", "--batch-sizes",
-                         "1,3", "--iters", "6", "--warmup", "0", "--concurrency", "2", "--timeout", "1",
+                         "1,3", "--iters", "6", "--warmup", "0", "--concurrency", "2", "--timeout", "3",
                          "--api-key-env", "TP_API_KEY", "--image-size", "40", "--out", str(out))
     assert result.exit_code == 0, result.output
     [run] = _runs(out)
@@ -312,6 +331,58 @@ def test_an_endpoint_that_cannot_be_measured_is_one_error_and_writes_nothing(cas
     assert {"unreachable": "cannot reach", "404": "HTTP 404", "401": "HTTP 401", "always 500": "500",
             "always malformed": "malformed"}[case] in lines[0]
     assert not out.exists()
+
+
+class KeyCatcher(ThreadingHTTPServer):
+    """Another origin (a second loopback server): records the Authorization header of every request, whatever its
+    method, and answers each with one embedding, as the server a redirect pointed to did in the issue."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _Catch)
+        self.seen: list[tuple[str, str | None]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1/embeddings"
+
+
+class _Catch(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def _answer(self):
+        self.server.seen.append((self.command, self.headers.get("Authorization")))
+        payload = b'{"data": [{"embedding": [0.5, 0.25]}]}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = _answer
+
+
+@pytest.mark.parametrize("first", ["redirect", "ok"])
+def test_a_redirect_is_a_failed_request_and_the_key_never_reaches_another_origin(first, serve, tmp_path, monkeypatch):
+    """The probe redirected: one error. The probe answered, then every request redirected: every request failed,
+    exit 2. Either way the other server sees nothing, the key least of all, and nothing is written."""
+    monkeypatch.setenv("TP_API_KEY", "sekrit-4711")
+    catcher = KeyCatcher()
+    threading.Thread(target=catcher.serve_forever, daemon=True).start()
+    try:
+        server = serve(lambda n: "ok" if first == "ok" and n == 0 else catcher.url, key="sekrit-4711")
+        out = tmp_path / "tp"
+        result = _throughput("-m", "tiny-clip", "--endpoint", server.url, "--mode", "text", "--batch-sizes", "1",
+                             "--iters", "2", "--warmup", "0", "--api-key-env", "TP_API_KEY", "--out", str(out))
+    finally:
+        catcher.shutdown()
+        catcher.server_close()
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(lines) == 1 and "Traceback" not in result.output, result.output
+    assert ("a redirect: not followed" if first == "redirect" else "2 x 302") in lines[0]
+    assert "127.0.0.1" not in lines[0] and "http://<endpoint>" in lines[0]  # neither host nor path
+    assert catcher.seen == [] and server.count == (1 if first == "redirect" else 3) and not out.exists()
 
 
 # ---------------------------------------------------------------- the plan learns

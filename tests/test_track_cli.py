@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from fixtures import HANG_S
 from openclip_benchmark import catalog
 from openclip_benchmark.cli import app
 from openclip_benchmark.core.errors import BenchmarkError
@@ -223,7 +224,7 @@ def test_models_refresh_writes_a_new_snapshot(tmp_path, monkeypatch):
 def _run(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "200"}
     env.pop("BENCHMARK_DEBUG", None)
-    return subprocess.run([*BENCHMARK, *args], capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+    return subprocess.run([*BENCHMARK, *args], capture_output=True, text=True, timeout=HANG_S, cwd=ROOT, env=env)
 
 
 def test_help_lists_every_command_and_imports_nothing_heavy():
@@ -236,7 +237,7 @@ def test_help_lists_every_command_and_imports_nothing_heavy():
         "print(heavy)\n"
         "try:\n    app(['--help'])\nexcept SystemExit as e:\n    print('exit', e.code)\n"
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=ROOT,
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=HANG_S, cwd=ROOT,
                          env={**os.environ, "COLUMNS": "200"})
     lines = out.stdout.splitlines()
     assert lines[0] == "[]", out.stdout + out.stderr

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from fixtures import HANG_S
 from openclip_benchmark.cli import app
 from openclip_benchmark.core.pair import Pair
 from openclip_benchmark.core.records import Failure, Result
@@ -159,11 +160,11 @@ def test_no_update_is_lost_to_a_concurrent_writer(tmp_path):
         writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tracker), str(log), str(stop)], env=env)
         try:
             started = time.time()
-            done = subprocess.run([*BENCHMARK, "plan", "--record"], cwd=folder, env=env, capture_output=True, text=True, timeout=180)
+            done = subprocess.run([*BENCHMARK, "plan", "--record"], cwd=folder, env=env, capture_output=True, text=True, timeout=HANG_S)
             ended = time.time()
         finally:
             stop.touch()
-            writer.wait(timeout=120)
+            writer.wait(timeout=HANG_S)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr
         saves = [json.loads(line) for line in log.read_text().splitlines()]
         raced += sum(started < s["t"] < ended for s in saves)

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 import torch
 from clip_benchmark.metrics.zeroshot_classification import average_precision_per_class
 
-from fixtures import make_classification_wds, make_multilabel_wds, make_retrieval_wds, make_tiny_model
+from fixtures import make_classification_wds, make_multilabel_wds, make_retrieval_wds, make_tiny_model, synthetic_result
 from openclip_benchmark.cli import app
 from openclip_benchmark.collect.compare import Cell, compare_cells, mcnemar_p
 from openclip_benchmark.collect.intervals import (Outcomes, clopper_pearson, intervals, mean_average_precision,
@@ -31,7 +31,6 @@ from openclip_benchmark.storage.bundle import read_bundle
 from openclip_benchmark.storage.layout import is_bundle, is_record_key, result_key, samples_key
 from openclip_benchmark.storage.store import open_store
 from openclip_benchmark.storage.sync import open_source, sync_results
-from openclip_benchmark.synthetic import synthetic_result
 from openclip_benchmark.worker import run_shard
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog")
@@ -249,3 +248,16 @@ def test_sync_parse_and_compare_end_to_end(flow, s3_bucket, s3_env, tmp_path, mo
         res = runner.invoke(app, ["compare", *args, "--results", str(results), "--out", str(out)])
         assert res.exit_code == 2 and res.output.startswith("error:") and words in res.output, (args, res.output)
         assert len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output
+
+
+def test_compare_names_a_file_it_skips(tmp_path):
+    """An empty (0-byte) or truncated file among the results is skipped with a warning that names it, as parse does."""
+    results = tmp_path / "results"
+    for pretrained in ("openai", "laion2b_s34b_b79k"):
+        pair = Pair("ViT-B-32", pretrained, "cifar10")
+        atomic_write_json(results / result_key(pair), synthetic_result(pair))
+    (results / "empty.json").write_bytes(b"")
+    done = CliRunner().invoke(app, ["compare", "ViT-B-32:openai", "ViT-B-32:laion2b_s34b_b79k", "--results",
+                                    str(results), "--out", str(tmp_path)])
+    assert done.exit_code == 0, done.output
+    assert "warning: skipped 'empty.json'" in done.stderr

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fixtures import SUITE_CLASSES, TEMPLATES, make_classification_wds, make_retrieval_wds, make_suite
+from loopback_hub import Hub
 from openclip_benchmark.catalog import CatalogError, load_catalog
 from openclip_benchmark.cli import app
 from openclip_benchmark.core.errors import BenchmarkError
@@ -291,3 +292,38 @@ def test_manifest_carries_dataset_specs(tmp_path):
     old["datasets"] = {"my_set": {"wds_name": "wds_my_set", "task": "nonsense", "size": 1, "metric": "acc1"}}
     with pytest.raises(CatalogError, match="unknown task"):
         dataset_specs(Manifest.from_json(json.dumps(old)))
+
+
+def test_a_weights_download_the_hub_fails_ends_the_shard_with_the_transient_code(suite, tmp_path, monkeypatch):
+    """An `hf-hub:` model from a loopback Hub that answers 503, then 429, then is gone (a closed port): each run exits
+    with the transient code (SkyPilot's recovery runs it again) and its failure record says why, never a result of
+    random weights (open_clip's own fallback); once the Hub is back the same manifest succeeds."""
+    from huggingface_hub import constants
+
+    folder = Path(suite.models[0].removeprefix("local-dir:"))
+    pair = Pair("hf-hub:org/tiny", "", "imagenet1k")
+    path = tmp_path / "manifest.json"
+    path.write_text(shard(suite, tmp_path / "results", [pair], cache_dir=str(tmp_path / "cache")).to_json())
+    store = open_store(tmp_path / "results")
+
+    def worker(endpoint: str):  # what HF_ENDPOINT sets when huggingface_hub is imported
+        monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+        return CliRunner().invoke(app, ["worker", "--manifest", str(path), "--no-progress"])
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{s.getsockname()[1]}"
+    with Hub({p.name: p.read_bytes() for p in folder.iterdir()}, "org/tiny", repo_type="model") as hub:
+        for endpoint, status, why in ((hub.endpoint(), "503", "HTTP 503"), (hub.endpoint(), "429", "HTTP 429"),
+                                      (gone, None, "connection")):
+            hub.faults = {"open_clip_pytorch_model.bin": [status] * 10} if status else {}
+            result = worker(endpoint)
+            assert result.exit_code == TRANSIENT_EXIT_CODE, result.output
+            record = read_record(store.get(failure_key(pair)))
+            assert record.error.type == "TransientDownloadError" and why in record.error.message, record.error
+            assert not store.exists(result_key(pair))
+        hub.faults = {}
+        assert worker(hub.endpoint()).exit_code == 0
+        assert "/org/tiny/resolve/main/open_clip_pytorch_model.bin" in [p for m, p, _ in hub.requests if m == "GET"]
+    assert read_record(store.get(result_key(pair))).pair == pair

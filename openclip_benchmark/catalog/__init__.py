@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping
 
 from ..core.errors import BenchmarkError, InvalidResultError, UnknownNameError
 from ..core.jsonio import read_json
+from ..core.paths import unsafe_dataset_entry
 from ..core.pair import MODEL_REF_PREFIXES, Pair, parse_model_ref
 from ..tasks import canonical_task, get_task, task_names
 
@@ -123,6 +124,8 @@ def _dataset_from_json(name: str, raw: Any, where: str) -> DatasetSpec:
         raise CatalogError(f"{where}: dataset {name!r}: task {spec.task} groups by per-sample metadata; declare what "
                            f"its samples carry as \"metadata\": {json.dumps(list(needed))} (found "
                            f"{json.dumps(list(spec.metadata))})")
+    if unsafe := unsafe_dataset_entry(spec.name, spec.wds_name, spec.url):
+        raise CatalogError(f"{where}: dataset {unsafe}")
     if spec.size <= 0:
         raise CatalogError(f"{where}: dataset {name!r} has a non-positive size")
     if spec.templates is not None and spec.templates <= 0:

@@ -3,6 +3,8 @@ defaults come from the project's `benchmark.toml` below its options and environm
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import sys
 from typing import Iterable
@@ -21,9 +23,15 @@ _ABORTS = (typer.Abort, click.exceptions.Abort)
 _EXITS = (typer.Exit, click.exceptions.Exit, typer_click.exceptions.ClickException, click.exceptions.ClickException)
 
 
+# a path the user named that cannot serve as given: bad input, not a fault of the tool
+_BAD_PATH = {errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS,
+             errno.ENAMETOOLONG, errno.ELOOP}
+
+
 class _Group(TyperGroup):
-    """Every command runs inside this boundary: bad input (a usage error or a BenchmarkError of code 2) is one
-    `error:` line and exit 2, anything unexpected one line and exit 1, never a traceback."""
+    """Every command runs inside this boundary: bad input (a usage error, a BenchmarkError of code 2, a path that
+    cannot serve as given, a file that is not UTF-8 text) is one `error:` line naming it and exit 2, anything
+    unexpected one line and exit 1, never a traceback."""
 
     def parse_args(self, ctx, args):
         # the group's own options and arguments (`benchmark --bogus`) are parsed before invoke
@@ -46,10 +54,35 @@ class _Group(TyperGroup):
             _fail("aborted: nothing confirmed (pass --yes to skip the question)", 2)
         except _EXITS:
             raise
+        except OSError as exc:
+            if exc.filename is None:  # a network error, say: not a path the user named
+                _unexpected(exc)
+            path = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+            _fail(f"{path}: {exc.strerror or exc}", 2 if exc.errno in _BAD_PATH else 1)
+        except UnicodeDecodeError as exc:
+            where = _file_being_read(exc)
+            if where is None:
+                _unexpected(exc)
+            _fail(f"{where} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); save it as UTF-8", 2)
         except Exception as exc:  # the last line of defence: no traceback reaches the user
-            if os.environ.get("BENCHMARK_DEBUG"):
-                raise
-            _fail(f"unexpected {type(exc).__name__}: {exc} (set BENCHMARK_DEBUG=1 for the traceback)", 1)
+            _unexpected(exc)
+
+
+def _unexpected(exc: Exception):
+    if os.environ.get("BENCHMARK_DEBUG"):
+        raise exc
+    _fail(f"unexpected {type(exc).__name__}: {exc} (set BENCHMARK_DEBUG=1 for the traceback)", 1)
+
+
+def _file_being_read(exc: UnicodeDecodeError) -> str | None:
+    """The text file whose bytes failed to decode: the innermost frame of the traceback that holds one open."""
+    found, tb = None, exc.__traceback__
+    while tb is not None:
+        for value in tb.tb_frame.f_locals.values():
+            if isinstance(value, io.TextIOWrapper) and isinstance(value.name, str):
+                found = value.name
+        tb = tb.tb_next
+    return found
 
 
 def _usage(exc):

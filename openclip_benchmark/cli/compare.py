@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..core.errors import BenchmarkError
+from ..core.paths import check_output_folder
 from .app import app, console, load_catalog
 from .options import DEFAULT_RESULTS, DatasetMapping, Results
 from .tables import FIGURE, Column, print_table
@@ -38,6 +39,7 @@ def compare(
     from ..pipeline.collect import compare_models, compare_published
 
     models = models or []
+    check_output_folder(out, "--out")
     if published and models:
         raise BenchmarkError("compare takes either two models or --published, not both")
     if models:
@@ -70,6 +72,8 @@ def _print_paired(outcome) -> None:
                  Column("Δ points", FIGURE), Column("95% interval", FIGURE), Column("p (test)")],
                 rows, styles=styles, sections=[len(rows) - 2])
     out.print(f"{len(c.rows)} datasets in common; written to {outcome.written}", highlight=False)
+    for rel, why in outcome.skipped[:20]:
+        err.print(f"[yellow]warning[/]: skipped {escape(repr(rel))}: {escape(why)}", highlight=False, soft_wrap=True)
     for d in [*c.rows, c.average]:
         if d.note:
             err.print(f"[yellow]warning[/]: {escape(d.dataset)}: {escape(d.note)}", highlight=False)

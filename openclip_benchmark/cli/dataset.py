@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from .app import app, console
-from .options import CaptionColumn, OwnRoot, RegisterMapping, UrlColumn
+from .options import AllowPrivateUrls, CaptionColumn, OwnRoot, RegisterMapping, UrlColumn
 from .tables import FIGURE, Column, print_table
 
 DEFAULTS_ROOT = "datasets"
@@ -30,6 +30,7 @@ def add(
     max_bytes: int = typer.Option(20 * 2**20, min=1, help="Largest image body accepted."),
     shard_size: int = typer.Option(1000, min=1, help="Samples per tar shard."),
     context_length: int = typer.Option(77, min=3, help="Text context: longer captions are counted as truncated."),
+    allow_private_urls: AllowPrivateUrls = False,
     dataset_mapping: RegisterMapping = None,
 ):
     """Fetch every image of the table and write a retrieval webdataset; a re-run fetches only what is missing. The
@@ -39,8 +40,9 @@ def add(
     from ..datasets.captions import FetchOptions
     from ..pipeline.own_data import add_dataset, user_mapping
 
-    options = FetchOptions(processes=processes, threads=threads, timeout=timeout,
-                           retries=retries, max_bytes=max_bytes, shard_size=shard_size, context_length=context_length)
+    options = FetchOptions(processes=processes, threads=threads, timeout=timeout, retries=retries,
+                           max_bytes=max_bytes, shard_size=shard_size, context_length=context_length,
+                           allow_private_urls=allow_private_urls)
     mapping = user_mapping(dataset_mapping, root)
     built = add_dataset(name, table, root, mapping, url_col=url_col, caption_col=caption_col, options=options)
     out = console()
@@ -95,5 +97,5 @@ def remove(
     """Drop the dataset from the mapping and delete its webdataset, download cache and status tables."""
     from ..pipeline.own_data import remove_dataset, user_mapping
 
-    gone = remove_dataset(name, user_mapping(dataset_mapping, root))
+    gone = remove_dataset(name, user_mapping(dataset_mapping, root), root)
     console().print(f"removed {name}: " + (", ".join(map(str, gone)) or "no files were left"), highlight=False)

@@ -117,6 +117,9 @@ Backend = Annotated[BackendName, typer.Option("--backend", help="Where jobs run:
 OwnRoot = Annotated[str, typer.Option("--root", help="Folder of your datasets.")]
 UrlColumn = Annotated[str, typer.Option("--url-col", help="Column of image URLs.")]
 CaptionColumn = Annotated[str, typer.Option("--caption-col", help="Column of captions (rows of one URL share its image).")]
+AllowPrivateUrls = Annotated[bool, typer.Option(
+    "--allow-private-urls",
+    help="Also fetch URLs on loopback, link-local (the cloud's metadata service) and private addresses.")]
 
 # ---------------------------------------------------------------- output and prompts
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..core.paths import check_output_folder
 from .app import app, console, load_catalog
 from .options import DEFAULT_RESULTS, DEFAULT_TRACKER, DatasetMapping, Results, Tracker
 from .tables import FIGURE, Column, print_table
@@ -22,6 +23,7 @@ def parse(
     """Write classification_metrics.csv, retrieval_metrics.csv and leaderboard.csv (+ .parquet) from the results."""
     from ..pipeline.collect import parse as parse_folder
 
+    check_output_folder(out, "--out")
     _print_parse(parse_folder(results, out, tracker, load_catalog(dataset_mapping)))
 
 

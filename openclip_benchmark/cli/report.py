@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..core.paths import check_output_folder
 from .app import app, console, load_catalog
 from .options import DEFAULT_RESULTS, DEFAULT_TRACKER, DatasetMapping, Results, Tracker
 from .parse import _print_parse
@@ -24,6 +25,7 @@ def report(
     """Write one self-contained HTML page (leaderboard, heatmap, accuracy vs GFLOPs and cost, progress)."""
     from ..pipeline.collect import report as build
 
+    check_output_folder(out, "--out")
     outcome = build(results, metrics, tracker, out, load_catalog(dataset_mapping))
     if outcome.parsed is not None:
         _print_parse(outcome.parsed)

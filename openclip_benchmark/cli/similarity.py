@@ -6,10 +6,12 @@ from typing import Optional
 
 import typer
 
+from ..core.paths import check_output_folder
 from .app import app, comma_list, console, load_catalog
 from .dataset import DEFAULTS_ROOT
-from .options import (DEFAULT_BATCH_SIZE, DEFAULT_CACHE_DIR, Backend, BatchSize, CacheDir, CaptionColumn, DeviceOption,
-                      EndpointUrl, Models, NumWorkers, OwnRoot, PrecisionOption, RegisterMapping, Spot, Store, UrlColumn)
+from .options import (DEFAULT_BATCH_SIZE, DEFAULT_CACHE_DIR, AllowPrivateUrls, Backend, BatchSize, CacheDir,
+                      CaptionColumn, DeviceOption, EndpointUrl, Models, NumWorkers, OwnRoot, PrecisionOption,
+                      RegisterMapping, Spot, Store, UrlColumn)
 from .tables import FIGURE, Column, print_table
 
 
@@ -24,6 +26,7 @@ def similarity(
     url_col: UrlColumn = "url",
     caption_col: CaptionColumn = "caption",
     root: OwnRoot = DEFAULTS_ROOT,
+    allow_private_urls: AllowPrivateUrls = False,
     out: str = typer.Option("similarity", help="Output folder."),
     threshold: float = typer.Option(0.2, help="The summary counts the share of pairs under this cosine similarity."),
     heatmap_size: int = typer.Option(16, help="Images in the heatmap's seeded sample."),
@@ -51,13 +54,16 @@ def similarity(
     dataset_mapping: RegisterMapping = None,
 ):
     """Score every image-caption pair of a dataset with each model: results CSV, summary, plots, recall@1/5/10."""
+    from ..datasets.captions import FetchOptions
     from ..pipeline import similarity as use_case
 
+    check_output_folder(out, "--out")
     if collect:
         done = use_case.collect_similarity(store, endpoint_url, collect, out)
     else:
         source = use_case.Source(dataset=dataset, table=table, name=name, root=root, dataset_mapping=dataset_mapping,
-                                 url_col=url_col, caption_col=caption_col)
+                                 url_col=url_col, caption_col=caption_col,
+                                 options=FetchOptions(allow_private_urls=allow_private_urls))
         done = use_case.similarity(
             load_catalog(dataset_mapping), comma_list(models), source, out, backend=backend.value, gpus=gpus, nodes=nodes,
             gpu=gpu, spot=spot, store_url=store, endpoint_url=endpoint_url, dry_run=dry_run, cache_dir=cache_dir,

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..core.errors import BenchmarkError
+from ..core.paths import check_output_folder
 from ..core.project import PROJECT_FILE, SETTINGS
 from ..storage.store import TIMEOUT_ENV
 from .app import app, console, load_catalog
@@ -36,6 +37,7 @@ def sync(
     if not store:
         raise BenchmarkError(f"no store given: pass --store s3://bucket/prefix, set {SETTINGS['store'].env[0]} or "
                              f"write store = \"s3://...\" in {PROJECT_FILE}")
+    check_output_folder(results, "--results")
     catalog = load_catalog(dataset_mapping)
     with _Bar("downloading") as bar:
         report = sync_store(store, results, tracker, catalog, endpoint_url=endpoint_url, workers=workers, dry_run=dry_run,

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from ..core.paths import check_output_folder
 from .app import app, comma_list, console, load_catalog
 from .options import (DEFAULT_CACHE_DIR, CacheDir, DatasetMapping, DatasetRoot, DeviceOption, ImageSize, NumWorkers,
                       PrecisionList)
@@ -57,6 +58,7 @@ def throughput(
     from ..throughput.endpoint import Endpoint
     from ..throughput.settings import DEFAULT_ITERS, Sweep, int_list
 
+    check_output_folder(out, "--out")
     selectors = comma_list(models)
     sweep = Sweep(
         models=tuple((m, "") for m in selectors), modes=tuple(comma_list(mode)),

@@ -24,7 +24,8 @@ import numpy as np
 from ..catalog import Catalog
 from ..core.errors import BenchmarkError, UnknownNameError
 from .intervals import RESAMPLES, SEED, Outcomes, bootstrap_draws, metric_outcomes, percentile_interval
-from .parse import dataset_column, load_samples, preprocess_text, read_result_files, read_samples_file
+from .parse import (ParseReport, dataset_column, load_samples, preprocess_text, read_result_files,
+                    read_samples_file)
 
 Side = tuple[str, str, str]  # (model, pretrained, preprocess)
 
@@ -88,9 +89,10 @@ def resolve(spec: str, sides: Iterable[Side]) -> Side:
                          "and none native; compare takes like with like")
 
 
-def read_cells(results_dir: str | os.PathLike, catalog: Catalog, specs: tuple[str, str]) -> tuple[Side, Side, dict, dict]:
-    """The two sides the specs name and their cells by dataset column."""
-    found = read_result_files(results_dir, catalog)
+def read_cells(results_dir: str | os.PathLike, catalog: Catalog, specs: tuple[str, str],
+               report: ParseReport | None = None) -> tuple[Side, Side, dict, dict]:
+    """The two sides the specs name and their cells by dataset column; files skipped go into `report`."""
+    found = read_result_files(results_dir, catalog, report)
     sides = {(f.record.pair.model, f.record.pair.pretrained, preprocess_text(f.record.pair.preprocess)) for f in found}
     a, b = (resolve(spec, sides) for spec in specs)
     if a == b:

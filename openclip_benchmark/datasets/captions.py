@@ -25,6 +25,7 @@ import shutil
 import time
 import uuid
 from collections import Counter
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -32,6 +33,7 @@ from urllib.parse import urlparse
 from ..core.errors import BenchmarkError, InvalidResultError
 from ..core.jsonio import atomic_write_bytes, atomic_write_json, read_json
 from ..core.wds import write_shards
+from . import public_urls
 
 OK = "ok"
 FAILED = "failed"
@@ -51,6 +53,7 @@ class FetchOptions:
     max_bytes: int = 20 * 2**20
     shard_size: int = 1000  # samples per tar
     context_length: int = 77  # open_clip's text context: longer captions are counted as truncated
+    allow_private_urls: bool = False  # loopback, link-local and private addresses too (`public_urls`)
 
 
 URLS_PER_PROCESS = 5000
@@ -207,6 +210,8 @@ def download_reason(message: str | None) -> str:
         return "timeout"
     if "x-robots-tag" in low:
         return "disallowed by X-Robots-Tag"
+    if public_urls.REASON in low:
+        return public_urls.REASON
     if "urlopen error" in low or "connection" in low:
         return "connection error"
     return "download error"
@@ -228,9 +233,9 @@ def check_body(body: bytes, max_bytes: int) -> tuple[str, str] | None:
     return None
 
 
-def fetch(urls: list[str], images: Path, options: FetchOptions, work: Path) -> dict[str, tuple[str, str]]:
-    """Download `urls` with img2dataset into `work`, keep the accepted bodies in `images/<url_key>`; the failures
-    by URL as (reason, message)."""
+def fetch(urls: list[str], images: Path, options: FetchOptions, work: Path, root: Path) -> dict[str, tuple[str, str]]:
+    """Download `urls` with img2dataset into `work` (inside the datasets `root`), keep the accepted bodies in
+    `images/<url_key>`; the failures by URL as (reason, message)."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations (img2dataset's) asks PyPI on import
     import pandas as pd
     from img2dataset import download
@@ -241,11 +246,13 @@ def fetch(urls: list[str], images: Path, options: FetchOptions, work: Path) -> d
         listing = work / "urls.parquet"
         pd.DataFrame({"url": urls}).to_parquet(listing)
         out = work / "out"
-        download(url_list=str(listing), input_format="parquet", url_col="url", output_folder=str(out),
-                 output_format="files", processes_count=processes, thread_count=options.threads,
-                 timeout=options.timeout, retries=options.retries, resize_mode="no", disable_all_reencoding=True,
-                 number_sample_per_shard=max(1, -(-len(urls) // processes)), extract_exif=False,
-                 compute_hash=None, enable_wandb=False)
+        guard = nullcontext() if options.allow_private_urls else public_urls.public_addresses_only()
+        with _temp_files_in(work / "tmp"), guard:
+            download(url_list=str(listing), input_format="parquet", url_col="url", output_folder=str(out),
+                     output_format="files", processes_count=processes, thread_count=options.threads,
+                     timeout=options.timeout, retries=options.retries, resize_mode="no", disable_all_reencoding=True,
+                     number_sample_per_shard=max(1, -(-len(urls) // processes)), extract_exif=False,
+                     compute_hash=None, enable_wandb=False)
         failures: dict[str, tuple[str, str]] = {}
         answered = set()
         images.mkdir(parents=True, exist_ok=True)
@@ -266,7 +273,23 @@ def fetch(urls: list[str], images: Path, options: FetchOptions, work: Path) -> d
             failures[url] = ("download error", "img2dataset gave no answer for this URL (its shard failed)")
         return failures
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_inside(root, work, ignore_errors=True)
+
+
+@contextmanager
+def _temp_files_in(folder: Path):
+    """img2dataset's processes import wandb, whose temp folders a terminated process never removes: while this is
+    open, the processes it starts make theirs under `folder`, which goes with the run's work folder."""
+    folder.mkdir()
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before
 
 
 # ---------------------------------------------------------------- the webdataset
@@ -291,7 +314,7 @@ def _swap_in(tmp: Path, final: Path) -> None:
         old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
         os.rename(final, old)
         os.rename(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
+        remove_inside(final.parent, old, ignore_errors=True)
     else:
         os.rename(tmp, final)
 
@@ -302,7 +325,7 @@ def _recover(final: Path) -> None:
         if ".old-" in leftover.name and not final.exists():
             os.rename(leftover, final)
         elif leftover.is_dir():
-            shutil.rmtree(leftover, ignore_errors=True)
+            remove_inside(final.parent, leftover, ignore_errors=True)
 
 
 def write_status(rows: list[Row], path: Path) -> None:
@@ -334,7 +357,7 @@ def build_caption_dataset(name: str, table: str | Path, root: str | Path, *, url
     failures: dict[str, tuple[str, str]] = {}
     if missing:
         start = time.perf_counter()
-        failures = fetch(missing, images, options, cache / f"run-{uuid.uuid4().hex[:8]}")
+        failures = fetch(missing, images, options, cache / f"run-{uuid.uuid4().hex[:8]}", root)
         result.fetch_seconds = time.perf_counter() - start
         result.fetched, result.fetched_ok = len(missing), len(missing) - len(failures)
 
@@ -381,13 +404,21 @@ def _current_source(folder: Path) -> str | None:
 def remove_caption_dataset(name: str, root: str | Path) -> list[Path]:
     """Delete the webdataset, its cache and status tables; the paths removed."""
     root = Path(root)
-    gone = []
-    for path in (root / f"wds_{name}", root / f".cache_{name}"):
-        if path.is_dir():
-            shutil.rmtree(path)
-            gone.append(path)
-    for path in (root / f"wds_{name}.status.csv", root / f"wds_{name}.status.parquet"):
-        if path.is_file():
-            path.unlink()
-            gone.append(path)
-    return gone
+    paths = (root / f"wds_{name}", root / f".cache_{name}", root / f"wds_{name}.status.csv",
+             root / f"wds_{name}.status.parquet")
+    return [path for path in paths if remove_inside(root, path)]
+
+
+def remove_inside(root: Path, path: Path, *, ignore_errors: bool = False) -> bool:
+    """Delete `path` (a folder and all below it, or a file) if it exists, and say whether it did. The one way this
+    module deletes: `path` must lie inside `root` once both are resolved, links followed, or nothing is touched."""
+    base, target = Path(os.path.realpath(root)), Path(os.path.realpath(path))
+    if target == base or not target.is_relative_to(base):
+        raise BenchmarkError(f"refusing to delete {path}: it is not inside the datasets root {root}")
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=ignore_errors)
+    elif path.is_file():
+        path.unlink()
+    else:
+        return False
+    return True

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import time
+import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -251,7 +252,6 @@ def _discard_incomplete(cache_dir: Path, repo: str) -> None:
 
 def _failure(exc: BaseException, source: DatasetSource, token: str | None) -> BaseException:
     """What huggingface_hub raised, as a _Retry when another attempt may help, else a one-line BenchmarkError."""
-    import httpx
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
     name = source.name
@@ -269,10 +269,36 @@ def _failure(exc: BaseException, source: DatasetSource, token: str | None) -> Ba
         return BenchmarkError(f"dataset {name}: HF_HUB_OFFLINE is set and {source.url} is not in the cache")
     if isinstance(exc, LocalEntryNotFoundError) and exc.__cause__ is not None:  # the Hub could not be asked
         return _failure(exc.__cause__, source, token)
-    if isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError)):
-        return _Retry(f"{type(exc).__name__} talking to {source.endpoint}")
+    if why := retry_reason(exc):
+        return _Retry(f"{why} talking to {source.endpoint}")
     first_line = (str(exc).strip().splitlines() or [""])[0]
     return BenchmarkError(f"dataset {name}: {type(exc).__name__}: {first_line}")
+
+
+def retry_reason(exc: BaseException) -> str | None:
+    """Why another attempt may work where `exc` failed (a 429 or 5xx answer, a connection that failed or timed out),
+    found anywhere in its chain of causes, or None. open_clip wraps what huggingface_hub or urllib raised; after a
+    connection error huggingface_hub retries on the client it has just closed, and httpx says so in a RuntimeError."""
+    import httpx
+    from huggingface_hub.errors import HfHubHTTPError
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, HfHubHTTPError) and exc.response is not None:
+            status = exc.response.status_code
+        else:
+            status = exc.code if isinstance(exc, urllib.error.HTTPError) else None
+        if status in RETRY_STATUS:
+            return f"HTTP {status}"
+        if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
+            return "a timeout"
+        if status is None and isinstance(exc, (httpx.TransportError, ConnectionError, urllib.error.URLError)):
+            return "a connection error"
+        if isinstance(exc, RuntimeError) and "client has been closed" in str(exc):
+            return "a connection error"
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _retry_after(value: str | None) -> float | None:

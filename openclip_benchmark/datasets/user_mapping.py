@@ -17,6 +17,7 @@ from filelock import FileLock
 from ..catalog import Catalog, CatalogError, DatasetSpec, datasets_from_json, load_datasets, mapping_path
 from ..core.errors import BenchmarkError, InvalidResultError, UnknownNameError
 from ..core.jsonio import atomic_write_json, read_json
+from ..core.paths import check_output_folder
 
 OWN_COLLECTION = "own"
 DEFAULT_MAPPING_NAME = "dataset_mapping.json"
@@ -32,6 +33,14 @@ def check_name(name: str) -> str:
     except UnknownNameError:
         return name
     raise BenchmarkError(f"dataset name {name!r} is the catalog's dataset {taken!r}; choose another name")
+
+
+def check_mapping(path: str | Path) -> None:
+    """What `register` will write, checked before anything is fetched: not the shipped file, valid if it exists,
+    and in a folder (or where one can be made)."""
+    path = Path(path)
+    _read(path)
+    check_output_folder(path.parent, "dataset mapping folder")
 
 
 def _read(path: Path) -> dict:
@@ -82,14 +91,22 @@ def user_datasets(path: str | Path) -> list[DatasetSpec]:
     return [s for s in specs.values() if OWN_COLLECTION in s.collections]
 
 
+def own_dataset(path: str | Path, name: str) -> DatasetSpec:
+    """The user's entry `name`; catalog entries are not theirs to remove. Reads only: no lock, no folder made."""
+    own = {s.name: s for s in user_datasets(path)}
+    if name not in own:
+        raise UnknownNameError("dataset of your own", name, own)
+    return own[name]
+
+
 def unregister(path: str | Path, name: str) -> DatasetSpec:
-    """Drop the user's entry `name` and return it; catalog entries cannot be removed this way."""
+    """Drop the user's entry `name` and return it. Looked up before the lock is taken, so a refused removal leaves
+    no lock file behind; again under it, as another process may have changed the file."""
     path = Path(path)
+    own_dataset(path, name)
     with _lock(path):
-        own = {s.name: s for s in user_datasets(path)}
-        if name not in own:
-            raise UnknownNameError("dataset of your own", name, own)
+        spec = own_dataset(path, name)
         data = _read(path)
         del data["datasets"][name]
         _write(path, data)
-    return own[name]
+    return spec

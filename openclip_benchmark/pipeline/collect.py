@@ -94,17 +94,19 @@ def _published_check(found: list[ResultFile], catalog: Catalog, tolerance: float
 class PairedOutcome:
     comparison: compare.PairedComparison
     written: Path
+    skipped: list[tuple[str, str]]  # (file, why) of the files in the results folder that are not valid records
 
 
 def compare_models(results: str | os.PathLike, out: str | os.PathLike, catalog: Catalog, a: str,
                    b: str) -> PairedOutcome:
     """Model `a` against model `b` on every dataset both have results for (paired tests where both have per-sample
     outcomes); written as `compare_<a>_<b>.csv` in `out`."""
-    side_a, side_b, cells_a, cells_b = compare.read_cells(results, catalog, (a, b))
+    read = ParseReport()
+    side_a, side_b, cells_a, cells_b = compare.read_cells(results, catalog, (a, b), read)
     comparison = compare.compare_cells(side_a, side_b, cells_a, cells_b)
     path = Path(out) / f"compare_{slug(compare.label(side_a))}_{slug(compare.label(side_b))}.csv"
     atomic_write_text(path, compare.comparison_csv(comparison))
-    return PairedOutcome(comparison, path)
+    return PairedOutcome(comparison, path, read.invalid)
 
 
 def publish(repo_id: str, metrics: str | os.PathLike, report: str | os.PathLike, results: str | os.PathLike,

@@ -26,6 +26,7 @@ from ..similarity.nodes import collect_run, node_env, read_run, run_node, upload
 from ..similarity.outputs import SUMMARY
 from ..similarity.score import Scoring
 from ..storage.store import open_store
+from ..tasks import get_task
 from ..tasks.zeroshot_retrieval import TASK as RETRIEVAL
 from .own_data import add_dataset, user_mapping
 
@@ -60,12 +61,16 @@ def resolve_dataset(catalog: Catalog, source: Source, cache_dir: str) -> tuple[s
         name = folder.name.removeprefix("wds_")
     else:
         spec = catalog.dataset(source.dataset)
+        _check_retrieval(spec.name, get_task(spec.task).dataset_type)  # the catalog knows: before any download
         name, folder = spec.name, ensure_dataset(spec.name, cache_dir, spec=spec)
-    kind = dataset_type(folder)
+    _check_retrieval(name, dataset_type(folder))
+    return name, folder
+
+
+def _check_retrieval(name: str, kind: str) -> None:
     if kind != RETRIEVAL.dataset_type:
         raise BenchmarkError(f"dataset {name} holds {kind} data; similarity needs image-caption ({RETRIEVAL.dataset_type}) "
                              "data")
-    return name, folder
 
 
 def check_options(gpus: int, heatmap_size: int, distractors: int, batch_size: int) -> None:

@@ -70,9 +70,11 @@ def resolve_models(catalog: Catalog, selectors: list[str], random_init: bool) ->
         try:
             hits = catalog.select_models([selector])
         except UnknownNameError:
+            if not random_init:  # the catalog knows every pretrained model: no need to import open_clip
+                raise
             import open_clip
 
-            if not (random_init and selector in open_clip.list_models()):
+            if selector not in open_clip.list_models():
                 raise
             hits = [(selector, "")]
         out.update(dict.fromkeys((model, "" if random_init else tag) for model, tag in hits))

@@ -7,16 +7,17 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
+from urllib.parse import urlsplit
 
 from ..core.errors import BenchmarkError
 from ..core.jsonio import atomic_write_bytes
+from ..core.paths import CONTROL, check_output_folder, unsafe_path
 
 TRANSIENT_EXIT_CODE = 75  # EX_TEMPFAIL: a retry may fix it
 TIMEOUT_ENV = "BENCHMARK_STORE_TIMEOUT"
 DEFAULT_TIMEOUT = 60.0  # seconds one store request may take, all its tries together
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_URL = re.compile(r"(https?)://[^/\s\"'<>]+", re.IGNORECASE)
+_URL = re.compile(r"(https?)://[^\s\"'<>]+", re.IGNORECASE)  # the whole URL: a path can name an account too
 
 
 class StoreError(BenchmarkError):
@@ -57,13 +58,6 @@ class Store(Protocol):
     def url_for(self, key: str) -> str: ...
 
 
-def unsafe_path(path: str) -> bool:
-    """Could escape the store root or hide what it names: empty, absolute, '.', '..' or empty parts, a backslash,
-    a control character."""
-    return (not path or path.startswith("/") or "\\" in path or bool(_CONTROL.search(path))
-            or any(part in ("", ".", "..") for part in path.split("/")))
-
-
 def check_key(key: str) -> str:
     if unsafe_path(key):
         raise StoreError(f"unsafe store key {key!r}")
@@ -77,9 +71,9 @@ class LocalStore:
     credentials: tuple[str, ...] = ()
 
     def __init__(self, root: str | os.PathLike):
-        if _CONTROL.search(str(root)):
+        if CONTROL.search(str(root)):
             raise StoreError(f"store folder {str(root)!r} has a control character")
-        self.root = Path(root)
+        self.root = check_output_folder(root, "store folder")
         self.url = str(self.root)
 
     def _path(self, key: str) -> Path:
@@ -238,20 +232,27 @@ def make_s3_client(endpoint_url: str | None, max_pool: int = 32, timeout: float 
 
 
 def redact(text: str, endpoint_url: str | None = None) -> str:
-    """`text` without an endpoint's host: an R2 host names the account (`https://<account>.r2.cloudflarestorage.com`),
-    so every URL keeps its scheme and a hint only (`https://***.r2.cloudflarestorage.com`, `http://<endpoint>`)."""
+    """`text` without an endpoint's host or path: an R2 host names the account
+    (`https://<account>.r2.cloudflarestorage.com`) and a path can too, so every URL keeps its scheme and a placeholder
+    only (`https://***.r2.cloudflarestorage.com`, `http://<endpoint>`)."""
 
     def hide(match: re.Match) -> str:
-        host = match.group(0).split("://", 1)[1].rsplit("@", 1)[-1].lower()
+        host = _hostname(match.group(0))
         return f"{match.group(1)}://" + ("***.r2.cloudflarestorage.com" if host.endswith(".r2.cloudflarestorage.com")
                                           else "<endpoint>")
 
     text = _URL.sub(hide, text)
-    host = _URL.match(endpoint_url or "")
-    if host:  # a host named without its scheme (urllib3's "host='...'")
-        bare = host.group(0).split("://", 1)[1].rsplit("@", 1)[-1].split(":")[0]
+    bare = _hostname(endpoint_url or "") if _URL.match(endpoint_url or "") else ""
+    if bare:  # a host named without its scheme (urllib3's "host='...'")
         text = re.sub(re.escape(bare), "<endpoint>", text, flags=re.IGNORECASE)
     return text
+
+
+def _hostname(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:  # a malformed port or IPv6 literal
+        return ""
 
 
 def _wrap(exc: Exception, endpoint_url: str | None, timeout: float) -> StoreError:

@@ -2,11 +2,12 @@
 batches of captions, of images as base64 data URLs, or of both (a pair batch of N is N captions and N images in one
 request), sent by `concurrency` threads at once.
 
-Each request is counted: ok (HTTP 200 with one embedding per input), or failed by its status code, `timeout`,
-`connection` or `malformed`; failures are reported, not fatal. What cannot be measured at all is one error before
-anything is written: a server that cannot be reached, a 4xx on the first request (wrong path, model or key), or a
-sweep in which no request succeeded. The API key is read from an environment variable and goes only into the
-request header."""
+Each request is counted: ok (a 2xx answer with one embedding per input), or failed by its status code, `timeout`,
+`connection` or `malformed`; failures are reported, not fatal. A redirect is never followed (its status code is the
+failure): the API key goes to the endpoint's origin and nowhere else. What cannot be measured at all is one error
+before anything is written: a server that cannot be reached, a redirect or a 4xx on the first request (wrong path,
+model or key), or a sweep in which no request succeeded. The API key is read from an environment variable and goes
+only into the request header; errors name the endpoint by its scheme only."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..core.errors import BenchmarkError
+from ..storage.store import redact
 from .records import Measurement
 from .settings import Sweep
 from .timing import random_captions
@@ -85,12 +87,22 @@ def payload(model: str, mode: str, batch_size: int, image_size: int) -> bytes:
     return json.dumps({"model": model, "input": inputs, "encoding_format": "float"}).encode()
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx is an answer like any other non-2xx: following it would send the key (and a GET) elsewhere."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def send(endpoint: Endpoint, body: bytes, expected: int) -> tuple[str, float, str]:
     """One request: (`ok` or why it failed, seconds, a snippet of what came back when it failed)."""
     request = urllib.request.Request(endpoint.embeddings_url, data=body, headers=endpoint.headers(), method="POST")
     start = time.perf_counter()
     try:
-        with urllib.request.urlopen(request, timeout=endpoint.timeout) as response:
+        with _OPENER.open(request, timeout=endpoint.timeout) as response:
             raw = response.read()
     except urllib.error.HTTPError as exc:
         return str(exc.code), time.perf_counter() - start, _snippet(exc.read())
@@ -121,11 +133,15 @@ def probe(endpoint: Endpoint, model: str) -> None:
     """One small request first: an unreachable server or a client error (404, 401, 422) means nothing can be measured;
     a server error or a malformed answer may pass, so the sweep counts those."""
     outcome, _, detail = send(endpoint, payload(model, "text", 1, DEFAULT_IMAGE_SIZE), 1)
+    where = redact(endpoint.embeddings_url)
     if outcome == "connection":
-        raise BenchmarkError(f"cannot reach {endpoint.embeddings_url}: {detail}")
+        raise BenchmarkError(f"cannot reach {where}: {redact(detail)}")
+    if outcome.isdigit() and 300 <= int(outcome) < 400:
+        raise BenchmarkError(f"{where} answered HTTP {outcome}, a redirect: not followed, so that the request and "
+                             "its API key stay with the endpoint; give the URL it redirects to")
     if outcome.isdigit() and 400 <= int(outcome) < 500:
         hint = " (check --api-key-env)" if outcome in ("401", "403") else ""
-        raise BenchmarkError(f"{endpoint.embeddings_url} answered HTTP {outcome}{hint}: {detail}")
+        raise BenchmarkError(f"{where} answered HTTP {outcome}{hint}: {redact(detail)}")
 
 
 def measure_endpoint(endpoint: Endpoint, model: str, mode: str, batch_size: int, image_size: int,
@@ -191,5 +207,6 @@ def run_endpoint(endpoint: Endpoint, sweep: Sweep, say: Callable[[str], None] = 
         total: Counter = Counter()
         for m in out:
             total.update(m.requests["failed"])
-        raise BenchmarkError(f"no request to {endpoint.embeddings_url} succeeded ({_failures(total)}); nothing written")
+        raise BenchmarkError(f"no request to {redact(endpoint.embeddings_url)} succeeded ({_failures(total)}); "
+                             "nothing written")
     return out

@@ -1,14 +1,16 @@
-"""A Hugging Face Hub stand-in on 127.0.0.1 for one dataset repo: what huggingface_hub's `snapshot_download` calls,
-and what its `create_repo`, `list_repo_tree` and `create_commit` call.
+"""A Hugging Face Hub stand-in on 127.0.0.1 for one repo, a dataset's (what huggingface_hub's `snapshot_download`
+calls, and what its `create_repo`, `list_repo_tree` and `create_commit` call) or a model's (what open_clip's
+`hf-hub:` loader calls through `hf_hub_download`).
 
-Reading: the dataset info API, HEAD and GET on `resolve/` (X-Repo-Commit, ETag, and for LFS files (`*.tar` and
-those committed as LFS) X-Linked-Etag / X-Linked-Size and a redirect to a CDN: a second server on another loopback
-port), with Range, and on request: injected faults, a wrong listed size, a required token, a latency per request and
-a throttle per connection. Writing: repo creation, `validate-yaml` (the dataset card's front matter), the file
-tree (blob ids, LFS sha256), `preupload` (regular or LFS, by the Hub's rules), the LFS batch API with basic transfer
-(the bytes PUT to the CDN server) and `commit` (NDJSON), each commit recorded with what it carried.
-It records every request. The tests and `benchmarks/dataset_download.py` use it; it binds loopback only and stops
-with `close()` (or on leaving a `with` block). Standard library (and PyYAML, for the card) only.
+Reading: the info API, HEAD and GET on `resolve/` (X-Repo-Commit, ETag, and for LFS files (`*.tar` and those
+committed as LFS) X-Linked-Etag / X-Linked-Size and a redirect to a CDN: a second server on another loopback port),
+with Range, and on request: injected faults (a 429 says to wait 0 s, in Retry-After and in the rate limit header
+huggingface_hub reads), a wrong listed size, a required token, a latency per request and a throttle per connection.
+Writing (dataset repos): repo creation, `validate-yaml` (the dataset card's front matter), the file tree (blob ids,
+LFS sha256), `preupload` (regular or LFS, by the Hub's rules), the LFS batch API with basic transfer (the bytes PUT to
+the CDN server) and `commit` (NDJSON), each commit recorded with what it carried. It records every request. The
+tests and `benchmarks/dataset_download.py` use it; it binds loopback only and stops with `close()` (or on leaving a
+`with` block). Standard library (and PyYAML, for the card) only.
 """
 
 from __future__ import annotations
@@ -38,9 +40,10 @@ class Hub:
     """
 
     def __init__(self, files: dict[str, bytes], repo: str, *, latency_s: float = 0.0, mib_per_s: float = 0.0,
-                 exists: bool = True):
+                 exists: bool = True, repo_type: str = "dataset"):
         self.files = files
         self.repo = repo
+        self.repo_type = repo_type
         self.exists = exists  # False: the repo is made by `create_repo`
         self.private: bool | None = None  # as created
         self.head = COMMIT
@@ -51,7 +54,7 @@ class Hub:
         self.latency_s = latency_s
         self.mib_per_s = mib_per_s
         self.listed_sizes: dict[str, int] = {}  # overrides: what the Hub lists disagrees with the bytes
-        self.faults: dict[str, list[str]] = {}  # path (or "info") -> actions, one per GET: 500, 429, drop, corrupt
+        self.faults: dict[str, list[str]] = {}  # path (or "info") -> actions, one per GET: a status, drop, corrupt
         self.requests: list[tuple[str, str, dict[str, str]]] = []  # (method, path, headers)
         self.token: str | None = None  # when set, the API and resolve/ need it (the CDN never does)
         self.lock = threading.Lock()
@@ -64,8 +67,13 @@ class Hub:
         return f"http://127.0.0.1:{self.servers[i].server_address[1]}"
 
     @property
+    def path(self) -> str:
+        """Where the repo's page and its `resolve/` are."""
+        return f"/datasets/{self.repo}" if self.repo_type == "dataset" else f"/{self.repo}"
+
+    @property
     def url(self) -> str:
-        return f"{self.endpoint()}/datasets/{self.repo}"
+        return self.endpoint() + self.path
 
     def gets(self) -> list[str]:
         """The paths of the file bodies fetched, from resolve/ or the CDN."""
@@ -112,8 +120,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._body(path.removeprefix("/cdn/"), head)
         if hub.token and self.headers.get("Authorization") != f"Bearer {hub.token}":
             return self._send(401, b"unauthorized", {"X-Error-Message": "Invalid credentials in Authorization header"})
-        info, resolve = f"/api/datasets/{hub.repo}/revision/", f"/datasets/{hub.repo}/resolve/"
-        if path.startswith(tree := f"/api/datasets/{hub.repo}/tree/"):
+        info, resolve = f"/api/{hub.repo_type}s/{hub.repo}/revision/", f"{hub.path}/resolve/"
+        if path.startswith(tree := f"/api/{hub.repo_type}s/{hub.repo}/tree/"):
             return self._tree(path.removeprefix(tree), urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query))
         if path.startswith(info):
             return self._info(path.removeprefix(info))
@@ -156,8 +164,9 @@ class _Handler(BaseHTTPRequestHandler):
         hub: Hub = self.server.hub
         with hub.lock:
             action = hub.faults.get(rel, [None]).pop(0) if hub.faults.get(rel) and not head else None
-        if action in ("500", "429"):
-            return self._send(int(action), b"try again", {"Retry-After": "0"} if action == "429" else {})
+        if action and action.isdigit():  # 500, 503, 429...
+            wait = {"Retry-After": "0", "RateLimit": '"api";r=0;t=0'} if action == "429" else {}
+            return self._send(int(action), b"try again", wait)
         data = hub.files[rel]
         if action == "corrupt":  # the right length, the wrong bytes
             data = bytes(b ^ 0xFF for b in data)

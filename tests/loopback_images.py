@@ -1,10 +1,11 @@
-"""An image host stand-in on 127.0.0.1: what `dataset add` downloads from in the tests and `benchmarks/own_data.py`.
+"""An image host stand-in: what `dataset add` downloads from in the tests and `benchmarks/own_data.py`.
 
 `/img/<name>` serves the bytes it was given; the fault paths answer as a bad web host does: `/missing` 404, `/slow`
-sleeps past any short timeout (bounded by `slow_s`), `/page` an HTML page with status 200, `/huge` a body of
-`huge_bytes`, `/loop` redirects to itself, `/corrupt` a truncated PNG. `latency_s` delays every answer (a round trip).
-It records every path asked for. It binds loopback only and stops with `close()` or on leaving a `with` block.
-Standard library only.
+answers only once the host closes (at most `slow_s` later, past any client timeout however loaded the machine is),
+`/page` an HTML page with status 200, `/huge` a body of `huge_bytes`, `/loop` redirects to itself, `/corrupt` a
+truncated PNG; each path of `redirects` answers 302 to its URL. `latency_s` delays every answer (a round trip).
+It records every path asked for. It binds a loopback address only (`host`, 127.0.0.1 unless another of 127/8 is
+given) and stops with `close()` or on leaving a `with` block. Standard library only.
 """
 
 from __future__ import annotations
@@ -18,25 +19,29 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 class ImageHost:
-    def __init__(self, images: dict[str, bytes], *, latency_s: float = 0.0, slow_s: float = 3.0,
-                 huge_bytes: int = 2 * 2**20):
+    def __init__(self, images: dict[str, bytes], *, latency_s: float = 0.0, slow_s: float = 30.0,
+                 huge_bytes: int = 2 * 2**20, redirects: dict[str, str] | None = None, host: str = "127.0.0.1"):
         self.images = images
+        self.redirects = dict(redirects or {})
         self.latency_s = latency_s
         self.slow_s = slow_s
         self.huge_bytes = huge_bytes
         self.requests: Counter = Counter()
         self.lock = threading.Lock()
-        self.server = _Server(("127.0.0.1", 0), _Handler)
+        self.closing = threading.Event()
+        self.server = _Server((host, 0), _Handler)
         self.server.host, self.server.daemon_threads = self, True
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}{path}"
 
     def image_url(self, name: str) -> str:
         return self.url(f"/img/{name}")
 
     def close(self) -> None:
+        self.closing.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -67,15 +72,15 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/img/") and path[5:] in host.images:
             return self._send(200, host.images[path[5:]], "image/png")
         if path == "/slow":
-            time.sleep(host.slow_s)
+            host.closing.wait(host.slow_s)
             return self._send(200, b"late", "image/png")
         if path == "/page":
             return self._send(200, b"<!DOCTYPE html><html><body>Not found, but 200</body></html>", "text/html")
         if path == "/huge":
             return self._send(200, PNG_MAGIC + b"\0" * (host.huge_bytes - len(PNG_MAGIC)), "image/png")
-        if path == "/loop":
+        if path == "/loop" or path in host.redirects:
             self.send_response(302)
-            self.send_header("Location", "/loop")
+            self.send_header("Location", host.redirects.get(path, "/loop"))
             self.send_header("Content-Length", "0")
             self.end_headers()
             return None
