@@ -159,7 +159,9 @@ class _Shard:
         task = bar.add_task(label, total=spec.size if spec else None)
         try:
             encoded = evaluate.encode_dataset(loaded, folder, self.settings.batch_size, self.settings.num_workers,
-                                              on_batch=lambda n: bar.advance(task, n))
+                                              on_batch=lambda n: bar.advance(task, n),
+                                              tasks=tuple(p.task for p in fitting),
+                                              languages=tuple(p.language for p in fitting))
         except Exception as exc:
             return self._fail(fitting, exc, stage="dataset")
         finally:

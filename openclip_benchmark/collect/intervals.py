@@ -28,7 +28,8 @@ _RECALL = re.compile(r"(image|text)_retrieval_recall@([1-9][0-9]*)")
 class Outcomes:
     """One metric of one result as a function of its images.
 
-    kind `share`: `hits` is 0/1 per image, the metric their mean; `ratio`: `hits` per image over `weights` per image
+    kind `share`: `hits` is 0/1 per image, the metric their mean; `mean`: `hits` a score per image (CIDEr), the metric
+    their mean; `ratio`: `hits` per image over `weights` per image
     (captions found over captions); `class_mean`: `hits` 0/1 per image, the metric the mean over the classes present
     (`classes`, per image) of each class's share. `units` identifies the images in order (their classes, or each
     caption's image): two results can be paired only when theirs are equal. `average_precision`: `hits` is the
@@ -55,7 +56,7 @@ class Outcomes:
     def resampled(self, idx: np.ndarray) -> np.ndarray:
         """The metric on each row of image indices (resamples x images)."""
         hits = self.hits[idx]
-        if self.kind == "share":
+        if self.kind in ("share", "mean"):
             return hits.mean(axis=1)
         if self.kind == "ratio":
             return hits.sum(axis=1) / self.weights[idx].sum(axis=1)
@@ -132,6 +133,9 @@ def metric_outcomes(samples: Mapping[str, np.ndarray], metric: str) -> Outcomes 
         captions = np.bincount(image_of, minlength=images).astype(float)
         keep = captions > 0  # an image without a caption holds no caption to find
         return Outcomes(metric, "ratio", hits[keep], image_of, weights=captions[keep])
+    values = samples.get(metric)  # a task's per-sample array named as the metric, whose mean the metric is
+    if values is not None and len(values) and (values.dtype == bool or np.isfinite(values).all()):
+        return Outcomes(metric, "share" if values.dtype == bool else "mean", values.astype(float), np.arange(len(values)))
     return None
 
 

@@ -32,6 +32,8 @@ def _pack(values: np.ndarray) -> dict:
         raise ValueError(f"per-sample arrays are 1-D, not of shape {values.shape}")
     if values.dtype == bool:
         dtype, raw = "bool", np.packbits(values).tobytes()
+    elif values.dtype.kind == "f":  # a per-sample score (CIDEr of one image), NaN included
+        dtype, raw = "float64", values.astype("<f8").tobytes()
     else:
         if values.size and values.min() < 0:
             raise ValueError("per-sample integers are indices or ranks, never negative")
@@ -42,7 +44,7 @@ def _pack(values: np.ndarray) -> dict:
 
 
 def _unpack(name: str, packed) -> np.ndarray:
-    if not (isinstance(packed, dict) and packed.get("dtype") in ("bool", *_INT_TYPES)
+    if not (isinstance(packed, dict) and packed.get("dtype") in ("bool", "float64", *_INT_TYPES)
             and isinstance(packed.get("length"), int) and packed["length"] >= 0 and isinstance(packed.get("data"), str)):
         raise InvalidResultError(f"samples array {name!r} is not {{dtype, length, data}}")
     try:
@@ -57,7 +59,7 @@ def _unpack(name: str, packed) -> np.ndarray:
     dtype = np.dtype(packed["dtype"]).newbyteorder("<")
     if len(raw) != n * dtype.itemsize:
         raise InvalidResultError(f"samples array {name!r} holds {len(raw)} bytes for {n} {packed['dtype']} values")
-    return np.frombuffer(raw, dtype).astype(np.int64)
+    return np.frombuffer(raw, dtype).astype(np.float64 if dtype.kind == "f" else np.int64)
 
 
 def make_samples(result_bytes: bytes, arrays: Mapping[str, np.ndarray]) -> bytes:

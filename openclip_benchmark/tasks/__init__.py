@@ -11,7 +11,7 @@ task modules import torch and clip_benchmark inside the functions that score.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from ..core.errors import BenchmarkError, UnknownNameError
 from ..core.pair import Pair
@@ -37,6 +37,27 @@ class Task:
     files: tuple[str, ...] = ()  # files its webdataset needs beside the shards
     captions: bool = False  # its samples carry captions, encoded by the text tower in the same pass as the images
     aliases: tuple[str, ...] = ()  # names other tools write for it (clip_benchmark: see canonical_task)
+    # a task that scores data another task reads (captioning: retrieval data); a folder's type never names it
+    shares_data: bool = False
+    # (LoadedModel, folder, batch_size, num_workers, out, on_batch): a task whose samples have a layout of their own
+    # (several images per sample) reads and encodes them itself into the empty EncodedDataset `out`; None: evaluate's
+    # shared pass
+    encode: Callable[..., Any] | None = None
+    # (LoadedModel, images, labels) -> name -> list: more work per batch of the shared pass (captioning generates),
+    # gathered into the encoding's `extras[task]`; such a task may need no features at all
+    batch: Callable[..., dict[str, list]] | None = None
+    features: bool = True  # its metrics need the pass's image (and caption) features
+    # (DatasetSpec or None, images, language) -> texts, for a task whose prompts depend on the language
+    language_prompts: Callable[[Any, int, str], int] | None = None
+    # (Pair) -> None, raising BenchmarkError: a pair this task cannot score whatever the data (captioning without a
+    # text decoder), refused where pairs are made (init, run, plan), never mid-shard
+    check_pair: Callable[[Pair], None] | None = None
+
+    def prompt_count(self, spec: Any, images: int, language: str = "en") -> int:
+        """Texts one pair sends through the text tower (the plan prices them)."""
+        if self.language_prompts is not None:
+            return self.language_prompts(spec, images, language)
+        return self.prompts(spec, images)
 
 
 _TASKS: dict[str, Task] = {}
@@ -46,8 +67,8 @@ def register_task(task: Task) -> Task:
     """Add a task; its name and dataset type must be new (a folder's type names the task that reads it)."""
     if task.name in _TASKS:
         raise BenchmarkError(f"task {task.name!r} is registered already")
-    taken = next((t.name for t in _TASKS.values() if t.dataset_type == task.dataset_type), None)
-    if taken:
+    taken = next((t.name for t in _TASKS.values() if t.dataset_type == task.dataset_type and not t.shares_data), None)
+    if taken and not task.shares_data:
         raise BenchmarkError(f"dataset type {task.dataset_type!r} is read by task {taken!r} already")
     _TASKS[task.name] = task
     return task
@@ -75,7 +96,7 @@ def get_task(name: str) -> Task:
 def task_for_dataset_type(kind: str) -> Task:
     """The task that reads data of this `dataset_type.txt` value."""
     for task in _TASKS.values():
-        if task.dataset_type == kind:
+        if task.dataset_type == kind and not task.shares_data:
             return task
     raise DatasetTaskError(f"unknown dataset_type.txt value {kind!r}; known: {', '.join(t.dataset_type for t in _TASKS.values())}")
 
@@ -102,10 +123,20 @@ def table_metrics(table: str) -> list[str]:
     return list(dict.fromkeys(m for t in _TASKS.values() if t.table == table for m in t.metrics))
 
 
-def _register_builtin() -> None:
-    from . import multilabel, zeroshot_classification, zeroshot_retrieval
+def check_pairs(pairs: Iterable[Pair]) -> None:
+    """Refuse, with one line, the first pair its task can never score (see `Task.check_pair`)."""
+    for pair in pairs:
+        check = get_task(pair.task).check_pair
+        if check is not None:
+            check(pair)
 
-    for module in (zeroshot_classification, zeroshot_retrieval, multilabel):
+
+def _register_builtin() -> None:
+    from . import (babel_imagenet, captioning, image_caption_selection, multilabel, zeroshot_classification,
+                   zeroshot_retrieval)
+
+    for module in (zeroshot_classification, zeroshot_retrieval, multilabel, image_caption_selection, babel_imagenet,
+                   captioning):
         register_task(module.TASK)
 
 
