@@ -4,6 +4,7 @@ scored by the worker give clip_benchmark's own numbers (its dataset classes on t
 
 from __future__ import annotations
 
+import functools
 import tarfile
 
 import pytest
@@ -35,16 +36,22 @@ def sources(tmp_path_factory):
     return root, sugar, wino, wds, converted, models
 
 
+@functools.lru_cache(maxsize=None)
+def _load(model_name):
+    from clip_benchmark.models import load_clip
+
+    model, transform, tokenizer = load_clip("open_clip", model_name, "", None, device="cpu")
+    return model.eval(), transform, tokenizer
+
+
 def _oracle(model_name, dataset_name, sugar, wino):
     """clip_benchmark in-process: its loader, its dataset classes on the original files, its metric."""
     import torch
     from clip_benchmark.datasets.builder import build_dataset, get_dataset_collate_fn
     from clip_benchmark.datasets.winoground import WinoGround
     from clip_benchmark.metrics import image_caption_selection
-    from clip_benchmark.models import load_clip
 
-    model, transform, tokenizer = load_clip("open_clip", model_name, "", None, device="cpu")
-    model.eval()
+    model, transform, tokenizer = _load(model_name)
     if dataset_name == "winoground":
         ds = WinoGround.__new__(WinoGround)  # its __init__ is `datasets.load_dataset("facebook/winoground")`: the Hub
         ds.ds, ds.transform = winoground_rows(wino), transform
