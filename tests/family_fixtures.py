@@ -138,3 +138,39 @@ def make_crossmodal3600(root: Path, languages=("en", "de", "ja", "sw"), n: int =
         lines.append(json.dumps(entry, ensure_ascii=False))
     (root / "captions.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root
+
+
+def noise_jpeg(index: int, size: int = 16) -> bytes:
+    """A small seeded noise JPEG, quick to make by the thousand."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(index).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def make_imagenet_val(root: Path, wds_root: Path, per_class: int = 1, size: int = 16) -> tuple[Path, Path]:
+    """ImageNet's validation set twice, `per_class` images of each of its 1000 classes: torchvision's `ImageNet`
+    folder (`meta.bin`, `val/<wnid>/*.JPEG`, what clip_benchmark's Babel-ImageNet reads) and `wds_imagenet1k/` in
+    clip_benchmark's webdataset layout (labels = class indices in wnid order, the same images in the same order)."""
+    import torch
+    from clip_benchmark.datasets.builder import all_imagenet_wordnet_ids
+
+    from openclip_benchmark.core.wds import write_shards
+
+    wnids = sorted(all_imagenet_wordnet_ids)
+    samples = []
+    for label, wnid in enumerate(wnids):
+        (root / "val" / wnid).mkdir(parents=True, exist_ok=True)
+        for k in range(per_class):
+            data = noise_jpeg(label * per_class + k, size)
+            (root / "val" / wnid / f"ILSVRC2012_val_{label * per_class + k:08d}.JPEG").write_bytes(data)
+            samples.append({"jpg": data, "cls": str(label).encode()})
+    torch.save(({wnid: (f"class {i}",) for i, wnid in enumerate(wnids)}, []), root / "meta.bin")
+    folder = wds_root / "wds_imagenet1k"
+    write_shards(folder, samples, 2)
+    (folder / "classnames.txt").write_text("".join(f"class {i}\n" for i in range(len(wnids))))
+    (folder / "zeroshot_classification_templates.txt").write_text("a photo of a {c}.\n")
+    return root, folder

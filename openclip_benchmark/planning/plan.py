@@ -213,7 +213,7 @@ def pair_work(pair: Pair, model: ModelWork, datasets: Mapping[str, Any]) -> Pair
     if pair.preprocess.image_size and model.image_size:
         gflops *= (pair.preprocess.image_size / model.image_size) ** 2  # ViT tokens scale with the pixel area
     task = get_task(pair.task)
-    return PairWork(pair, model, size, task.prompts(spec, size), task.classifier(pair), gflops, note)
+    return PairWork(pair, model, size, task.prompt_count(spec, size, pair.language), task.classifier(pair), gflops, note)
 
 
 # ---------------------------------------------------------------- runtime on one GPU
