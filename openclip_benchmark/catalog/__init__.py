@@ -50,6 +50,8 @@ class DatasetSpec:
     collections: tuple[str, ...]
     languages: tuple[str, ...]
     templates: int | None = None  # zero-shot prompt templates per class (clip_benchmark's English set), for the plan
+    # no published webdataset: `benchmark dataset convert <convert>` writes one from the files `url` points to
+    convert: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -92,6 +94,7 @@ def _dataset_from_json(name: str, raw: Any, where: str) -> DatasetSpec:
             collections=tuple(str(c) for c in raw.get("collections") or ()),
             languages=tuple(str(lang) for lang in raw.get("languages") or DEFAULT_LANGUAGES),
             templates=None if raw.get("templates") is None else int(raw["templates"]),
+            convert=None if raw.get("convert") in (None, "") else str(raw["convert"]),
         )
     except (TypeError, ValueError) as exc:
         raise CatalogError(f"{where}: dataset {name!r}: {exc}") from None
