@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..backends import Job, Submission, backend_names, estimates, get_backend, work_dir
-from ..catalog import model_family
+from ..catalog import check_pairs, model_family
 from ..collect.parse import read_results
 from ..core.errors import BenchmarkError
 from ..core.jsonio import atomic_write_json
@@ -56,6 +56,7 @@ def plan_from_tracker(tracker_path: str | Path, catalog, request: PlanRequest) -
     tracker = Tracker.load(tracker_path)
     statuses = ["pending", "planned"] + (["failed"] if request.retry_failed else [])
     pairs = [e.pair for e in tracker.select(statuses)]
+    check_pairs(pairs, catalog.datasets)
     gpu_table = pricing.load_gpus()
     models = plan.ModelIndex(catalog.models)
     datasets = catalog.datasets

@@ -1,0 +1,110 @@
+"""Bad input for the new task families is one `error:` line and exit 2 at init, run or plan, never mid-shard: a
+language a dataset lacks, a captioning pair for a model that cannot generate text, a dataset with no published
+webdataset; and what the catalog, the plan and the tracker hold for the families."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from fixtures import make_retrieval_wds, make_tiny_model
+from openclip_benchmark.catalog import CatalogError, check_pairs, load_catalog
+from openclip_benchmark.cli import app
+from openclip_benchmark.core.errors import BenchmarkError
+from openclip_benchmark.core.pair import Pair
+from openclip_benchmark.datasets.download import ensure_dataset
+from openclip_benchmark.tasks import captioning
+from openclip_benchmark.tracker import Tracker
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _one_error_line(result, text):
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], result.output
+
+
+def test_a_language_a_dataset_lacks_is_refused_at_init_and_run(tmp_path):
+    tracker = tmp_path / "results.csv"
+    _one_error_line(invoke("init", "-t", tracker, "-d", "xtd10", "-l", "ar"), "dataset xtd10 has no language 'ar'")
+    _one_error_line(invoke("init", "-t", tracker, "-d", "xtd10,winoground", "-l", "sw"),
+                    "none of the 2 chosen datasets has language 'sw'")
+    _one_error_line(invoke("init", "-t", tracker, "-d", "xtd10", "-l", "klingon"), "unknown language 'klingon'")
+    assert not tracker.exists()  # nothing written
+    _one_error_line(invoke("run", "-m", "ViT-B-32:openai", "-d", "babel_imagenet", "--languages", "jp"),
+                    "dataset babel_imagenet has no language 'jp'")
+
+
+def test_init_adds_each_language_of_a_multilingual_set(tmp_path):
+    tracker = tmp_path / "results.csv"
+    result = invoke("init", "-t", tracker, "-m", "ViT-B-32:openai", "-d", "multilingual", "-l", "de,ja,sw,deu_Latn")
+    assert result.exit_code == 0, result.output
+    pairs = {(e.pair.dataset, e.pair.language, e.pair.task) for e in Tracker.load(tracker)}
+    assert ("xtd10", "de", "zeroshot_retrieval") in pairs and ("crossmodal3600", "sw", "zeroshot_retrieval") in pairs
+    assert ("xtd200", "deu_Latn", "zeroshot_retrieval") in pairs and ("babel_imagenet", "ja", "babel_zeroshot_classification") in pairs
+    assert ("imagenet1k", "de", "zeroshot_classification") not in pairs  # each dataset gets only the languages it has
+
+
+def test_a_tracker_pair_in_a_language_its_dataset_lacks_stops_the_plan(tmp_path):
+    tracker = tmp_path / "results.csv"
+    assert invoke("init", "-t", tracker, "-m", "ViT-B-32:openai", "-d", "xtd10").exit_code == 0
+    text = tracker.read_text().replace(",xtd10,en,", ",xtd10,ar,")
+    tracker.write_text(text)
+    before = tracker.read_bytes()
+    _one_error_line(invoke("plan", "--tracker", tracker), "dataset xtd10 has no language 'ar'")
+    assert tracker.read_bytes() == before
+
+
+def test_captioning_needs_a_model_with_a_text_decoder(tmp_path):
+    clip = make_tiny_model(tmp_path, "tiny_clip")
+    with pytest.raises(BenchmarkError, match="has no text decoder"):
+        check_pairs([Pair(clip, "", "mscoco_captions", task="captioning")], load_catalog().datasets)
+    with pytest.raises(BenchmarkError, match="ViT-B-32 has no text decoder"):
+        captioning.check_pair(Pair("ViT-B-32", "openai", "mscoco_captions", task="captioning"))
+    make_retrieval_wds(tmp_path / "data", "coco_like", n=4)
+    _one_error_line(invoke("run", "-m", clip, "-d", "coco_like", "--dataset-root", tmp_path / "data", "--task",
+                           "captioning", "--store", tmp_path / "results"), "has no text decoder")
+    assert not (tmp_path / "results").exists()
+
+
+def test_captioning_says_why_coca_cannot_generate_here():
+    """open_clip 3.3.0's CoCa.generate imports transformers' BeamSearchScorer, gone in transformers 5."""
+    import importlib.metadata
+
+    reason = captioning.generation_unavailable()
+    if int(importlib.metadata.version("transformers").split(".")[0]) >= 5:
+        assert "BeamSearchScorer" in reason
+        with pytest.raises(BenchmarkError, match="BeamSearchScorer"):
+            captioning.check_pair(Pair("coca_ViT-B-32", "laion2b_s13b_b90k", "mscoco_captions", task="captioning"))
+    else:
+        assert reason is None
+
+
+def test_a_dataset_with_no_published_webdataset_says_how_to_convert_it(tmp_path):
+    spec = load_catalog().dataset("sugar_crepe/add_att")  # clip_benchmark's spelling
+    with pytest.raises(BenchmarkError, match="benchmark dataset convert sugar_crepe --from DIR"):
+        ensure_dataset(spec.name, tmp_path, spec=spec)
+    _one_error_line(invoke("dataset", "convert", "sugar_crep", "--from", tmp_path), "did you mean sugar_crepe")
+    _one_error_line(invoke("dataset", "convert", "winoground", "--from", tmp_path), "no data/test-*.parquet")
+
+
+def test_catalog_entries_of_the_families():
+    cat = load_catalog()
+    collections = cat.collections()
+    assert len(collections["compositionality"]) == 8 and len(collections["sugar_crepe"]) == 7
+    assert set(collections["multilingual_retrieval"]) == {"xtd10", "xtd200", "flickr30k-200",
+                                                          "multilingual_mscoco_captions", "crossmodal3600"}
+    assert {"babel_imagenet", "imagenet1k"} <= set(collections["multilingual"])
+    assert len(cat.dataset("crossmodal3600").languages) == 36 and len(cat.dataset("xtd200").languages) == 201
+    assert len(cat.dataset("babel_imagenet").languages) == 90
+    # clip_benchmark's result names read back as these entries
+    assert cat.canonical_dataset("sugar_crepe/swap_obj") == "sugar_crepe-swap_obj"
+    assert cat.canonical_dataset("flickr30k-200") == "flickr30k-200"
+    listed = json.loads(invoke("datasets", "compositionality", "--json").output)
+    assert [d["size"] for d in listed] == [692, 2062, 788, 1652, 1406, 666, 246, 400]
+    assert {d["convert"] for d in listed} == {"sugar_crepe", "winoground"}
