@@ -108,3 +108,47 @@ def test_catalog_entries_of_the_families():
     listed = json.loads(invoke("datasets", "compositionality", "--json").output)
     assert [d["size"] for d in listed] == [692, 2062, 788, 1652, 1406, 666, 246, 400]
     assert {d["convert"] for d in listed} == {"sugar_crepe", "winoground"}
+
+
+def test_parse_writes_selection_rows_and_open_clips_multilingual_table(tmp_path):
+    import csv
+
+    from openclip_benchmark.collect.parse import parse_results
+    from openclip_benchmark.core.jsonio import atomic_write_json
+    from openclip_benchmark.core.records import make_result
+    from openclip_benchmark.storage.layout import result_key
+
+    results = tmp_path / "results"
+    values = {}
+    for model in ("nllb-clip-base", "ViT-B-32"):
+        for dataset, langs in (("crossmodal3600", ("de", "en", "sw")), ("multilingual_mscoco_captions", ("en", "jp"))):
+            for i, lang in enumerate(langs):
+                pair = Pair(model, "v1", dataset, language=lang, task="zeroshot_retrieval")
+                metrics = {f"{side}_retrieval_recall@{k}": round(0.1 * k / 10 + 0.01 * i + (side == "text") * 0.05, 4)
+                           for side in ("image", "text") for k in (1, 5, 10)}
+                values[(model, dataset, lang)] = metrics
+                atomic_write_json(results / result_key(pair), make_result(pair, metrics, {"finished": "x"}))
+        pair = Pair(model, "v1", "winoground", task="image_caption_selection")
+        atomic_write_json(results / result_key(pair), make_result(pair, {"text_acc": 0.3, "image_acc": 0.1, "acc": 0.05},
+                                                                 {"finished": "x"}))
+    report = parse_results(results, tmp_path / "out", catalog=load_catalog())
+    assert report.rows["selection_metrics"] == 2 and report.rows["multilingual_retrieval"] == 2
+    with open(tmp_path / "out" / "selection_metrics.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    assert reader.fieldnames[reader.fieldnames.index("task") + 2:][:3] == ["text_acc", "image_acc", "acc"]
+    assert {r["dataset"] for r in rows} == {"winoground"} and rows[0]["acc"] == "0.05"
+    with open(tmp_path / "out" / "multilingual_retrieval.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        table = {r["model"]: r for r in reader}
+    columns = reader.fieldnames
+    assert columns[:4] == ["model", "pretrained", "preprocess", "avg"]
+    assert columns[4:8] == ["crossmodal3600 image_retrieval_recall@1 avg", "crossmodal3600 image_retrieval_recall@1 de",
+                            "crossmodal3600 image_retrieval_recall@1 en", "crossmodal3600 image_retrieval_recall@1 sw"]
+    assert "multilingual_mscoco_captions text_retrieval_recall@5 jp" in columns  # open_clip's names
+    row = table["ViT-B-32"]
+    langs = ("de", "en", "sw")
+    assert float(row["crossmodal3600 text_retrieval_recall@10 avg"]) == pytest.approx(
+        sum(values[("ViT-B-32", "crossmodal3600", lang)]["text_retrieval_recall@10"] for lang in langs) / 3)
+    cells = [v for (m, _, _), metrics in values.items() if m == "ViT-B-32" for v in metrics.values()]
+    assert float(row["avg"]) == pytest.approx(sum(cells) / len(cells))  # open_clip's avg: every cell of the row

@@ -105,3 +105,14 @@ def test_selection_equals_clip_benchmark(sources, tmp_path):
         assert interval.method == "binomial" and interval.low <= ours["acc"] <= interval.high
     assert ("sugar_crepe-add_att", "image_acc", 1.0) in seen  # one image per sample: its caption always finds it
     assert len({v for d, k, v in seen if k == "acc"}) > 2  # the metric discriminates between models and sets
+    # parse: the selection table, each row's main metric (`acc`) with its interval from these samples
+    import csv
+
+    from openclip_benchmark.catalog import load_catalog
+    from openclip_benchmark.collect.parse import parse_results
+
+    parse_results(tmp_path, tmp_path / "out", catalog=load_catalog())
+    with open(tmp_path / "out" / "selection_metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(pairs) and all(r["ci_metric"] == "acc" and r["ci_method"] == "binomial" for r in rows)
+    assert all(float(r["ci_low"]) <= float(r["acc"]) <= float(r["ci_high"]) for r in rows)

@@ -20,6 +20,7 @@ from ..core.records import Record, Result, read_record
 from ..core.samples import read_samples, result_digest
 from ..planning.pricing import gpu_from_device_name, load_gpus, load_prices
 from ..storage.layout import is_record_key, is_reserved, samples_key
+from .multilingual import build_multilingual_table
 from .intervals import CONFIDENCE, RESAMPLES, SEED, Interval, intervals, metric_outcomes
 from ..tasks import get_task, table_metrics
 from ..tasks import tables as task_tables
@@ -392,6 +393,15 @@ def outputs_stale(results_dir: str | os.PathLike, out_dir: str | os.PathLike) ->
     return any(os.stat(path).st_mtime_ns > built for path, _ in iter_result_files(results_dir))
 
 
+def _write_or_drop(out_dir: Path, name: str, rows: list[dict[str, Any]], columns: list[str]) -> list[Path]:
+    """A table written where it has rows; where it has none, a copy from an earlier parse is removed."""
+    if rows:
+        return write_table(out_dir, name, rows, columns)
+    for stale in (out_dir / f"{name}.csv", out_dir / f"{name}.parquet"):
+        stale.unlink(missing_ok=True)
+    return []
+
+
 def parse_results(
     results_dir: str | os.PathLike, out_dir: str | os.PathLike, tracker: str | os.PathLike | None = None, *,
     catalog: Catalog,
@@ -419,6 +429,10 @@ def parse_results(
     cells = build_leaderboard_intervals(row for rows in tables.values() for row in rows)
     report.written += write_table(out_dir, "leaderboard_intervals", cells, INTERVAL_COLUMNS)
     report.rows["leaderboard_intervals"] = len(cells)
+    multilingual, multilingual_cols = build_multilingual_table(tables.get("retrieval_metrics", ()), catalog)
+    report.written += _write_or_drop(out_dir, "multilingual_retrieval", multilingual, multilingual_cols)
+    if multilingual:  # only where a multilingual retrieval set has results
+        report.rows["multilingual_retrieval"] = len(multilingual)
     sweep, sweep_cols = build_resolution_sweep((row for rows in tables.values() for row in rows), catalog)
     if sweep:  # only where some model was evaluated at several image sizes
         report.written += write_table(out_dir, "resolution_sweep", sweep, sweep_cols)
