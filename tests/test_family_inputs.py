@@ -152,3 +152,25 @@ def test_parse_writes_selection_rows_and_open_clips_multilingual_table(tmp_path)
         sum(values[("ViT-B-32", "crossmodal3600", lang)]["text_retrieval_recall@10"] for lang in langs) / 3)
     cells = [v for (m, _, _), metrics in values.items() if m == "ViT-B-32" for v in metrics.values()]
     assert float(row["avg"]) == pytest.approx(sum(cells) / len(cells))  # open_clip's avg: every cell of the row
+
+
+def test_the_plan_reads_a_multilingual_set_once_and_prices_each_languages_captions():
+    from openclip_benchmark.planning import plan, pricing
+
+    cat = load_catalog()
+    langs = cat.dataset("crossmodal3600").languages
+
+    def planned(languages):
+        pairs = [Pair("ViT-B-32", "openai", "crossmodal3600", language=lang, task="zeroshot_retrieval")
+                 for lang in languages]
+        return plan.plan_shards(pairs, models=plan.ModelIndex(cat.models), datasets=cat.datasets,
+                                gpus=pricing.load_gpus(), prices=pricing.load_prices())
+
+    one, every = planned(langs[:1]), planned(langs)
+    assert len(one.shards) == len(every.shards) == 1 and one.shards[0].gpu == every.shards[0].gpu
+    model = plan.ModelIndex(cat.models).work("ViT-B-32", "openai")
+    work = plan.pair_work(Pair("ViT-B-32", "openai", "crossmodal3600", language="sw", task="zeroshot_retrieval"), model,
+                          cat.datasets)
+    assert work.prompts == 3600  # one caption per image in each language, through the text tower
+    text = plan.text_seconds(work.prompts, model, pricing.load_gpus()[one.shards[0].gpu], plan.CostModel())
+    assert every.runtime_s - one.runtime_s == pytest.approx((len(langs) - 1) * text, rel=1e-9)  # no image pass again

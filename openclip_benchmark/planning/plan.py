@@ -253,7 +253,9 @@ def pure_work_seconds(works: Iterable[PairWork], gpu: GpuSpec) -> float:
     """Model FLOPs only (each classifier once per model): the floor no schedule can beat."""
     total, seen = 0.0, set()
     for w in works:
-        total += w.images * w.image_gflops * 1e9
+        if ("images",) + _reads(w) not in seen:
+            seen.add(("images",) + _reads(w))
+            total += w.images * w.image_gflops * 1e9
         key = (w.pair.model, w.pair.pretrained, w.classifier or w.pair.id)
         if key not in seen:
             seen.add(key)
@@ -263,9 +265,15 @@ def pure_work_seconds(works: Iterable[PairWork], gpu: GpuSpec) -> float:
 
 # ---------------------------------------------------------------- GPU choice
 
+def _reads(w: PairWork) -> tuple:
+    """The image pass a pair needs: the worker reads a dataset once per model and preprocessing for all its pairs."""
+    return (w.pair.model, w.pair.pretrained, w.pair.dataset, w.pair.preprocess)
+
+
 @dataclass(frozen=True)
 class _Unit:
-    """Pairs of one model that must stay together: those sharing a classifier pay its text work once."""
+    """Pairs of one model that must stay together: those sharing a classifier pay its text work once, those on one
+    dataset (its languages) its image pass once."""
 
     key: str
     works: tuple[PairWork, ...]
@@ -274,14 +282,21 @@ class _Unit:
 
 def _units(works: list[PairWork], gpu: GpuSpec, vcpus: int, cost: CostModel, capacity: float) -> list[_Unit]:
     groups: dict[str, list[PairWork]] = {}
+    readers: dict[tuple, str] = {}  # an image pass -> the group that pays it
     for w in works:
-        groups.setdefault(w.classifier or w.pair.id, []).append(w)
+        key = w.classifier or readers.setdefault(_reads(w), w.pair.id)
+        groups.setdefault(key, []).append(w)
     units = []
     for key, members in sorted(groups.items()):
         text = text_seconds(members[0].prompts, members[0].model, gpu, cost) if members[0].classifier else 0.0
-        seconds = text + sum(image_seconds(w, gpu, vcpus, cost) + (0 if w.classifier else text_seconds(w.prompts, w.model, gpu, cost)) for w in members)
+
+        def own(w: PairWork) -> float:  # a pair's text work where it shares no classifier
+            return 0.0 if w.classifier else text_seconds(w.prompts, w.model, gpu, cost)
+
+        images = sum(image_seconds(w, gpu, vcpus, cost) for w in {_reads(w): w for w in members}.values())
+        seconds = text + images + sum(own(w) for w in members)
         if seconds > capacity and len(members) > 1:  # too long for one job together: split, each part rebuilds the classifier
-            units += [_Unit(w.pair.id, (w,), text + image_seconds(w, gpu, vcpus, cost)) for w in members]
+            units += [_Unit(w.pair.id, (w,), text + image_seconds(w, gpu, vcpus, cost) + own(w)) for w in members]
         else:
             units.append(_Unit(key, tuple(members), seconds))
     return units

@@ -20,7 +20,6 @@ from typing import Any
 
 from ..core.errors import BenchmarkError
 from ..core.pair import Pair
-from . import Task
 from . import zeroshot_classification as zeroshot
 
 IMAGENET_CLASSES = 1000
@@ -91,17 +90,7 @@ def prompt_count(spec: Any, images: int, language: str = "en") -> int:
     return len(idxs) * len(templates)
 
 
-TASK = Task(
-    name="babel_zeroshot_classification",
-    dataset_type="classification",
-    metrics=("acc1", "acc5", "mean_per_class_recall"),
-    main_metric="acc1",
-    table="classification_metrics",
-    prompts=lambda spec, images: prompt_count(spec, images),
-    classifier=lambda pair: f"babel_imagenet|{pair.language}",
-    evaluate=evaluate,
-    outcomes=outcomes,
-    aliases=("zeroshot_classification",),
-    shares_data=True,
-    language_prompts=prompt_count,
-)
+# zero-shot classification with the language's own lists, on the classification data zero-shot reads
+TASK = replace(zeroshot.TASK, name="babel_zeroshot_classification", files=(), aliases=("zeroshot_classification",),
+               shares_data=True, classifier=lambda pair: None, evaluate=evaluate,
+               outcomes=outcomes, language_prompts=prompt_count)

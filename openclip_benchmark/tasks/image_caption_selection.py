@@ -127,15 +127,6 @@ def prompt_count(spec: Any, images: int) -> int:
     return images * int(getattr(spec, "captions_per_image", 0) or 2)
 
 
-TASK = Task(
-    name="image_caption_selection",
-    dataset_type=DATASET_TYPE,
-    metrics=METRICS,
-    main_metric="acc",
-    table="selection_metrics",
-    prompts=prompt_count,
-    classifier=lambda pair: None,
-    evaluate=evaluate,
-    outcomes=outcomes,
-    encode=encode,
-)
+TASK = Task(name="image_caption_selection", dataset_type=DATASET_TYPE, table="selection_metrics", metrics=METRICS,
+            main_metric="acc", prompts=prompt_count, classifier=lambda pair: None, encode=encode, evaluate=evaluate,
+            outcomes=outcomes)
