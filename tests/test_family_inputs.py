@@ -174,3 +174,23 @@ def test_the_plan_reads_a_multilingual_set_once_and_prices_each_languages_captio
     assert work.prompts == 3600  # one caption per image in each language, through the text tower
     text = plan.text_seconds(work.prompts, model, pricing.load_gpus()[one.shards[0].gpu], plan.CostModel())
     assert every.runtime_s - one.runtime_s == pytest.approx((len(langs) - 1) * text, rel=1e-9)  # no image pass again
+
+
+def test_dataset_convert_command_writes_a_webdataset_the_worker_reads(tmp_path):
+    from family_fixtures import make_crossmodal3600
+
+    from openclip_benchmark.datasets.download import check_layout
+
+    source = make_crossmodal3600(tmp_path / "xm3600", ("en", "de"), n=3, missing=0)
+    result = invoke("dataset", "convert", "crossmodal3600", "--from", source, "--root", tmp_path / "datasets",
+                    "--shard-size", 2)
+    assert result.exit_code == 0, result.output
+    assert "3 samples" in result.output and "2 languages" in result.output
+    folder = tmp_path / "datasets" / "wds_crossmodal3600"
+    spec = load_catalog().dataset("crossmodal3600")
+    assert check_layout(folder, spec.split, spec.task, spec.name) == folder
+    assert ensure_dataset("crossmodal3600", tmp_path, tmp_path / "datasets", spec=spec) == folder
+    assert (folder / "test" / "nshards.txt").read_text() == "2\n"
+    again = invoke("dataset", "convert", "crossmodal3600", "--from", source, "--root", tmp_path / "datasets")
+    assert again.exit_code == 0 and (folder / "test" / "nshards.txt").read_text() == "1\n"  # replaced whole
+    assert [p.name for p in (tmp_path / "datasets").iterdir()] == ["wds_crossmodal3600"]  # no temp folder left
