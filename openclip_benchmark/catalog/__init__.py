@@ -355,9 +355,9 @@ def check_languages(languages: Iterable[str], chosen: Iterable[DatasetSpec], dat
             raise UnknownNameError("language", lang, known)
         if chosen and not any(lang in spec.languages for spec in chosen):
             if len(chosen) == 1:
-                raise CatalogError(f"dataset {chosen[0].name} has no language {lang!r}; it has "
+                raise CatalogError(f"no pair matches: dataset {chosen[0].name} has no language {lang!r}; it has "
                                    f"{_listed(chosen[0].languages)}")
-            raise CatalogError(f"none of the {len(chosen)} chosen datasets has language {lang!r}")
+            raise CatalogError(f"no pair matches: none of the {len(chosen)} chosen datasets has language {lang!r}")
 
 
 def check_pairs(pairs: Iterable[Pair], datasets: Mapping[str, DatasetSpec]) -> None:
