@@ -14,7 +14,7 @@ import contextlib
 import platform
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -144,6 +144,7 @@ class EncodedDataset:
     kind: str  # the dataset_type.txt value: classification | multilabel | retrieval | a registered task's
     classnames: list[str] = field(default_factory=list)
     templates: list[str] = field(default_factory=list)
+    prompts_language: str = "en"  # the language of `classnames` and `templates`
     image_features: list[Any] = field(default_factory=list)  # per batch, on the device
     targets: list[Any] = field(default_factory=list)  # per batch, on the CPU
     text_features: list[Any] = field(default_factory=list)  # retrieval: per batch, on the CPU
@@ -151,12 +152,24 @@ class EncodedDataset:
     # the sample members its tasks asked for beyond clip_benchmark's tuple (`npy`: DataComp's metadata rows),
     # name -> one value per sample: an array (rows in sample order) or a list
     members: dict[str, Any] = field(default_factory=dict)
+    # retrieval in further languages: language -> (its captions' features per batch, each caption's image)
+    languages: dict[str, tuple[list[Any], list[int]]] = field(default_factory=dict)
+    extras: dict[str, dict[str, list]] = field(default_factory=dict)  # task -> what its `batch` hook gathered
     num_samples: int = 0
     seconds: float = 0.0
 
     @property
     def images_per_s(self) -> float:
         return self.num_samples / self.seconds if self.seconds > 0 else 0.0
+
+    def in_language(self, language: str) -> "EncodedDataset":
+        """The encoding with the captions of `language` in place of the English ones (the same image features)."""
+        if language not in self.languages:
+            if language != "en" and (self.languages or self.text_image_index):
+                raise DatasetTaskError(f"the encoding holds no {language} captions (English: `txt`, others `<lang>.txt`)")
+            return self
+        features, index = self.languages[language]
+        return replace(self, text_features=features, text_image_index=index)
 
 
 def dataset_type(folder: Path) -> str:
@@ -205,7 +218,7 @@ def sample_members(pairs: Iterable[Pair]) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(name for m in [plain, *declared] if m for name in m))
 
 
-IMAGE_MEMBERS = ["webp", "png", "jpg", "jpeg"]  # clip_benchmark's image extensions, in its order
+IMAGE_EXTENSIONS = ["webp", "png", "jpg", "jpeg"]  # clip_benchmark's wds reader's, in its order
 
 
 def _with_members(dataset, transform, members: tuple[str, ...]):
@@ -215,13 +228,53 @@ def _with_members(dataset, transform, members: tuple[str, ...]):
 
     decoded = copy.copy(dataset)
     decoded.pipeline = dataset.pipeline[:-2]
-    return decoded.to_tuple(IMAGE_MEMBERS, *members).map_tuple(transform, *(None for _ in members))
+    return decoded.to_tuple(IMAGE_EXTENSIONS, *members).map_tuple(transform, *(None for _ in members))
+
+
+def encode_captions(loaded: LoadedModel, texts: list[str], language: str):
+    """Captions of one language through the text tower, as clip_benchmark's retrieval in that language encodes them
+    (NLLB-CLIP tokenizes per language, set as its CLI sets it)."""
+    import torch
+    import torch.nn.functional as F
+
+    if "nllb-clip" in loaded.text_key[0]:
+        from clip_benchmark.models.nllb_clip import set_language
+
+        set_language(loaded.tokenizer, language)
+    tokens = loaded.tokenizer(texts).to(loaded.device)
+    with torch.no_grad(), loaded.autocast():
+        return F.normalize(loaded.model.encode_text(tokens), dim=-1).cpu()
+
+
+def caption_key(language: str) -> str:
+    """English captions are `txt` (what clip_benchmark's reader reads); another language's are `<language>.txt`."""
+    return "txt" if language == "en" else f"{language}.txt"
+
+
+def read_multilingual(folder: Path, transform, languages: list[str]):
+    """clip_benchmark's retrieval reader (same decoding, same order) yielding each language's captions of an image."""
+    import webdataset as wds
+
+    nshards = int((folder / SPLIT / "nshards.txt").read_text().strip())
+    pattern = str(folder / SPLIT / ("{0..%d}.tar" % (nshards - 1)))
+
+    def prepare(sample):
+        image = next((sample[ext] for ext in IMAGE_EXTENSIONS if ext in sample), None)
+        missing = [lang for lang in languages if caption_key(lang) not in sample]
+        if image is None or missing:
+            what = f"{', '.join(missing)} captions ({', '.join(map(caption_key, missing))})" if missing else "an image"
+            raise DatasetTaskError(f"dataset {folder.name}: sample {sample.get('__key__')!r} has no {what}")
+        return transform(image), {lang: sample[caption_key(lang)].splitlines() for lang in languages}
+
+    return (wds.WebDataset(pattern, nodesplitter=lambda src: src, shardshuffle=False)
+            .decode(wds.autodecode.ImageHandler("pil", extensions=IMAGE_EXTENSIONS)).map(prepare))
 
 
 def encode_dataset(loaded: LoadedModel, folder: Path, batch_size: int, num_workers: int,
-                   on_batch: Callable[[int], None] | None = None,
-                   members: tuple[str, ...] | None = None) -> EncodedDataset:
-    """Read a webdataset folder once with clip_benchmark's own reader and encode it with the model; `members` (see
+                   on_batch: Callable[[int], None] | None = None, tasks: tuple[str, ...] = (),
+                   languages: tuple[str, ...] = (), members: tuple[str, ...] | None = None) -> EncodedDataset:
+    """Read a webdataset folder once with clip_benchmark's own reader and encode it with the model, for the pairs'
+    `tasks` (all of the folder's when empty) and caption `languages` (English when empty); `members` (see
     `sample_members`) are kept per sample, so metadata reaches the metrics in the order of the features."""
     import torch
     import torch.nn.functional as F
@@ -229,16 +282,27 @@ def encode_dataset(loaded: LoadedModel, folder: Path, batch_size: int, num_worke
 
     folder = Path(folder)
     kind = dataset_type(folder)
-    captions = task_for_dataset_type(kind).captions and members is None
+    reader = task_for_dataset_type(kind)
+    captions = reader.captions and members is None
     out = EncodedDataset(kind, _read_lines(folder / "classnames.txt"),
                          _read_lines(folder / "zeroshot_classification_templates.txt"))
     nshards = int((folder / SPLIT / "nshards.txt").read_text().strip())
+    if reader.encode is not None:  # samples of a layout of their own (several images each)
+        reader.encode(loaded, folder, batch_size, num_workers, out, on_batch)
+        return _checked(out, folder)
+    scoring = [get_task(name) for name in dict.fromkeys(tasks)] or [reader]
+    features = any(task.features for task in scoring)
+    hooks = [task for task in scoring if task.batch is not None]
+    others = [lang for lang in dict.fromkeys(languages) if lang != "en"] if captions else []
     kept: dict[str, list] = {name: [] for name in members or () if name != "cls"}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*shardshuffle.*")
-        dataset = build_wds_dataset(folder.name, transform=loaded.transform, split=SPLIT, data_dir=str(folder))
-        if members is not None:
-            dataset = _with_members(dataset, loaded.transform, members)
+        if others:
+            dataset = read_multilingual(folder, loaded.transform, list(dict.fromkeys(languages)))
+        else:
+            dataset = build_wds_dataset(folder.name, transform=loaded.transform, split=SPLIT, data_dir=str(folder))
+            if members is not None:
+                dataset = _with_members(dataset, loaded.transform, members)
         # webdataset gives each loader worker whole shards: more workers than shards would idle or fail
         loader = torch.utils.data.DataLoader(dataset.batched(batch_size), batch_size=None, shuffle=False,
                                              num_workers=min(num_workers, nshards))
@@ -253,12 +317,18 @@ def encode_dataset(loaded: LoadedModel, folder: Path, batch_size: int, num_worke
                     labels = by_name.get("cls")
                 else:
                     (labels,) = values
-                if captions:
+                for task in hooks:
+                    gathered = out.extras.setdefault(task.name, {})
+                    for name, values in task.batch(loaded, images, labels).items():
+                        gathered.setdefault(name, []).extend(values)
+                if others:
+                    _encode_languages(loaded, images, labels, out, features)
+                elif captions and features:
                     image_emb, text_emb = encode_captioned(loaded, images, [text for texts in labels for text in texts])
                     out.image_features.append(image_emb)
                     out.text_features.append(text_emb)
                     out.text_image_index.extend(out.num_samples + i for i, texts in enumerate(labels) for _ in texts)
-                else:
+                elif features:
                     with loaded.autocast():
                         out.image_features.append(F.normalize(loaded.model.encode_image(images), dim=-1))
                     if labels is not None:
@@ -269,9 +339,36 @@ def encode_dataset(loaded: LoadedModel, folder: Path, batch_size: int, num_worke
         if loaded.device.startswith("cuda"):
             torch.cuda.synchronize()
         out.seconds = time.perf_counter() - start
+    out.members = {name: _joined(batches) for name, batches in kept.items()}
+    return _checked(out, folder)
+
+
+def _encode_languages(loaded: LoadedModel, images, labels: list[dict[str, list[str]]], out: EncodedDataset,
+                      features: bool) -> None:
+    """One batch of a multilingual retrieval set: the images once, each language's captions in turn."""
+    import torch
+    import torch.nn.functional as F
+
+    if not features:
+        return
+    with torch.no_grad(), loaded.autocast():
+        out.image_features.append(F.normalize(loaded.model.encode_image(images), dim=-1).cpu())
+    for language in labels[0]:
+        texts = [caps[language] for caps in labels]
+        index = [out.num_samples + i for i, caps in enumerate(texts) for _ in caps]
+        encoded = encode_captions(loaded, [text for caps in texts for text in caps], language)
+        if language == "en":
+            out.text_features.append(encoded)
+            out.text_image_index.extend(index)
+        else:
+            batches, image_index = out.languages.setdefault(language, ([], []))
+            batches.append(encoded)
+            image_index.extend(index)
+
+
+def _checked(out: EncodedDataset, folder: Path) -> EncodedDataset:
     if out.num_samples == 0:
         raise BenchmarkError(f"dataset folder {folder} has no samples in its {SPLIT} split")
-    out.members = {name: _joined(batches) for name, batches in kept.items()}
     return out
 
 
@@ -302,13 +399,13 @@ def _joined(batches: list) -> Any:
 def pair_metrics(pair: Pair, loaded: LoadedModel, encoded: EncodedDataset, cache: ClassifierCache) -> dict[str, float]:
     """The metrics of one pair from its dataset's encoding, by its task; zero-shot classifiers use the cache."""
     check_task(pair, encoded.kind)
-    return get_task(pair.task).evaluate(pair, loaded, encoded, cache)
+    return get_task(pair.task).evaluate(pair, loaded, encoded.in_language(pair.language), cache)
 
 
 def pair_outcomes(pair: Pair, loaded: LoadedModel, encoded: EncodedDataset, cache: ClassifierCache) -> dict[str, Any] | None:
     """The per-sample outcomes of one pair (name -> 1-D array), or None where its task records none."""
     outcomes = get_task(pair.task).outcomes
-    return outcomes(pair, loaded, encoded, cache) if outcomes is not None else None
+    return outcomes(pair, loaded, encoded.in_language(pair.language), cache) if outcomes is not None else None
 
 
 def model_profile(loaded: LoadedModel) -> dict[str, Any]:

@@ -177,6 +177,8 @@ class _ShardRun:
         try:
             encoded = evaluate.encode_dataset(loaded, folder, self.settings.batch_size, self.settings.num_workers,
                                               on_batch=lambda n: bar.advance(task, n),
+                                              tasks=tuple(p.task for p in fitting),
+                                              languages=tuple(p.language for p in fitting),
                                               members=evaluate.sample_members(fitting))
         except Exception as exc:
             return self._fail(fitting, exc, stage="dataset")

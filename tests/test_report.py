@@ -282,6 +282,11 @@ def _changed(tab, action) -> None:
 def _hover(tab, chart: str, x, y) -> str:
     tab.evaluate(f"document.getElementById('{chart}').scrollIntoView({{block: 'center'}})")
     px, py = tab.evaluate(AT, [chart, x, y])
+    left, top, right, bottom = tab.evaluate(f"(r => [r.left, r.top, r.right, r.bottom])"
+                                            f"(document.getElementById('{chart}').getBoundingClientRect())")
+    if not (left < px < right - 20 and top < py < bottom - 20):  # a chart larger than its box scrolls in it
+        tab.evaluate(f"document.getElementById('{chart}').scrollBy({px - (left + right) / 2}, {py - (top + bottom) / 2})")
+        px, py = tab.evaluate(AT, [chart, x, y])
     tab.mouse.move(px - 8, py - 8)
     tab.mouse.move(px, py)
     tab.wait_for_selector("#vg-tooltip-element.visible", timeout=5_000)

@@ -27,6 +27,7 @@ from openclip_benchmark.planning import plan, pricing
 from openclip_benchmark.planning.cost import ModelIndex, pair_work
 from openclip_benchmark.storage.layout import result_key
 from openclip_benchmark.storage.store import open_store
+from openclip_benchmark.tasks import babel_imagenet
 from openclip_benchmark.tasks.zeroshot_classification import DEFAULT_TEMPLATES, classifier_group
 from openclip_benchmark.worker import run_shard
 
@@ -40,13 +41,14 @@ def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def test_builtin_tasks_and_lookups():
-    assert tasks.task_names()[:3] == ("zeroshot_classification", "zeroshot_retrieval", "multilabel")
-    assert tasks.task_names()[3:] == ("wilds_iwildcam", "wilds_camelyon17", "wilds_fmow", "fairness_dollar_street",
+    assert tasks.task_names()[:6] == ("zeroshot_classification", "zeroshot_retrieval", "multilabel",
+                                      "image_caption_selection", "babel_zeroshot_classification", "captioning")
+    assert tasks.task_names()[6:] == ("wilds_iwildcam", "wilds_camelyon17", "wilds_fmow", "fairness_dollar_street",
                                       "fairness_geode", "fairness_faces", "winogavil")  # DataComp's (issue 18)
     assert Pair("m", "", "d").task in tasks.task_names()  # core's default names a registered task
     assert tasks.task_for_dataset_type("retrieval").name == "zeroshot_retrieval"
-    assert tasks.tables() == ("classification_metrics", "retrieval_metrics", "wilds_metrics", "fairness_metrics",
-                              "association_metrics")
+    assert tasks.tables() == ("classification_metrics", "retrieval_metrics", "selection_metrics", "captioning_metrics",
+                              "wilds_metrics", "fairness_metrics", "association_metrics")
     assert tasks.table_metrics("classification_metrics") == ["acc1", "acc5", "mean_per_class_recall", "mean_average_precision"]
     with pytest.raises(UnknownNameError, match="did you mean multilabel"):
         tasks.get_task("multilabl")
@@ -66,7 +68,7 @@ def test_alias_maps_to_the_datasets_task_only():
     assert tasks.canonical_task("zeroshot_retrieval", "multilabel") == "zeroshot_retrieval"  # no alias: kept as written
     assert tasks.canonical_task("multilabel", None) == "multilabel"
     with pytest.raises(UnknownNameError):
-        tasks.canonical_task("captioning", None)
+        tasks.canonical_task("vqa", None)
 
 
 def test_registry_imports_no_torch():
@@ -107,7 +109,9 @@ def test_template_counts_in_the_mapping_are_clip_benchmarks():
     known = {k: len(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
     datasets = catalog.load_datasets()
     for name, ds in datasets.items():
-        if tasks.get_task(ds.task).classifier(Pair("m", "", name)) is None:
+        if ds.task == "babel_zeroshot_classification":  # its own template set per language, 80 each
+            assert ds.templates == len(babel_imagenet.babel_classes("en")[2]) == 80
+        elif tasks.get_task(ds.task).classifier(Pair("m", "", name)) is None:
             assert ds.templates is None
         else:
             assert ds.templates == (known.get(name) or known.get(classifier_group(name)) or DEFAULT_TEMPLATES), name
@@ -158,11 +162,11 @@ def test_clip_benchmark_multilabel_result_and_ours_are_one_row(tmp_path):
     atomic_write_json(results / "wds-voc2007_multilabel_openai_RN50_en_zeroshot_classification.json", alone)
     cifar = dict(theirs, dataset="wds/cifar10", metrics={"acc1": 0.9})  # an alias only for the dataset's own task
     atomic_write_json(results / "wds-cifar10_openai_ViT-B-32_en_zeroshot_classification.json", cifar)
-    atomic_write_json(results / "caption.json", dict(theirs, task="captioning"))  # a task nobody registered
+    atomic_write_json(results / "caption.json", dict(theirs, task="vqa"))  # a task nobody registered
 
     report = parse_results(results, tmp_path / "out", catalog=catalog.load_catalog())
     assert report.results == 4 and report.duplicates == 1
-    assert report.invalid == [("caption.json", "unknown task 'captioning'")]
+    assert report.invalid == [("caption.json", "unknown task 'vqa'")]
     _, rows = read_csv(tmp_path / "out" / "classification_metrics.csv")
     assert sorted((r["model"], r["dataset"], r["task"], r["mean_average_precision"] or r["acc1"]) for r in rows) == [
         ("RN50", "voc2007_multilabel", "multilabel", "0.6"),
@@ -221,8 +225,9 @@ def test_a_registered_task_is_planned_run_and_parsed(toy_task, tmp_path):
     assert record.run.num_samples == 12 and record.run.classifier_cached is False
 
     parsed = parse_results(store, tmp_path / "out", catalog=catalog.load_catalog())
-    assert parsed.rows == {"classification_metrics": 0, "retrieval_metrics": 0, "wilds_metrics": 0, "fairness_metrics": 0,
-                           "association_metrics": 0, "toy_metrics": 1, "leaderboard": 1, "leaderboard_intervals": 1}
+    assert parsed.rows == {"classification_metrics": 0, "retrieval_metrics": 0, "selection_metrics": 0,
+                           "captioning_metrics": 0, "wilds_metrics": 0, "fairness_metrics": 0, "association_metrics": 0,
+                           "toy_metrics": 1, "leaderboard": 1, "leaderboard_intervals": 1}
     columns, rows = read_csv(tmp_path / "out" / "toy_metrics.csv")
     assert columns[columns.index("preprocess") + 1] == "centroid_acc"
     assert [(r["task"], float(r["centroid_acc"])) for r in rows] == [(TOY, value)]

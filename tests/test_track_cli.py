@@ -37,7 +37,7 @@ def test_committed_results_csv_is_what_init_writes(tmp_path):
     header = out.read_text().splitlines()[0].split(",")
     assert header == COLUMNS
     tracker = Tracker.load(out)
-    assert len(tracker) == 196 * 51  # 43 of clip_benchmark's suite, 8 more of DataComp's
+    assert len(tracker) == 196 * (51 + 12)  # 43 of clip_benchmark's suite, 8 more of DataComp's, 12 more families
     assert {e.pair.language for e in tracker} == {"en"} and {e.status for e in tracker} == {"pending"}
 
 
@@ -202,7 +202,7 @@ def test_models_and_datasets_listings():
     retrieval = json.loads(invoke("datasets", "retrieval", "--json").output)
     assert [d["name"] for d in retrieval] == ["mscoco_captions", "mscoco_captions2017", "flickr30k", "flickr8k"]
     assert retrieval[0]["wds_name"] == "wds_mscoco_captions" and retrieval[0]["task"] == "zeroshot_retrieval"
-    assert len(json.loads(invoke("datasets", "--json").output)) == 51
+    assert len(json.loads(invoke("datasets", "--json").output)) == 51 + 14  # + clip_benchmark's other families
     table = invoke("datasets", "imagenet1k")
     assert table.exit_code == 0 and "50000" in table.output and "jp" in table.output
 

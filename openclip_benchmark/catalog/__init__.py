@@ -20,6 +20,7 @@ from ..core.jsonio import read_json
 from ..core.paths import unsafe_dataset_entry
 from ..core.pair import MODEL_REF_PREFIXES, Pair, parse_model_ref
 from ..tasks import canonical_task, get_task, task_names
+from ..tasks import check_pairs as check_task_pairs
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 MAPPING_NAME = "dataset_mapping.json"
@@ -66,6 +67,8 @@ class DatasetSpec:
     metadata: tuple[str, ...] = ()  # the metadata each sample carries (its `npy` columns), as its task reads them
     datacomp: DataCompTask | None = None  # the dataset in DataComp's suite; None: not one of its tasks
     column: str | None = None  # its leaderboard column where it is not the key (DataComp's name for its own sets)
+    # no published webdataset: `benchmark dataset convert <convert>` writes one from the files `url` points to
+    convert: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -116,6 +119,7 @@ def _dataset_from_json(name: str, raw: Any, where: str) -> DatasetSpec:
             metadata=tuple(str(f) for f in raw.get("metadata") or ()),
             datacomp=_datacomp_from_json(raw.get("datacomp")),
             column=None if raw.get("column") in (None, "") else str(raw["column"]),
+            convert=None if raw.get("convert") in (None, "") else str(raw["convert"]),
         )
     except (TypeError, ValueError) as exc:
         raise CatalogError(f"{where}: dataset {name!r}: {exc}") from None
@@ -290,6 +294,37 @@ def enumerate_pairs(
             for model, pretrained in models:
                 pairs.append(Pair(model, pretrained, spec.name, language=language, task=spec.task))
     return pairs
+
+
+def _listed(values: Iterable[str], limit: int = 12) -> str:
+    values = list(values)
+    return ", ".join(values[:limit]) + (f" and {len(values) - limit} more" if len(values) > limit else "")
+
+
+def check_languages(languages: Iterable[str], chosen: Iterable[DatasetSpec], datasets: Mapping[str, DatasetSpec]) -> None:
+    """Refuse a language no dataset has (with the closest known ones), or none of the chosen datasets has."""
+    chosen = list(chosen)
+    known = sorted({lang for spec in datasets.values() for lang in spec.languages})
+    for lang in languages:
+        if lang not in known:
+            raise UnknownNameError("language", lang, known)
+        if chosen and not any(lang in spec.languages for spec in chosen):
+            if len(chosen) == 1:
+                raise CatalogError(f"no pair matches: dataset {chosen[0].name} has no language {lang!r}; it has "
+                                   f"{_listed(chosen[0].languages)}")
+            raise CatalogError(f"no pair matches: none of the {len(chosen)} chosen datasets has language {lang!r}")
+
+
+def check_pairs(pairs: Iterable[Pair], datasets: Mapping[str, DatasetSpec]) -> None:
+    """Refuse, with one line, a pair no run can score: a language its dataset lacks, or one its task refuses
+    (captioning with a model that has no text decoder)."""
+    pairs = list(pairs)
+    for pair in pairs:
+        spec = datasets.get(pair.dataset)
+        if spec is not None and pair.language not in spec.languages:
+            raise CatalogError(f"dataset {pair.dataset} has no language {pair.language!r}; it has "
+                               f"{_listed(spec.languages)}")
+    check_task_pairs(pairs)
 
 
 def clear_caches() -> None:

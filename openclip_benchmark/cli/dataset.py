@@ -99,3 +99,22 @@ def remove(
 
     gone = remove_dataset(name, user_mapping(dataset_mapping, root), root)
     console().print(f"removed {name}: " + (", ".join(map(str, gone)) or "no files were left"), highlight=False)
+
+
+@dataset_app.command("convert")
+def convert(
+    kind: str = typer.Argument(..., help="sugar_crepe, winoground, xtd10, xtd200, flickr30k-200, "
+                                         "multilingual_mscoco_captions or crossmodal3600."),
+    source: str = typer.Option(..., "--from", help="Folder of the original files (the README lists each layout)."),
+    root: str = typer.Option(DEFAULTS_ROOT, help="Where the webdataset folders go (then `--dataset-root ROOT`)."),
+    shard_size: int = typer.Option(1000, min=1, help="Samples per tar shard."),
+):
+    """A catalog dataset that has no published webdataset, written as one from the files its authors publish."""
+    from ..datasets.convert import convert as convert_source
+
+    out = console()
+    for done in convert_source(kind, source, root, shard_size):
+        languages = f", {len(done.languages)} languages" if done.languages else ""
+        missing = f" ({done.missing_images} images missing from the source, left out)" if done.missing_images else ""
+        out.print(f"{done.folder}: {done.samples} samples{languages}{missing}", highlight=False)
+    out.print(f"use it: benchmark run -d <dataset> --dataset-root {root}", highlight=False, markup=False)

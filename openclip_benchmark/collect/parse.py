@@ -26,6 +26,7 @@ from ..planning.plan import ModelIndex, pair_work
 from ..planning.pricing import gpu_from_device_name, load_gpus, load_prices
 from ..storage.layout import is_record_key, is_reserved, samples_key
 from .datacomp import AVERAGE_COLUMN, averages as datacomp_averages
+from .multilingual import build_multilingual_table
 from .intervals import CONFIDENCE, RESAMPLES, SEED, Interval, intervals, metric_outcomes
 from ..tasks import get_task, table_metrics
 from ..tasks import tables as task_tables
@@ -520,12 +521,16 @@ def parse_results(
     tables = {name: typed_table(rows, columns_for(name, rows)) for name, rows in long_rows.items()}
     tables["leaderboard"] = typed_table(*build_leaderboard(every, catalog))
     tables["leaderboard_intervals"] = typed_table(build_leaderboard_intervals(every, catalog), INTERVAL_COLUMNS)
-    sweep, sweep_cols = build_resolution_sweep(every, catalog)
-    if sweep:  # only where some model was evaluated at several image sizes
-        tables["resolution_sweep"] = typed_table(sweep, sweep_cols)
-    else:  # a table of an earlier parse would describe results that are gone
-        for stale in (out_dir / "resolution_sweep.csv", out_dir / "resolution_sweep.parquet"):
-            stale.unlink(missing_ok=True)
+    optional = {  # only where a multilingual set has results, where a model ran at several image sizes
+        "multilingual_retrieval": build_multilingual_table(long_rows.get("retrieval_metrics", ()), catalog),
+        "resolution_sweep": build_resolution_sweep(every, catalog),
+    }
+    for name, (rows, columns) in optional.items():
+        if rows:
+            tables[name] = typed_table(rows, columns)
+        else:  # a table of an earlier parse would describe results that are gone
+            for stale in (out_dir / f"{name}.csv", out_dir / f"{name}.parquet"):
+                stale.unlink(missing_ok=True)
     for name, table in tables.items():
         report.written += _write(out_dir, name, table)
         report.rows[name] = len(table.rows)

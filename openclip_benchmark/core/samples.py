@@ -27,9 +27,9 @@ _INT_TYPES = ("uint8", "uint16", "uint32", "int64")
 
 class PackedArray(Part):
     """One 1-D array: booleans bit-packed, integers in the narrowest unsigned type that holds them (int64 beyond),
-    little-endian, zlib-compressed, base64-encoded."""
+    scores as float64 (NaN included), little-endian, zlib-compressed, base64-encoded."""
 
-    dtype: Literal["bool", *_INT_TYPES]
+    dtype: Literal["bool", "float64", *_INT_TYPES]
     length: int = Field(ge=0, strict=True)
     data: str
 
@@ -53,6 +53,8 @@ def _pack(values: np.ndarray) -> PackedArray:
         raise ValueError(f"per-sample arrays are 1-D, not of shape {values.shape}")
     if values.dtype == bool:
         dtype, raw = "bool", np.packbits(values).tobytes()
+    elif values.dtype.kind == "f":  # a per-sample score (CIDEr of one image), NaN included
+        dtype, raw = "float64", values.astype("<f8").tobytes()
     else:
         if values.size and values.min() < 0:
             raise ValueError("per-sample integers are indices or ranks, never negative")
@@ -76,7 +78,7 @@ def _unpack(name: str, packed: PackedArray) -> np.ndarray:
     dtype = np.dtype(packed.dtype).newbyteorder("<")
     if len(raw) != n * dtype.itemsize:
         raise InvalidResultError(f"samples array {name!r} holds {len(raw)} bytes for {n} {packed.dtype} values")
-    return np.frombuffer(raw, dtype).astype(np.int64)
+    return np.frombuffer(raw, dtype).astype(np.float64 if dtype.kind == "f" else np.int64)
 
 
 def make_samples(result_bytes: bytes, arrays: Mapping[str, np.ndarray]) -> bytes:

@@ -99,6 +99,9 @@ def ensure_dataset(
         return folder
     if spec is not None and spec.url.startswith("file://"):  # a dataset of your own (`benchmark dataset add`)
         return check_layout(Path(unquote(urlparse(spec.url).path)), split, task, name)
+    if spec is not None and spec.convert:  # its authors publish files, not a webdataset
+        raise BenchmarkError(f"dataset {name} has no published webdataset: get its files ({spec.url}), run `benchmark "
+                             f"dataset convert {spec.convert} --from DIR --root ROOT` and pass --dataset-root ROOT")
     source = dataset_source(name, wds_name, spec, base_url)
     token = token if token is not None else (os.environ.get("HF_TOKEN") or None)
     return download_dataset(source, Path(cache_dir).expanduser() / "datasets", token=token, progress=progress)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..backends import Job, LaunchContext, Submission, get_backend, work_dir
-from ..catalog import model_family
+from ..catalog import check_pairs, model_family
 from ..collect.parse import read_results
 from ..core.errors import BenchmarkError
 from ..core.jsonio import atomic_write_text
@@ -60,6 +60,7 @@ def plan_from_tracker(tracker_path: str | Path, catalog, request: PlanRequest) -
     tracker = Tracker.load(tracker_path)
     statuses = ["pending", "planned"] + (["failed"] if request.retry_failed else [])
     pairs = [e.pair for e in tracker.select(statuses)]
+    check_pairs(pairs, catalog.datasets)
     gpu_table = pricing.load_gpus()
     models = ModelIndex(catalog.models)
     datasets = catalog.datasets

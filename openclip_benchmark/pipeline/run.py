@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..catalog import Catalog, enumerate_pairs
+from ..catalog import Catalog, check_languages, check_pairs, enumerate_pairs
 from ..core.errors import BenchmarkError, UnknownNameError
 from ..core.manifest import Manifest, RunSettings, dataset_entries
 from ..core.pair import Pair, Preprocess
@@ -37,11 +37,14 @@ def select_pairs(catalog: Catalog, models: list[str], datasets: list[str], langu
                 raise
             extra.append(name)
     langs = languages or ["en"]
+    if specs:
+        check_languages(langs, specs, catalog.datasets)
     pairs = enumerate_pairs(model_refs, specs, langs)
     for name in extra:
         kind = task or folder_task(ensure_dataset(name, cache_dir, dataset_root))
         pairs += [Pair(m, p, name, language=lang, task=kind) for m, p in model_refs for lang in langs]
     pairs = [replace(pair, preprocess=pp) for pair in pairs for pp in preprocesses]
+    check_pairs(pairs, catalog.datasets)
     if not pairs:
         raise BenchmarkError("no pairs selected: check --models, --datasets and --languages")
     return list(dict.fromkeys(pairs))

@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
-from ..catalog import Catalog, DatasetSpec, enumerate_pairs
-from ..core.errors import BenchmarkError, UnknownNameError
+from ..catalog import Catalog, check_languages, check_pairs, enumerate_pairs
+from ..core.errors import BenchmarkError
 from ..core.records import Result
 from ..storage.sync import SyncReport, read_mirrored, sync_results
 from ..tracker import open_tracker
@@ -25,20 +24,14 @@ class Initialized:
     counts: Counter  # pairs by status, after
 
 
-def check_languages(values: list[str], datasets: Mapping[str, DatasetSpec]) -> list[str]:
-    known = sorted({lang for spec in datasets.values() for lang in spec.languages})
-    for lang in values:
-        if lang not in known:
-            raise UnknownNameError("language", lang, known)
-    return values
-
-
 def init_tracker(tracker_path: str | Path, catalog: Catalog, models: list[str], datasets: list[str],
                  languages: list[str], reset: bool = False) -> Initialized:
     """Add every selected pair the tracker lacks; tracked pairs keep their status (all are forgotten with `reset`)."""
     chosen_models = catalog.select_models(models)
     chosen_datasets = catalog.select_datasets(datasets)
-    pairs = enumerate_pairs(chosen_models, chosen_datasets, check_languages(languages, catalog.datasets))
+    check_languages(languages, chosen_datasets, catalog.datasets)
+    pairs = enumerate_pairs(chosen_models, chosen_datasets, languages)
+    check_pairs(pairs, catalog.datasets)
     if not pairs:
         raise BenchmarkError("no pair matches: none of the chosen datasets has the chosen languages")
     with open_tracker(tracker_path, create=True) as tracker:

@@ -127,7 +127,7 @@ def pair_work(pair: Pair, model: ModelWork, datasets: Mapping[str, Any]) -> Pair
     if pair.preprocess.image_size and model.image_size:
         gflops *= (pair.preprocess.image_size / model.image_size) ** 2  # ViT tokens scale with the pixel area
     task = get_task(pair.task)
-    return PairWork(pair, model, size, task.prompts(spec, size), task.classifier(pair), gflops, note)
+    return PairWork(pair, model, size, task.prompt_count(spec, size, pair.language), task.classifier(pair), gflops, note)
 
 
 def memory_needed_gib(model: ModelWork, image_gflops: float, batch_size: int, cost: CostModel) -> float:
@@ -165,7 +165,9 @@ def pure_work_seconds(works: Iterable[PairWork], gpu: GpuSpec) -> float:
     """Model FLOPs only (each classifier once per model): the floor no schedule can beat."""
     total, seen = 0.0, set()
     for w in works:
-        total += w.images * w.image_gflops * 1e9
+        if ("images",) + image_pass(w) not in seen:
+            seen.add(("images",) + image_pass(w))
+            total += w.images * w.image_gflops * 1e9
         key = (w.pair.model, w.pair.pretrained, w.classifier or w.pair.id)
         if key not in seen:
             seen.add(key)
@@ -173,9 +175,15 @@ def pure_work_seconds(works: Iterable[PairWork], gpu: GpuSpec) -> float:
     return total / gpu.effective_flops
 
 
+def image_pass(w: PairWork) -> tuple:
+    """The image pass a pair needs: the worker reads a dataset once per model and preprocessing for all its pairs."""
+    return (w.pair.model, w.pair.pretrained, w.pair.dataset, w.pair.preprocess)
+
+
 @dataclass(frozen=True)
 class Unit:
-    """Pairs of one model that must stay together: those sharing a classifier pay its text work once."""
+    """Pairs of one model that must stay together: those sharing a classifier pay its text work once, those on one
+    dataset (its languages) its image pass once."""
 
     key: str
     works: tuple[PairWork, ...]
@@ -186,14 +194,21 @@ def units(works: list[PairWork], gpu: GpuSpec, vcpus: int, cost: CostModel, capa
     """A model's pairs grouped by the classifier they share, with their seconds on this GPU; a group longer than
     `capacity` (one job's work) is split into its pairs."""
     groups: dict[str, list[PairWork]] = {}
+    readers: dict[tuple, str] = {}  # an image pass -> the group that pays it
     for w in works:
-        groups.setdefault(w.classifier or w.pair.id, []).append(w)
+        key = w.classifier or readers.setdefault(image_pass(w), w.pair.id)
+        groups.setdefault(key, []).append(w)
     out = []
     for key, members in sorted(groups.items()):
         text = text_seconds(members[0].prompts, members[0].model, gpu, cost) if members[0].classifier else 0.0
-        seconds = text + sum(image_seconds(w, gpu, vcpus, cost) + (0 if w.classifier else text_seconds(w.prompts, w.model, gpu, cost)) for w in members)
+
+        def own(w: PairWork) -> float:  # a pair's text work where it shares no classifier
+            return 0.0 if w.classifier else text_seconds(w.prompts, w.model, gpu, cost)
+
+        images = sum(image_seconds(w, gpu, vcpus, cost) for w in {image_pass(w): w for w in members}.values())
+        seconds = text + images + sum(own(w) for w in members)
         if seconds > capacity and len(members) > 1:  # too long for one job together: split, each part rebuilds the classifier
-            out += [Unit(w.pair.id, (w,), text + image_seconds(w, gpu, vcpus, cost)) for w in members]
+            out += [Unit(w.pair.id, (w,), text + image_seconds(w, gpu, vcpus, cost) + own(w)) for w in members]
         else:
             out.append(Unit(key, tuple(members), seconds))
     return out

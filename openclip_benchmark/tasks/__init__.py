@@ -11,7 +11,7 @@ task modules import torch and clip_benchmark inside the functions that score.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from ..core.errors import BenchmarkError, UnknownNameError
 from ..core.pair import Pair
@@ -45,11 +45,30 @@ class Task:
     # the per-sample metadata its metrics group by: the columns of each sample's `npy`, in order (DataComp's
     # `_metadata_fields`); a catalog entry of the task declares the same, so missing metadata is known before a run
     metadata: tuple[str, ...] = ()
-    # it reads data of a type another task registered (DataComp's folders carry no dataset_type.txt: classification),
-    # so a folder's type never names it
-    shares_type: bool = False
     captions: bool = False  # its samples carry captions, encoded by the text tower in the same pass as the images
     aliases: tuple[str, ...] = ()  # names other tools write for it (clip_benchmark: see canonical_task)
+    # a task that scores data another task reads (captioning: retrieval data; DataComp's folders carry no
+    # dataset_type.txt: classification); a folder's type never names it
+    shares_data: bool = False
+    # (LoadedModel, folder, batch_size, num_workers, out, on_batch): a task whose samples have a layout of their own
+    # (several images per sample) reads and encodes them itself into the empty EncodedDataset `out`; None: evaluate's
+    # shared pass
+    encode: Callable[..., Any] | None = None
+    # (LoadedModel, images, labels) -> name -> list: more work per batch of the shared pass (captioning generates),
+    # gathered into the encoding's `extras[task]`; such a task may need no features at all
+    batch: Callable[..., dict[str, list]] | None = None
+    features: bool = True  # its metrics need the pass's image (and caption) features
+    # (DatasetSpec or None, images, language) -> texts, for a task whose prompts depend on the language
+    language_prompts: Callable[[Any, int, str], int] | None = None
+    # (Pair) -> None, raising BenchmarkError: a pair this task cannot score whatever the data (captioning without a
+    # text decoder), refused where pairs are made (init, run, plan), never mid-shard
+    check_pair: Callable[[Pair], None] | None = None
+
+    def prompt_count(self, spec: Any, images: int, language: str = "en") -> int:
+        """Texts one pair sends through the text tower (the plan prices them)."""
+        if self.language_prompts is not None:
+            return self.language_prompts(spec, images, language)
+        return self.prompts(spec, images)
 
 
 _TASKS: dict[str, Task] = {}
@@ -59,9 +78,8 @@ def register_task(task: Task) -> Task:
     """Add a task; its name and dataset type must be new (a folder's type names the task that reads it)."""
     if task.name in _TASKS:
         raise BenchmarkError(f"task {task.name!r} is registered already")
-    taken = None if task.shares_type else next(
-        (t.name for t in _TASKS.values() if t.dataset_type == task.dataset_type and not t.shares_type), None)
-    if taken:
+    taken = next((t.name for t in _TASKS.values() if t.dataset_type == task.dataset_type and not t.shares_data), None)
+    if taken and not task.shares_data:
         raise BenchmarkError(f"dataset type {task.dataset_type!r} is read by task {taken!r} already")
     _TASKS[task.name] = task
     return task
@@ -88,11 +106,10 @@ def get_task(name: str) -> Task:
 
 def task_for_dataset_type(kind: str) -> Task:
     """The task that reads data of this `dataset_type.txt` value."""
-    readers = [t for t in _TASKS.values() if not t.shares_type]
-    for task in readers:
-        if task.dataset_type == kind:
+    for task in _TASKS.values():
+        if task.dataset_type == kind and not task.shares_data:
             return task
-    raise DatasetTaskError(f"unknown dataset_type.txt value {kind!r}; known: {', '.join(t.dataset_type for t in readers)}")
+    raise DatasetTaskError(f"unknown dataset_type.txt value {kind!r}; known: {', '.join(t.dataset_type for t in _TASKS.values() if not t.shares_data)}")
 
 
 def canonical_task(name: str, dataset_task: str | None = None) -> str:
@@ -117,10 +134,22 @@ def table_metrics(table: str) -> list[str]:
     return list(dict.fromkeys(m for t in _TASKS.values() if t.table == table for m in t.metrics))
 
 
+def check_pairs(pairs: Iterable[Pair]) -> None:
+    """Refuse, with one line, the first pair its task can never score (see `Task.check_pair`)."""
+    for pair in pairs:
+        check = get_task(pair.task).check_pair
+        if check is not None:
+            check(pair)
+
+
 # The built-in tasks, last: each module takes `Task` from above. An import at module top, in plain sight of the
 # layering test; the registration order is the parse tables' order.
-from . import fairness, multilabel, wilds_classification, winogavil, zeroshot_classification, zeroshot_retrieval  # noqa: E402
+from . import (  # noqa: E402
+    babel_imagenet, captioning, fairness, image_caption_selection, multilabel, wilds_classification, winogavil,
+    zeroshot_classification, zeroshot_retrieval,
+)
 
 for _builtin in (zeroshot_classification.TASK, zeroshot_retrieval.TASK, multilabel.TASK,
-                 *wilds_classification.TASKS, *fairness.TASKS, winogavil.TASK):  # the last three: DataComp's own metrics
+                 image_caption_selection.TASK, babel_imagenet.TASK, captioning.TASK,  # clip_benchmark's other families
+                 *wilds_classification.TASKS, *fairness.TASKS, winogavil.TASK):  # DataComp's own metrics
     register_task(_builtin)

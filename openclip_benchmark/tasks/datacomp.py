@@ -116,4 +116,4 @@ def classification_task(name: str, metadata: Sequence[str], metrics: Sequence[st
     return Task(name=name, dataset_type="classification", metrics=("acc1", "acc5", "mean_per_class_recall", *metrics),
                 main_metric=main_metric, table=table, prompts=prompt_count, classifier=classifier_key,
                 evaluate=evaluate, outcomes=outcomes, statistics=statistics_or_zero_shot, files=CLASS_FILES,
-                members=("cls", METADATA_MEMBER), metadata=tuple(metadata), shares_type=True)
+                members=("cls", METADATA_MEMBER), metadata=tuple(metadata), shares_data=True)

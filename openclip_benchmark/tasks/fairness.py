@@ -196,6 +196,6 @@ FACES = Task(
     files=CLASS_FILES,
     members=(METADATA_MEMBER,),
     metadata=FACE_FIELDS,
-    shares_type=True,
+    shares_data=True,
 )
 TASKS = (DOLLAR_STREET, GEODE, FACES)

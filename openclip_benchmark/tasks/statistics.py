@@ -157,6 +157,15 @@ def worst_group(metric: str, hits: np.ndarray, groups: np.ndarray) -> Outcomes:
     return Outcomes(metric, "worst_group", np.asarray(hits, dtype=float), groups, groups=groups)
 
 
+def per_sample(samples: Mapping[str, np.ndarray], metric: str) -> Outcomes | None:
+    """A metric that is the mean of the per-sample array named as it (selection's 0/1 hits: a share; captioning's
+    per-image CIDEr: a mean); None where there is no such array or it holds a non-finite value."""
+    values = samples.get(metric)
+    if values is None or not len(values) or not (values.dtype == bool or np.isfinite(values).all()):
+        return None
+    return Outcomes(metric, "share" if values.dtype == bool else "mean", values.astype(float), np.arange(len(values)))
+
+
 def class_mean(metric: str, hits: np.ndarray, classes: np.ndarray) -> Outcomes:
     classes = np.asarray(classes)
     return Outcomes(metric, "class_mean", np.asarray(hits, dtype=float), classes, classes=classes)

@@ -43,7 +43,7 @@ def class_prompts(pair: Pair, encoded) -> tuple[list[str], list[str]]:
     its own `<lang>_classnames.json` / `<lang>_zeroshot_classification_templates.json` are passed as custom files.
     We always take those files for another language, so a `jp` result is really scored with Japanese prompts.
     """
-    if pair.language == "en":
+    if pair.language == encoded.prompts_language:  # English, or a task's own lists in the pair's language (Babel)
         return encoded.classnames, encoded.templates
     import clip_benchmark.datasets
 
