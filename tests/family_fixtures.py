@@ -9,7 +9,8 @@ import json
 import random
 from pathlib import Path
 
-from openclip_benchmark.synthetic import NOUNS, WORDS, sample_image
+from fixtures import sample_image
+from openclip_benchmark.synthetic import NOUNS, WORDS
 
 XTD10_CAPTION_FOLDERS = {"de": "MIC", "fr": "MIC", "jp": "STAIR"}  # the rest under XTD10/
 XTD10_REPO = "https://raw.githubusercontent.com/adobe-research/Cross-lingual-Test-Dataset-XTD10/main"

@@ -51,7 +51,7 @@ def test_babel_equals_clip_benchmark(imagenet, tmp_path, monkeypatch):
     pairs = [Pair(model, "", "babel_imagenet", language=lang, task="babel_zeroshot_classification")
              for lang in LANGUAGES]
     settings = RunSettings(batch_size=BATCH_SIZE, num_workers=0, precision="fp32", dataset_root=str(wds))
-    report = run_shard(Manifest("babel", str(tmp_path), tuple(pairs), settings), progress=False)
+    report = run_shard(Manifest(shard_id="babel", store=str(tmp_path), pairs=tuple(pairs), settings=settings), progress=False)
     assert report.exit_code == 0, report.failed
     assert len(passes) == 1  # the images once, for every language
     store = open_store(tmp_path)

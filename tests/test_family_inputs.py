@@ -155,7 +155,7 @@ def test_parse_writes_selection_rows_and_open_clips_multilingual_table(tmp_path)
 
 
 def test_the_plan_reads_a_multilingual_set_once_and_prices_each_languages_captions():
-    from openclip_benchmark.planning import plan, pricing
+    from openclip_benchmark.planning import cost, plan, pricing
 
     cat = load_catalog()
     langs = cat.dataset("crossmodal3600").languages
@@ -168,11 +168,11 @@ def test_the_plan_reads_a_multilingual_set_once_and_prices_each_languages_captio
 
     one, every = planned(langs[:1]), planned(langs)
     assert len(one.shards) == len(every.shards) == 1 and one.shards[0].gpu == every.shards[0].gpu
-    model = plan.ModelIndex(cat.models).work("ViT-B-32", "openai")
-    work = plan.pair_work(Pair("ViT-B-32", "openai", "crossmodal3600", language="sw", task="zeroshot_retrieval"), model,
+    model = cost.ModelIndex(cat.models).work("ViT-B-32", "openai")
+    work = cost.pair_work(Pair("ViT-B-32", "openai", "crossmodal3600", language="sw", task="zeroshot_retrieval"), model,
                           cat.datasets)
     assert work.prompts == 3600  # one caption per image in each language, through the text tower
-    text = plan.text_seconds(work.prompts, model, pricing.load_gpus()[one.shards[0].gpu], plan.CostModel())
+    text = cost.text_seconds(work.prompts, model, pricing.load_gpus()[one.shards[0].gpu], cost.CostModel())
     assert every.runtime_s - one.runtime_s == pytest.approx((len(langs) - 1) * text, rel=1e-9)  # no image pass again
 
 

@@ -85,7 +85,7 @@ def test_every_language_equals_clip_benchmark_in_one_pass(sources, tmp_path, mon
     pairs = [Pair(m, "", d, language=lang, task="zeroshot_retrieval") for m in models
              for d, langs in (("xtd10", XTD_LANGUAGES), ("crossmodal3600", XM_LANGUAGES)) for lang in langs]
     settings = RunSettings(batch_size=BATCH_SIZE, num_workers=0, precision="fp32", dataset_root=str(wds))
-    report = run_shard(Manifest("multilingual", str(tmp_path), tuple(pairs), settings), progress=False)
+    report = run_shard(Manifest(shard_id="multilingual", store=str(tmp_path), pairs=tuple(pairs), settings=settings), progress=False)
     assert report.exit_code == 0, report.failed
     assert sorted(reads) == sorted(["wds_xtd10", "wds_crossmodal3600"] * len(models))  # one read per set and model
     store = open_store(tmp_path)
@@ -102,5 +102,5 @@ def test_a_language_the_folder_lacks_fails_the_pass_with_its_name(sources, tmp_p
     _, wds, _, models = sources
     pair = Pair(models[0], "", "xtd10", language="ko", task="zeroshot_retrieval")
     settings = RunSettings(batch_size=BATCH_SIZE, num_workers=0, dataset_root=str(wds))
-    report = run_shard(Manifest("missing", str(tmp_path), (pair,), settings), progress=False)
+    report = run_shard(Manifest(shard_id="missing", store=str(tmp_path), pairs=(pair,), settings=settings), progress=False)
     assert len(report.failed) == 1 and "has no ko captions (ko.txt)" in report.failed[0][1]

@@ -88,7 +88,7 @@ def test_selection_equals_clip_benchmark(sources, tmp_path):
     datasets = [c.name for c in converted]
     pairs = [Pair(m, "", d, task="image_caption_selection") for m in models for d in datasets]
     settings = RunSettings(batch_size=BATCH_SIZE, num_workers=0, precision="fp32", dataset_root=str(wds))
-    report = run_shard(Manifest("selection", str(tmp_path), tuple(pairs), settings), progress=False)
+    report = run_shard(Manifest(shard_id="selection", store=str(tmp_path), pairs=tuple(pairs), settings=settings), progress=False)
     assert report.exit_code == 0, report.failed
     store = open_store(tmp_path)
     seen = set()
