@@ -1,7 +1,8 @@
 """Evaluation with clip_benchmark's arithmetic, without its per-pair overheads.
 
 clip_benchmark loads the model, builds the zero-shot classifier and reads the dataset again for every pair. Here a
-model is loaded once, a dataset is encoded once per model (all pairs on it reuse the image features), and classifier
+model is loaded once, each split of a dataset is encoded once per model (all pairs on it reuse the image features:
+zero-shot and linear-probe pairs share the test split's pass), and classifier
 columns are cached per class. Every tensor operation that reaches a metric is the one clip_benchmark 1.6.2 performs,
 in the same order, batch by batch and under the same autocast, and the metric functions (in the task modules,
 `tasks/`) are clip_benchmark's own: the numbers are equal, not close. torch and open_clip are imported inside the
@@ -21,7 +22,7 @@ from .core.errors import BenchmarkError
 from .core.pair import Pair, Preprocess
 from .tasks import DatasetTaskError, get_task, task_for_dataset_type
 
-SPLIT = "test"
+SPLIT = "test"  # the split a dataset the catalog lacks is scored on
 
 
 def versions() -> dict[str, str]:
@@ -110,20 +111,24 @@ class ClassifierCache:
         self.hits = 0
         self.misses = 0
 
-    def classifier(self, loaded: LoadedModel, classnames: list[str], templates: list[str], language: str | None = None):
-        """`language` matters only to tokenizers that depend on it (NLLB-CLIP)."""
+    def classifier(self, loaded: LoadedModel, classnames: list[str], templates: list[str] | dict[str, list[str]],
+                   language: str | None = None):
+        """`templates` as clip_benchmark takes them: `{c}` templates, or each class's own prompts (CuPL); `language`
+        matters only to tokenizers that depend on it (NLLB-CLIP)."""
         import torch
         import torch.nn.functional as F
 
-        prefix = (loaded.precision, loaded.device, language, tuple(templates))
+        prefix = (loaded.precision, loaded.device, language)
+        shared = None if isinstance(templates, dict) else tuple(templates)
         with torch.no_grad(), loaded.autocast():
             columns = []
             for classname in classnames:
-                key = prefix + (classname,)
+                key = prefix + (shared if shared is not None else tuple(templates[classname]), classname)
                 column = self._columns.get(key)
                 if column is None:
                     self.misses += 1
-                    texts = loaded.tokenizer([template.format(c=classname) for template in templates]).to(loaded.device)
+                    prompts = [t.format(c=classname) for t in shared] if shared is not None else templates[classname]
+                    texts = loaded.tokenizer(prompts).to(loaded.device)
                     class_embeddings = loaded.model.encode_text(texts)
                     column = F.normalize(class_embeddings, dim=-1).mean(dim=0)
                     column /= column.norm()
@@ -147,10 +152,21 @@ class EncodedDataset:
     text_image_index: list[int] = field(default_factory=list)
     num_samples: int = 0
     seconds: float = 0.0
+    split: str = SPLIT
+    spec: Any = None  # the catalog's entry of the dataset (None: a dataset it lacks)
+    # the same model's encodings of the dataset's other splits a pair learns from (a linear probe's train split)
+    fit: dict[str, "EncodedDataset"] = field(default_factory=dict)
+    fitted: dict[Pair, Any] = field(default_factory=dict)  # what a task learned for a pair from them, kept for its outcomes
 
     @property
     def images_per_s(self) -> float:
         return self.num_samples / self.seconds if self.seconds > 0 else 0.0
+
+    def features(self):
+        """(image features, targets) of the whole split on the CPU, in the order read."""
+        import torch
+
+        return torch.cat([f.cpu() for f in self.image_features]), torch.cat(self.targets)
 
 
 def dataset_type(folder: Path) -> str:
@@ -190,8 +206,8 @@ def encode_captioned(loaded: LoadedModel, images, texts: list[str]):
 
 
 def encode_dataset(loaded: LoadedModel, folder: Path, batch_size: int, num_workers: int,
-                   on_batch: Callable[[int], None] | None = None) -> EncodedDataset:
-    """Read a webdataset folder once with clip_benchmark's own reader and encode it with the model."""
+                   on_batch: Callable[[int], None] | None = None, split: str = SPLIT) -> EncodedDataset:
+    """Read a split of a webdataset folder once with clip_benchmark's own reader and encode it with the model."""
     import torch
     import torch.nn.functional as F
     from clip_benchmark.datasets.builder import build_wds_dataset
@@ -200,11 +216,11 @@ def encode_dataset(loaded: LoadedModel, folder: Path, batch_size: int, num_worke
     kind = dataset_type(folder)
     captions = task_for_dataset_type(kind).captions
     out = EncodedDataset(kind, _read_lines(folder / "classnames.txt"),
-                         _read_lines(folder / "zeroshot_classification_templates.txt"))
-    nshards = int((folder / SPLIT / "nshards.txt").read_text().strip())
+                         _read_lines(folder / "zeroshot_classification_templates.txt"), split=split)
+    nshards = int((folder / split / "nshards.txt").read_text().strip())
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*shardshuffle.*")
-        dataset = build_wds_dataset(folder.name, transform=loaded.transform, split=SPLIT, data_dir=str(folder))
+        dataset = build_wds_dataset(folder.name, transform=loaded.transform, split=split, data_dir=str(folder))
         # webdataset gives each loader worker whole shards: more workers than shards would idle or fail
         loader = torch.utils.data.DataLoader(dataset.batched(batch_size), batch_size=None, shuffle=False,
                                              num_workers=min(num_workers, nshards))
@@ -228,7 +244,7 @@ def encode_dataset(loaded: LoadedModel, folder: Path, batch_size: int, num_worke
             torch.cuda.synchronize()
         out.seconds = time.perf_counter() - start
     if out.num_samples == 0:
-        raise BenchmarkError(f"dataset folder {folder} has no samples in its {SPLIT} split")
+        raise BenchmarkError(f"dataset folder {folder} has no samples in its {split} split")
     return out
 
 

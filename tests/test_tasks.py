@@ -39,10 +39,11 @@ def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def test_builtin_tasks_and_lookups():
-    assert tasks.task_names() == ("zeroshot_classification", "zeroshot_retrieval", "multilabel")
+    assert tasks.task_names() == ("zeroshot_classification", "zeroshot_retrieval", "multilabel",
+                                  "zeroshot_classification_cupl", "linear_probe")
     assert Pair("m", "", "d").task in tasks.task_names()  # core's default names a registered task
     assert tasks.task_for_dataset_type("retrieval").name == "zeroshot_retrieval"
-    assert tasks.tables() == ("classification_metrics", "retrieval_metrics")
+    assert tasks.tables() == ("classification_metrics", "retrieval_metrics", "linear_probe_metrics")
     assert tasks.table_metrics("classification_metrics") == ["acc1", "acc5", "mean_per_class_recall", "mean_average_precision"]
     with pytest.raises(UnknownNameError, match="did you mean multilabel"):
         tasks.get_task("multilabl")
@@ -53,7 +54,7 @@ def test_builtin_tasks_and_lookups():
         tasks.register_task(ours)
     with pytest.raises(BenchmarkError, match="read by task 'multilabel'"):
         tasks.register_task(replace(ours, name="other"))
-    assert tasks.task_names()[-1] == "multilabel"  # neither refusal registered anything
+    assert tasks.task_names()[-1] == "linear_probe"  # neither refusal registered anything
 
 
 def test_alias_maps_to_the_datasets_task_only():
@@ -216,8 +217,8 @@ def test_a_registered_task_is_planned_run_and_parsed(toy_task, tmp_path):
     assert record.run["num_samples"] == 12 and record.run["classifier_cached"] is False
 
     parsed = parse_results(store, tmp_path / "out", catalog=catalog.load_catalog())
-    assert parsed.rows == {"classification_metrics": 0, "retrieval_metrics": 0, "toy_metrics": 1, "leaderboard": 1,
-                           "leaderboard_intervals": 1}
+    assert parsed.rows == {"classification_metrics": 0, "retrieval_metrics": 0, "linear_probe_metrics": 0,
+                           "toy_metrics": 1, "leaderboard": 1, "leaderboard_intervals": 1}
     columns, rows = read_csv(tmp_path / "out" / "toy_metrics.csv")
     assert columns[columns.index("preprocess") + 1] == "centroid_acc"
     assert [(r["task"], float(r["centroid_acc"])) for r in rows] == [(TOY, value)]

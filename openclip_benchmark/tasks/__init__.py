@@ -1,8 +1,10 @@
 """Tasks: what a pair's `task` means. One registry, one module per task (as clip_benchmark has one per task).
 
 A task declares the dataset type it reads (`dataset_type.txt`), the files it needs beside the shards, how many
-prompts its pairs send through the text tower (for the plan), its metrics and main metric, the parse table its rows
-go to, and how it scores a dataset that `evaluate` encoded. Every other module asks the registry; none compares
+prompts its pairs send through the text tower (for the plan), the splits it learns from besides the scored one (a
+linear probe's train split), its metrics and main metric, the parse table its rows go to, and how it scores a dataset
+that `evaluate` encoded. Several tasks may read one dataset type (a classification set serves zero-shot, CuPL and
+linear probe); the first registered for a type is what a folder of that type runs when the catalog does not say. Every other module asks the registry; none compares
 task names. Tasks sit just above core: a Pair takes any non-empty task name, and the places that build pairs from
 user input or data (catalog, CLI, record readers) check it here. This module stays import-light (no torch): the
 task modules import torch and clip_benchmark inside the functions that score.
@@ -37,17 +39,33 @@ class Task:
     files: tuple[str, ...] = ()  # files its webdataset needs beside the shards
     captions: bool = False  # its samples carry captions, encoded by the text tower in the same pass as the images
     aliases: tuple[str, ...] = ()  # names other tools write for it (clip_benchmark: see canonical_task)
+    # reads data of a type another task registered first: a folder's dataset_type.txt never names it
+    shares_data: bool = False
+    # (DatasetSpec or None) -> the splits it learns from besides the scored one (a linear probe's train split)
+    fit_splits: Callable[[Any], tuple[str, ...]] = lambda spec: ()
+    # (DatasetSpec or None) -> optimiser steps of that learning, which the plan prices
+    fit_steps: Callable[[Any], int] = lambda spec: 0
+    cache_features: bool = False  # the image features of the splits it reads are kept in the store (`_features/`)
+    languages: tuple[str, ...] | None = None  # the languages it has pairs in (None: the dataset's)
+    label: str = ""  # leaderboard columns of a task that shares its dataset with another: `cifar10 (probe)`
+    # the catalog's main metric of a dataset (its first task's) -> this task's, where that is not among its metrics
+    main_metric_for: Callable[[str], str] | None = None
+
+    def column(self, dataset: str) -> str:
+        """Its leaderboard column for a dataset: the dataset's name, with the task's label where it has one."""
+        return f"{dataset} ({self.label})" if self.label else dataset
 
 
 _TASKS: dict[str, Task] = {}
 
 
 def register_task(task: Task) -> Task:
-    """Add a task; its name and dataset type must be new (a folder's type names the task that reads it)."""
+    """Add a task; its name must be new, and so must its dataset type unless it `shares_data` (a folder's type names
+    one task: the one that reads it when the catalog does not say)."""
     if task.name in _TASKS:
         raise BenchmarkError(f"task {task.name!r} is registered already")
-    taken = next((t.name for t in _TASKS.values() if t.dataset_type == task.dataset_type), None)
-    if taken:
+    taken = next((t.name for t in _TASKS.values() if t.dataset_type == task.dataset_type and not t.shares_data), None)
+    if taken and not task.shares_data:
         raise BenchmarkError(f"dataset type {task.dataset_type!r} is read by task {taken!r} already")
     _TASKS[task.name] = task
     return task
@@ -73,11 +91,18 @@ def get_task(name: str) -> Task:
 
 
 def task_for_dataset_type(kind: str) -> Task:
-    """The task that reads data of this `dataset_type.txt` value."""
+    """The task a folder of this `dataset_type.txt` value runs when the catalog does not name one."""
     for task in _TASKS.values():
-        if task.dataset_type == kind:
+        if task.dataset_type == kind and not task.shares_data:
             return task
-    raise DatasetTaskError(f"unknown dataset_type.txt value {kind!r}; known: {', '.join(t.dataset_type for t in _TASKS.values())}")
+    known = ", ".join(dict.fromkeys(t.dataset_type for t in _TASKS.values()))
+    raise DatasetTaskError(f"unknown dataset_type.txt value {kind!r}; known: {known}")
+
+
+def tasks_for_dataset_type(kind: str) -> tuple[Task, ...]:
+    """Every task that can read data of this `dataset_type.txt` value, the folder's own first."""
+    first = task_for_dataset_type(kind)
+    return (first, *(t for t in _TASKS.values() if t.dataset_type == kind and t is not first))
 
 
 def canonical_task(name: str, dataset_task: str | None = None) -> str:
@@ -103,10 +128,11 @@ def table_metrics(table: str) -> list[str]:
 
 
 def _register_builtin() -> None:
-    from . import multilabel, zeroshot_classification, zeroshot_retrieval
+    from . import linear_probe, multilabel, zeroshot_classification, zeroshot_retrieval
 
-    for module in (zeroshot_classification, zeroshot_retrieval, multilabel):
-        register_task(module.TASK)
+    for task in (zeroshot_classification.TASK, zeroshot_retrieval.TASK, multilabel.TASK, zeroshot_classification.CUPL,
+                 linear_probe.TASK):
+        register_task(task)
 
 
 _register_builtin()
