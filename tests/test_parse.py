@@ -74,8 +74,8 @@ def test_parse_reads_by_content_and_skips_state(parsed):
     assert [rel for rel, _ in report.invalid] == ["junk.json"]
     assert report.rows["classification_metrics"] + report.rows["retrieval_metrics"] == len(pairs) + 1
     assert sorted(p.name for p in (root / "out").iterdir()) == sorted(
-        f"{name}.{ext}" for name in ("classification_metrics", "retrieval_metrics", "leaderboard",
-                                       "leaderboard_intervals", "resolution_sweep")
+        f"{name}.{ext}" for name in ("classification_metrics", "retrieval_metrics", "linear_probe_metrics",
+                                       "leaderboard", "leaderboard_intervals", "resolution_sweep")
         for ext in ("csv", "parquet")
     )  # the synthetic pairs include image-size variants: a sweep table
 

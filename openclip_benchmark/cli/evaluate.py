@@ -49,6 +49,8 @@ def run(
     dataset_root: Optional[str] = typer.Option(None, help="Folder of wds_<name>/ datasets; default: download."),
     cache_dir: str = typer.Option(RunSettings.cache_dir, help="Where datasets and weights are cached."),
     task: Optional[str] = typer.Option(None, help="Task for datasets the catalog does not know (with --dataset-root)."),
+    tasks: Optional[str] = typer.Option(None, help="Comma list: the tasks each dataset gets among those it serves, "
+                                        "e.g. zeroshot_classification,linear_probe (default: each dataset's first)."),
     image_size: Optional[str] = typer.Option(None, help="Image size override; a comma list sweeps: 160,192,224."),
     mean: Optional[str] = typer.Option(None, help="Normalisation mean override: r,g,b."),
     std: Optional[str] = typer.Option(None, help="Normalisation std override: r,g,b."),
@@ -66,7 +68,7 @@ def run(
     variants = preprocess_variants(image_size, mean, std, interpolation, resize_mode)
     cat = load_catalog(dataset_mapping)
     pairs = select_pairs(cat, comma_list(models), comma_list(datasets), comma_list(languages), variants, dataset_root,
-                         task, cache_dir)
+                         task, cache_dir, comma_list(tasks))
     report = run_pairs(cat, pairs, store_url=store, endpoint_url=endpoint_url, settings=settings,
                        tracker_path=tracker, progress=progress)
     _print_report(report)

@@ -10,11 +10,14 @@ import typer
 from .. import catalog
 from ..core.errors import BenchmarkError
 from ..core.jsonio import dumps_strict
+from ..tasks import get_task
 from ..tracker import STATUSES
 from .app import DATASET_MAPPING, DEFAULT_TRACKER, app, comma_list, console, load_catalog
 
 MODELS_HELP = "Repeat or comma-separate. Globs on ARCH:TAG or ARCH ('ViT-B-*'), ARCH:TAG, a tag or family ('openai', 'ViT-L'), or local-dir:/hf-hub:/ARCH:/ckpt.pt."
 DATASETS_HELP = "Repeat or comma-separate. Globs, names in any clip_benchmark spelling, or collections ('vtab', 'retrieval', 'imagenet_robustness')."
+TASKS_HELP = ("Repeat or comma-separate: the tasks each dataset gets among those it serves, e.g. "
+              "zeroshot_classification,linear_probe,zeroshot_classification_cupl (default: each dataset's first).")
 FAILED_SHOWN = 20
 
 
@@ -35,6 +38,7 @@ def init(
     models: Optional[list[str]] = typer.Option(None, "--models", "-m", help=MODELS_HELP),
     datasets: Optional[list[str]] = typer.Option(None, "--datasets", "-d", help=DATASETS_HELP),
     languages: Optional[list[str]] = typer.Option(None, "--languages", "-l", help="Languages, e.g. en,jp (default: en); each dataset gets the ones it has."),
+    tasks: Optional[list[str]] = typer.Option(None, "--tasks", help=TASKS_HELP),
     dataset_mapping: Optional[Path] = DATASET_MAPPING,
     tracker: Path = typer.Option(Path(DEFAULT_TRACKER), "--tracker", "-t", help="The tracker CSV."),
     reset: bool = typer.Option(False, "--reset", help="Forget every tracked pair and status first."),
@@ -46,7 +50,8 @@ def init(
     known = load_catalog(dataset_mapping)
     if reset and tracker.exists() and not yes:
         typer.confirm(f"Reset {tracker}, forgetting every status in it?", abort=True)
-    done = init_tracker(tracker, known, comma_list(models), comma_list(datasets), comma_list(languages), reset)
+    done = init_tracker(tracker, known, comma_list(models), comma_list(datasets), comma_list(languages), reset,
+                        comma_list(tasks))
     rows = [
         ["models", done.models],
         ["datasets", done.datasets],
@@ -178,7 +183,7 @@ def datasets(
     as_json: bool = typer.Option(False, "--json", help="Print the datasets as JSON."),
     dataset_mapping: Optional[Path] = DATASET_MAPPING,
 ):
-    """List benchmark datasets: webdataset, task, test-split size, classes, main metric, collections, languages."""
+    """List benchmark datasets: webdataset, tasks, test-split size, classes, main metric, collections, languages."""
     rows = load_catalog(dataset_mapping).select_datasets(comma_list(patterns))
     if as_json:
         typer.echo(dumps_strict([s.to_json() for s in rows]))
@@ -187,7 +192,7 @@ def datasets(
         f"{len(rows)} datasets",
         ["dataset", "task", "test size", "classes", "metric", "collections", "languages"],
         [
-            [s.name, s.task.removeprefix("zeroshot_"), s.size, s.num_classes or (f"{s.captions_per_image} capt." if s.captions_per_image else ""),
+            [s.name, s.task.removeprefix("zeroshot_") + "".join(f" +{get_task(t).label or t}" for t in s.tasks[1:]), s.size, s.num_classes or (f"{s.captions_per_image} capt." if s.captions_per_image else ""),
              s.metric, ", ".join(s.collections), ", ".join(s.languages)]
             for s in rows
         ],

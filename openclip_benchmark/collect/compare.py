@@ -103,7 +103,7 @@ def read_cells(results_dir: str | os.PathLike, catalog: Catalog, specs: tuple[st
             continue
         samples = load_samples(results_dir, rel)
         outcomes = metric_outcomes(samples, metric) if samples is not None else None
-        cells[side][dataset_column(pair.dataset, pair.language)] = Cell(metric, float(value), outcomes)
+        cells[side][dataset_column(pair.dataset, pair.language, pair.task)] = Cell(metric, float(value), outcomes)
     return a, b, cells[a], cells[b]
 
 

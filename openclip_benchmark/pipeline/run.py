@@ -11,7 +11,7 @@ from ..core.errors import BenchmarkError, UnknownNameError
 from ..core.manifest import Manifest, RunSettings
 from ..core.pair import Pair, Preprocess
 from ..datasets.download import ensure_dataset
-from ..evaluate import folder_task
+from ..evaluate import SPLIT, dataset_type, folder_task
 from ..storage.store import open_store
 from ..tasks import get_task
 from ..tracker import record_outcomes
@@ -20,11 +20,13 @@ from ..worker import ShardReport, load_manifest, run_shard
 
 def select_pairs(catalog: Catalog, models: list[str], datasets: list[str], languages: list[str],
                  preprocesses: list[Preprocess], dataset_root: str | None, task: str | None,
-                 cache_dir: str) -> list[Pair]:
-    """Models and datasets by the catalog's selectors; with a dataset root, also datasets the catalog lacks (their
-    task is `task`, or what the folder's dataset_type.txt says)."""
-    if task is not None:
-        get_task(task)  # an unknown --task is named with the closest known ones
+                 cache_dir: str, tasks: list[str] | None = None) -> list[Pair]:
+    """Models and datasets by the catalog's selectors, each dataset with the `tasks` it serves (default: its first);
+    with a dataset root, also datasets the catalog lacks (their task is `task`, else `tasks`, else what the folder's
+    dataset_type.txt says), refused here if a task does not fit the folder (its data, or a split it learns from)."""
+    for name in (task, *(tasks or ())):
+        if name is not None:
+            get_task(name)  # an unknown --task is named with the closest known ones
     if not models or not datasets:
         raise BenchmarkError("--models and --datasets each need at least one name")
     model_refs = catalog.select_models(models)
@@ -37,10 +39,14 @@ def select_pairs(catalog: Catalog, models: list[str], datasets: list[str], langu
                 raise
             extra.append(name)
     langs = languages or ["en"]
-    pairs = enumerate_pairs(model_refs, specs, langs)
+    pairs = enumerate_pairs(model_refs, specs, langs, tasks)
     for name in extra:
-        kind = task or folder_task(ensure_dataset(name, cache_dir, dataset_root))
-        pairs += [Pair(m, p, name, language=lang, task=kind) for m, p in model_refs for lang in langs]
+        folder = ensure_dataset(name, cache_dir, dataset_root)
+        for kind in [task] if task else tasks or [folder_task(folder)]:
+            if get_task(kind).dataset_type != dataset_type(folder):
+                raise BenchmarkError(f"dataset {name} holds {dataset_type(folder)} data, which {kind} does not read")
+            ensure_dataset(name, cache_dir, dataset_root, splits=(SPLIT, *get_task(kind).fit_splits(None)))
+            pairs += [Pair(m, p, name, language=lang, task=kind) for m, p in model_refs for lang in langs]
     pairs = [replace(pair, preprocess=pp) for pair in pairs for pp in preprocesses]
     if not pairs:
         raise BenchmarkError("no pairs selected: check --models, --datasets and --languages")

@@ -41,6 +41,9 @@ class CostModel:
     activation_bytes_per_gflop: float = 0.1e6  # live inference activations per sample per image GFLOP (ViT-B/32: ~0.1 MB)
     memory_margin: float = 1.25
     weight_bytes_per_param: float = 6.0  # fp32 weights + fp16 autocast copies
+    # one optimiser step of a task that learns on features (a linear probe: 64 features through a linear layer,
+    # backward, AdamW, and its loader's collation); calibrate() learns it from the fit_seconds results record
+    fit_step_s: float = 2e-3
     gpu_speed: Mapping[str, float] = field(default_factory=dict)  # observed / estimated time, from calibrate()
     measured: Mapping[tuple[str, str], "MeasuredSpeed"] = field(default_factory=dict)  # (family, GPU), from throughput
 
@@ -91,6 +94,7 @@ class PairWork:
     classifier: str | None  # pairs with the same key share one zero-shot classifier per model load
     image_gflops: float  # per image, after any resolution override
     note: str = ""
+    fit_steps: int = 0  # optimiser steps of its task's learning (a linear probe's training and sweep)
 
 
 @dataclass(frozen=True)
@@ -205,7 +209,8 @@ class ModelIndex:
 
 
 def pair_work(pair: Pair, model: ModelWork, datasets: Mapping[str, Any]) -> PairWork:
-    """The pair's images and prompts from its dataset's spec alone (its task counts the prompts)."""
+    """The pair's images, prompts and fitting steps from its dataset's spec alone (its task counts them): the images
+    of the splits it learns from (a linear probe's train split) go through the image tower too."""
     spec = datasets.get(pair.dataset)
     note = "" if spec is not None else f"dataset {pair.dataset} not in the catalog: conservative default size"
     size = int(getattr(spec, "size", 0) or FALLBACK_SIZE)
@@ -213,7 +218,14 @@ def pair_work(pair: Pair, model: ModelWork, datasets: Mapping[str, Any]) -> Pair
     if pair.preprocess.image_size and model.image_size:
         gflops *= (pair.preprocess.image_size / model.image_size) ** 2  # ViT tokens scale with the pixel area
     task = get_task(pair.task)
-    return PairWork(pair, model, size, task.prompts(spec, size), task.classifier(pair), gflops, note)
+    fit = task.fit_splits(spec)
+    missing = [s for s in fit if spec is not None and s not in spec.splits]
+    if missing:
+        raise BenchmarkError(f"{pair.task} on {pair.dataset} learns from a {missing[0]} split, which the catalog does "
+                             f"not list for it (splits: {', '.join(spec.splits)})")
+    images = size + sum(spec.splits[s] if spec is not None else FALLBACK_SIZE for s in fit)
+    return PairWork(pair, model, images, task.prompts(spec, size), task.classifier(pair), gflops, note,
+                    task.fit_steps(spec))
 
 
 # ---------------------------------------------------------------- runtime on one GPU
@@ -239,6 +251,11 @@ def image_seconds(work: PairWork, gpu: GpuSpec, vcpus: int, cost: CostModel) -> 
 def text_seconds(prompts: int, model: ModelWork, gpu: GpuSpec, cost: CostModel) -> float:
     flops, measured = cost.flops(model.model, gpu, "text")
     return prompts * model.text_gflops * 1e9 / flops * (1.0 if measured else cost.speed(gpu.name))
+
+
+def fit_seconds(work: PairWork, cost: CostModel) -> float:
+    """Its task's learning on the features (a linear probe's sweep and training): steps at the calibrated rate."""
+    return work.fit_steps * cost.fit_step_s
 
 
 def load_seconds(model: ModelWork, cost: CostModel) -> float:
@@ -279,9 +296,10 @@ def _units(works: list[PairWork], gpu: GpuSpec, vcpus: int, cost: CostModel, cap
     units = []
     for key, members in sorted(groups.items()):
         text = text_seconds(members[0].prompts, members[0].model, gpu, cost) if members[0].classifier else 0.0
-        seconds = text + sum(image_seconds(w, gpu, vcpus, cost) + (0 if w.classifier else text_seconds(w.prompts, w.model, gpu, cost)) for w in members)
+        seconds = text + sum(image_seconds(w, gpu, vcpus, cost) + fit_seconds(w, cost) + (0 if w.classifier else text_seconds(w.prompts, w.model, gpu, cost)) for w in members)
         if seconds > capacity and len(members) > 1:  # too long for one job together: split, each part rebuilds the classifier
-            units += [_Unit(w.pair.id, (w,), text + image_seconds(w, gpu, vcpus, cost)) for w in members]
+            units += [_Unit(w.pair.id, (w,), text + image_seconds(w, gpu, vcpus, cost) + fit_seconds(w, cost))
+                      for w in members]
         else:
             units.append(_Unit(key, tuple(members), seconds))
     return units
@@ -365,6 +383,14 @@ class _Chunk:
         return sum(u.seconds for u in self.units)
 
 
+def _downloads(works: Iterable[PairWork]) -> dict[str, int]:
+    """Images each dataset's download holds: the most any of its pairs reads (a linear probe's train split too)."""
+    out: dict[str, int] = {}
+    for w in works:
+        out[w.pair.dataset] = max(out.get(w.pair.dataset, 0), w.images)
+    return out
+
+
 def shard_id(pairs: Iterable[Pair], gpu: str) -> str:
     digest = hashlib.sha256(("\n".join(sorted(p.id for p in pairs)) + "\n" + gpu).encode()).hexdigest()
     return f"shard-{digest[:12]}"
@@ -374,7 +400,7 @@ def _shard(chunks: list[_Chunk], cost: CostModel, prices: PriceTable, options: P
     where = chunks[0].where
     gpu, offer = where.gpu, where.offer
     works = [w for c in chunks for u in c.units for w in u.works]
-    datasets = {w.pair.dataset: w.images for w in works}
+    datasets = _downloads(works)
     runtime = (
         cost.job_overhead_s
         + sum(load_seconds(c.model, cost) for c in chunks)
@@ -419,7 +445,7 @@ class _Bin:
     datasets: set[str] = field(default_factory=set)
 
     def need(self, unit: _Unit, model: ModelWork, cost: CostModel) -> float:
-        new = {w.pair.dataset: w.images for w in unit.works if w.pair.dataset not in self.datasets}
+        new = _downloads(w for w in unit.works if w.pair.dataset not in self.datasets)
         load = 0.0 if (model.model, model.pretrained) in self.chunks else load_seconds(model, cost)
         return unit.seconds + load + sum(download_seconds(n, cost) for n in new.values())
 
@@ -515,12 +541,14 @@ def calibrate(
     cost: CostModel = CostModel(),
     default_vcpus: int = 4,
 ) -> tuple[CostModel, dict[str, tuple[float, int]]]:
-    """Per-GPU time factor = median of observed / estimated seconds over the results that GPU produced.
+    """Per-GPU time factor = median of observed / estimated seconds over the results that GPU produced; the seconds
+    per fitting step = median over the results of tasks that learn on features (a linear probe's `fit_seconds`).
 
     Returns the recalibrated model and, per GPU, (factor, number of results). Results without a run block, a
     GPU name or a positive duration are ignored; factors are clamped to [0.05, 20] so one odd run cannot wreck a plan.
     """
     ratios: dict[str, list[float]] = {}
+    steps: list[float] = []
     base = replace(cost, gpu_speed={}, measured={})
     for rec in records:
         if getattr(rec, "kind", "result") != "result":
@@ -529,6 +557,10 @@ def calibrate(
         seconds, gpu = run.get("seconds"), _gpu_of(run, gpus)
         if gpu is None or not isinstance(seconds, (int, float)) or seconds <= 0:
             continue
+        fitting, fit_steps = run.get("fit_seconds"), run.get("fit_steps")
+        if isinstance(fitting, (int, float)) and isinstance(fit_steps, int) and fit_steps > 0:
+            steps.append(float(fitting) / fit_steps)
+            continue  # its passes may come from the feature cache: the speed factor learns from the other results
         pair = rec.pair
         model = models.work(pair.model, pair.pretrained)
         work = pair_work(pair, model, datasets)
@@ -539,7 +571,8 @@ def calibrate(
         if estimate > 0:
             ratios.setdefault(gpu, []).append(float(seconds) / estimate)
     factors = {g: (min(20.0, max(0.05, statistics.median(r))), len(r)) for g, r in sorted(ratios.items())}
-    return replace(cost, gpu_speed={g: f for g, (f, _) in factors.items()}), factors
+    fit_step_s = statistics.median(steps) if steps else cost.fit_step_s
+    return replace(cost, gpu_speed={g: f for g, (f, _) in factors.items()}, fit_step_s=fit_step_s), factors
 
 
 def measured_speeds(
