@@ -149,8 +149,7 @@ class _Shard:
         needs = {pair: (scored, *get_task(pair.task).fit_splits(spec)) for pair in pairs}
         splits: dict[str, evaluate.EncodedDataset] = {}
         cached = self._cached_features(loaded, pairs, spec, needs)
-        live = list(dict.fromkeys(s for pair in pairs for s in needs[pair]
-                                  if not get_task(pair.task).cache_features or s not in cached))
+        live = list(dict.fromkeys(s for pair in pairs for s in needs[pair] if (pair, s) not in cached))
         if live:
             try:
                 folder = ensure_dataset(dataset, self.settings.cache_dir, self.settings.dataset_root,

@@ -13,7 +13,7 @@ from fixtures import make_classification_wds, make_tiny_model
 from openclip_benchmark import evaluate
 from openclip_benchmark.catalog import load_catalog
 from openclip_benchmark.core.manifest import Manifest, RunSettings
-from openclip_benchmark.core.pair import Pair
+from openclip_benchmark.core.pair import Pair, Preprocess
 from openclip_benchmark.core.records import read_record
 from openclip_benchmark.storage.features import get_features
 from openclip_benchmark.storage.layout import FEATURES_PREFIX, features_key, result_key
@@ -163,3 +163,200 @@ def test_held_out_validation_equals_clip_benchmarks_sweep_on_the_same_split(data
     theirs = cb_probe.evaluate(None, None, None, -1, 64, 0, 0.1, 10, "cifar10", 0, str(tmp_path / "cb"), "cuda",
                                val_dataloader=object(), normalize=True, amp=False)
     same(ours, theirs)
+
+
+def test_each_split_is_encoded_once_and_a_rerun_reads_the_store(data, tmp_path, monkeypatch):
+    """A shard with zero-shot and probe pairs on cifar10 and a sweeping probe on dtd: one pass per split (the test
+    split shared), every image through the image tower once; a re-run of the probes encodes nothing and gives the
+    same numbers from the store's features."""
+    import open_clip
+
+    calls = []
+    real = open_clip.model.CLIP.encode_image
+    monkeypatch.setattr(open_clip.model.CLIP, "encode_image", lambda self, x, **k: calls.append(len(x)) or real(self, x, **k))
+    passes = []
+    encode = evaluate.encode_dataset
+    monkeypatch.setattr(evaluate, "encode_dataset", lambda *a, **k: passes.append((a[1].name, k["split"])) or encode(*a, **k))
+    model = data[1]
+    probes = [Pair(model, "", "cifar10", task="linear_probe"), Pair(model, "", "dtd", task="linear_probe")]
+    store = tmp_path / "store"
+    report = run_shard(shard(data, store, [Pair(model, "", "cifar10"), *probes]), progress=False)
+    assert report.exit_code == 0 and len(report.succeeded) == 3, report.failed
+    assert sorted(passes) == [("wds_vtab-cifar10", "test"), ("wds_vtab-cifar10", "train"),
+                              ("wds_vtab-dtd", "test"), ("wds_vtab-dtd", "train"), ("wds_vtab-dtd", "val")]
+    assert sum(calls) == 24 + 100 + 24 + 60 + 20  # each image once, whatever the sweep does
+    keys = sorted(o.key for o in open_store(store).list(FEATURES_PREFIX))
+    assert len(keys) == 5 and all(k.endswith(".safetensors") for k in keys)
+    first = {p: read_record(open_store(store).get(result_key(p))) for p in probes}
+
+    for pair in probes:  # the results gone (a new results store, a retry): the features are still there
+        (store / result_key(pair)).unlink()
+    calls.clear(), passes.clear()
+    again = run_shard(shard(data, store, probes, shard_id="again"), progress=False)
+    assert again.exit_code == 0 and calls == [] and passes == []
+    for pair in probes:
+        record = read_record(open_store(store).get(result_key(pair)))
+        assert record.metrics == first[pair].metrics
+        assert record.run["features_cached"] == sorted(("test", "train", "val") if pair.dataset == "dtd" else ("test", "train"))
+
+
+def test_outcomes_table_and_leaderboard_columns(data, tmp_path):
+    """Per test image, in the split's order, the probe's prediction (its metrics follow from them); parse writes
+    linear_probe_metrics.csv and labels the probe's leaderboard column, apart from the zero-shot average."""
+    import csv
+
+    import numpy as np
+    from sklearn.metrics import balanced_accuracy_score
+
+    from openclip_benchmark.collect.parse import parse_results
+    from openclip_benchmark.core.samples import read_samples
+    from openclip_benchmark.storage.layout import samples_key
+
+    model = data[1]
+    zero_shot, probe = Pair(model, "", "cifar10"), Pair(model, "", "cifar10", task="linear_probe")
+    store = tmp_path / "store"
+    assert run_shard(shard(data, store, [zero_shot, probe]), progress=False).exit_code == 0
+    results = open_store(store)
+    metrics = read_record(results.get(result_key(probe))).metrics
+    _, samples = read_samples(results.get(samples_key(result_key(probe))))
+    test_targets = get_features(results, features_key(probe, "test", ENCODING))[1].numpy()
+    assert np.array_equal(samples["target"], test_targets)
+    assert samples["top1"].mean() == metrics["lp_acc1"] and samples["top5"].mean() == metrics["lp_acc5"]
+    assert balanced_accuracy_score(samples["target"], samples["predicted"]) == metrics["lp_mean_per_class_recall"]
+
+    report = parse_results(store, tmp_path / "out", catalog=load_catalog())
+    assert report.rows["linear_probe_metrics"] == 1 and report.rows["classification_metrics"] == 1
+    with open(tmp_path / "out" / "linear_probe_metrics.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        (row,) = list(reader)
+    assert reader.fieldnames[6:13] == ["lp_acc1", "lp_acc5", "lp_mean_per_class_recall", "weight_decay", "epochs",
+                                       "seed", "fewshot_k"]
+    assert row["task"] == "linear_probe" and float(row["lp_acc1"]) == metrics["lp_acc1"]
+    with open(tmp_path / "out" / "leaderboard.csv", newline="") as fh:
+        (board,) = list(csv.DictReader(fh))
+    zero_shot_acc1 = read_record(results.get(result_key(zero_shot))).metrics["acc1"]
+    assert float(board["cifar10 (probe)"]) == float(board["avg_probe"]) == metrics["lp_acc1"]
+    assert float(board["cifar10"]) == float(board["average"]) == zero_shot_acc1 and board["datasets"] == "1"
+
+
+def test_clip_benchmarks_probe_result_reads_as_a_probe_pair():
+    """Its `normalized` flag, a boolean among the metrics, is a setting, not a metric."""
+    import json
+
+    written = {"dataset": "wds/vtab/cifar10", "model": "ViT-B-32", "pretrained": "openai", "task": "linear_probe",
+               "metrics": {"lp_acc1": 0.9, "lp_acc5": 0.99, "lp_mean_per_class_recall": 0.9, "weight_decay": 0,
+                           "epochs": 10, "seed": 0, "fewshot_k": -1, "normalized": True}, "language": "en"}
+    record = read_record(json.dumps(written), canonical_pair=load_catalog().canonical_pair)
+    assert record.pair == Pair("ViT-B-32", "openai", "cifar10", task="linear_probe")
+    assert set(record.metrics) == {"lp_acc1", "lp_acc5", "lp_mean_per_class_recall", *linear_probe.SETTINGS}
+
+
+# ---------------------------------------------------------------- catalog, init, run and plan
+
+
+def write_mapping(path: Path, datasets: dict) -> Path:
+    import json
+
+    path.write_text(json.dumps({"datasets": datasets}))
+    return path
+
+
+def test_catalog_lists_tasks_and_splits_and_reads_the_older_single_task(tmp_path):
+    from openclip_benchmark.catalog import CatalogError, datasets_from_json, load_datasets
+    from openclip_benchmark.core.manifest import _spec_json
+
+    datasets = load_catalog().datasets
+    probed = [n for n, s in datasets.items() if "linear_probe" in s.tasks]
+    assert len(probed) == 30 and all(datasets[n].splits["train"] > 0 for n in probed)
+    assert datasets["cifar10"].splits == {"train": 45000, "test": 10000}  # VTAB's train split
+    assert datasets["imagenet1k"].tasks == ("zeroshot_classification", "zeroshot_classification_cupl", "linear_probe")
+    assert datasets["imagenet-a"].tasks == ("zeroshot_classification", "zeroshot_classification_cupl")
+    assert all(s.task == s.tasks[0] for s in datasets.values())
+
+    entry = {"wds_name": "wds_both", "tasks": ["zeroshot_classification", "linear_probe"], "size": 5,
+             "splits": {"train": 9, "test": 5}, "metric": "acc1", "val_proportion": 0.2}
+    specs = load_datasets(write_mapping(tmp_path / "m.json", {
+        "old": {"wds_name": "wds_old", "task": "zeroshot_classification", "size": 5, "metric": "acc1"},
+        "both": entry}))
+    assert (specs["old"].tasks, specs["old"].splits) == (("zeroshot_classification",), {"test": 5})
+    assert (specs["both"].task, specs["both"].splits, specs["both"].val_proportion) == ("zeroshot_classification", {"train": 9, "test": 5}, 0.2)
+    assert datasets_from_json({"both": _spec_json(specs["both"])}, "manifest") == {"both": specs["both"]}  # round trip
+    for change, message in [({"splits": {"test": 5}}, "linear_probe learns from a train split and both has none"),
+                            ({"task": "linear_probe"}, "is not the first of 'tasks'"),
+                            ({"tasks": ["zeroshot_retrieval", "linear_probe"]}, "reads classification data"),
+                            ({"splits": {"train": 9, "test": 6}}, "'size' says 5"),
+                            ({"val_proportion": 1.5}, "between 0 and 1")]:
+        with pytest.raises(CatalogError, match=message):
+            load_datasets(write_mapping(tmp_path / "bad.json", {"both": {**entry, **change}}))
+
+
+def test_tasks_at_init_and_a_probe_without_a_train_split_refused_before_any_shard(data, tmp_path):
+    """init pairs each dataset with the chosen tasks it serves (default: its first, so the catalog's pair count is
+    unchanged); a probe on a dataset without a train split is one line at init, run and plan."""
+    from typer.testing import CliRunner
+
+    from openclip_benchmark.catalog import enumerate_pairs
+    from openclip_benchmark.cli import app
+    from openclip_benchmark.core.errors import BenchmarkError
+    from openclip_benchmark.pipeline.run import select_pairs
+    from openclip_benchmark.tracker import Tracker, open_tracker
+
+    catalog = load_catalog()
+    chosen = catalog.select_datasets(["cifar10", "imagenet-a", "mscoco_captions"])
+    tasks = ["zeroshot_classification", "linear_probe", "zeroshot_classification_cupl"]
+    pairs = enumerate_pairs([("ViT-B-32", "openai")], chosen, ["en", "jp"], tasks)
+    assert [(p.dataset, p.task) for p in pairs] == [
+        ("cifar10", "zeroshot_classification"), ("cifar10", "linear_probe"),
+        ("imagenet-a", "zeroshot_classification"), ("imagenet-a", "zeroshot_classification_cupl")]
+    assert len(enumerate_pairs([("m", "")], catalog.datasets.values())) == len(catalog.datasets)
+
+    runner = CliRunner()
+    tracker = tmp_path / "results.csv"
+    ok = runner.invoke(app, ["init", "-t", str(tracker), "-m", "ViT-B-32:openai", "-d", "vtab", "--tasks", "linear_probe"])
+    assert ok.exit_code == 0, ok.output
+    assert {e.pair.task for e in Tracker.load(tracker)} == {"linear_probe"} and len(Tracker.load(tracker)) == 20
+    refused = runner.invoke(app, ["init", "-t", str(tracker), "-m", "ViT-B-32:openai", "-d", "imagenet-a",
+                                  "--tasks", "linear_probe"])
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert "imagenet-a has none" in refused.output and len(Tracker.load(tracker)) == 20  # nothing lost
+
+    with open_tracker(tracker) as t:  # a tracker row no init would make (an older mapping, a hand edit)
+        t.add([Pair("ViT-B-32", "openai", "imagenet-a", task="linear_probe")])
+    planned = runner.invoke(app, ["plan", "--tracker", str(tracker)])
+    assert planned.exit_code == 2 and "linear_probe on imagenet-a learns from a train split" in planned.output
+
+    root, model, _ = data
+    make_classification_wds(root, "local_set", n=8, classes=CLASSES)  # the catalog lacks it; a test split only
+    with pytest.raises(BenchmarkError, match="train/nshards.txt is missing"):
+        select_pairs(catalog, [model], ["local_set"], [], [Preprocess()], str(root), "linear_probe", "~/.cache")
+    chosen = select_pairs(catalog, [model], ["vtab-cifar10"], [], [Preprocess()], str(root), None, "~/.cache",
+                          ["linear_probe"])
+    assert [(p.dataset, p.task) for p in chosen] == [("cifar10", "linear_probe")]
+
+
+def test_plan_prices_the_train_split_and_the_fitting(data):
+    """A probe's train images go through the image tower, its sweep's steps at the calibrated seconds per step."""
+    from openclip_benchmark.catalog import load_models
+    from openclip_benchmark.core.records import Result
+    from openclip_benchmark.planning import plan, pricing
+
+    catalog = load_catalog()
+    models = plan.ModelIndex(load_models())
+    model = models.work("ViT-B-32", "openai")
+    zero_shot = plan.pair_work(Pair("ViT-B-32", "openai", "cifar10"), model, catalog.datasets)
+    probe = plan.pair_work(Pair("ViT-B-32", "openai", "cifar10", task="linear_probe"), model, catalog.datasets)
+    assert (zero_shot.images, zero_shot.fit_steps) == (10000, 0)
+    assert (probe.images, probe.prompts, probe.classifier) == (10000 + 45000, 0, None)
+    assert probe.fit_steps == 10 * math.ceil(45000 / 64)  # no validation set: one training
+    swept = replace(catalog.datasets["cifar10"], val_proportion=0.1)
+    assert linear_probe.fit_steps(swept) == 10 * (19 * math.ceil(40500 / 64) + math.ceil(45000 / 64))
+
+    gpus = pricing.load_gpus()
+    record = Result(Pair("ViT-B-32", "openai", "cifar10", task="linear_probe"), {"lp_acc1": 0.9},
+                    {"seconds": 30.0, "gpu_name": "NVIDIA A10G", "fit_seconds": 14.08, "fit_steps": 7040})
+    cost, _ = plan.calibrate([record], models=models, datasets=catalog.datasets, gpus=gpus)
+    assert cost.fit_step_s == pytest.approx(0.002)
+    a10g = gpus["A10G"]
+    slow = plan.replace(cost, fit_step_s=0.02)
+    extra = plan._units([probe], a10g, 8, slow, 1e9)[0].seconds - plan._units([probe], a10g, 8, cost, 1e9)[0].seconds
+    assert extra == pytest.approx(probe.fit_steps * 0.018)

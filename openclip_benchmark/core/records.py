@@ -79,7 +79,9 @@ def _check_metrics(metrics: Any) -> dict[str, float | None]:
         raise InvalidResultError("metrics must be a non-empty object")
     out: dict[str, float | None] = {}
     for key, value in metrics.items():
-        if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        if isinstance(value, bool):  # a setting clip_benchmark writes among the metrics (linear probe's `normalized`)
+            continue
+        if value is None or isinstance(value, (int, float)):
             out[str(key)] = None if value is None else float(value)
         else:
             raise InvalidResultError(f"metric {key!r} is not a number")
