@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 from . import evaluate
 from .storage.bundle import write_bundle
@@ -255,9 +256,11 @@ class _Shard:
             "versions": self.versions,
             "model_profile": self._profile(pair, loaded),
         }
-        if encoded.fit:  # what the plan's fitting term is calibrated from (planning.plan.calibrate)
-            run.update(fit_samples=sum(e.num_samples for e in encoded.fit.values()), fit_seconds=round(fitting, 3),
-                       fit_steps=get_task(pair.task).fit_steps(encoded.spec), features_cached=from_store)
+        if encoded.fit:  # what the plan's fitting term is calibrated from (planning.plan.calibrate), as it ran
+            sizes = SimpleNamespace(splits={s: e.num_samples for s, e in encoded.fit.items()},
+                                    val_proportion=getattr(encoded.spec, "val_proportion", None))
+            run.update(fit_samples=sum(sizes.splits.values()), fit_seconds=round(fitting, 3),
+                       fit_steps=get_task(pair.task).fit_steps(sizes), features_cached=from_store)
         data = dumps_strict(make_result(pair, metrics, run)).encode("utf-8")
         samples = self._samples(pair, data, loaded, encoded, cache)
         if samples is not None:  # first: a result in the store always has its samples beside it, if any

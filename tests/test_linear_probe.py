@@ -18,6 +18,7 @@ from openclip_benchmark.core.records import read_record
 from openclip_benchmark.storage.features import get_features
 from openclip_benchmark.storage.layout import FEATURES_PREFIX, features_key, result_key
 from openclip_benchmark.storage.store import open_store
+from openclip_benchmark.storage.sync import sync_results
 from openclip_benchmark.tasks import linear_probe
 from openclip_benchmark.worker import run_shard
 
@@ -198,6 +199,8 @@ def test_each_split_is_encoded_once_and_a_rerun_reads_the_store(data, tmp_path, 
         record = read_record(open_store(store).get(result_key(pair)))
         assert record.metrics == first[pair].metrics
         assert record.run["features_cached"] == sorted(("test", "train", "val") if pair.dataset == "dtd" else ("test", "train"))
+    mirror = sync_results(open_store(store), tmp_path / "mirror")  # sync leaves the features where they are
+    assert mirror.refused == [] and mirror.results == 3 and not (tmp_path / "mirror" / "_features").exists()
 
 
 def test_outcomes_table_and_leaderboard_columns(data, tmp_path):
