@@ -2,11 +2,10 @@
 
 clip_benchmark loads the model, builds the zero-shot classifier and reads the dataset again for every pair. Here a
 model is loaded once, each split of a dataset is encoded once per model (all pairs on it reuse the image features:
-zero-shot and linear-probe pairs share the test split's pass), and classifier
-columns are cached per class. Every tensor operation that reaches a metric is the one clip_benchmark 1.6.2 performs,
-in the same order, batch by batch and under the same autocast, and the metric functions (in the task modules,
-`tasks/`) are clip_benchmark's own: the numbers are equal, not close. torch and open_clip are imported inside the
-functions that need them.
+zero-shot and linear-probe pairs share the test split's pass), and classifier columns are cached per class. Every
+tensor operation that reaches a metric is the one clip_benchmark 1.6.2 performs, in the same order, batch by batch
+and under the same autocast, and the metric functions (in the task modules, `tasks/`) are clip_benchmark's own: the
+numbers are equal, not close. torch and open_clip are imported inside the functions that need them.
 """
 
 from __future__ import annotations
@@ -156,7 +155,7 @@ class EncodedDataset:
     spec: Any = None  # the catalog's entry of the dataset (None: a dataset it lacks)
     # the same model's encodings of the dataset's other splits a pair learns from (a linear probe's train split)
     fit: dict[str, "EncodedDataset"] = field(default_factory=dict)
-    fitted: dict[Pair, Any] = field(default_factory=dict)  # what a task learned for a pair from them, kept for its outcomes
+    fitted: dict[Pair, Any] = field(default_factory=dict)  # what a task learned from them per pair, for its outcomes
 
     @property
     def images_per_s(self) -> float:

@@ -67,6 +67,7 @@ class DatasetSpec:
         out["tasks"] = list(self.tasks)
         return out
 
+
 def mapping_path() -> Path:
     """The repo's top-level mapping when running from a checkout, else the copy packaged in the wheel."""
     for candidate in (PACKAGE_DIR.parent / MAPPING_NAME, PACKAGE_DIR / MAPPING_NAME):

@@ -13,7 +13,7 @@ from ..core.pair import Pair, Preprocess
 from ..datasets.download import ensure_dataset
 from ..evaluate import SPLIT, dataset_type, folder_task
 from ..storage.store import open_store
-from ..tasks import get_task
+from ..tasks import get_task, tasks_for_dataset_type
 from ..tracker import record_outcomes
 from ..worker import ShardReport, load_manifest, run_shard
 
@@ -43,8 +43,10 @@ def select_pairs(catalog: Catalog, models: list[str], datasets: list[str], langu
     for name in extra:
         folder = ensure_dataset(name, cache_dir, dataset_root)
         for kind in [task] if task else tasks or [folder_task(folder)]:
-            if get_task(kind).dataset_type != dataset_type(folder):
-                raise BenchmarkError(f"dataset {name} holds {dataset_type(folder)} data, which {kind} does not read")
+            readers = [t.name for t in tasks_for_dataset_type(dataset_type(folder))]
+            if kind not in readers:
+                raise BenchmarkError(f"dataset {name} holds {dataset_type(folder)} data, which {kind} does not read "
+                                     f"(its tasks: {', '.join(readers)})")
             ensure_dataset(name, cache_dir, dataset_root, splits=(SPLIT, *get_task(kind).fit_splits(None)))
             pairs += [Pair(m, p, name, language=lang, task=kind) for m, p in model_refs for lang in langs]
     pairs = [replace(pair, preprocess=pp) for pair in pairs for pp in preprocesses]

@@ -4,10 +4,11 @@ A task declares the dataset type it reads (`dataset_type.txt`), the files it nee
 prompts its pairs send through the text tower (for the plan), the splits it learns from besides the scored one (a
 linear probe's train split), its metrics and main metric, the parse table its rows go to, and how it scores a dataset
 that `evaluate` encoded. Several tasks may read one dataset type (a classification set serves zero-shot, CuPL and
-linear probe); the first registered for a type is what a folder of that type runs when the catalog does not say. Every other module asks the registry; none compares
-task names. Tasks sit just above core: a Pair takes any non-empty task name, and the places that build pairs from
-user input or data (catalog, CLI, record readers) check it here. This module stays import-light (no torch): the
-task modules import torch and clip_benchmark inside the functions that score.
+linear probe); the first registered for a type is what a folder of that type runs when the catalog does not say.
+Every other module asks the registry; none compares task names. Tasks sit just above core: a Pair takes any
+non-empty task name, and the places that build pairs from user input or data (catalog, CLI, record readers) check it
+here. This module stays import-light (no torch): the task modules import torch and clip_benchmark inside the
+functions that score.
 """
 
 from __future__ import annotations
