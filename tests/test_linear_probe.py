@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import make_classification_wds, make_tiny_model
+from fixtures import make_classification_wds, make_retrieval_wds, make_tiny_model
 from openclip_benchmark import evaluate
 from openclip_benchmark.catalog import load_catalog
 from openclip_benchmark.core.manifest import Manifest, RunSettings
@@ -332,6 +332,10 @@ def test_tasks_at_init_and_a_probe_without_a_train_split_refused_before_any_shar
     make_classification_wds(root, "local_set", n=8, classes=CLASSES)  # the catalog lacks it; a test split only
     with pytest.raises(BenchmarkError, match="train/nshards.txt is missing"):
         select_pairs(catalog, [model], ["local_set"], [], [Preprocess()], str(root), "linear_probe", "~/.cache")
+    make_retrieval_wds(root, "local_captions", n=8)
+    with pytest.raises(BenchmarkError, match=r"retrieval data, which linear_probe does not read \(its tasks: zeroshot_retrieval"):
+        select_pairs(catalog, [model], ["local_captions"], [], [Preprocess()], str(root), None, "~/.cache",
+                     ["linear_probe"])
     chosen = select_pairs(catalog, [model], ["vtab-cifar10"], [], [Preprocess()], str(root), None, "~/.cache",
                           ["linear_probe"])
     assert [(p.dataset, p.task) for p in chosen] == [("cifar10", "linear_probe")]
