@@ -333,7 +333,7 @@ def test_tasks_at_init_and_a_probe_without_a_train_split_refused_before_any_shar
     with pytest.raises(BenchmarkError, match="train/nshards.txt is missing"):
         select_pairs(catalog, [model], ["local_set"], [], [Preprocess()], str(root), "linear_probe", "~/.cache")
     make_retrieval_wds(root, "local_captions", n=8)
-    with pytest.raises(BenchmarkError, match=r"retrieval data, which linear_probe does not read \(its tasks: zeroshot_retrieval"):
+    with pytest.raises(BenchmarkError, match=r"retrieval data, which linear_probe cannot read \(its tasks: zeroshot_retrieval"):
         select_pairs(catalog, [model], ["local_captions"], [], [Preprocess()], str(root), None, "~/.cache",
                      ["linear_probe"])
     chosen = select_pairs(catalog, [model], ["vtab-cifar10"], [], [Preprocess()], str(root), None, "~/.cache",

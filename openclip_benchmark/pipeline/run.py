@@ -22,8 +22,9 @@ def select_pairs(catalog: Catalog, models: list[str], datasets: list[str], langu
                  preprocesses: list[Preprocess], dataset_root: str | None, task: str | None,
                  cache_dir: str, tasks: list[str] | None = None) -> list[Pair]:
     """Models and datasets by the catalog's selectors, each dataset with the `tasks` it serves (default: its first);
-    with a dataset root, also datasets the catalog lacks (their task is `task`, else `tasks`, else what the folder's
-    dataset_type.txt says), refused here if a task does not fit the folder (its data, or a split it learns from)."""
+    with a dataset root, also datasets the catalog lacks: their task is `task`, else those of `tasks` that read the
+    folder's data (dataset_type.txt), else the folder's own; a folder that lacks a split its task learns from is
+    refused here, before anything runs."""
     for name in (task, *(tasks or ())):
         if name is not None:
             get_task(name)  # an unknown --task is named with the closest known ones
@@ -42,11 +43,13 @@ def select_pairs(catalog: Catalog, models: list[str], datasets: list[str], langu
     pairs = enumerate_pairs(model_refs, specs, langs, tasks)
     for name in extra:
         folder = ensure_dataset(name, cache_dir, dataset_root)
-        for kind in [task] if task else tasks or [folder_task(folder)]:
-            readers = [t.name for t in tasks_for_dataset_type(dataset_type(folder))]
-            if kind not in readers:
-                raise BenchmarkError(f"dataset {name} holds {dataset_type(folder)} data, which {kind} does not read "
-                                     f"(its tasks: {', '.join(readers)})")
+        own = folder_task(folder)  # a one-line error for a type no task reads
+        readers = [t.name for t in tasks_for_dataset_type(dataset_type(folder))]
+        kinds = [task] if task else [t for t in tasks if t in readers] if tasks else [own]
+        if not kinds:
+            raise BenchmarkError(f"dataset {name} holds {dataset_type(folder)} data, which {', '.join(tasks)} cannot "
+                                 f"read (its tasks: {', '.join(readers)})")
+        for kind in kinds:
             ensure_dataset(name, cache_dir, dataset_root, splits=(SPLIT, *get_task(kind).fit_splits(None)))
             pairs += [Pair(m, p, name, language=lang, task=kind) for m, p in model_refs for lang in langs]
     pairs = [replace(pair, preprocess=pp) for pair in pairs for pp in preprocesses]
