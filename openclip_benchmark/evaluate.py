@@ -1,11 +1,11 @@
 """Evaluation with clip_benchmark's arithmetic, without its per-pair overheads.
 
 clip_benchmark loads the model, builds the zero-shot classifier and reads the dataset again for every pair. Here a
-model is loaded once, a dataset is encoded once per model (all pairs on it reuse the image features), and classifier
-columns are cached per class. Every tensor operation that reaches a metric is the one clip_benchmark 1.6.2 performs,
-in the same order, batch by batch and under the same autocast, and the metric functions (in the task modules,
-`tasks/`) are clip_benchmark's own: the numbers are equal, not close. torch and open_clip are imported inside the
-functions that need them.
+model is loaded once, each split of a dataset is encoded once per model (all pairs on it reuse the image features:
+zero-shot and linear-probe pairs share the test split's pass), and classifier columns are cached per class. Every
+tensor operation that reaches a metric is the one clip_benchmark 1.6.2 performs, in the same order, batch by batch
+and under the same autocast, and the metric functions (in the task modules, `tasks/`) are clip_benchmark's own: the
+numbers are equal, not close. torch and open_clip are imported inside the functions that need them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .core.errors import BenchmarkError
 from .core.pair import Pair, Preprocess
 from .tasks import DatasetTaskError, get_task, task_for_dataset_type
 
-SPLIT = "test"
+SPLIT = "test"  # the split a dataset the catalog lacks is scored on
 
 
 def versions() -> dict[str, str]:
@@ -113,20 +113,24 @@ class ClassifierCache:
         self.hits = 0
         self.misses = 0
 
-    def classifier(self, loaded: LoadedModel, classnames: list[str], templates: list[str], language: str | None = None):
-        """`language` matters only to tokenizers that depend on it (NLLB-CLIP)."""
+    def classifier(self, loaded: LoadedModel, classnames: list[str], templates: list[str] | dict[str, list[str]],
+                   language: str | None = None):
+        """`templates` as clip_benchmark takes them: `{c}` templates, or each class's own prompts (CuPL); `language`
+        matters only to tokenizers that depend on it (NLLB-CLIP)."""
         import torch
         import torch.nn.functional as F
 
-        prefix = (loaded.precision, loaded.device, language, tuple(templates))
+        prefix = (loaded.precision, loaded.device, language)
+        shared = None if isinstance(templates, dict) else tuple(templates)
         with torch.no_grad(), loaded.autocast():
             columns = []
             for classname in classnames:
-                key = prefix + (classname,)
+                key = prefix + (shared if shared is not None else tuple(templates[classname]), classname)
                 column = self._columns.get(key)
                 if column is None:
                     self.misses += 1
-                    texts = loaded.tokenizer([template.format(c=classname) for template in templates]).to(loaded.device)
+                    prompts = [t.format(c=classname) for t in shared] if shared is not None else templates[classname]
+                    texts = loaded.tokenizer(prompts).to(loaded.device)
                     class_embeddings = loaded.model.encode_text(texts)
                     column = F.normalize(class_embeddings, dim=-1).mean(dim=0)
                     column /= column.norm()
@@ -157,6 +161,11 @@ class EncodedDataset:
     extras: dict[str, dict[str, list]] = field(default_factory=dict)  # task -> what its `batch` hook gathered
     num_samples: int = 0
     seconds: float = 0.0
+    split: str = SPLIT
+    spec: Any = None  # the catalog's entry of the dataset (None: a dataset it lacks)
+    # the same model's encodings of the dataset's other splits a pair learns from (a linear probe's train split)
+    fit: dict[str, "EncodedDataset"] = field(default_factory=dict)
+    fitted: dict[Pair, Any] = field(default_factory=dict)  # what a task learned from them per pair, for its outcomes
 
     @property
     def images_per_s(self) -> float:
@@ -170,6 +179,12 @@ class EncodedDataset:
             return self
         features, index = self.languages[language]
         return replace(self, text_features=features, text_image_index=index)
+
+    def features(self):
+        """(image features, targets) of the whole split on the CPU, in the order read."""
+        import torch
+
+        return torch.cat([f.cpu() for f in self.image_features]), torch.cat(self.targets)
 
 
 def dataset_type(folder: Path) -> str:
@@ -251,12 +266,12 @@ def caption_key(language: str) -> str:
     return "txt" if language == "en" else f"{language}.txt"
 
 
-def read_multilingual(folder: Path, transform, languages: list[str]):
+def read_multilingual(folder: Path, transform, languages: list[str], split: str = SPLIT):
     """clip_benchmark's retrieval reader (same decoding, same order) yielding each language's captions of an image."""
     import webdataset as wds
 
-    nshards = int((folder / SPLIT / "nshards.txt").read_text().strip())
-    pattern = str(folder / SPLIT / ("{0..%d}.tar" % (nshards - 1)))
+    nshards = int((folder / split / "nshards.txt").read_text().strip())
+    pattern = str(folder / split / ("{0..%d}.tar" % (nshards - 1)))
 
     def prepare(sample):
         image = next((sample[ext] for ext in IMAGE_EXTENSIONS if ext in sample), None)
@@ -271,10 +286,10 @@ def read_multilingual(folder: Path, transform, languages: list[str]):
 
 
 def encode_dataset(loaded: LoadedModel, folder: Path, batch_size: int, num_workers: int,
-                   on_batch: Callable[[int], None] | None = None, tasks: tuple[str, ...] = (),
+                   on_batch: Callable[[int], None] | None = None, split: str = SPLIT, tasks: tuple[str, ...] = (),
                    languages: tuple[str, ...] = (), members: tuple[str, ...] | None = None) -> EncodedDataset:
-    """Read a webdataset folder once with clip_benchmark's own reader and encode it with the model, for the pairs'
-    `tasks` (all of the folder's when empty) and caption `languages` (English when empty); `members` (see
+    """Read a split of a webdataset folder once with clip_benchmark's own reader and encode it with the model, for
+    the pairs' `tasks` (all of the folder's when empty) and caption `languages` (English when empty); `members` (see
     `sample_members`) are kept per sample, so metadata reaches the metrics in the order of the features."""
     import torch
     import torch.nn.functional as F
@@ -285,8 +300,8 @@ def encode_dataset(loaded: LoadedModel, folder: Path, batch_size: int, num_worke
     reader = task_for_dataset_type(kind)
     captions = reader.captions and members is None
     out = EncodedDataset(kind, _read_lines(folder / "classnames.txt"),
-                         _read_lines(folder / "zeroshot_classification_templates.txt"))
-    nshards = int((folder / SPLIT / "nshards.txt").read_text().strip())
+                         _read_lines(folder / "zeroshot_classification_templates.txt"), split=split)
+    nshards = int((folder / split / "nshards.txt").read_text().strip())
     if reader.encode is not None:  # samples of a layout of their own (several images each)
         reader.encode(loaded, folder, batch_size, num_workers, out, on_batch)
         return _checked(out, folder)
@@ -298,9 +313,9 @@ def encode_dataset(loaded: LoadedModel, folder: Path, batch_size: int, num_worke
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*shardshuffle.*")
         if others:
-            dataset = read_multilingual(folder, loaded.transform, list(dict.fromkeys(languages)))
+            dataset = read_multilingual(folder, loaded.transform, list(dict.fromkeys(languages)), split)
         else:
-            dataset = build_wds_dataset(folder.name, transform=loaded.transform, split=SPLIT, data_dir=str(folder))
+            dataset = build_wds_dataset(folder.name, transform=loaded.transform, split=split, data_dir=str(folder))
             if members is not None:
                 dataset = _with_members(dataset, loaded.transform, members)
         # webdataset gives each loader worker whole shards: more workers than shards would idle or fail
@@ -368,7 +383,7 @@ def _encode_languages(loaded: LoadedModel, images, labels: list[dict[str, list[s
 
 def _checked(out: EncodedDataset, folder: Path) -> EncodedDataset:
     if out.num_samples == 0:
-        raise BenchmarkError(f"dataset folder {folder} has no samples in its {SPLIT} split")
+        raise BenchmarkError(f"dataset folder {folder} has no samples in its {out.split} split")
     return out
 
 

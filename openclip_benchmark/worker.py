@@ -12,8 +12,9 @@ from __future__ import annotations
 import gc
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 from . import evaluate
 from .catalog import DatasetSpec, datasets_from_json
@@ -26,8 +27,10 @@ from .core.pair import Pair
 from .core.records import Record, make_failure, make_result, read_record, utc_now
 from .core.samples import make_samples
 from .storage.store import TRANSIENT_EXIT_CODE, LocalStore, S3Store, TransientStoreError, open_store
-from .storage.layout import failure_key, result_key, samples_key
+from .storage.features import get_features, put_features
+from .storage.layout import failure_key, features_key, result_key, samples_key
 from .similarity.kind import run_similarity
+from .tasks import get_task
 
 EXIT_PAIRS_FAILED = 3
 
@@ -156,44 +159,106 @@ class _ShardRun:
                 _free_memory(device)
 
     def _run_dataset(self, loaded, cache, dataset: str, pairs: list[Pair], bar) -> None:
-        started = utc_now()
+        """Each split the pairs read is encoded once (the test split of zero-shot and linear-probe pairs alike), or
+        taken from the store's feature cache for the pairs whose task keeps one."""
+        started, pairs = utc_now(), list(pairs)
         spec = self.specs.get(dataset)  # None: a local dataset (--dataset-root) the catalog lacks
-        try:
-            folder = ensure_dataset(dataset, self.settings.cache_dir, self.settings.dataset_root,
-                                    progress=self.show_progress, spec=spec)
-        except Exception as exc:
-            return self._fail(pairs, exc, stage="dataset")
-        kind, fitting = evaluate.dataset_type(folder), []
-        for pair in pairs:  # a pair whose task does not fit the data fails alone, before the pass
+        scored = spec.split if spec else evaluate.SPLIT
+        needs = {pair: (scored, *get_task(pair.task).fit_splits(spec)) for pair in pairs}
+        splits: dict[str, evaluate.EncodedDataset] = {}
+        cached = self._cached_features(loaded, pairs, spec, needs)
+        live = list(dict.fromkeys(s for pair in pairs for s in needs[pair] if (pair, s) not in cached))
+        if live:
             try:
-                evaluate.check_task(pair, kind)
-                fitting.append(pair)
-            except BenchmarkError as exc:
-                self._fail([pair], exc, stage="dataset")
-        if not fitting:
-            return
-        label = fitting[0].label() + (f" (+{len(fitting) - 1})" if len(fitting) > 1 else "")
-        task = bar.add_task(label, total=spec.size if spec else None)
+                folder = ensure_dataset(dataset, self.settings.cache_dir, self.settings.dataset_root,
+                                        progress=self.show_progress, spec=spec, splits=tuple(live))
+            except Exception as exc:
+                return self._fail(pairs, exc, stage="dataset")
+            kind = evaluate.dataset_type(folder)
+            for pair in list(pairs):  # a pair whose task does not fit the data fails alone, before the passes
+                try:
+                    evaluate.check_task(pair, kind)
+                except BenchmarkError as exc:
+                    self._fail([pair], exc, stage="dataset")
+                    pairs.remove(pair)
+            for split in live:
+                readers = [pair for pair in pairs if split in needs[pair]]
+                if not readers:
+                    continue
+                try:
+                    splits[split] = self._encode(loaded, folder, split, split != scored, spec, readers, bar)
+                except Exception as exc:
+                    self._fail(readers, exc, stage="dataset")
+                    pairs = [pair for pair in pairs if pair not in readers]
+                    continue
+                self._keep_features(loaded, readers, split, splits[split], cached)
+        for pair in pairs:
+            encoded = splits[scored] if scored in splits else cached[(pair, scored)]
+            fit = {s: splits[s] if s in splits else cached[(pair, s)] for s in needs[pair][1:]}
+            from_store = sorted(s for s in needs[pair] if s not in splits)
+            self._evaluate(pair, loaded, replace(encoded, spec=spec, fit=fit), cache, started, from_store)
+
+    def _encode(self, loaded, folder, split: str, named: bool, spec, readers: list[Pair], bar):
+        label = readers[0].label() + (f" (+{len(readers) - 1})" if len(readers) > 1 else "")
+        label += f" [{split}]" if named else ""
+        task = bar.add_task(label, total=spec.splits.get(split) if spec else None)
         try:
-            encoded = evaluate.encode_dataset(loaded, folder, self.settings.batch_size, self.settings.num_workers,
-                                              on_batch=lambda n: bar.advance(task, n),
-                                              tasks=tuple(p.task for p in fitting),
-                                              languages=tuple(p.language for p in fitting),
-                                              members=evaluate.sample_members(fitting))
-        except Exception as exc:
-            return self._fail(fitting, exc, stage="dataset")
+            return evaluate.encode_dataset(loaded, folder, self.settings.batch_size, self.settings.num_workers,
+                                           on_batch=lambda n: bar.advance(task, n), split=split,
+                                           tasks=tuple(p.task for p in readers),
+                                           languages=tuple(p.language for p in readers),
+                                           members=evaluate.sample_members(readers))
         finally:
             bar.remove_task(task)  # the "done" lines stay; finished bars would pile up
-        for pair in fitting:
-            self._evaluate(pair, loaded, encoded, cache, started)
 
-    def _evaluate(self, pair: Pair, loaded, encoded, cache, started: str) -> None:
+    def _features_key(self, loaded, pair: Pair, split: str) -> str:
+        encoding = {"precision": loaded.precision, "device": loaded.device.split(":")[0],
+                    "batch_size": self.settings.batch_size, "num_workers": self.settings.num_workers}
+        return features_key(pair, split, encoding)
+
+    def _cached_features(self, loaded, pairs: list[Pair], spec, needs) -> dict[tuple[Pair, str], object]:
+        """(pair, split) -> the split's encoding from the store, for the pairs whose task keeps its features."""
+        out, read = {}, {}
+        for pair in pairs:
+            task = get_task(pair.task)
+            if not task.cache_features:
+                continue
+            for split in needs[pair]:
+                key = self._features_key(loaded, pair, split)
+                if key not in read:
+                    found = get_features(self.store, key)
+                    read[key] = None if found is None else evaluate.EncodedDataset(
+                        task.dataset_type, image_features=[found[0]], targets=[found[1]], num_samples=len(found[1]),
+                        split=split)
+                if read[key] is not None:
+                    out[(pair, split)] = read[key]
+        return out
+
+    def _keep_features(self, loaded, readers: list[Pair], split: str, encoded, cached) -> None:
+        """Put a split's features in the store for the pairs whose task keeps them and found none. Best effort: a
+        store that refuses costs the next run an encoding pass, never this pair."""
+        keys = {self._features_key(loaded, p, split) for p in readers
+                if get_task(p.task).cache_features and (p, split) not in cached}
+        if not keys:
+            return
+        features, targets = encoded.features()
+        for key in sorted(keys):
+            try:
+                put_features(self.store, key, features, targets)
+            except TransientStoreError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                _say(f"could not cache the features of {split} ({type(exc).__name__}: {exc})")
+
+    def _evaluate(self, pair: Pair, loaded, encoded, cache, started: str, from_store: list[str]) -> None:
         start, hits = time.perf_counter(), cache.hits
         try:
             metrics = evaluate.pair_metrics(pair, loaded, encoded, cache)
         except Exception as exc:
             return self._fail([pair], exc, stage="evaluate")
-        seconds = encoded.seconds + time.perf_counter() - start  # the shared pass counts for every pair on it
+        fitting = time.perf_counter() - start
+        passes = encoded.seconds + sum(e.seconds for e in encoded.fit.values())
+        seconds = passes + fitting  # the shared passes count for every pair on them
         run = {
             "started": started,
             "finished": utc_now(),
@@ -211,6 +276,11 @@ class _ShardRun:
             "versions": self.versions,
             "model_profile": self._profile(pair, loaded),
         }
+        if encoded.fit:  # what the plan's fitting term is calibrated from (planning.plan.calibrate), as it ran
+            sizes = SimpleNamespace(splits={s: e.num_samples for s, e in encoded.fit.items()},
+                                    val_proportion=getattr(encoded.spec, "val_proportion", None))
+            run.update(fit_samples=sum(sizes.splits.values()), fit_seconds=round(fitting, 3),
+                       fit_steps=get_task(pair.task).fit_steps(sizes), features_cached=from_store)
         data = dumps_strict(make_result(pair, metrics, run)).encode("utf-8")
         samples = self._samples(pair, data, loaded, encoded, cache)
         if samples is not None:  # first: a result in the store always has its samples beside it, if any

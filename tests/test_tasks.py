@@ -41,14 +41,16 @@ def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def test_builtin_tasks_and_lookups():
-    assert tasks.task_names()[:6] == ("zeroshot_classification", "zeroshot_retrieval", "multilabel",
-                                      "image_caption_selection", "babel_zeroshot_classification", "captioning")
-    assert tasks.task_names()[6:] == ("wilds_iwildcam", "wilds_camelyon17", "wilds_fmow", "fairness_dollar_street",
+    assert tasks.task_names()[:8] == ("zeroshot_classification", "zeroshot_retrieval", "multilabel",
+                                      "zeroshot_classification_cupl", "linear_probe", "image_caption_selection",
+                                      "babel_zeroshot_classification", "captioning")
+    assert tasks.task_names()[8:] == ("wilds_iwildcam", "wilds_camelyon17", "wilds_fmow", "fairness_dollar_street",
                                       "fairness_geode", "fairness_faces", "winogavil")  # DataComp's (issue 18)
     assert Pair("m", "", "d").task in tasks.task_names()  # core's default names a registered task
     assert tasks.task_for_dataset_type("retrieval").name == "zeroshot_retrieval"
-    assert tasks.tables() == ("classification_metrics", "retrieval_metrics", "selection_metrics", "captioning_metrics",
-                              "wilds_metrics", "fairness_metrics", "association_metrics")
+    assert tasks.tables() == ("classification_metrics", "retrieval_metrics", "linear_probe_metrics",
+                              "selection_metrics", "captioning_metrics", "wilds_metrics", "fairness_metrics",
+                              "association_metrics")
     assert tasks.table_metrics("classification_metrics") == ["acc1", "acc5", "mean_per_class_recall", "mean_average_precision"]
     with pytest.raises(UnknownNameError, match="did you mean multilabel"):
         tasks.get_task("multilabl")
@@ -225,8 +227,9 @@ def test_a_registered_task_is_planned_run_and_parsed(toy_task, tmp_path):
     assert record.run.num_samples == 12 and record.run.classifier_cached is False
 
     parsed = parse_results(store, tmp_path / "out", catalog=catalog.load_catalog())
-    assert parsed.rows == {"classification_metrics": 0, "retrieval_metrics": 0, "selection_metrics": 0,
-                           "captioning_metrics": 0, "wilds_metrics": 0, "fairness_metrics": 0, "association_metrics": 0,
+    assert parsed.rows == {"classification_metrics": 0, "retrieval_metrics": 0, "linear_probe_metrics": 0,
+                           "selection_metrics": 0, "captioning_metrics": 0, "wilds_metrics": 0, "fairness_metrics": 0,
+                           "association_metrics": 0,
                            "toy_metrics": 1, "leaderboard": 1, "leaderboard_intervals": 1}
     columns, rows = read_csv(tmp_path / "out" / "toy_metrics.csv")
     assert columns[columns.index("preprocess") + 1] == "centroid_acc"

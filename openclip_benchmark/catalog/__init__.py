@@ -11,7 +11,7 @@ import fnmatch
 import functools
 import json
 import re
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -55,12 +55,12 @@ class DatasetSpec:
     name: str
     wds_name: str
     url: str
-    task: str
-    split: str
-    size: int
+    task: str  # its first task: the one a pair gets unless `--tasks` names others
+    split: str  # the split its tasks score
+    size: int  # samples in that split
     num_classes: int | None
     captions_per_image: int | None
-    metric: str
+    metric: str  # the main metric of its first task (another task maps it: Task.main_metric_for)
     collections: tuple[str, ...]
     languages: tuple[str, ...]
     templates: int | None = None  # zero-shot prompt templates per class (clip_benchmark's English set), for the plan
@@ -69,12 +69,22 @@ class DatasetSpec:
     column: str | None = None  # its leaderboard column where it is not the key (DataComp's name for its own sets)
     # no published webdataset: `benchmark dataset convert <convert>` writes one from the files `url` points to
     convert: str | None = None
+    tasks: tuple[str, ...] = ()  # every task it serves, `task` first (a classification set: zero-shot, linear probe)
+    splits: Mapping[str, int] = field(default_factory=dict, hash=False)  # samples per split it has, `split` included
+    # the share of the train split a linear probe holds out to choose its weight decay (clip_benchmark's
+    # --val_proportion), where the dataset has no `val` split; None: no such sweep
+    val_proportion: float | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "tasks", tuple(dict.fromkeys((self.task, *self.tasks))))
+        object.__setattr__(self, "splits", {**self.splits, self.split: self.size})  # `size` is the scored split's
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["collections"] = list(self.collections)
         out["languages"] = list(self.languages)
         out["metadata"] = list(self.metadata)
+        out["tasks"] = list(self.tasks)
         return out
 
     @property
@@ -97,17 +107,19 @@ def _dataset_from_json(name: str, raw: Any, where: str) -> DatasetSpec:
     unknown = set(raw) - known
     if unknown:
         raise CatalogError(f"{where}: dataset {name!r} has unknown field(s) {', '.join(sorted(unknown))}")
-    for required in ("wds_name", "task", "size", "metric"):
+    served = _served_tasks(name, raw, where)
+    for required in ("wds_name", "size", "metric"):
         if raw.get(required) in (None, ""):
             raise CatalogError(f"{where}: dataset {name!r} lacks {required!r}")
-    if raw["task"] not in task_names():
-        raise CatalogError(f"{where}: dataset {name!r} has unknown task {raw['task']!r}; known: {', '.join(task_names())}")
+    unknown_tasks = [t for t in served if t not in task_names()]
+    if unknown_tasks:
+        raise CatalogError(f"{where}: dataset {name!r} has unknown task {unknown_tasks[0]!r}; known: {', '.join(task_names())}")
     try:
         spec = DatasetSpec(
             name=name,
             wds_name=str(raw["wds_name"]),
             url=str(raw.get("url") or HF_DATASETS_URL + str(raw["wds_name"])),
-            task=raw["task"],
+            task=served[0],
             split=str(raw.get("split") or "test"),
             size=int(raw["size"]),
             num_classes=None if raw.get("num_classes") is None else int(raw["num_classes"]),
@@ -120,6 +132,9 @@ def _dataset_from_json(name: str, raw: Any, where: str) -> DatasetSpec:
             datacomp=_datacomp_from_json(raw.get("datacomp")),
             column=None if raw.get("column") in (None, "") else str(raw["column"]),
             convert=None if raw.get("convert") in (None, "") else str(raw["convert"]),
+            tasks=served,
+            splits=(splits := _splits(name, raw.get("splits"), where)),
+            val_proportion=None if raw.get("val_proportion") is None else float(raw["val_proportion"]),
         )
     except (TypeError, ValueError) as exc:
         raise CatalogError(f"{where}: dataset {name!r}: {exc}") from None
@@ -134,6 +149,15 @@ def _dataset_from_json(name: str, raw: Any, where: str) -> DatasetSpec:
         raise CatalogError(f"{where}: dataset {name!r} has a non-positive size")
     if spec.templates is not None and spec.templates <= 0:
         raise CatalogError(f"{where}: dataset {name!r} has a non-positive template count")
+    if splits.get(spec.split, spec.size) != spec.size:
+        raise CatalogError(f"{where}: dataset {name!r}: its {spec.split} split has {splits[spec.split]} samples "
+                           f"in 'splits' but 'size' says {spec.size}")
+    if spec.val_proportion is not None and not 0 < spec.val_proportion < 1:
+        raise CatalogError(f"{where}: dataset {name!r}: val_proportion must be between 0 and 1")
+    for task in spec.tasks:
+        problem = why_not_served(spec, task)
+        if problem:
+            raise CatalogError(f"{where}: dataset {name!r} cannot serve {task}: {problem}")
     return spec
 
 
@@ -144,6 +168,41 @@ def _datacomp_from_json(raw: Any) -> DataCompTask | None:
     if not isinstance(raw, dict) or set(raw) != set(keys) or not all(isinstance(raw[k], str) and raw[k] for k in keys):
         raise ValueError(f"'datacomp' must be an object of the strings {', '.join(keys)}")
     return DataCompTask(**raw)
+
+
+def _served_tasks(name: str, raw: dict, where: str) -> tuple[str, ...]:
+    """`tasks`, or a mapping's older single `task` (read as a list of one); where both are given, `task` is the
+    first of `tasks` (a manifest written by `to_json` carries both)."""
+    tasks, task = raw.get("tasks"), raw.get("task")
+    if tasks is None:
+        if task in (None, ""):
+            raise CatalogError(f"{where}: dataset {name!r} lacks 'tasks'")
+        return (str(task),)
+    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) and t for t in tasks):
+        raise CatalogError(f"{where}: dataset {name!r}: 'tasks' must be a non-empty list of task names")
+    if task not in (None, tasks[0]):
+        raise CatalogError(f"{where}: dataset {name!r}: 'task' ({task}) is not the first of 'tasks'")
+    return tuple(dict.fromkeys(tasks))
+
+
+def _splits(name: str, raw: Any, where: str) -> dict[str, int]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in raw.values()):
+        raise CatalogError(f"{where}: dataset {name!r}: 'splits' must map split names to positive sample counts")
+    return {str(k): v for k, v in raw.items()}
+
+
+def why_not_served(spec: DatasetSpec, task: str) -> str:
+    """Why the dataset cannot serve the task ('' where it can): its data is another type, or a split the task learns
+    from (a linear probe's train split) is missing."""
+    ours, first = get_task(task), get_task(spec.task)
+    if ours.dataset_type != first.dataset_type:
+        return f"{task} reads {ours.dataset_type} data and {spec.name} holds {first.dataset_type} data"
+    missing = [s for s in ours.fit_splits(spec) if s not in spec.splits]
+    if missing:
+        return f"{task} learns from a {missing[0]} split and {spec.name} has none (splits: {', '.join(spec.splits)})"
+    return ""
 
 
 @functools.lru_cache(maxsize=8)
@@ -284,15 +343,28 @@ def _is_checkpoint_ref(text: str) -> bool:
 
 
 def enumerate_pairs(
-    models: list[tuple[str, str]], datasets: Iterable[DatasetSpec], languages: Iterable[str] | None = None
+    models: list[tuple[str, str]], datasets: Iterable[DatasetSpec], languages: Iterable[str] | None = None,
+    tasks: Iterable[str] | None = None,
 ) -> list[Pair]:
-    """Every model x dataset x language the dataset supports; without languages, English only."""
+    """Every model x dataset x language x task the dataset supports; without languages, English only; without
+    tasks, each dataset's first. A task that none of the datasets serves is an error that says why."""
     wanted = tuple(languages) if languages else DEFAULT_LANGUAGES
+    chosen_tasks = tuple(dict.fromkeys(tasks or ()))
+    for task in chosen_tasks:
+        get_task(task)  # an unknown name gets the closest known ones
+    datasets = list(datasets)
     pairs = []
     for spec in datasets:
-        for language in (lang for lang in wanted if lang in spec.languages):
-            for model, pretrained in models:
-                pairs.append(Pair(model, pretrained, spec.name, language=language, task=spec.task))
+        for task in [t for t in spec.tasks if t in chosen_tasks] if chosen_tasks else [spec.task]:
+            only = get_task(task).languages
+            for language in (lang for lang in wanted if lang in spec.languages and (only is None or lang in only)):
+                for model, pretrained in models:
+                    pairs.append(Pair(model, pretrained, spec.name, language=language, task=task))
+    for task in chosen_tasks:
+        if datasets and not any(task in spec.tasks for spec in datasets):
+            reasons = [why_not_served(spec, task) or f"{spec.name} does not list it" for spec in datasets[:3]]
+            more = f" (and {len(datasets) - 3} more)" if len(datasets) > 3 else ""
+            raise CatalogError(f"no chosen dataset serves {task}: {'; '.join(reasons)}{more}")
     return pairs
 
 
@@ -379,9 +451,13 @@ class Catalog:
         return {}
 
     def main_metric(self, dataset: str, task: str) -> str:
-        """The leaderboard's metric: the catalog's for its datasets, else the task's."""
-        spec = self.datasets.get(dataset)
-        return spec.metric if spec is not None else get_task(task).main_metric
+        """The leaderboard's metric: the catalog's for its datasets (as the task names it), else the task's."""
+        spec, ours = self.datasets.get(dataset), get_task(task)
+        if spec is None:
+            return ours.main_metric
+        if spec.metric in ours.metrics or ours.main_metric_for is None:
+            return spec.metric
+        return ours.main_metric_for(spec.metric)
 
     def dataset(self, name: str) -> DatasetSpec:
         """The spec for any spelling of a known dataset; unknown names get the closest keys."""
@@ -418,10 +494,10 @@ class Catalog:
         return [datasets[k] for k in chosen]
 
     def collections(self) -> dict[str, list[str]]:
-        """Collection name -> dataset keys, plus one collection per task."""
+        """Collection name -> dataset keys, plus one collection per task (the datasets that serve it)."""
         out: dict[str, list[str]] = {}
         for spec in self.datasets.values():
-            for collection in (*spec.collections, spec.task):
+            for collection in (*spec.collections, *spec.tasks):
                 out.setdefault(collection, []).append(spec.name)
         return out
 

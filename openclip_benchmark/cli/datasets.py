@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..core.jsonio import dumps_strict
+from ..tasks import get_task
 from .app import app, comma_list, console, load_catalog
 from .options import DATASETS_HELP, DatasetMapping, Json
 from .tables import FIGURE, TEXT, Column, print_table
@@ -44,7 +45,7 @@ def datasets(
         [Column("dataset"), Column("task"), Column("test size", FIGURE), Column("classes", FIGURE), Column("metric"),
          Column("collections", TEXT), Column("languages", TEXT)],
         [
-            [s.name, s.task.removeprefix("zeroshot_"), s.size,
+            [s.name, s.task.removeprefix("zeroshot_") + "".join(f" +{get_task(t).label or t}" for t in s.tasks[1:]), s.size,
              s.num_classes or (f"{s.captions_per_image} capt." if s.captions_per_image else ""),
              s.metric, ", ".join(s.collections), ", ".join(s.languages)]
             for s in rows

@@ -8,7 +8,7 @@ import typer
 
 from ..tracker import STATUSES
 from .app import app, comma_list, console, load_catalog
-from .options import DEFAULT_TRACKER, DatasetMapping, Datasets, Languages, Models, Tracker, Yes
+from .options import DEFAULT_TRACKER, DatasetMapping, Datasets, Languages, Models, Tasks, Tracker, Yes
 from .tables import FIGURE, Column, print_table
 
 
@@ -17,6 +17,7 @@ def init(
     models: Models = None,
     datasets: Datasets = None,
     languages: Languages = None,
+    tasks: Tasks = None,
     dataset_mapping: DatasetMapping = None,
     tracker: Tracker = DEFAULT_TRACKER,
     reset: Annotated[bool, typer.Option("--reset", help="Forget every tracked pair and status first.")] = False,
@@ -28,7 +29,8 @@ def init(
     known = load_catalog(dataset_mapping)
     if reset and tracker.exists() and not yes:
         typer.confirm(f"Reset {tracker}, forgetting every status in it?", abort=True)
-    done = init_tracker(tracker, known, comma_list(models), comma_list(datasets), comma_list(languages), reset)
+    done = init_tracker(tracker, known, comma_list(models), comma_list(datasets), comma_list(languages), reset,
+                        comma_list(tasks))
     rows = [
         ["models", done.models],
         ["datasets", done.datasets],

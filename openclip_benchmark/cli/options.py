@@ -90,6 +90,9 @@ Models = Annotated[Optional[list[str]], typer.Option("--models", "-m", help=MODE
 Datasets = Annotated[Optional[list[str]], typer.Option("--datasets", "-d", help=DATASETS_HELP)]
 Languages = Annotated[Optional[list[str]], typer.Option(
     "--languages", "-l", help="Languages, e.g. en,jp (default: en); each dataset gets the ones it has.")]
+Tasks = Annotated[Optional[list[str]], typer.Option(
+    "--tasks", help="Repeat or comma-separate: the tasks each dataset gets among those it serves, e.g. "
+    "zeroshot_classification,linear_probe,zeroshot_classification_cupl (default: each dataset's first).")]
 
 # ---------------------------------------------------------------- evaluation
 NumWorkers = Annotated[int, typer.Option("--num-workers", min=0, help="Data loader processes decoding images.")]

@@ -10,7 +10,7 @@ from ..core.errors import BenchmarkError
 from ..core.pair import INTERPOLATIONS, RESIZE_MODES, Pair, Preprocess
 from .app import app, comma_list, console, load_catalog
 from .options import (DEFAULT_BATCH_SIZE, DEFAULT_CACHE_DIR, DEFAULT_STORE, DEFAULT_TRACKER, BatchSize, CacheDir,
-                      DatasetMapping, DatasetRoot, Datasets, DeviceOption, EndpointUrl, ImageSize, Languages, Models,
+                      DatasetMapping, DatasetRoot, Datasets, DeviceOption, EndpointUrl, ImageSize, Languages, Models, Tasks,
                       NumWorkers, PrecisionOption, Progress, Store, Tracker)
 from .tables import TEXT, Column, print_table
 
@@ -41,6 +41,7 @@ def run(
     models: Models = ...,
     datasets: Datasets = ...,
     languages: Languages = None,
+    tasks: Tasks = None,
     store: Store = DEFAULT_STORE,
     endpoint_url: EndpointUrl = None,
     batch_size: BatchSize = DEFAULT_BATCH_SIZE,
@@ -70,7 +71,7 @@ def run(
     variants = preprocess_variants(image_size, mean, std, interpolation, resize_mode)
     cat = load_catalog(dataset_mapping)
     pairs = select_pairs(cat, comma_list(models), comma_list(datasets), comma_list(languages), variants, dataset_root,
-                         task, cache_dir)
+                         task, cache_dir, comma_list(tasks))
     report = run_pairs(cat, pairs, store_url=store, endpoint_url=endpoint_url, settings=settings,
                        tracker_path=tracker, progress=progress)
     print_shard_report(report)

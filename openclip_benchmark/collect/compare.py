@@ -107,7 +107,8 @@ def read_cells(results_dir: str | os.PathLike, catalog: Catalog, specs: tuple[st
             continue
         samples = load_samples(read_samples_file(results_dir, result.rel), result.digest)
         outcomes = metric_outcomes(samples, metric, pair.task) if samples is not None else None
-        cells[side][dataset_column(pair.dataset, pair.language, catalog)] = Cell(metric, float(value), outcomes)
+        cells[side][dataset_column(pair.dataset, pair.language, catalog, pair.task)] = Cell(metric, float(value),
+                                                                                              outcomes)
     return a, b, cells[a], cells[b]
 
 

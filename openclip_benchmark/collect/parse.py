@@ -286,11 +286,13 @@ def _collections(catalog: Catalog) -> dict[str, list[str]]:
     return {name: members[name] for name in LEADERBOARD_COLLECTIONS if name in members}
 
 
-def dataset_column(dataset: str, language: str, catalog: Catalog | None = None) -> str:
-    """The leaderboard's column of a dataset in a language: the dataset's (its key, or the name the catalog gives it)."""
+def dataset_column(dataset: str, language: str, catalog: Catalog | None = None, task: str | None = None) -> str:
+    """The leaderboard's column of a dataset in a language: the dataset's (its key, or the name the catalog gives it),
+    labelled by a task that shares it with another (`cifar10 (probe)`)."""
     spec = catalog.datasets.get(dataset) if catalog is not None else None
     name = spec.leaderboard_column if spec is not None else dataset
-    return name if language == "en" else f"{name}/{language}"
+    column = get_task(task).column(name) if task else name
+    return column if language == "en" else f"{column}/{language}"
 
 
 def build_leaderboard(rows: Iterable[dict[str, Any]], catalog: Catalog) -> tuple[list[dict[str, Any]], list[str]]:
@@ -300,19 +302,28 @@ def build_leaderboard(rows: Iterable[dict[str, Any]], catalog: Catalog) -> tuple
     `avg_<collection>` is the mean over a catalog collection, given only when the model has every dataset
     of that collection that appears anywhere in these results, so averages compare like with like; DataComp's
     average (`collect/datacomp.py`) is given only over all 38 of its tasks, else `n/38`.
+    A task that shares its datasets with another (linear probe, CuPL) has columns of its own (`cifar10 (probe)`)
+    and its own mean (`avg_probe`), kept out of the others, as are the columns of other languages than English
+    (`imagenet1k/jp`; the multilingual table has their means).
     Rows rank by coverage first, then average: a model with one easy dataset never tops a full sweep.
     """
     rows = list(rows)
     datacomp = datacomp_averages((((r["model"], r["pretrained"], r["preprocess"]), r["dataset"], r["language"], r)
-                                  for r in rows), catalog)
+                                  for r in rows if not get_task(r["task"]).label), catalog)
     boards: dict[tuple, dict[str, Any]] = {}
     dataset_cols: dict[str, str] = {}  # column -> dataset
+    labelled: dict[str, str] = {}  # column -> the label of its task
+    translated: set[str] = set()  # columns of another language than English
     for row in rows:
-        col = dataset_column(row["dataset"], row["language"], catalog)
+        col = dataset_column(row["dataset"], row["language"], catalog, row["task"])
         value = row.get(catalog.main_metric(row["dataset"], row["task"]))
         if value is None:
             continue
         dataset_cols[col] = row["dataset"]
+        if get_task(row["task"]).label:
+            labelled[col] = get_task(row["task"]).label
+        elif row["language"] != "en":
+            translated.add(col)
         key = (row["model"], row["pretrained"], row["preprocess"])
         board = boards.get(key)
         if board is None:
@@ -333,24 +344,29 @@ def build_leaderboard(rows: Iterable[dict[str, Any]], catalog: Catalog) -> tuple
     collections = {
         coll: cols
         for coll, members in _collections(catalog).items()
-        if (cols := [c for c, d in dataset_cols.items() if d in members])
+        if (cols := [c for c, d in dataset_cols.items() if d in members and c not in labelled and c not in translated])
     }
+    labels = sorted(set(labelled.values()))
     ordered = sorted(dataset_cols)
     out = []
     for board in boards.values():
         scores = board.pop("scores")
-        board["datasets"] = len(scores)
-        board["average"] = sum(scores.values()) / len(scores)
+        own = [v for c, v in scores.items() if c not in labelled and c not in translated]
+        board["datasets"] = len(own)
+        board["average"] = sum(own) / len(own) if own else None
         board[AVERAGE_COLUMN] = datacomp[(board["model"], board["pretrained"], board["preprocess"])]
         for coll, cols in collections.items():
             have = [scores[c] for c in cols if c in scores]
             board[f"avg_{coll}"] = sum(have) / len(have) if len(have) == len(cols) else None
+        for label in labels:
+            have = [v for c, v in scores.items() if labelled.get(c) == label]
+            board[f"avg_{label}"] = sum(have) / len(have) if have else None
         board.update({c: scores.get(c) for c in ordered})
         out.append(board)
-    out.sort(key=lambda b: (-b["datasets"], -b["average"], b["model"], b["pretrained"], b["preprocess"]))
+    out.sort(key=lambda b: (-b["datasets"], -(b["average"] or 0.0), b["model"], b["pretrained"], b["preprocess"]))
     head = ["model", "pretrained", "preprocess", "params", "image_gflops", "text_gflops", "datasets", "average",
             AVERAGE_COLUMN]
-    columns = head + [f"avg_{c}" for c in collections] + ["seconds", "cost_usd"] + ordered
+    columns = head + [f"avg_{c}" for c in [*collections, *labels]] + ["seconds", "cost_usd"] + ordered
     return out, columns
 
 
@@ -366,7 +382,7 @@ def build_leaderboard_intervals(rows: Iterable[dict[str, Any]], catalog: Catalog
     """One row per leaderboard cell: its value and 95% interval (`dataset` is the leaderboard's column name)."""
     out = [
         {"model": row["model"], "pretrained": row["pretrained"], "preprocess": row["preprocess"],
-         "dataset": dataset_column(row["dataset"], row["language"], catalog), "metric": row["ci_metric"],
+         "dataset": dataset_column(row["dataset"], row["language"], catalog, row["task"]), "metric": row["ci_metric"],
          "value": row.get(row["ci_metric"]), **{c: row[c] for c in ("ci_low", "ci_high", "ci_method", "n_samples")}}
         for row in rows if row.get(row["ci_metric"]) is not None
     ]

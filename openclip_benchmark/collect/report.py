@@ -112,7 +112,8 @@ def page_data(board: list[dict[str, Any]], columns: list[str], datasets: list[st
     collections: dict[str, list[str]] = {}
     if catalog is not None:
         column_of = {
-            dataset_column(spec.name, lang, catalog): spec.name for spec in catalog.datasets.values() for lang in spec.languages
+            dataset_column(spec.name, lang, catalog, task): spec.name
+            for spec in catalog.datasets.values() for lang in spec.languages for task in spec.tasks
         }
         for name, members in catalog.collections().items():
             held = [c for c in datasets if column_of.get(c) in members]

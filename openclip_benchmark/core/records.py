@@ -98,6 +98,12 @@ class Run(Part):
     model_profile: ModelProfile | None = None
     cost_usd: float | None = Field(None, ge=0)  # what the run cost, where the backend knows it
     spot: bool | None = None  # whether it ran on a spot instance, where the backend knows it
+    # a task that learns on features (a linear probe): the images it learned from, the seconds and optimiser steps of
+    # that learning (the plan's fitting term is calibrated from them), the splits whose features the store held
+    fit_samples: Count | None = None
+    fit_seconds: float | None = Field(None, ge=0)
+    fit_steps: Count | None = None
+    features_cached: list[str] | None = None
 
 
 Metric = Annotated[float, Field(strict=True)] | None  # None: clip_benchmark's NaN (acc5 under five classes)
@@ -115,6 +121,12 @@ class Result(PairRecord):
     schema_: Literal[RESULT_SCHEMA] = schema_field(RESULT_SCHEMA)
     metrics: dict[str, Metric] = Field(min_length=1)
     run: Run = Run()
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _settings_out(cls, metrics: Any) -> Any:
+        """A setting clip_benchmark writes among the metrics (the linear probe's `normalized`) is no metric."""
+        return {k: v for k, v in metrics.items() if not isinstance(v, bool)} if isinstance(metrics, dict) else metrics
 
     @field_validator("metrics")
     @classmethod

@@ -1,7 +1,7 @@
 """Benchmark datasets in clip_benchmark's webdataset layout: a local folder, or a download into a shared cache.
 
 The clip-benchmark webdatasets live in Hugging Face dataset repos. huggingface_hub's `snapshot_download` fetches what
-the test split needs into its cache under `<cache_dir>/datasets` (files in parallel, a lock per file across processes,
+the splits a shard reads need (the test split; a linear probe's train split too) into its cache under `<cache_dir>/datasets` (files in parallel, a lock per file across processes,
 resume from its `.incomplete` files, the size check, no token on the redirect to the CDN), and the dataset folder is
 its snapshot folder. Kept here, for what it lacks: a bounded retry around it for the errors it lets through (a 500 or a
 dropped connection while fetching a file), the sha256 check of LFS files, one-line errors, and the layout check.
@@ -15,7 +15,7 @@ import os
 import re
 import time
 import urllib.error
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -64,15 +64,20 @@ class DatasetSource:
     revision: str = "main"
     split: str = "test"
     task: str | None = None
+    also: tuple[str, ...] = ()  # further splits wanted (a linear probe's train split)
 
     @property
     def url(self) -> str:
         return f"{self.endpoint}/datasets/{self.repo}"
 
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return (self.split, *self.also)
+
     def wanted(self, path: str) -> bool:
-        """The files the split needs: its shards and shard count, and the metadata files at the repo root."""
-        return path in METADATA_FILES or path == f"{self.split}/nshards.txt" or (
-            path.startswith(self.split + "/") and path.endswith(".tar"))
+        """The files the splits need: their shards and shard counts, and the metadata files at the repo root."""
+        return path in METADATA_FILES or any(path == f"{split}/nshards.txt" or (
+            path.startswith(split + "/") and path.endswith(".tar")) for split in self.splits)
 
 
 def ensure_dataset(
@@ -84,25 +89,27 @@ def ensure_dataset(
     token: str | None = None,
     progress: bool = True,
     spec=None,
+    splits: tuple[str, ...] | None = None,
 ) -> Path:
-    """A local folder in clip_benchmark's webdataset layout for `name`: `dataset_root/<wds_name>`, or the cache's.
-    `spec` is the catalog's entry the caller looked up; None is a dataset the catalog lacks.
+    """A local folder in clip_benchmark's webdataset layout for `name`: `dataset_root/<wds_name>`, or the cache's,
+    holding `splits` (default: the split the spec scores). `spec` is the catalog's entry the caller looked up; None is
+    a dataset the catalog lacks.
 
     `base_url` replaces the catalog's repo URL (a mirror, a test server); it may contain `{wds_name}` and may end
     in `/tree/<revision>` as clip_benchmark's `--dataset_root` does. `token` defaults to `HF_TOKEN`.
     """
     wds_name = spec.wds_name if spec is not None else local_wds_name(name)
-    split, task = (spec.split, spec.task) if spec else ("test", None)
+    splits, task = splits or ((spec.split,) if spec else ("test",)), spec.task if spec else None
     if dataset_root is not None:
         folder = Path(dataset_root).expanduser() / wds_name
-        check_layout(folder, split, task, name)
+        check_splits(folder, splits, task, name)
         return folder
     if spec is not None and spec.url.startswith("file://"):  # a dataset of your own (`benchmark dataset add`)
-        return check_layout(Path(unquote(urlparse(spec.url).path)), split, task, name)
+        return check_splits(Path(unquote(urlparse(spec.url).path)), splits, task, name)
     if spec is not None and spec.convert:  # its authors publish files, not a webdataset
         raise BenchmarkError(f"dataset {name} has no published webdataset: get its files ({spec.url}), run `benchmark "
                              f"dataset convert {spec.convert} --from DIR --root ROOT` and pass --dataset-root ROOT")
-    source = dataset_source(name, wds_name, spec, base_url)
+    source = replace(dataset_source(name, wds_name, spec, base_url), split=splits[0], also=tuple(splits[1:]))
     token = token if token is not None else (os.environ.get("HF_TOKEN") or None)
     return download_dataset(source, Path(cache_dir).expanduser() / "datasets", token=token, progress=progress)
 
@@ -138,6 +145,12 @@ def dataset_source(name: str, wds_name: str, spec=None, base_url: str | None = N
     )
 
 
+def check_splits(folder: Path, splits: tuple[str, ...], task: str | None = None, name: str | None = None) -> Path:
+    for split in splits:
+        check_layout(folder, split, task, name)
+    return folder
+
+
 def check_layout(folder: Path, split: str = "test", task: str | None = None, name: str | None = None) -> Path:
     """Refuse a folder that clip_benchmark's wds reader would fail on, naming what is missing."""
     label = name or folder.name
@@ -170,7 +183,7 @@ def download_dataset(source: DatasetSource, cache_dir: Path, *, token: str | Non
     try:  # a cache hit makes no request at all, as huggingface_hub would make one to list the repo
         cached = Path(snapshot_download(source.repo, repo_type="dataset", revision=source.revision,
                                         cache_dir=cache_dir, local_files_only=True))
-        return check_layout(cached, source.split, source.task, source.name)
+        return check_splits(cached, source.splits, source.task, source.name)
     except (LocalEntryNotFoundError, BenchmarkError):
         pass
     last: _Retry | None = None
@@ -202,8 +215,9 @@ def _download_once(source: DatasetSource, cache_dir: Path, token: str | None, pr
     api = HfApi(endpoint=source.endpoint, token=token or False, library_name="openclip-benchmark")
     info = api.dataset_info(source.repo, revision=source.revision)
     needed = sorted(s.rfilename for s in info.siblings or () if source.wanted(s.rfilename))
-    if not any(p.endswith(".tar") for p in needed):
-        raise BenchmarkError(f"dataset {source.name}: no {source.split}/*.tar in {source.url}")
+    missing = [s for s in source.splits if not any(p.startswith(f"{s}/") and p.endswith(".tar") for p in needed)]
+    if missing:
+        raise BenchmarkError(f"dataset {source.name}: no {missing[0]}/*.tar in {source.url}")
     try:
         folder = Path(snapshot_download(
             source.repo, repo_type="dataset", revision=source.revision, cache_dir=cache_dir, endpoint=source.endpoint,
@@ -220,7 +234,7 @@ def _download_once(source: DatasetSource, cache_dir: Path, token: str | None, pr
         raise _Retry(f"the Hub lists {missing[0]} but did not serve it")
     for path in needed:
         _verify_sha256(folder / path)
-    return check_layout(folder, source.split, source.task, source.name)
+    return check_splits(folder, source.splits, source.task, source.name)
 
 
 def _verify_sha256(pointer: Path) -> None:

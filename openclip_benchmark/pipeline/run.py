@@ -11,20 +11,23 @@ from ..core.errors import BenchmarkError, UnknownNameError
 from ..core.manifest import Manifest, RunSettings, dataset_entries
 from ..core.pair import Pair, Preprocess
 from ..datasets.download import ensure_dataset
-from ..evaluate import folder_task
+from ..evaluate import SPLIT, dataset_type, folder_task
 from ..storage.store import open_store
-from ..tasks import get_task
+from ..tasks import get_task, tasks_for_dataset_type
 from ..tracker import record_outcomes
 from ..worker import ShardReport, load_manifest, run_shard
 
 
 def select_pairs(catalog: Catalog, models: list[str], datasets: list[str], languages: list[str],
                  preprocesses: list[Preprocess], dataset_root: str | None, task: str | None,
-                 cache_dir: str) -> list[Pair]:
-    """Models and datasets by the catalog's selectors; with a dataset root, also datasets the catalog lacks (their
-    task is `task`, or what the folder's dataset_type.txt says)."""
-    if task is not None:
-        get_task(task)  # an unknown --task is named with the closest known ones
+                 cache_dir: str, tasks: list[str] | None = None) -> list[Pair]:
+    """Models and datasets by the catalog's selectors, each dataset with the `tasks` it serves (default: its first);
+    with a dataset root, also datasets the catalog lacks: their task is `task`, else those of `tasks` that read the
+    folder's data (dataset_type.txt), else the folder's own; a folder that lacks a split its task learns from is
+    refused here, before anything runs."""
+    for name in (task, *(tasks or ())):
+        if name is not None:
+            get_task(name)  # an unknown --task is named with the closest known ones
     if not models or not datasets:
         raise BenchmarkError("--models and --datasets each need at least one name")
     model_refs = catalog.select_models(models)
@@ -39,10 +42,18 @@ def select_pairs(catalog: Catalog, models: list[str], datasets: list[str], langu
     langs = languages or ["en"]
     if specs:
         check_languages(langs, specs, catalog.datasets)
-    pairs = enumerate_pairs(model_refs, specs, langs)
+    pairs = enumerate_pairs(model_refs, specs, langs, tasks)
     for name in extra:
-        kind = task or folder_task(ensure_dataset(name, cache_dir, dataset_root))
-        pairs += [Pair(m, p, name, language=lang, task=kind) for m, p in model_refs for lang in langs]
+        folder = ensure_dataset(name, cache_dir, dataset_root)
+        own = folder_task(folder)  # a one-line error for a type no task reads
+        readers = [t.name for t in tasks_for_dataset_type(dataset_type(folder))]
+        kinds = [task] if task else [t for t in tasks if t in readers] if tasks else [own]
+        if not kinds:
+            raise BenchmarkError(f"dataset {name} holds {dataset_type(folder)} data, which {', '.join(tasks)} cannot "
+                                 f"read (its tasks: {', '.join(readers)})")
+        for kind in kinds:
+            ensure_dataset(name, cache_dir, dataset_root, splits=(SPLIT, *get_task(kind).fit_splits(None)))
+            pairs += [Pair(m, p, name, language=lang, task=kind) for m, p in model_refs for lang in langs]
     pairs = [replace(pair, preprocess=pp) for pair in pairs for pp in preprocesses]
     check_pairs(pairs, catalog.datasets)
     if not pairs:

@@ -25,12 +25,13 @@ class Initialized:
 
 
 def init_tracker(tracker_path: str | Path, catalog: Catalog, models: list[str], datasets: list[str],
-                 languages: list[str], reset: bool = False) -> Initialized:
-    """Add every selected pair the tracker lacks; tracked pairs keep their status (all are forgotten with `reset`)."""
+                 languages: list[str], reset: bool = False, tasks: list[str] | None = None) -> Initialized:
+    """Add every selected pair the tracker lacks; tracked pairs keep their status (all are forgotten with `reset`).
+    `tasks`: the tasks each dataset gets among those it serves (default: its first)."""
     chosen_models = catalog.select_models(models)
     chosen_datasets = catalog.select_datasets(datasets)
     check_languages(languages, chosen_datasets, catalog.datasets)
-    pairs = enumerate_pairs(chosen_models, chosen_datasets, languages)
+    pairs = enumerate_pairs(chosen_models, chosen_datasets, languages, tasks)
     check_pairs(pairs, catalog.datasets)
     if not pairs:
         raise BenchmarkError("no pair matches: none of the chosen datasets has the chosen languages")

@@ -22,12 +22,14 @@ def calibrate(
     cost: CostModel = CostModel(),
     default_vcpus: int = 4,
 ) -> tuple[CostModel, dict[str, tuple[float, int]]]:
-    """Per-GPU time factor = median of observed / estimated seconds over the results that GPU produced.
+    """Per-GPU time factor = median of observed / estimated seconds over the results that GPU produced; the seconds
+    per fitting step = median over the results of tasks that learn on features (a linear probe's `fit_seconds`).
 
     Returns the recalibrated model and, per GPU, (factor, number of results). Results without a run block, a
     GPU name or a positive duration are ignored; factors are clamped to [0.05, 20] so one odd run cannot wreck a plan.
     """
     ratios: dict[str, list[float]] = {}
+    steps: list[float] = []
     base = replace(cost, gpu_speed={}, measured={})
     for rec in records:
         if not isinstance(rec, Result):
@@ -36,6 +38,9 @@ def calibrate(
         gpu = gpu_from_device_name(run.gpu_name, gpus) if run.gpu_name else None
         if gpu is None or not run.seconds:
             continue
+        if run.fit_seconds is not None and run.fit_steps:
+            steps.append(run.fit_seconds / run.fit_steps)
+            continue  # its passes may come from the feature cache: the speed factor learns from the other results
         pair = rec.pair
         model = models.work(pair.model, pair.pretrained)
         work = pair_work(pair, model, datasets)
@@ -46,7 +51,8 @@ def calibrate(
         if estimate > 0:
             ratios.setdefault(gpu, []).append(run.seconds / estimate)
     factors = {g: (min(20.0, max(0.05, statistics.median(r))), len(r)) for g, r in sorted(ratios.items())}
-    return replace(cost, gpu_speed={g: f for g, (f, _) in factors.items()}), factors
+    fit_step_s = statistics.median(steps) if steps else cost.fit_step_s
+    return replace(cost, gpu_speed={g: f for g, (f, _) in factors.items()}, fit_step_s=fit_step_s), factors
 
 
 def measured_speeds(

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from ..catalog import model_family
+from ..core.errors import BenchmarkError
 from ..core.pair import Pair
 from ..tasks import get_task
 from .pricing import GpuSpec
@@ -32,6 +33,9 @@ class CostModel:
     activation_bytes_per_gflop: float = 0.1e6  # live inference activations per sample per image GFLOP (ViT-B/32: ~0.1 MB)
     memory_margin: float = 1.25
     weight_bytes_per_param: float = 6.0  # fp32 weights + fp16 autocast copies
+    # one optimiser step of a task that learns on features (a linear probe: 64 features through a linear layer,
+    # backward, AdamW, and its loader's collation); calibrate() learns it from the fit_seconds results record
+    fit_step_s: float = 2e-3
     gpu_speed: Mapping[str, float] = field(default_factory=dict)  # observed / estimated time, from calibrate()
     measured: Mapping[tuple[str, str], "MeasuredSpeed"] = field(default_factory=dict)  # (family, GPU), from throughput
 
@@ -82,6 +86,9 @@ class PairWork:
     classifier: str | None  # pairs with the same key share one zero-shot classifier per model load
     image_gflops: float  # per image, after any resolution override
     note: str = ""
+    fit_steps: int = 0  # optimiser steps of its task's learning (a linear probe's training and sweep)
+    # the splits whose images it reads and their sizes: the scored one, then those it learns from (a probe's train)
+    passes: tuple[tuple[str, int], ...] = ()
 
 
 FALLBACK_MODEL = dict(params=1.0e9, image_gflops=200.0, text_gflops=30.0)  # conservative: about ViT-g-14
@@ -119,7 +126,8 @@ class ModelIndex:
 
 
 def pair_work(pair: Pair, model: ModelWork, datasets: Mapping[str, Any]) -> PairWork:
-    """The pair's images and prompts from its dataset's spec alone (its task counts the prompts)."""
+    """The pair's images, prompts and fitting steps from its dataset's spec alone (its task counts them): the images
+    of the splits it learns from (a linear probe's train split) go through the image tower too."""
     spec = datasets.get(pair.dataset)
     note = "" if spec is not None else f"dataset {pair.dataset} not in the catalog: conservative default size"
     size = int(getattr(spec, "size", 0) or FALLBACK_SIZE)
@@ -127,7 +135,15 @@ def pair_work(pair: Pair, model: ModelWork, datasets: Mapping[str, Any]) -> Pair
     if pair.preprocess.image_size and model.image_size:
         gflops *= (pair.preprocess.image_size / model.image_size) ** 2  # ViT tokens scale with the pixel area
     task = get_task(pair.task)
-    return PairWork(pair, model, size, task.prompt_count(spec, size, pair.language), task.classifier(pair), gflops, note)
+    fit = task.fit_splits(spec)
+    missing = [s for s in fit if spec is not None and s not in spec.splits]
+    if missing:
+        raise BenchmarkError(f"{pair.task} on {pair.dataset} learns from a {missing[0]} split, which the catalog does "
+                             f"not list for it (splits: {', '.join(spec.splits)})")
+    passes = ((getattr(spec, "split", "test"), size),
+              *((s, spec.splits[s] if spec is not None else FALLBACK_SIZE) for s in fit))
+    return PairWork(pair, model, sum(n for _, n in passes), task.prompt_count(spec, size, pair.language),
+                    task.classifier(pair), gflops, note, task.fit_steps(spec), passes)
 
 
 def memory_needed_gib(model: ModelWork, image_gflops: float, batch_size: int, cost: CostModel) -> float:
@@ -140,17 +156,24 @@ def fits(model: ModelWork, image_gflops: float, gpu: GpuSpec, batch_size: int, c
     return memory_needed_gib(model, image_gflops, batch_size, cost) <= gpu.memory_gib
 
 
-def image_seconds(work: PairWork, gpu: GpuSpec, vcpus: int, cost: CostModel) -> float:
-    """Images through the image tower; decoding overlaps with the GPU, so the slower of the two sets the pace."""
+def image_seconds(work: PairWork, gpu: GpuSpec, vcpus: int, cost: CostModel, images: int | None = None) -> float:
+    """Its images (or `images` of them) through the image tower; decoding overlaps with the GPU, so the slower of the
+    two sets the pace."""
+    images = work.images if images is None else images
     flops, measured = cost.flops(work.model.model, gpu, "image")
-    compute = work.images * work.image_gflops * 1e9 / flops
-    decode = work.images / (cost.decode_per_core_s * max(1, vcpus))
+    compute = images * work.image_gflops * 1e9 / flops
+    decode = images / (cost.decode_per_core_s * max(1, vcpus))
     return max(compute, decode) * (1.0 if measured else cost.speed(gpu.name))
 
 
 def text_seconds(prompts: int, model: ModelWork, gpu: GpuSpec, cost: CostModel) -> float:
     flops, measured = cost.flops(model.model, gpu, "text")
     return prompts * model.text_gflops * 1e9 / flops * (1.0 if measured else cost.speed(gpu.name))
+
+
+def fit_seconds(work: PairWork, cost: CostModel) -> float:
+    """Its task's learning on the features (a linear probe's sweep and training): steps at the calibrated rate."""
+    return work.fit_steps * cost.fit_step_s
 
 
 def load_seconds(model: ModelWork, cost: CostModel) -> float:
@@ -165,9 +188,10 @@ def pure_work_seconds(works: Iterable[PairWork], gpu: GpuSpec) -> float:
     """Model FLOPs only (each classifier once per model): the floor no schedule can beat."""
     total, seen = 0.0, set()
     for w in works:
-        if ("images",) + image_pass(w) not in seen:
-            seen.add(("images",) + image_pass(w))
-            total += w.images * w.image_gflops * 1e9
+        for read, images in image_passes(w):
+            if read not in seen:
+                seen.add(read)
+                total += images * w.image_gflops * 1e9
         key = (w.pair.model, w.pair.pretrained, w.classifier or w.pair.id)
         if key not in seen:
             seen.add(key)
@@ -175,15 +199,17 @@ def pure_work_seconds(works: Iterable[PairWork], gpu: GpuSpec) -> float:
     return total / gpu.effective_flops
 
 
-def image_pass(w: PairWork) -> tuple:
-    """The image pass a pair needs: the worker reads a dataset once per model and preprocessing for all its pairs."""
-    return (w.pair.model, w.pair.pretrained, w.pair.dataset, w.pair.preprocess)
+def image_passes(w: PairWork) -> list[tuple[tuple, int]]:
+    """The image passes a pair needs, with their images: the worker reads each split of a dataset once per model and
+    preprocessing for all the pairs that read it (zero-shot and linear probe share the test split's)."""
+    passes = w.passes or (("test", w.images),)
+    return [((w.pair.model, w.pair.pretrained, w.pair.dataset, w.pair.preprocess, split), n) for split, n in passes]
 
 
 @dataclass(frozen=True)
 class Unit:
-    """Pairs of one model that must stay together: those sharing a classifier pay its text work once, those on one
-    dataset (its languages) its image pass once."""
+    """Pairs of one model that must stay together: those sharing a classifier pay its text work once, those scoring
+    one split of a dataset (its languages, its tasks) that split's image pass once."""
 
     key: str
     works: tuple[PairWork, ...]
@@ -194,18 +220,19 @@ def units(works: list[PairWork], gpu: GpuSpec, vcpus: int, cost: CostModel, capa
     """A model's pairs grouped by the classifier they share, with their seconds on this GPU; a group longer than
     `capacity` (one job's work) is split into its pairs."""
     groups: dict[str, list[PairWork]] = {}
-    readers: dict[tuple, str] = {}  # an image pass -> the group that pays it
+    readers: dict[tuple, str] = {}  # the scored split's image pass -> the group that pays it
     for w in works:
-        key = w.classifier or readers.setdefault(image_pass(w), w.pair.id)
+        key = w.classifier or readers.setdefault(image_passes(w)[0][0], w.pair.id)
         groups.setdefault(key, []).append(w)
     out = []
     for key, members in sorted(groups.items()):
         text = text_seconds(members[0].prompts, members[0].model, gpu, cost) if members[0].classifier else 0.0
 
-        def own(w: PairWork) -> float:  # a pair's text work where it shares no classifier
-            return 0.0 if w.classifier else text_seconds(w.prompts, w.model, gpu, cost)
+        def own(w: PairWork) -> float:  # a pair's text work where it shares no classifier, and its fitting
+            return (0.0 if w.classifier else text_seconds(w.prompts, w.model, gpu, cost)) + fit_seconds(w, cost)
 
-        images = sum(image_seconds(w, gpu, vcpus, cost) for w in {image_pass(w): w for w in members}.values())
+        passes = {read: (w, n) for w in members for read, n in image_passes(w)}
+        images = sum(image_seconds(w, gpu, vcpus, cost, n) for w, n in passes.values())
         seconds = text + images + sum(own(w) for w in members)
         if seconds > capacity and len(members) > 1:  # too long for one job together: split, each part rebuilds the classifier
             out += [Unit(w.pair.id, (w,), text + image_seconds(w, gpu, vcpus, cost) + own(w)) for w in members]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from ..core.pair import Pair
-from .cost import CostModel, ModelWork, Unit, download_seconds, load_seconds
+from .cost import CostModel, ModelWork, PairWork, Unit, download_seconds, load_seconds
 from .offers import Candidate
 from .options import PlanOptions
 from .pricing import Offer, PriceTable
@@ -52,6 +52,14 @@ class _Chunk:
         return sum(u.seconds for u in self.units)
 
 
+def downloads(works: Iterable[PairWork]) -> dict[str, int]:
+    """Images each dataset's download holds: the most any of its pairs reads (a linear probe's train split too)."""
+    out: dict[str, int] = {}
+    for w in works:
+        out[w.pair.dataset] = max(out.get(w.pair.dataset, 0), w.images)
+    return out
+
+
 def shard_id(pairs: Iterable[Pair], gpu: str) -> str:
     digest = hashlib.sha256(("\n".join(sorted(p.id for p in pairs)) + "\n" + gpu).encode()).hexdigest()
     return f"shard-{digest[:12]}"
@@ -62,7 +70,7 @@ def _priced(chunks: list[_Chunk], cost: CostModel, prices: PriceTable, options: 
     where = chunks[0].where
     gpu, offer = where.gpu, where.offer
     works = [w for c in chunks for u in c.units for w in u.works]
-    datasets = {w.pair.dataset: w.images for w in works}
+    datasets = downloads(works)
     runtime = (
         cost.job_overhead_s
         + sum(load_seconds(c.model, cost) for c in chunks)
@@ -107,7 +115,7 @@ class _Bin:
     datasets: set[str] = field(default_factory=set)
 
     def need(self, unit: Unit, model: ModelWork, cost: CostModel) -> float:
-        new = {w.pair.dataset: w.images for w in unit.works if w.pair.dataset not in self.datasets}
+        new = downloads(w for w in unit.works if w.pair.dataset not in self.datasets)
         load = 0.0 if (model.model, model.pretrained) in self.chunks else load_seconds(model, cost)
         return unit.seconds + load + sum(download_seconds(n, cost) for n in new.values())
 

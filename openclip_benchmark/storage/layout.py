@@ -1,11 +1,14 @@
-"""The store's key layout: where results, failure records, per-sample outcomes, shard manifests and shard bundles
-live, and which keys hold result records. The one module that builds or tests a key; keys derive from a pair's identity and are never
+"""The store's key layout: where results, failure records, per-sample outcomes, shard manifests, shard bundles and
+cached image features live, and which keys hold result records. The one module that builds or tests a key; keys derive from a pair's identity and are never
 parsed back (the identity lives inside the record)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import secrets
+from typing import Any
 
 from ..core.pair import Pair
 
@@ -13,8 +16,9 @@ MANIFEST_PREFIX = "_manifests/"
 BUNDLE_PREFIX = "_bundles/"
 DATASET_PREFIX = "_datasets/"  # webdataset folders uploaded for jobs elsewhere (a similarity run's set)
 SIMILARITY_PREFIX = "_similarity/"  # a similarity run's nodes: their ranks' parts
+FEATURES_PREFIX = "_features/"  # image features of a dataset split by one model (a linear probe's), for re-runs
 # folders that hold no result records, at the store root (or at any depth of a mirror: a store kept in a subfolder)
-RESERVED_PREFIXES = (MANIFEST_PREFIX, BUNDLE_PREFIX, DATASET_PREFIX, SIMILARITY_PREFIX)
+RESERVED_PREFIXES = (MANIFEST_PREFIX, BUNDLE_PREFIX, DATASET_PREFIX, SIMILARITY_PREFIX, FEATURES_PREFIX)
 RESULT_SUFFIX = ".json"
 FAILURE_SUFFIX = ".failure.json"
 # per-sample outcomes (core/samples.py): JSON text, but not `.json`, so no reader of records (ours, or a
@@ -76,6 +80,17 @@ def dataset_prefix(name: str, fingerprint: str) -> str:
 
 def similarity_part_key(run_id: str, model_index: int, rank: int) -> str:
     return f"{SIMILARITY_PREFIX}{slug(run_id, 96)}/parts/model-{model_index}/rank-{rank}.npz"
+
+
+def features_key(pair: Pair, split: str, encoding: dict[str, Any]) -> str:
+    """Where the image features of the pair's dataset split by the pair's model live: keyed by everything they depend
+    on (model, preprocessing, dataset, split, and `encoding`: precision, device type, batch size, loader workers), so
+    a cached set equals a fresh one to the bit, whichever task's pair asks."""
+    identity = {"model": pair.model, "pretrained": pair.pretrained, "preprocess": pair.preprocess.as_dict(),
+                "dataset": pair.dataset, "split": split, **encoding}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+    model = f"{slug(pair.model)}/{slug(pair.pretrained or 'none')}"
+    return f"{FEATURES_PREFIX}{model}/{slug(pair.dataset)}/{slug(split)}-{digest}.safetensors"
 
 
 def is_samples_key(key: str) -> bool:

@@ -1,11 +1,14 @@
 """Tasks: what a pair's `task` means. One registry, one module per task (as clip_benchmark has one per task).
 
 A task declares the dataset type it reads (`dataset_type.txt`), the files it needs beside the shards, how many
-prompts its pairs send through the text tower (for the plan), its metrics and main metric, the parse table its rows
-go to, and how it scores a dataset that `evaluate` encoded. Every other module asks the registry; none compares
-task names. Tasks sit just above core: a Pair takes any non-empty task name, and the places that build pairs from
-user input or data (catalog, CLI, record readers) check it here. This module stays import-light (no torch): the
-task modules import torch and clip_benchmark inside the functions that score.
+prompts its pairs send through the text tower (for the plan), the splits it learns from besides the scored one (a
+linear probe's train split), its metrics and main metric, the parse table its rows go to, and how it scores a dataset
+that `evaluate` encoded. Several tasks may read one dataset type (a classification set serves zero-shot, CuPL and
+linear probe); the first registered for a type is what a folder of that type runs when the catalog does not say.
+Every other module asks the registry; none compares task names. Tasks sit just above core: a Pair takes any
+non-empty task name, and the places that build pairs from user input or data (catalog, CLI, record readers) check it
+here. This module stays import-light (no torch): the task modules import torch and clip_benchmark inside the
+functions that score.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ class Task:
     captions: bool = False  # its samples carry captions, encoded by the text tower in the same pass as the images
     aliases: tuple[str, ...] = ()  # names other tools write for it (clip_benchmark: see canonical_task)
     # a task that scores data another task reads (captioning: retrieval data; DataComp's folders carry no
-    # dataset_type.txt: classification); a folder's type never names it
+    # dataset_type.txt: classification; a linear probe, CuPL prompts); a folder's type never names it
     shares_data: bool = False
     # (LoadedModel, folder, batch_size, num_workers, out, on_batch): a task whose samples have a layout of their own
     # (several images per sample) reads and encodes them itself into the empty EncodedDataset `out`; None: evaluate's
@@ -63,6 +66,15 @@ class Task:
     # (Pair) -> None, raising BenchmarkError: a pair this task cannot score whatever the data (captioning without a
     # text decoder), refused where pairs are made (init, run, plan), never mid-shard
     check_pair: Callable[[Pair], None] | None = None
+    # (DatasetSpec or None) -> the splits it learns from besides the scored one (a linear probe's train split)
+    fit_splits: Callable[[Any], tuple[str, ...]] = lambda spec: ()
+    # (DatasetSpec or None) -> optimiser steps of that learning, which the plan prices
+    fit_steps: Callable[[Any], int] = lambda spec: 0
+    cache_features: bool = False  # the image features of the splits it reads are kept in the store (`_features/`)
+    languages: tuple[str, ...] | None = None  # the languages it has pairs in (None: the dataset's)
+    label: str = ""  # leaderboard columns of a task that shares its dataset with another: `cifar10 (probe)`
+    # the catalog's main metric of a dataset (its first task's) -> this task's, where that is not among its metrics
+    main_metric_for: Callable[[str], str] | None = None
 
     def prompt_count(self, spec: Any, images: int, language: str = "en") -> int:
         """Texts one pair sends through the text tower (the plan prices them)."""
@@ -70,12 +82,17 @@ class Task:
             return self.language_prompts(spec, images, language)
         return self.prompts(spec, images)
 
+    def column(self, dataset: str) -> str:
+        """Its leaderboard column for a dataset: the dataset's name, with the task's label where it has one."""
+        return f"{dataset} ({self.label})" if self.label else dataset
+
 
 _TASKS: dict[str, Task] = {}
 
 
 def register_task(task: Task) -> Task:
-    """Add a task; its name and dataset type must be new (a folder's type names the task that reads it)."""
+    """Add a task; its name must be new, and so must its dataset type unless it `shares_data` (a folder's type names
+    one task: the one that reads it when the catalog does not say)."""
     if task.name in _TASKS:
         raise BenchmarkError(f"task {task.name!r} is registered already")
     taken = next((t.name for t in _TASKS.values() if t.dataset_type == task.dataset_type and not t.shares_data), None)
@@ -105,11 +122,18 @@ def get_task(name: str) -> Task:
 
 
 def task_for_dataset_type(kind: str) -> Task:
-    """The task that reads data of this `dataset_type.txt` value."""
+    """The task a folder of this `dataset_type.txt` value runs when the catalog does not name one."""
     for task in _TASKS.values():
         if task.dataset_type == kind and not task.shares_data:
             return task
-    raise DatasetTaskError(f"unknown dataset_type.txt value {kind!r}; known: {', '.join(t.dataset_type for t in _TASKS.values() if not t.shares_data)}")
+    known = ", ".join(dict.fromkeys(t.dataset_type for t in _TASKS.values() if not t.shares_data))
+    raise DatasetTaskError(f"unknown dataset_type.txt value {kind!r}; known: {known}")
+
+
+def tasks_for_dataset_type(kind: str) -> tuple[Task, ...]:
+    """Every task that can read data of this `dataset_type.txt` value, the folder's own first."""
+    first = task_for_dataset_type(kind)
+    return (first, *(t for t in _TASKS.values() if t.dataset_type == kind and t is not first))
 
 
 def canonical_task(name: str, dataset_task: str | None = None) -> str:
@@ -145,11 +169,12 @@ def check_pairs(pairs: Iterable[Pair]) -> None:
 # The built-in tasks, last: each module takes `Task` from above. An import at module top, in plain sight of the
 # layering test; the registration order is the parse tables' order.
 from . import (  # noqa: E402
-    babel_imagenet, captioning, fairness, image_caption_selection, multilabel, wilds_classification, winogavil,
-    zeroshot_classification, zeroshot_retrieval,
+    babel_imagenet, captioning, fairness, image_caption_selection, linear_probe, multilabel, wilds_classification,
+    winogavil, zeroshot_classification, zeroshot_retrieval,
 )
 
 for _builtin in (zeroshot_classification.TASK, zeroshot_retrieval.TASK, multilabel.TASK,
-                 image_caption_selection.TASK, babel_imagenet.TASK, captioning.TASK,  # clip_benchmark's other families
+                 zeroshot_classification.CUPL, linear_probe.TASK, image_caption_selection.TASK, babel_imagenet.TASK,
+                 captioning.TASK,  # clip_benchmark's other families
                  *wilds_classification.TASKS, *fairness.TASKS, winogavil.TASK):  # DataComp's own metrics
     register_task(_builtin)

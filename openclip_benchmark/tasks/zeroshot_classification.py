@@ -1,11 +1,14 @@
 """Zero-shot classification: a classifier of prompt embeddings, top-1/top-5 accuracy and mean per-class recall.
 
 The arithmetic is clip_benchmark 1.6.2's (metrics/zeroshot_classification.py): the same logits batch by batch under
-the same autocast, and its own `accuracy`; the numbers are equal, not close.
+the same autocast, and its own `accuracy`; the numbers are equal, not close. The same task with CuPL's class-specific
+prompts (clip_benchmark's `--custom_template_file cupl_prompts.json`) is a task of its own, so its pairs, results and
+leaderboard columns never mix with the dataset's own templates'.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from pathlib import Path
@@ -19,6 +22,9 @@ LOGIT_SCALE = 100.0  # clip_benchmark's fixed zero-shot logit scale
 CLASS_FILES = ("classnames.txt", "zeroshot_classification_templates.txt")
 DEFAULT_TEMPLATES = 18  # clip_benchmark's cifar-style template set, for datasets whose spec names no count
 FALLBACK_CLASSES = 1000  # conservative: about ImageNet
+CUPL_FILE = "cupl_prompts.json"
+CUPL_DEFAULT = "imagenet1k"  # clip_benchmark looks a dataset up in a custom template file, then takes imagenet1k's
+CUPL_PROMPTS_PER_CLASS = 150  # clip_benchmark 1.6.2's cupl_prompts.json: 149,700 prompts for ImageNet's 1000 classes
 
 
 def classifier_group(dataset: str) -> str:
@@ -32,8 +38,17 @@ def prompt_count(spec: Any, images: int) -> int:
     return classes * int(getattr(spec, "templates", 0) or DEFAULT_TEMPLATES)
 
 
+def cupl_prompt_count(spec: Any, images: int) -> int:
+    """Classes x CuPL's prompts per class (a constant, so the plan needs no clip_benchmark)."""
+    return int(getattr(spec, "num_classes", 0) or FALLBACK_CLASSES) * CUPL_PROMPTS_PER_CLASS
+
+
 def classifier_key(pair: Pair) -> str:
     return f"{classifier_group(pair.dataset)}|{pair.language}"
+
+
+def cupl_classifier_key(pair: Pair) -> str:
+    return f"{classifier_group(pair.dataset)}|{pair.language}|cupl"
 
 
 def class_prompts(pair: Pair, encoded) -> tuple[list[str], list[str]]:
@@ -62,13 +77,33 @@ def class_prompts(pair: Pair, encoded) -> tuple[list[str], list[str]]:
     return list(classnames), list(templates)
 
 
-def zero_shot_logits(pair: Pair, loaded, encoded, cache):
-    """(logits, targets) on the CPU: the pair's classifier (from the cache where it can) applied batch by batch."""
+@functools.lru_cache(maxsize=1)
+def _cupl_file() -> dict[str, Any]:
+    import clip_benchmark.datasets
+
+    return json.loads((Path(clip_benchmark.datasets.__file__).parent / CUPL_FILE).read_text("utf-8"))
+
+
+def cupl_prompts(pair: Pair, encoded) -> tuple[list[str], dict[str, list[str]]]:
+    """Class names and CuPL's prompts for each, as clip_benchmark's `--custom_template_file cupl_prompts.json` picks
+    them: the dataset's entry, else ImageNet's (the file holds only that, so ImageNet's variants take its prompts)."""
+    prompts = _cupl_file()
+    by_class = prompts.get(pair.dataset, prompts.get(CUPL_DEFAULT, {}))
+    missing = [c for c in encoded.classnames if c not in by_class]
+    if missing:
+        raise BenchmarkError(f"CuPL has no prompts for class {missing[0]!r} of {pair.dataset} "
+                             f"({len(missing)} of {len(encoded.classnames)} classes lack them)")
+    return encoded.classnames, by_class
+
+
+def zero_shot_logits(pair: Pair, loaded, encoded, cache, prompts=class_prompts):
+    """(logits, targets) on the CPU: the pair's classifier (from the cache where it can) applied batch by batch;
+    `prompts` gives the class names and their templates (or class-specific prompts)."""
     import torch
 
     if not encoded.classnames or not encoded.templates:
         raise BenchmarkError(f"dataset {pair.dataset} lacks {' or '.join(CLASS_FILES)}")
-    classnames, templates = class_prompts(pair, encoded)
+    classnames, templates = prompts(pair, encoded)
     language = None
     if "nllb-clip" in pair.model:  # NLLB-CLIP tokenizes per language, as clip_benchmark sets it
         from clip_benchmark.models.nllb_clip import set_language
@@ -85,12 +120,12 @@ def zero_shot_logits(pair: Pair, loaded, encoded, cache):
     return torch.cat(pred), torch.cat(encoded.targets)
 
 
-def evaluate(pair: Pair, loaded, encoded, cache) -> dict[str, float]:
+def evaluate(pair: Pair, loaded, encoded, cache, prompts=class_prompts) -> dict[str, float]:
     """acc1, acc5 (NaN under five classes, as clip_benchmark) and mean per-class recall."""
     from clip_benchmark.metrics.zeroshot_classification import accuracy
     from sklearn.metrics import balanced_accuracy_score
 
-    logits, target = zero_shot_logits(pair, loaded, encoded, cache)
+    logits, target = zero_shot_logits(pair, loaded, encoded, cache, prompts)
     if len(encoded.classnames) >= 5:
         acc1, acc5 = accuracy(logits, target, topk=(1, 5))
     else:
@@ -101,11 +136,16 @@ def evaluate(pair: Pair, loaded, encoded, cache) -> dict[str, float]:
     return {"acc1": acc1, "acc5": acc5, "mean_per_class_recall": float(recall)}
 
 
-def outcomes(pair: Pair, loaded, encoded, cache) -> dict[str, Any]:
+def outcomes(pair: Pair, loaded, encoded, cache, prompts=class_prompts) -> dict[str, Any]:
     """Per image: its class, the predicted class (argmax, as mean per-class recall takes it) and whether the true class
     is in the top 1 and top 5 (clip_benchmark's `accuracy`: the same topk, so ties break the same way)."""
-    logits, target = zero_shot_logits(pair, loaded, encoded, cache)
-    k = 5 if len(encoded.classnames) >= 5 else 1
+    logits, target = zero_shot_logits(pair, loaded, encoded, cache, prompts)
+    return classification_outcomes(logits, target, top5=len(encoded.classnames) >= 5)
+
+
+def classification_outcomes(logits, target, top5: bool) -> dict[str, Any]:
+    """Per image, in order: its class, the argmax and the top-1 (and top-5) hits of the logits."""
+    k = 5 if top5 else 1
     hit = logits.topk(k, 1, True, True)[1].eq(target.view(-1, 1))
     arrays = {"target": target.numpy(), "predicted": logits.argmax(axis=1).numpy(), "top1": hit[:, 0].numpy()}
     if k == 5:
@@ -137,4 +177,21 @@ TASK = Task(
     outcomes=outcomes,
     statistics=statistics,
     files=CLASS_FILES,
+)
+
+CUPL = Task(
+    name="zeroshot_classification_cupl",
+    dataset_type="classification",
+    metrics=TASK.metrics,
+    main_metric="acc1",
+    table="classification_metrics",
+    prompts=cupl_prompt_count,
+    classifier=cupl_classifier_key,
+    evaluate=functools.partial(evaluate, prompts=cupl_prompts),
+    outcomes=functools.partial(outcomes, prompts=cupl_prompts),
+    statistics=statistics,
+    files=CLASS_FILES,
+    shares_data=True,
+    languages=("en",),  # CuPL's prompts are English
+    label="cupl",
 )
