@@ -14,7 +14,7 @@ import pytest
 from fixtures import make_classification_wds, make_tiny_model
 from openclip_benchmark.catalog import load_catalog, load_models
 from openclip_benchmark.collect.parse import parse_results
-from openclip_benchmark.core.manifest import Manifest, RunSettings
+from openclip_benchmark.core.manifest import Manifest, RunSettings, dataset_entries
 from openclip_benchmark.core.pair import Pair
 from openclip_benchmark.core.records import read_record
 from openclip_benchmark.planning import plan
@@ -53,7 +53,8 @@ def test_cupl_equals_clip_benchmark_with_its_cupl_prompt_file(suite, tmp_path):
     spec = replace(load_catalog().datasets["imagenet1k"], size=20, num_classes=len(CLASSES))
     settings = RunSettings(batch_size=BATCH, num_workers=0, precision="fp32", dataset_root=str(root))
     store = tmp_path / "store"
-    report = run_shard(Manifest("cupl", str(store), (plain, cupl), settings, datasets={"imagenet1k": spec}),
+    report = run_shard(Manifest(shard_id="cupl", store=str(store), pairs=(plain, cupl), settings=settings,
+                                datasets=dataset_entries({"imagenet1k": spec})),
                        progress=False)
     assert report.exit_code == 0, report.failed
     results = open_store(store)
