@@ -161,7 +161,7 @@ def run_demo(
     result = DemoResult(layout, shards=len(launched.preview.selected), batch_size=batch_size,
                         exit_code=submission.exit_code if submission else 0, written=[*parsed.written, page])
     for record, _ in read_results(layout.results, catalog):
-        result.precision = record.run.get("precision") or result.precision
+        result.precision = record.run.precision or result.precision
         metric = catalog.main_metric(record.pair.dataset, record.pair.task)
         result.rows.append({
             "model": Path(record.pair.model.removeprefix("local-dir:")).name,

@@ -300,8 +300,7 @@ def test_parse_hands_on_the_tables_it_wrote_and_reading_them_back_gives_the_same
     from openclip_benchmark.collect.parse import read_table
 
     root, _, report = parsed
-    assert set(report.tables) == {"classification_metrics", "retrieval_metrics", "leaderboard", "leaderboard_intervals",
-                                  "resolution_sweep"}
+    assert set(report.tables) == {*task_tables(), "leaderboard", "leaderboard_intervals", "resolution_sweep"}
     for name, table in report.tables.items():
         assert read_table(root / "out" / f"{name}.csv") == table, name  # types declared once, not guessed
     board = report.tables["leaderboard"].rows

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import replace
 from typing import Any, Iterable
 
 from ..core.errors import BenchmarkError
@@ -87,7 +86,8 @@ def sized_manifest(job: Job) -> Manifest:
     """The job's manifest with as many data-loader workers as the instance it was priced on has vCPUs."""
     if not job.vcpus:
         return job.manifest
-    return replace(job.manifest, settings=replace(job.manifest.settings, num_workers=max(1, job.vcpus)))
+    settings = job.manifest.settings.model_copy(update={"num_workers": max(1, job.vcpus)})
+    return job.manifest.model_copy(update={"settings": settings})
 
 
 def render_tasks(jobs: list[Job], context: LaunchContext, dry_run: bool = False) -> list[tuple[Manifest, dict, Any]]:

@@ -116,14 +116,15 @@ def similarity(catalog: Catalog, models: list[str], source: Source, out: str | P
     if nodes < 1:
         raise BenchmarkError(f"--nodes must be at least 1, got {nodes}")
     chosen = get_backend(backend)
-    scoring = _scoring(catalog, models, source, out, gpus, cache_dir, settings)
     store = open_store(store_url, endpoint_url) if store_url else None
+    context = LaunchContext(store=store, spot=spot, render_dir=Path(out), out=Path(out))
+    chosen.validate([], context, dry_run)  # the backend's own refusals (a cluster without a bucket) before any download
+    scoring = _scoring(catalog, models, source, out, gpus, cache_dir, settings)
     prefix = upload_prefix(scoring.name, Path(scoring.folder)) if store is not None else ""
     run_id = f"similarity-{scoring.name}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
     manifest = similarity_manifest(run_id, store.url if store is not None else "", scoring, prefix=prefix,
                                    nodes=nodes, gpus=gpus)
     job = Job(manifest, gpu=gpu, gpus=gpus, nodes=nodes, inputs=((prefix, Path(scoring.folder)),) if prefix else ())
-    context = LaunchContext(store=store, spot=spot, render_dir=Path(out), out=Path(out))
     notes = chosen.validate([job], context, dry_run)
     if dry_run:
         return SimilarityRun(run_id, notes=notes)
