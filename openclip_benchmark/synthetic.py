@@ -64,16 +64,9 @@ def _write_dataset(root, name: str, n: int, shards: int, seed: int, sample, file
     return folder
 
 
-def make_classification_wds(
-    root,
-    name: str = "fixture_cls",
-    n: int = 24,
-    classes: Sequence[str] = ("cat", "dog", "bird"),
-    shards: int = 2,
-    image_size: int = 32,
-    seed: int = 0,
-    templates: Sequence[str] = TEMPLATES,
-) -> Path:
+def make_classification_wds(root, name: str = "fixture_cls", n: int = 24,
+                            classes: Sequence[str] = ("cat", "dog", "bird"), shards: int = 2, image_size: int = 32,
+                            seed: int = 0, templates: Sequence[str] = TEMPLATES) -> Path:
     """Single-label classification: `png` + `cls` per sample, class names and templates beside."""
 
     def sample(rng: random.Random, i: int) -> dict[str, bytes]:
@@ -84,16 +77,9 @@ def make_classification_wds(
     return _write_dataset(root, name, n, shards, seed, sample, files)
 
 
-def make_multilabel_wds(
-    root,
-    name: str = "fixture_ml",
-    n: int = 24,
-    classes: Sequence[str] = ("person", "car", "dog", "chair"),
-    shards: int = 2,
-    image_size: int = 32,
-    seed: int = 0,
-    templates: Sequence[str] = TEMPLATES,
-) -> Path:
+def make_multilabel_wds(root, name: str = "fixture_ml", n: int = 24,
+                        classes: Sequence[str] = ("person", "car", "dog", "chair"), shards: int = 2, image_size: int = 32,
+                        seed: int = 0, templates: Sequence[str] = TEMPLATES) -> Path:
     """Multilabel (like wds_voc2007_multilabel): `png` + multi-hot `npy` per sample, `dataset_type.txt` = multilabel."""
     import numpy as np
 
@@ -110,15 +96,8 @@ def make_multilabel_wds(
     return _write_dataset(root, name, n, shards, seed, sample, files)
 
 
-def make_retrieval_wds(
-    root,
-    name: str = "fixture_ret",
-    n: int = 24,
-    captions_per_image: int = 3,
-    shards: int = 2,
-    image_size: int = 32,
-    seed: int = 0,
-) -> Path:
+def make_retrieval_wds(root, name: str = "fixture_ret", n: int = 24, captions_per_image: int = 3, shards: int = 2,
+                       image_size: int = 32, seed: int = 0) -> Path:
     """Image-text retrieval (like wds_mscoco_captions): `png` + `txt` (one caption per line), type = retrieval."""
 
     def sample(rng: random.Random, i: int) -> dict[str, bytes]:

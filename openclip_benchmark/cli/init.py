@@ -14,10 +14,7 @@ from .tables import FIGURE, Column, print_table
 
 @app.command()
 def init(
-    models: Models = None,
-    datasets: Datasets = None,
-    languages: Languages = None,
-    tasks: Tasks = None,
+    models: Models = None, datasets: Datasets = None, languages: Languages = None, tasks: Tasks = None,  # the pairs
     dataset_mapping: DatasetMapping = None,
     tracker: Tracker = DEFAULT_TRACKER,
     reset: Annotated[bool, typer.Option("--reset", help="Forget every tracked pair and status first.")] = False,

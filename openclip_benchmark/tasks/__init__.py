@@ -24,6 +24,11 @@ class DatasetTaskError(BenchmarkError):
     """The dataset folder holds another kind of data than the pair's task needs."""
 
 
+def no_classifier(pair: Pair) -> None:
+    """A task whose pairs share no zero-shot classifier."""
+    return None
+
+
 @dataclass(frozen=True)
 class Task:
     name: str  # the result's `task` (clip_benchmark's names)
@@ -31,9 +36,11 @@ class Task:
     metrics: tuple[str, ...]  # the metric columns of its table, in order
     main_metric: str  # the leaderboard's metric when the catalog names none
     table: str  # the parse table its rows go to
-    prompts: Callable[[Any, int], int]  # (DatasetSpec or None, images) -> texts through the text tower
-    classifier: Callable[[Pair], str | None]  # pairs with one key share one classifier per model; None: no classifier
     evaluate: Callable[..., dict[str, float]]  # (pair, LoadedModel, EncodedDataset, ClassifierCache) -> metrics
+    # (DatasetSpec or None, images) -> texts through the text tower (the default: none, a task without text)
+    prompts: Callable[[Any, int], int] = lambda spec, images: 0
+    # pairs with one key share one classifier per model; None: no classifier (the default)
+    classifier: Callable[[Pair], str | None] = no_classifier
     # the same arguments -> name -> 1-D numpy array per image (or caption) from which its metrics follow (intervals,
     # paired tests; see collect/intervals.py); None: the task records none
     outcomes: Callable[..., dict[str, Any]] | None = None

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..core.errors import BenchmarkError
 from ..core.pair import Pair
+from . import no_classifier
 from . import zeroshot_classification as zeroshot
 
 IMAGENET_CLASSES = 1000
@@ -92,5 +93,5 @@ def prompt_count(spec: Any, images: int, language: str = "en") -> int:
 
 # zero-shot classification with the language's own lists, on the classification data zero-shot reads
 TASK = replace(zeroshot.TASK, name="babel_zeroshot_classification", files=(), aliases=("zeroshot_classification",),
-               shares_data=True, classifier=lambda pair: None, evaluate=evaluate,
-               outcomes=outcomes, language_prompts=prompt_count)
+               shares_data=True, classifier=no_classifier, evaluate=evaluate, outcomes=outcomes,
+               language_prompts=prompt_count)

@@ -142,20 +142,8 @@ def statistics(samples, metric: str):
 
     return per_sample(samples, metric)
 
-TASK = Task(
-    name="captioning",
-    dataset_type="retrieval",
-    metrics=METRICS,
-    main_metric="CIDEr",
-    table="captioning_metrics",
-    prompts=lambda spec, images: images * GENERATION_PASSES,
-    classifier=lambda pair: None,
-    evaluate=evaluate,
-    outcomes=outcomes,
-    statistics=statistics,
-    captions=True,
-    shares_data=True,
-    batch=generate,
-    features=False,
-    check_pair=check_pair,
-)
+
+TASK = Task(name="captioning", dataset_type="retrieval", table="captioning_metrics", metrics=METRICS,
+            main_metric="CIDEr", prompts=lambda spec, images: images * GENERATION_PASSES, evaluate=evaluate,
+            outcomes=outcomes, statistics=statistics, captions=True, shares_data=True,
+            batch=generate, features=False, check_pair=check_pair)  # generation in the shared pass, no features

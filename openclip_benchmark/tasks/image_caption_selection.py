@@ -134,6 +134,7 @@ def statistics(samples, metric: str):
 
     return per_sample(samples, metric)
 
+
 TASK = Task(name="image_caption_selection", dataset_type=DATASET_TYPE, table="selection_metrics", metrics=METRICS,
-            main_metric="acc", prompts=prompt_count, classifier=lambda pair: None, encode=encode, evaluate=evaluate,
+            main_metric="acc", prompts=prompt_count, encode=encode, evaluate=evaluate,
             outcomes=outcomes, statistics=statistics)

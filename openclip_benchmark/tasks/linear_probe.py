@@ -237,22 +237,8 @@ def statistics(samples, metric: str):
     return zeroshot_statistics(samples, metric.removeprefix("lp_"))
 
 
-TASK = Task(
-    name="linear_probe",
-    dataset_type="classification",
-    metrics=METRICS + SETTINGS,
-    main_metric="lp_acc1",
-    table="linear_probe_metrics",
-    prompts=lambda spec, images: 0,
-    classifier=lambda pair: None,
-    evaluate=evaluate,
-    outcomes=outcomes,
-    statistics=statistics,
-    shares_data=True,
-    fit_splits=fit_splits,
-    fit_steps=fit_steps,
-    cache_features=True,
-    languages=("en",),  # no text: one pair per model and dataset
-    label="probe",
-    main_metric_for=lambda metric: f"lp_{metric}",
-)
+TASK = Task(name="linear_probe", dataset_type="classification", table="linear_probe_metrics",
+            metrics=METRICS + SETTINGS, main_metric="lp_acc1", main_metric_for=lambda metric: f"lp_{metric}",
+            evaluate=evaluate, outcomes=outcomes, statistics=statistics, shares_data=True, fit_splits=fit_splits,
+            fit_steps=fit_steps, cache_features=True, label="probe",
+            languages=("en",))  # no text: one pair per model and dataset

@@ -6,11 +6,13 @@ are multi-hot, and it writes such results as `zeroshot_classification` (hence th
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ..core.pair import Pair
-from . import DatasetTaskError, Task
-from .zeroshot_classification import CLASS_FILES, classifier_key, prompt_count, zero_shot_logits
+from . import DatasetTaskError
+from . import zeroshot_classification as zeroshot
+from .zeroshot_classification import zero_shot_logits
 
 
 def evaluate(pair: Pair, loaded, encoded, cache) -> dict[str, float]:
@@ -54,17 +56,7 @@ def statistics(samples, metric: str):
     return Outcomes(metric, "average_precision", labels, labels, ranking=ranking)
 
 
-TASK = Task(
-    name="multilabel",
-    dataset_type="multilabel",
-    metrics=("mean_average_precision",),
-    main_metric="mean_average_precision",
-    table="classification_metrics",
-    prompts=prompt_count,
-    classifier=classifier_key,
-    evaluate=evaluate,
-    outcomes=outcomes,
-    statistics=statistics,
-    files=CLASS_FILES,
-    aliases=("zeroshot_classification",),
-)
+# zero-shot's classifier, prompts and files, scored by mean average precision
+TASK = replace(zeroshot.TASK, name="multilabel", dataset_type="multilabel", metrics=("mean_average_precision",),
+               main_metric="mean_average_precision", evaluate=evaluate, outcomes=outcomes, statistics=statistics,
+               aliases=("zeroshot_classification",))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -165,33 +166,12 @@ def statistics(samples, metric: str):
     return None
 
 
-TASK = Task(
-    name="zeroshot_classification",
-    dataset_type="classification",
-    metrics=("acc1", "acc5", "mean_per_class_recall"),
-    main_metric="acc1",
-    table="classification_metrics",
-    prompts=prompt_count,
-    classifier=classifier_key,
-    evaluate=evaluate,
-    outcomes=outcomes,
-    statistics=statistics,
-    files=CLASS_FILES,
-)
+TASK = Task(name="zeroshot_classification", dataset_type="classification", table="classification_metrics",
+            metrics=("acc1", "acc5", "mean_per_class_recall"), main_metric="acc1", files=CLASS_FILES,
+            prompts=prompt_count, classifier=classifier_key, evaluate=evaluate, outcomes=outcomes, statistics=statistics)
 
-CUPL = Task(
-    name="zeroshot_classification_cupl",
-    dataset_type="classification",
-    metrics=TASK.metrics,
-    main_metric="acc1",
-    table="classification_metrics",
-    prompts=cupl_prompt_count,
-    classifier=cupl_classifier_key,
-    evaluate=functools.partial(evaluate, prompts=cupl_prompts),
-    outcomes=functools.partial(outcomes, prompts=cupl_prompts),
-    statistics=statistics,
-    files=CLASS_FILES,
-    shares_data=True,
-    languages=("en",),  # CuPL's prompts are English
-    label="cupl",
-)
+# zero-shot classification on the same data with CuPL's prompts: a pair of its own, in English only
+CUPL = replace(TASK, name="zeroshot_classification_cupl", prompts=cupl_prompt_count, classifier=cupl_classifier_key,
+               evaluate=functools.partial(evaluate, prompts=cupl_prompts),
+               outcomes=functools.partial(outcomes, prompts=cupl_prompts), shares_data=True, languages=("en",),
+               label="cupl")

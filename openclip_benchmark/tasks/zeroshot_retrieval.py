@@ -88,16 +88,7 @@ def statistics(samples, metric: str):
     return Outcomes(metric, "ratio", hits[keep], image_of, weights=captions[keep])
 
 
-TASK = Task(
-    name="zeroshot_retrieval",
-    dataset_type="retrieval",
-    metrics=tuple(f"{side}_retrieval_recall@{k}" for side in ("image", "text") for k in RECALL_K),
-    main_metric="image_retrieval_recall@5",
-    table="retrieval_metrics",
-    prompts=prompt_count,
-    classifier=lambda pair: None,
-    evaluate=evaluate,
-    outcomes=outcomes,
-    statistics=statistics,
-    captions=True,
-)
+TASK = Task(name="zeroshot_retrieval", dataset_type="retrieval", table="retrieval_metrics", captions=True,
+            metrics=tuple(f"{side}_retrieval_recall@{k}" for side in ("image", "text") for k in RECALL_K),
+            main_metric="image_retrieval_recall@5", prompts=prompt_count, evaluate=evaluate, outcomes=outcomes,
+            statistics=statistics)
