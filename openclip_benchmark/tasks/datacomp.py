@@ -12,8 +12,7 @@ from typing import Any, Callable, Sequence
 
 from ..core.pair import Pair
 from . import DatasetTaskError, Task
-from .zeroshot_classification import CLASS_FILES, classifier_key, prompt_count, zero_shot_logits
-from .zeroshot_classification import evaluate as zero_shot_metrics
+from .zeroshot_classification import CLASS_FILES, classification_metrics, classifier_key, prompt_count, zero_shot_logits
 from .zeroshot_classification import outcomes as zero_shot_outcomes
 from .zeroshot_classification import statistics as zero_shot_statistics
 
@@ -100,8 +99,8 @@ def classification_task(name: str, metadata: Sequence[str], metrics: Sequence[st
 
     def evaluate(pair: Pair, loaded, encoded, cache) -> dict[str, float]:
         rows = metadata_rows(pair, encoded, metadata)
-        out = zero_shot_metrics(pair, loaded, encoded, cache)
         logits, target = zero_shot_logits(pair, loaded, encoded, cache)
+        out = classification_metrics(logits, target, top5=len(encoded.classnames) >= 5)
         predicted = top_k(logits, topk) if topk else logits.argmax(axis=1)
         out.update(wilds_eval(predicted, target, rows))
         return out

@@ -17,7 +17,7 @@ from typing import Any
 from ..core.pair import Pair
 from . import DatasetTaskError, Task
 from .datacomp import METADATA_MEMBER, classification_task, grouped_statistics, metadata_outcomes, metadata_rows, metadata_table
-from .zeroshot_classification import CLASS_FILES, LOGIT_SCALE, prompt_count
+from .zeroshot_classification import CLASS_FILES, classifier_logits, prompt_count
 
 TABLE = "fairness_metrics"
 DOLLAR_STREET_FIELDS = ("income_ds", "income_meta", "region")
@@ -93,17 +93,8 @@ def face_predictions(pair: Pair, loaded, encoded, cache):
     zero-shot classifier (DataComp stacks the four, padded, into one einsum and masks the padding)."""
     import torch
 
-    columns = []
-    for names, templates in objective_prompts(encoded).values():
-        classifier = cache.classifier(loaded, names, templates)
-        with torch.no_grad():
-            pred = []
-            for features in encoded.image_features:
-                with loaded.autocast():
-                    logits = LOGIT_SCALE * features @ classifier
-                pred.append(logits.float().argmax(dim=-1).cpu())
-        columns.append(torch.cat(pred))
-    return torch.stack(columns, dim=1)
+    return torch.stack([classifier_logits(loaded, encoded, cache.classifier(loaded, names, templates)).argmax(dim=-1)
+                        for names, templates in objective_prompts(encoded).values()], dim=1)
 
 
 def faces_eval(y_pred, metadata) -> dict[str, float]:

@@ -26,7 +26,7 @@ from typing import Any
 from ..core.errors import BenchmarkError
 from ..core.pair import Pair
 from . import Task
-from .zeroshot_classification import classification_outcomes
+from .zeroshot_classification import classification_metrics, classification_outcomes
 from .zeroshot_classification import statistics as zeroshot_statistics
 
 # clip_benchmark's defaults: --fewshot_k, --fewshot_epochs, --fewshot_lr, --batch_size, --seed, --normalize
@@ -212,17 +212,9 @@ class _Run:
 
 def evaluate(pair: Pair, loaded, encoded, cache) -> dict[str, float]:
     """clip_benchmark's metrics and settings of the probe (its `normalized` flag, a boolean, is no metric here)."""
-    from clip_benchmark.metrics.zeroshot_classification import accuracy
-    from sklearn.metrics import balanced_accuracy_score
-
     logits, target, weight_decay = probe(pair, loaded, encoded)
-    pred = logits.argmax(axis=1)
-    if target.max() >= 5:
-        acc1, acc5 = accuracy(logits.float(), target.float(), topk=(1, 5))
-    else:
-        acc1, = accuracy(logits.float(), target.float(), topk=(1,))
-        acc5 = float("nan")
-    return {"lp_acc1": acc1, "lp_acc5": acc5, "lp_mean_per_class_recall": float(balanced_accuracy_score(target, pred)),
+    metrics = classification_metrics(logits.float(), target, top5=bool(target.max() >= 5))
+    return {**{f"lp_{name}": value for name, value in metrics.items()},
             "weight_decay": weight_decay, "epochs": EPOCHS, "seed": SEED, "fewshot_k": FEWSHOT_K}
 
 

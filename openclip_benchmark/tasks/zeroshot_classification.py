@@ -112,22 +112,35 @@ def zero_shot_logits(pair: Pair, loaded, encoded, cache, prompts=class_prompts):
         set_language(loaded.tokenizer, pair.language)
         language = pair.language
     classifier = cache.classifier(loaded, classnames, templates, language)
+    return classifier_logits(loaded, encoded, classifier), torch.cat(encoded.targets)
+
+
+def classifier_logits(loaded, encoded, classifier):
+    """clip_benchmark's logits of a zero-shot classifier, batch by batch under the autocast, as floats on the CPU."""
+    import torch
+
     with torch.no_grad():
         pred = []
         for image_features in encoded.image_features:
             with loaded.autocast():
                 logits = LOGIT_SCALE * image_features @ classifier
             pred.append(logits.float().cpu())
-    return torch.cat(pred), torch.cat(encoded.targets)
+    return torch.cat(pred)
 
 
 def evaluate(pair: Pair, loaded, encoded, cache, prompts=class_prompts) -> dict[str, float]:
     """acc1, acc5 (NaN under five classes, as clip_benchmark) and mean per-class recall."""
+    logits, target = zero_shot_logits(pair, loaded, encoded, cache, prompts)
+    return classification_metrics(logits, target, top5=len(encoded.classnames) >= 5)
+
+
+def classification_metrics(logits, target, top5: bool) -> dict[str, float]:
+    """clip_benchmark's acc1, acc5 (NaN without `top5`) and mean per-class recall of float logits, shared by the
+    zero-shot and linear-probe families."""
     from clip_benchmark.metrics.zeroshot_classification import accuracy
     from sklearn.metrics import balanced_accuracy_score
 
-    logits, target = zero_shot_logits(pair, loaded, encoded, cache, prompts)
-    if len(encoded.classnames) >= 5:
+    if top5:
         acc1, acc5 = accuracy(logits, target, topk=(1, 5))
     else:
         (acc1,), acc5 = accuracy(logits, target, topk=(1,)), float("nan")
