@@ -48,6 +48,16 @@ def metadata_table(fields: Sequence[str], rows):
     return table
 
 
+def standard_group_eval(fields: Sequence[str], group_by: Sequence[str], metric, y_pred, y_true, metadata):
+    """wilds' `standard_group_eval` of `metric` over the groups of the metadata columns `group_by`, as DataComp's
+    evaluators call it: the results dictionary."""
+    from wilds.common.grouper import CombinatorialGrouper
+
+    table = metadata_table(fields, metadata)
+    grouper = CombinatorialGrouper(dataset=table, groupby_fields=list(group_by))
+    return table.standard_group_eval(metric, grouper, y_pred, y_true, metadata)[0]
+
+
 def metadata_rows(pair: Pair, encoded, fields: Sequence[str]):
     """Each sample's metadata row (a tensor, samples x fields, in the features' order); a one-line error where the
     samples carry none or another number of fields."""

@@ -16,7 +16,9 @@ from typing import Any
 
 from ..core.pair import Pair
 from . import DatasetTaskError, Task
-from .datacomp import METADATA_MEMBER, classification_task, grouped_statistics, metadata_outcomes, metadata_rows, metadata_table
+from .datacomp import (
+    METADATA_MEMBER, classification_task, grouped_statistics, metadata_outcomes, metadata_rows, standard_group_eval,
+)
 from .zeroshot_classification import CLASS_FILES, classifier_logits, prompt_count
 
 TABLE = "fairness_metrics"
@@ -26,14 +28,6 @@ FACE_FIELDS = ("age", "gender", "race", "race_binary")
 OBJECTIVES = ("race", "gender", "age", "toxic")  # DataComp's FF_PRED_LABELS, the order of its classifiers
 WHITE = 1  # the race class DataComp's binary race accuracy compares against (`y_pred[:, race] != 1`)
 NONHUMAN, CRIME = 14, 18  # toxic classes from 14 are non-human, from 18 crime-related (DataComp's thresholds)
-
-
-def _standard_group_eval(fields, group_by, metric, y_pred, y_true, metadata) -> dict[str, float]:
-    from wilds.common.grouper import CombinatorialGrouper
-
-    table = metadata_table(fields, metadata)
-    grouper = CombinatorialGrouper(dataset=table, groupby_fields=list(group_by))
-    return table.standard_group_eval(metric, grouper, y_pred, y_true, metadata)[0]
 
 
 def _top_k_accuracy(name: str):
@@ -49,7 +43,7 @@ def _top_k_accuracy(name: str):
 
 def dollar_street_eval(y_pred, y_true, metadata) -> dict[str, float]:
     """DataComp's `DollarStreetEvaluator.eval` on the top-5 predictions, grouped by income (`income_ds`)."""
-    return _standard_group_eval(DOLLAR_STREET_FIELDS, ["income_ds"], _top_k_accuracy("acc_top5"), y_pred, y_true,
+    return standard_group_eval(DOLLAR_STREET_FIELDS, ["income_ds"], _top_k_accuracy("acc_top5"), y_pred, y_true,
                                 metadata)
 
 
@@ -57,7 +51,7 @@ def geode_eval(y_pred, y_true, metadata) -> dict[str, float]:
     """DataComp's `GeoDEEvaluator.eval`: accuracy grouped by region."""
     from wilds.common.metrics.all_metrics import Accuracy
 
-    return _standard_group_eval(GEODE_FIELDS, ["region"], Accuracy(), y_pred, y_true, metadata)
+    return standard_group_eval(GEODE_FIELDS, ["region"], Accuracy(), y_pred, y_true, metadata)
 
 
 DOLLAR_STREET = classification_task(
@@ -111,7 +105,7 @@ def faces_eval(y_pred, metadata) -> dict[str, float]:
     out: dict[str, float] = {}
 
     def group(metric, by, guess, truth) -> None:
-        out.update(_standard_group_eval(FACE_FIELDS, by, metric, guess, truth, metadata))
+        out.update(standard_group_eval(FACE_FIELDS, by, metric, guess, truth, metadata))
 
     group(Accuracy(name="acc_race"), ["race_binary"], (predicted("race") != WHITE).int(), column("race_binary"))
     for label in ("gender", "age"):

@@ -10,7 +10,7 @@ scored by wilds' metrics over each sample's WILDS metadata row.
 
 from __future__ import annotations
 
-from .datacomp import classification_task, grouped_statistics, metadata_table
+from .datacomp import classification_task, grouped_statistics, metadata_table, standard_group_eval
 
 TABLE = "wilds_metrics"
 IWILDCAM_FIELDS = ("location", "sequence", "year", "month", "day", "hour", "minute", "second", "y")
@@ -30,12 +30,9 @@ def iwildcam_eval(y_pred, y_true, metadata) -> dict[str, float]:
 
 def camelyon17_eval(y_pred, y_true, metadata) -> dict[str, float]:
     """DataComp's `Camelyon17Evaluator.eval`: accuracy overall, per slide, and over the worst slide (`acc_wg`)."""
-    from wilds.common.grouper import CombinatorialGrouper
     from wilds.common.metrics.all_metrics import Accuracy
 
-    table = metadata_table(CAMELYON17_FIELDS, metadata)
-    grouper = CombinatorialGrouper(dataset=table, groupby_fields=["slide"])
-    return table.standard_group_eval(Accuracy(), grouper, y_pred, y_true, metadata)[0]
+    return standard_group_eval(CAMELYON17_FIELDS, ["slide"], Accuracy(), y_pred, y_true, metadata)
 
 
 def fmow_eval(y_pred, y_true, metadata) -> dict[str, float]:
