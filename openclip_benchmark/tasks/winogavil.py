@@ -143,7 +143,6 @@ TASK = Task(
     main_metric="jaccard_score_10-12",
     table="association_metrics",
     prompts=lambda spec, images: images,  # a cue per instance; the catalog's size counts instances
-   
     evaluate=evaluate,
     outcomes=outcomes,
     statistics=statistics,
