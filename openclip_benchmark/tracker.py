@@ -178,7 +178,6 @@ if TYPE_CHECKING:  # every outcome the tracker applies; results and failures are
 class Applied:
     """What a batch of outcomes did."""
 
-    changed: int = 0  # rows that changed, new ones included
     moved: Counter = field(default_factory=Counter)  # pairs whose status changed, by their new status
     kept: list[Entry] = field(default_factory=list)  # pairs a plan or launch left alone: another writer moved them
 
@@ -374,7 +373,6 @@ class Tracker:
                 raise TypeError(f"not a tracker outcome: {outcome!r}")
         for pid, entry in self.entries.items():
             old = before.get(pid)
-            out.changed += old != entry
             if old is None or old.status != entry.status:
                 out.moved[entry.status] += 1
         return out

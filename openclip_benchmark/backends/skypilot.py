@@ -97,11 +97,14 @@ def render_tasks(jobs: list[Job], context: LaunchContext, dry_run: bool = False)
     if not dry_run and (store is None or not is_remote(store)):
         raise BenchmarkError("the skypilot backend needs a bucket store (--store s3://bucket/prefix): jobs cannot write here")
     secrets = job_secrets(store, dry_run)
+    templates: dict[str, dict] = {}  # each kind's template read once, however many jobs use it
     out = []
     for job in jobs:
         manifest = sized_manifest(job)
-        config = render_task_config(load_yaml(kind_template(manifest.kind)), job, spot=context.spot,
-                                    clouds=context.clouds, pool=context.pool)
+        if manifest.kind not in templates:
+            templates[manifest.kind] = load_yaml(kind_template(manifest.kind))
+        config = render_task_config(templates[manifest.kind], job, spot=context.spot, clouds=context.clouds,
+                                    pool=context.pool)
         config["envs"] = {**(config.get("envs") or {}), **job_envs(store, manifest)}
         out.append((manifest, config, build_task(config, {}, secrets)))
     return out

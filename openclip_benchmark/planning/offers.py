@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from ..core.errors import BenchmarkError
-from .cost import CostModel, PairWork, fits, load_seconds, memory_needed_gib, units
+from .cost import CostModel, PairWork, Unit, fits, load_seconds, memory_needed_gib, units
 from .options import PlanOptions
 from .pricing import GpuSpec, Offer, PriceTable
 
@@ -48,8 +48,10 @@ def candidate_offers(gpus: Mapping[str, GpuSpec], prices: PriceTable, options: P
     return out
 
 
-def choose_offer(works: list[PairWork], candidates: list[Candidate], options: PlanOptions, cost: CostModel) -> Candidate:
-    """Lowest cost for this model's pairs (load, reading, compute, its share of job overhead) among fitting GPUs.
+def choose_offer(works: list[PairWork], candidates: list[Candidate], options: PlanOptions,
+                 cost: CostModel) -> tuple[Candidate, list[Unit]]:
+    """Lowest cost for this model's pairs (load, reading, compute, its share of job overhead) among fitting GPUs, with
+    the pairs' units there (priced to choose, so the caller does not work them out again).
 
     A model's share of the job overhead is the fraction of a job its work fills: small models share jobs with others.
     """
@@ -64,12 +66,12 @@ def choose_offer(works: list[PairWork], candidates: list[Candidate], options: Pl
         dollars = c.hourly * busy * (1 + cost.job_overhead_s / (options.target - cost.job_overhead_s)) / 3600
         key = (round(dollars, 9), c.gpu.memory_gib, c.gpu.name, c.spot, c.offer.cloud, c.offer.instance_type)  # ties: on demand
         if best is None or key < best[0]:
-            best = (key, c)
+            best = (key, c, parts)
     if best is None:
         need = memory_needed_gib(model, peak, options.batch_size, cost)
         raise BenchmarkError(
             f"{model.model}:{model.pretrained} needs about {need:.0f} GiB at batch size {options.batch_size}; "
             "no allowed GPU has that much memory (lower --batch-size or allow a larger GPU)"
         )
-    return best[1]
+    return best[1], best[2]
 

@@ -14,7 +14,7 @@ from ..catalog import model_family
 from ..core.errors import BenchmarkError
 from ..core.pair import Pair
 from .budget import SKYPILOT_MAX_RUNNING_JOBS, estimate_wall_clock
-from .cost import CostModel, ModelIndex, ModelWork, Unit, pair_work, units
+from .cost import CostModel, ModelIndex, ModelWork, Unit, pair_work
 from .offers import Candidate, candidate_offers, choose_offer
 from .options import PlanOptions
 from .packing import Shard, pack
@@ -70,11 +70,10 @@ def plan_shards(
         model = models.work(model_name, pretrained)
         works = [pair_work(p, model, datasets) for p in members]
         notes += [n for n in [model.note, *(w.note for w in works)] if n]
-        where = choose_offer(works, candidates, options, cost)
+        where, parts = choose_offer(works, candidates, options, cost)
         measured = cost.measured.get((model_family(model_name), where.gpu.name))
         if measured is not None:
             notes.append(f"{model_family(model_name)} on {where.gpu.name}: speed measured ({measured.source})")
-        parts = units(works, where.gpu, where.offer.vcpus, cost, options.target - cost.job_overhead_s)
         key = (where.gpu.name, where.offer.cloud, where.offer.instance_type, where.spot)
         by_offer.setdefault(key, []).append((where, model, parts))
     shards = []
