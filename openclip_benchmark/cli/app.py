@@ -117,6 +117,11 @@ def comma_list(values: str | Iterable[str] | None) -> list[str]:
     return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
 
 
+def comma_choice(text: str | None) -> tuple[str, ...] | None:
+    """A comma list as a restriction: each name once, None (no restriction) when empty."""
+    return tuple(dict.fromkeys(comma_list(text))) or None
+
+
 def project_defaults(group) -> dict:
     """click's default map from the project's `benchmark.toml`: each option declared for a project setting (it
     reads that setting's environment variable) defaults to the file's value, below the option and the variable.

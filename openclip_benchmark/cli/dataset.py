@@ -7,10 +7,9 @@ from typing import Annotated
 import typer
 
 from .app import app, console
-from .options import AllowPrivateUrls, CaptionColumn, OwnRoot, RegisterMapping, UrlColumn
+from .options import DEFAULT_OWN_ROOT, AllowPrivateUrls, CaptionColumn, OwnRoot, RegisterMapping, UrlColumn
 from .tables import FIGURE, Column, print_table
 
-DEFAULTS_ROOT = "datasets"
 dataset_app = typer.Typer(help="Your own image-caption data as a retrieval dataset (img2dataset).", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
 
@@ -22,7 +21,7 @@ def add(
         "--csv", help="CSV, TSV (.tsv) or Parquet (.parquet) of image URLs and captions.")],
     url_col: UrlColumn = "url",
     caption_col: CaptionColumn = "caption",
-    root: OwnRoot = DEFAULTS_ROOT,
+    root: OwnRoot = DEFAULT_OWN_ROOT,
     processes: int = typer.Option(None, min=1, help="img2dataset processes (default: one per 5,000 URLs, up to 4 CPUs)."),
     threads: int = typer.Option(64, min=1, help="img2dataset download threads per process."),
     timeout: float = typer.Option(10.0, min=0.1, help="Seconds per request."),
@@ -76,7 +75,7 @@ def add(
 
 @dataset_app.command("list")
 def list_(
-    root: OwnRoot = DEFAULTS_ROOT,
+    root: OwnRoot = DEFAULT_OWN_ROOT,
     dataset_mapping: RegisterMapping = None,
 ):
     """The datasets you added, with their size and folder."""
@@ -91,7 +90,7 @@ def list_(
 @dataset_app.command("remove")
 def remove(
     name: Annotated[str, typer.Argument(help="A dataset you added.")],
-    root: OwnRoot = DEFAULTS_ROOT,
+    root: OwnRoot = DEFAULT_OWN_ROOT,
     dataset_mapping: RegisterMapping = None,
 ):
     """Drop the dataset from the mapping and delete its webdataset, download cache and status tables."""
@@ -106,7 +105,7 @@ def convert(
     kind: str = typer.Argument(..., help="sugar_crepe, winoground, xtd10, xtd200, flickr30k-200, "
                                          "multilingual_mscoco_captions or crossmodal3600."),
     source: str = typer.Option(..., "--from", help="Folder of the original files (the README lists each layout)."),
-    root: str = typer.Option(DEFAULTS_ROOT, help="Where the webdataset folders go (then `--dataset-root ROOT`)."),
+    root: str = typer.Option(DEFAULT_OWN_ROOT, help="Where the webdataset folders go (then `--dataset-root ROOT`)."),
     shard_size: int = typer.Option(1000, min=1, help="Samples per tar shard."),
 ):
     """A catalog dataset that has no published webdataset, written as one from the files its authors publish."""

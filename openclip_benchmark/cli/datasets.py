@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 import typer
 
 from ..core.jsonio import dumps_strict
-from ..tasks import get_task
 from .app import app, comma_list, console, load_catalog
 from .options import DATASETS_HELP, DatasetMapping, Json
 from .tables import FIGURE, TEXT, Column, print_table
@@ -24,6 +23,7 @@ def datasets(
 ):
     """List benchmark datasets: webdataset, task, test-split size, classes, main metric, collections, languages."""
     from ..core.errors import UnknownNameError
+    from ..tasks import get_task
 
     known = load_catalog(dataset_mapping)
     rows = known.select_datasets(comma_list(patterns))

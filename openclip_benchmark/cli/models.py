@@ -6,7 +6,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from .. import catalog
 from ..core.errors import BenchmarkError
 from ..core.jsonio import dumps_strict
 from .app import app, comma_list, console
@@ -29,6 +28,8 @@ def models(
     refresh: Annotated[bool, typer.Option("--refresh", help="Regenerate the snapshot from the installed open_clip.")] = False,
 ):
     """List OpenCLIP pretrained models with parameters, GFLOPs and preprocessing (from the shipped snapshot)."""
+    from .. import catalog
+
     if refresh:
         _refresh_models()
     known = catalog.Catalog({}, tuple(catalog.load_models()))
@@ -51,6 +52,8 @@ def models(
 
 def _refresh_models() -> None:
     from rich.progress import Progress
+
+    from .. import catalog
 
     old = {m.ref for m in catalog.load_models()} if catalog.MODELS_PATH.exists() else set()
     with Progress(console=console(stderr=True), transient=True) as progress:

@@ -117,6 +117,7 @@ Shards = Annotated[bool, typer.Option("--shards", help="Print every shard, not o
 Backend = Annotated[BackendName, typer.Option("--backend", help="Where jobs run: a registered backend.")]
 
 # ---------------------------------------------------------------- your own data (dataset, similarity)
+DEFAULT_OWN_ROOT = "datasets"
 OwnRoot = Annotated[str, typer.Option("--root", help="Folder of your datasets.")]
 UrlColumn = Annotated[str, typer.Option("--url-col", help="Column of image URLs.")]
 CaptionColumn = Annotated[str, typer.Option("--caption-col", help="Column of captions (rows of one URL share its image).")]

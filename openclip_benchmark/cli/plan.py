@@ -9,17 +9,13 @@ from typing import Annotated
 
 import typer
 
-from .app import app, comma_list, console, load_catalog
+from .app import app, comma_choice, console, load_catalog
 from .options import (DEFAULT_BATCH_SIZE, DEFAULT_RESULTS, DEFAULT_TRACKER, BatchSize, CalibrateFrom, Clouds,
                       DatasetMapping, Gpus, Json, MaxParallel, Prices, Results, RetryFailed, Shards, Spot, Target, Tracker)
 from .tables import FIGURE, Column, FittedTable, print_table
 
 TOP_SHARDS = 5  # the summary's most expensive shards; a plan of up to TOP_SHARDS + 3 shards is listed whole
 MODELS_SHOWN = 3  # model names shown per shard in the summary
-
-
-def _csv(text: str | None) -> tuple[str, ...] | None:
-    return tuple(dict.fromkeys(comma_list(text))) or None
 
 
 def _duration(seconds: float) -> str:
@@ -114,7 +110,7 @@ def _request(gpus, clouds, spot, target_minutes, batch_size, retry_failed, calib
     from ..pipeline.launch import PlanRequest
 
     return PlanRequest(
-        gpus=_csv(gpus), clouds=_csv(clouds), spot=spot, target_minutes=target_minutes, batch_size=batch_size,
+        gpus=comma_choice(gpus), clouds=comma_choice(clouds), spot=spot, target_minutes=target_minutes, batch_size=batch_size,
         retry_failed=retry_failed, calibrate_from=calibrate_from, prices=prices, pool=pool, results=Path(results),
     )
 

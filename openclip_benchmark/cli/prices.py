@@ -9,9 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..core.jsonio import dumps_strict
-from .app import app, console
+from .app import app, comma_choice, console
 from .options import Json, Prices
-from .plan import _csv
 from .tables import FIGURE, Column, print_table
 
 
@@ -31,7 +30,7 @@ def prices_command(
     if refresh:
         from ..backends.prices import DEFAULT_REFRESH_CLOUDS, refresh_prices
 
-        table = refresh_prices(path, gpu_table, _csv(clouds) or DEFAULT_REFRESH_CLOUDS)
+        table = refresh_prices(path, gpu_table, comma_choice(clouds) or DEFAULT_REFRESH_CLOUDS)
     else:
         table = pricing.load_prices(path)
     offers = sorted(table.offers, key=lambda o: (o.accelerator, o.price))

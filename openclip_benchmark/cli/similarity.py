@@ -8,9 +8,8 @@ import typer
 
 from ..core.paths import check_output_folder
 from .app import app, comma_list, console, load_catalog
-from .dataset import DEFAULTS_ROOT
-from .options import (DEFAULT_BATCH_SIZE, DEFAULT_CACHE_DIR, AllowPrivateUrls, Backend, BatchSize, CacheDir,
-                      CaptionColumn, DeviceOption, EndpointUrl, Models, NumWorkers, OwnRoot, PrecisionOption,
+from .options import (DEFAULT_BATCH_SIZE, DEFAULT_CACHE_DIR, DEFAULT_OWN_ROOT, AllowPrivateUrls, Backend, BatchSize,
+                      CacheDir, CaptionColumn, DeviceOption, EndpointUrl, Models, NumWorkers, OwnRoot, PrecisionOption,
                       RegisterMapping, Spot, Store, UrlColumn)
 from .tables import FIGURE, Column, print_table
 
@@ -25,7 +24,7 @@ def similarity(
     name: Optional[str] = typer.Option(None, help="Name the --csv table is added under (default: its file name)."),
     url_col: UrlColumn = "url",
     caption_col: CaptionColumn = "caption",
-    root: OwnRoot = DEFAULTS_ROOT,
+    root: OwnRoot = DEFAULT_OWN_ROOT,
     allow_private_urls: AllowPrivateUrls = False,
     out: str = typer.Option("similarity", help="Output folder."),
     threshold: float = typer.Option(0.2, help="The summary counts the share of pairs under this cosine similarity."),

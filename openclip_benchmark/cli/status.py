@@ -20,7 +20,7 @@ def _status_tables(summary: dict[str, Any]) -> list[FittedTable]:
     counts = [Column(s, FIGURE) for s in (*statuses, "total")]
 
     def grid(title: str, key: str, first: str) -> FittedTable:
-        rows = [[name, *(counts.get(s, 0) for s in statuses), sum(counts.values())] for name, counts in summary[key].items()]
+        rows = [[name, *(by.get(s, 0) for s in statuses), sum(by.values())] for name, by in summary[key].items()]
         return FittedTable(title, [Column(first), *counts], rows)
 
     totals = [[s, summary["by_status"][s]] for s in STATUSES] + [["total", summary["total"]]]

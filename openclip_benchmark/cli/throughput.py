@@ -62,7 +62,7 @@ def throughput(
     selectors = comma_list(models)
     sweep = Sweep(
         models=tuple((m, "") for m in selectors), modes=tuple(comma_list(mode)),
-        precisions=tuple(dict.fromkeys(comma_list(precision))),
+        precisions=tuple(comma_list(precision)),  # the option's parser checked them and dropped repeats
         batch_sizes=int_list(comma_list(batch_sizes), "--batch-sizes"), image_sizes=_sizes(image_size),
         warmup=warmup, iters=DEFAULT_ITERS if iters is None and seconds is None else iters, seconds=seconds,
         source=source, dataset_root=dataset_root, num_workers=num_workers, random_init=random_init, device=device,

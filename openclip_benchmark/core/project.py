@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from .compute import DEVICES, PRECISIONS
+from .compute import DEFAULT_CACHE_DIR, DEVICES, PRECISIONS
 from .errors import BenchmarkError
 from .jsonio import atomic_write_text
 
@@ -65,7 +65,7 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in (
             "auto = a GPU when torch sees one, else the CPU.", DEVICES),
     Setting("batch_size", ("BENCHMARK_BATCH_SIZE",), "integer", 64, "64",
             "Evaluation batch size (sizes GPU memory)."),
-    Setting("cache_dir", ("BENCHMARK_CACHE_DIR",), "path", "~/.cache/openclip_benchmark", "~/.cache/openclip_benchmark",
+    Setting("cache_dir", ("BENCHMARK_CACHE_DIR",), "path", DEFAULT_CACHE_DIR, DEFAULT_CACHE_DIR,
             "Where datasets and weights are cached."),
     Setting("dataset_root", ("BENCHMARK_DATASET_ROOT",), "path", None, "download each dataset",
             "Folder of wds_<name>/ datasets, used instead of downloading."),
