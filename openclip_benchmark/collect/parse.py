@@ -295,6 +295,12 @@ def dataset_column(dataset: str, language: str, catalog: Catalog | None = None, 
     return column if language == "en" else f"{column}/{language}"
 
 
+# the leaderboard's columns before its dataset columns, with the `avg_<collection>` ones between these two
+LEADERBOARD_HEAD = ["model", "pretrained", "preprocess", "params", "image_gflops", "text_gflops", "datasets", "average",
+                    AVERAGE_COLUMN]
+LEADERBOARD_TAIL = ["seconds", "cost_usd"]
+
+
 def build_leaderboard(rows: Iterable[dict[str, Any]], catalog: Catalog) -> tuple[list[dict[str, Any]], list[str]]:
     """One row per (model, pretrained, preprocess); one column per dataset (its main metric); averages.
 
@@ -364,9 +370,7 @@ def build_leaderboard(rows: Iterable[dict[str, Any]], catalog: Catalog) -> tuple
         board.update({c: scores.get(c) for c in ordered})
         out.append(board)
     out.sort(key=lambda b: (-b["datasets"], -(b["average"] or 0.0), b["model"], b["pretrained"], b["preprocess"]))
-    head = ["model", "pretrained", "preprocess", "params", "image_gflops", "text_gflops", "datasets", "average",
-            AVERAGE_COLUMN]
-    columns = head + [f"avg_{c}" for c in [*collections, *labels]] + ["seconds", "cost_usd"] + ordered
+    columns = LEADERBOARD_HEAD + [f"avg_{c}" for c in [*collections, *labels]] + LEADERBOARD_TAIL + ordered
     return out, columns
 
 

@@ -22,14 +22,12 @@ from ..catalog import Catalog, model_family
 from ..core.errors import BenchmarkError
 from ..core.jsonio import atomic_write_bytes, atomic_write_text
 from ..core.records import utc_now
-from .datacomp import AVERAGE_COLUMN
 from ..throughput.plot import throughput_spec
 from ..throughput.records import read_runs, rows
 from ..tracker import Tracker
 from . import charts
-from .parse import Table, dataset_column, read_table
+from .parse import LEADERBOARD_HEAD, LEADERBOARD_TAIL, Table, dataset_column, read_table
 
-LEADERBOARD_TEXT_COLUMNS = ("model", "pretrained", "preprocess")
 REPORT_TABLES = ("leaderboard", "leaderboard_intervals", "resolution_sweep")  # the first is required
 
 
@@ -44,14 +42,12 @@ def read_report_tables(metrics_dir: str | os.PathLike) -> dict[str, Table]:
 def status_counts(tracker: str | os.PathLike | None) -> Counter:
     if tracker is None or not Path(tracker).exists():
         return Counter()
-
     return Counter(e.status for e in Tracker.load(tracker))
 
 
 def _dataset_columns(columns: list[str]) -> list[str]:
-    head = set(LEADERBOARD_TEXT_COLUMNS) | {"params", "image_gflops", "text_gflops", "datasets", "average", "seconds", "cost_usd",
-                                            AVERAGE_COLUMN}
-    return [c for c in columns if c not in head and not c.startswith("avg_")]
+    fixed = {*LEADERBOARD_HEAD, *LEADERBOARD_TAIL}
+    return [c for c in columns if c not in fixed and not c.startswith("avg_")]
 
 
 def published_html(comparison) -> str:

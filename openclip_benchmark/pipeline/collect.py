@@ -62,7 +62,7 @@ def report(results: str | os.PathLike, metrics: str | os.PathLike, tracker: Path
         parsed = ran = parse(results, metrics, tracker, catalog)
     found = parsed.found if parsed is not None else read_result_files(results, catalog) if Path(results).is_dir() else None
     checked = _published_check(found, catalog) if found is not None else None
-    page = build_report(metrics, out, tracker if tracker.exists() else None, published=checked, throughput_dir=throughput,
+    page = build_report(metrics, out, tracker, published=checked, throughput_dir=throughput,
                         catalog=catalog, tables=parsed.tables if parsed is not None else None)
     return ReportOutcome(page, ran)
 
