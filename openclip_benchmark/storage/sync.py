@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..core.clock import utc_now
 from ..core.errors import BenchmarkError, InvalidResultError
 from ..core.jsonio import atomic_write_bytes, atomic_write_json, read_json
-from ..core.records import Naming, Record, Result, read_record, utc_now
+from ..core.records import Naming, Record, Result, read_record
 from ..core.samples import read_samples
 from .bundle import read_bundle
 from .layout import is_bundle, is_record_key, is_reserved, is_samples_key, slug
@@ -284,7 +285,7 @@ def _download(store, results: Path, todo, index: dict[str, list], report: SyncRe
     return records
 
 
-def read_mirrored(results: str | os.PathLike, keys: list[str], catalog=None) -> list[Record]:
+def read_mirrored(results: str | os.PathLike, keys: list[str], catalog: Naming | None = None) -> list[Record]:
     """The records of these mirrored keys that still read as valid (one deleted or edited locally is skipped: the
     next sync fetches it again)."""
     records = []
