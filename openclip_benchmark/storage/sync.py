@@ -27,6 +27,9 @@ from .store import LocalStore, Store, StoreError, StoreUnreachableError, Transie
 INDEX_NAME = ".sync-index.json"
 QUARANTINE_DIR = ".quarantine"
 INDEX_VERSION = 1
+# the index is our own state, about 430 bytes a mirrored pair: read_json's default bound (64 MiB) would drop it, and
+# so every incremental sync, past some 150,000 pairs
+MAX_INDEX_BYTES = 2**32
 KEY_ERRNOS = (errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG)  # this key's fault, not the disk's
 
 
@@ -89,7 +92,7 @@ def refusal(key: str) -> str | None:
 def _load_index(path: Path, store_url: str) -> dict[str, list]:
     """key -> [etag, size, state, result pair id] of what the last sync fetched; a damaged index means a full sync."""
     try:
-        data = read_json(path.read_bytes(), "sync index")
+        data = read_json(path.read_bytes(), "sync index", max_bytes=MAX_INDEX_BYTES)
         entries = data["stores"][store_url]
         return {k: v for k, v in entries.items() if isinstance(v, list) and len(v) == 4}
     except (OSError, InvalidResultError, KeyError, TypeError, AttributeError):
@@ -98,7 +101,7 @@ def _load_index(path: Path, store_url: str) -> dict[str, list]:
 
 def _save_index(path: Path, store_url: str, entries: dict[str, list]) -> None:
     try:
-        data = read_json(path.read_bytes(), "sync index")
+        data = read_json(path.read_bytes(), "sync index", max_bytes=MAX_INDEX_BYTES)
         stores = data["stores"] if isinstance(data.get("stores"), dict) else {}
     except (OSError, InvalidResultError, AttributeError):
         stores = {}
