@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hashlib
 
+from ..core.clock import utc_now
 from ..core.errors import InvalidResultError
 from ..core.jsonio import dumps_strict, loads_document
-from ..core.records import utc_now
 from .layout import bundle_key
 from .store import Store
 

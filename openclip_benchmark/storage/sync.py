@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..core.clock import utc_now
 from ..core.errors import BenchmarkError, InvalidResultError
 from ..core.jsonio import atomic_write_bytes, atomic_write_json, read_json
-from ..core.records import Naming, Record, Result, read_record, utc_now
+from ..core.records import Naming, Record, Result, read_record
 from ..core.samples import read_samples
 from .bundle import read_bundle
 from .layout import is_bundle, is_record_key, is_reserved, is_samples_key, slug
@@ -26,6 +27,9 @@ from .store import LocalStore, Store, StoreError, StoreUnreachableError, Transie
 INDEX_NAME = ".sync-index.json"
 QUARANTINE_DIR = ".quarantine"
 INDEX_VERSION = 1
+# the index is our own state, about 430 bytes a mirrored pair: read_json's default bound (64 MiB) would drop it, and
+# so every incremental sync, past some 150,000 pairs
+MAX_INDEX_BYTES = 2**32
 KEY_ERRNOS = (errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG)  # this key's fault, not the disk's
 
 
@@ -88,7 +92,7 @@ def refusal(key: str) -> str | None:
 def _load_index(path: Path, store_url: str) -> dict[str, list]:
     """key -> [etag, size, state, result pair id] of what the last sync fetched; a damaged index means a full sync."""
     try:
-        data = read_json(path.read_bytes(), "sync index")
+        data = read_json(path.read_bytes(), "sync index", max_bytes=MAX_INDEX_BYTES)
         entries = data["stores"][store_url]
         return {k: v for k, v in entries.items() if isinstance(v, list) and len(v) == 4}
     except (OSError, InvalidResultError, KeyError, TypeError, AttributeError):
@@ -97,7 +101,7 @@ def _load_index(path: Path, store_url: str) -> dict[str, list]:
 
 def _save_index(path: Path, store_url: str, entries: dict[str, list]) -> None:
     try:
-        data = read_json(path.read_bytes(), "sync index")
+        data = read_json(path.read_bytes(), "sync index", max_bytes=MAX_INDEX_BYTES)
         stores = data["stores"] if isinstance(data.get("stores"), dict) else {}
     except (OSError, InvalidResultError, AttributeError):
         stores = {}
@@ -284,7 +288,7 @@ def _download(store, results: Path, todo, index: dict[str, list], report: SyncRe
     return records
 
 
-def read_mirrored(results: str | os.PathLike, keys: list[str], catalog=None) -> list[Record]:
+def read_mirrored(results: str | os.PathLike, keys: list[str], catalog: Naming | None = None) -> list[Record]:
     """The records of these mirrored keys that still read as valid (one deleted or edited locally is skipped: the
     next sync fetches it again)."""
     records = []
