@@ -28,6 +28,7 @@ from collections import Counter
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 from urllib.parse import urlparse
 
 from ..core.errors import BenchmarkError, InvalidResultError
@@ -308,6 +309,20 @@ def _sample_image(body: bytes) -> tuple[str, bytes]:
         return "png", buf.getvalue()
 
 
+def write_webdataset(final: Path, samples: Sequence[dict[str, bytes]], shards: int, dataset_type: str,
+                     source: dict | None = None) -> Path:
+    """`final` as a webdataset of `samples` in `shards` tars, its `dataset_type.txt` (and `source` as SOURCE_FILE)
+    beside: written aside, flushed to disk, then swapped in, so a kill leaves the old folder or the new one."""
+    tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
+    write_shards(tmp, samples, shards)
+    (tmp / "dataset_type.txt").write_text(f"{dataset_type}\n")
+    if source is not None:
+        atomic_write_json(tmp / SOURCE_FILE, source)
+    os.sync()
+    _swap_in(tmp, final)
+    return final
+
+
 def _swap_in(tmp: Path, final: Path) -> None:
     """Replace `final` by `tmp`; between the renames the old folder waits under a name `_recover` restores."""
     if final.exists():
@@ -382,12 +397,7 @@ def build_caption_dataset(name: str, table: str | Path, root: str | Path, *, url
                   "captions": sum(map(len, groups.values())), "fingerprint": digest.hexdigest()}
         result.images, result.captions = source["images"], source["captions"]
         if _current_source(final) != source["fingerprint"]:
-            tmp = root / f".wds_{name}.tmp-{uuid.uuid4().hex[:8]}"
-            write_shards(tmp, samples, -(-len(samples) // options.shard_size))
-            (tmp / "dataset_type.txt").write_text("retrieval\n")
-            atomic_write_json(tmp / SOURCE_FILE, source)
-            os.sync()
-            _swap_in(tmp, final)
+            write_webdataset(final, samples, -(-len(samples) // options.shard_size), "retrieval", source)
             result.rebuilt = True
         result.folder = final
     write_status(rows, result.status_path)

@@ -21,18 +21,15 @@ from __future__ import annotations
 import io
 import json
 import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 from ..core.errors import BenchmarkError, UnknownNameError
-from ..core.wds import write_shards
-from .captions import _recover, _swap_in
+from .captions import WDS_EXTENSIONS, _recover, write_webdataset
 
 SUGAR_CREPE_SPLITS = ("add_att", "add_obj", "replace_att", "replace_obj", "replace_rel", "swap_att", "swap_obj")
 IMAGE_EXTENSIONS = {".jpg": "jpg", ".jpeg": "jpg", ".png": "png", ".webp": "webp"}
-PIL_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 SHARD_SIZE = 1000
 
 
@@ -66,11 +63,7 @@ def _write(root: Path, wds_name: str, samples: Sequence[dict[str, bytes]], datas
     root.mkdir(parents=True, exist_ok=True)
     final = root / wds_name
     _recover(final)
-    tmp = root / f".{wds_name}.tmp-{uuid.uuid4().hex[:8]}"
-    write_shards(tmp, samples, -(-len(samples) // shard_size))
-    (tmp / "dataset_type.txt").write_text(f"{dataset_type}\n")
-    _swap_in(tmp, final)
-    return final
+    return write_webdataset(final, samples, -(-len(samples) // shard_size), dataset_type)
 
 
 def _image_ext(name: str, data: bytes) -> str:
@@ -80,7 +73,7 @@ def _image_ext(name: str, data: bytes) -> str:
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as img:
-        found = PIL_EXTENSIONS.get(img.format or "")
+        found = WDS_EXTENSIONS.get(img.format or "")
     if not found:
         raise BenchmarkError(f"{name}: not a JPEG, PNG or WebP image")
     return found

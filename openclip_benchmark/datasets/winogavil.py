@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..core.errors import BenchmarkError
-from ..core.wds import write_shards
+from .captions import write_webdataset
 
 DATASET_TYPE = "winogavil"
 
@@ -49,6 +49,5 @@ def winogavil_samples(examples: Iterable[Mapping[str, Any]]) -> list[dict[str, b
 def write_winogavil(folder: str | Path, examples: Iterable[Mapping[str, Any]], shards: int = 1) -> Path:
     """`folder/test/{0..shards-1}.tar`, `test/nshards.txt` and `dataset_type.txt` from DataComp's examples."""
     folder = Path(folder)
-    write_shards(folder, winogavil_samples(examples), shards)
-    (folder / "dataset_type.txt").write_text(DATASET_TYPE + "\n")
-    return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    return write_webdataset(folder, winogavil_samples(examples), shards, DATASET_TYPE)

@@ -21,8 +21,8 @@ from ..core.errors import BenchmarkError
 from ..datasets.captions import FetchOptions
 from ..datasets.download import check_layout, ensure_dataset
 from ..evaluate import dataset_type
-from ..similarity.kind import scoring_of, similarity_manifest
-from ..similarity.nodes import collect_run, node_env, read_run, run_node, upload_prefix
+from ..similarity.kind import run_similarity, scoring_of, similarity_manifest
+from ..similarity.nodes import collect_run, read_run, upload_prefix
 from ..similarity.outputs import SUMMARY
 from ..similarity.score import Scoring
 from ..storage.store import open_store
@@ -141,9 +141,7 @@ def similarity_node(store_url: str, endpoint_url: str | None, run_id: str) -> in
     """What each node of a cluster job runs: its ranks' parts into the store (node rank and count from SkyPilot's
     env); how many ranks it ran."""
     store = open_store(store_url, endpoint_url)
-    manifest = read_run(store, run_id)
-    node, nodes = node_env()
-    return run_node(manifest, scoring_of(manifest), store, node, nodes)
+    return run_similarity(read_run(store, run_id), store, None)
 
 
 def collect_similarity(store_url: str, endpoint_url: str | None, run_id: str, out: str | Path) -> SimilarityRun:

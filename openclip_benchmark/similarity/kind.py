@@ -43,16 +43,15 @@ def scoring_of(manifest: Manifest, out: str | Path = "") -> Scoring:
                    **{name: manifest.options[name] for name in SCORING_OPTIONS})
 
 
-def run_similarity(manifest: Manifest, store, out: Path | None) -> None:
+def run_similarity(manifest: Manifest, store, out: Path | None) -> int:
     """With `out`, the whole run here (one process, or its ranks under torch.distributed); without, this node's
-    share (SkyPilot's node rank and count) into the store."""
+    share (SkyPilot's node rank and count) into the store. How many ranks ran here."""
     scoring = scoring_of(manifest, out or "")
     if out is None:
-        node, nodes = node_env()
-        run_node(manifest, scoring, store, node, nodes)
-        return
+        return run_node(manifest, scoring, store, *node_env())
     gpus = manifest.options["gpus_per_node"]
     if gpus == 1:
         run_rank(scoring)
     else:
         run_ranks(scoring, gpus)
+    return gpus
