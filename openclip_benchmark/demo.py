@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .catalog import load_catalog
-from .collect.parse import read_results
 from .core.errors import BenchmarkError
 from .core.jsonio import atomic_write_json
 from .core.manifest import RunSettings
@@ -160,7 +159,7 @@ def run_demo(
     submission = launched.submission
     result = DemoResult(layout, shards=len(launched.preview.selected), batch_size=batch_size,
                         exit_code=submission.exit_code if submission else 0, written=[*parsed.written, page])
-    for record, _ in read_results(layout.results, catalog):
+    for record in (found.record for found in parsed.found):
         result.precision = record.run.precision or result.precision
         metric = catalog.main_metric(record.pair.dataset, record.pair.task)
         result.rows.append({

@@ -24,7 +24,8 @@ from .core.errors import BenchmarkError
 from .core.jsonio import dumps_strict
 from .core.manifest import SIMILARITY, Manifest
 from .core.pair import Pair
-from .core.records import Record, make_failure, make_result, read_record, utc_now
+from .core.clock import utc_now
+from .core.records import Record, make_failure, make_result, read_record
 from .core.samples import make_samples
 from .storage.store import TRANSIENT_EXIT_CODE, LocalStore, S3Store, TransientStoreError, open_store
 from .storage.features import get_features, put_features
@@ -276,7 +277,7 @@ class _ShardRun:
             "versions": self.versions,
             "model_profile": self._profile(pair, loaded),
         }
-        if encoded.fit:  # what the plan's fitting term is calibrated from (planning.plan.calibrate), as it ran
+        if encoded.fit:  # what the plan's fitting term is calibrated from (planning.calibration.calibrate), as it ran
             sizes = SimpleNamespace(splits={s: e.num_samples for s, e in encoded.fit.items()},
                                     val_proportion=getattr(encoded.spec, "val_proportion", None))
             run.update(fit_samples=sum(sizes.splits.values()), fit_seconds=round(fitting, 3),

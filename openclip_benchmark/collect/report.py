@@ -21,7 +21,7 @@ from typing import Any
 from ..catalog import Catalog, model_family
 from ..core.errors import BenchmarkError
 from ..core.jsonio import atomic_write_bytes, atomic_write_text
-from ..core.records import utc_now
+from ..core.clock import utc_now
 from ..throughput.plot import throughput_spec
 from ..throughput.records import read_runs, rows
 from ..tracker import Tracker

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from ..catalog import Catalog
 from ..core.errors import BenchmarkError, UnknownNameError
-from ..core.records import utc_now
+from ..core.clock import utc_now
 from ..datasets.download import ensure_dataset
 from ..evaluate import versions
 from ..planning import calibration, cost

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Iterable
 
 from ..core.errors import BenchmarkError
-from ..core.compute import PRECISIONS  # auto: amp on a GPU, fp32 on a CPU (as `benchmark run`)
+from ..core.compute import DEFAULT_CACHE_DIR, PRECISIONS  # auto: amp on a GPU, fp32 on a CPU (as `benchmark run`)
 
 MODES = ("image", "text", "pair")
 DEFAULT_BATCH_SIZES = (1, 8, 32, 64)
@@ -36,7 +36,7 @@ class Sweep:
     num_workers: int = 2
     random_init: bool = False
     device: str = "auto"
-    cache_dir: str = "~/.cache/openclip_benchmark"
+    cache_dir: str = DEFAULT_CACHE_DIR
 
     def __post_init__(self):
         if not self.models:
