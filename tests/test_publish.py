@@ -149,3 +149,17 @@ def test_publish_refusals_are_one_line(root, tmp_path, monkeypatch):
         assert missing.exit_code == 2 and missing.output == "error: no Hugging Face token: set HF_TOKEN (a token with " \
                                                             f"write access to {REPO})\n"
         assert not hub.exists and not hub.commits
+
+
+def test_every_table_parse_writes_is_published(tmp_path):
+    """The multilingual table too: publish takes parse's own list of tables, not a second one."""
+    from openclip_benchmark.collect.parse import metric_tables
+    from openclip_benchmark.collect.publish import collect_files
+
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    for name in ("leaderboard.csv", "leaderboard.parquet", *(f"{t}.csv" for t in metric_tables())):
+        (metrics / name).write_bytes(name.encode())
+    files = collect_files(metrics, tmp_path / "report")
+    assert "metrics/multilingual_retrieval.csv" in files and "metrics/resolution_sweep.csv" in files
+    assert {path for path in files if path.startswith("metrics/")} == {f"metrics/{t}.csv" for t in metric_tables()}

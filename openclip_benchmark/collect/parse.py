@@ -519,6 +519,14 @@ def outputs_stale(results_dir: str | os.PathLike, out_dir: str | os.PathLike) ->
     return any(os.stat(path).st_mtime_ns > built for path, _ in iter_result_files(results_dir))
 
 
+OPTIONAL_TABLES = ("multilingual_retrieval", "resolution_sweep")  # written only where their results exist
+
+
+def metric_tables() -> tuple[str, ...]:
+    """Every table parse may write beside the leaderboard, by name: what `publish` shares."""
+    return (*task_tables(), "leaderboard_intervals", *OPTIONAL_TABLES)
+
+
 def parse_results(
     results_dir: str | os.PathLike, out_dir: str | os.PathLike, tracker: str | os.PathLike | None = None, *,
     catalog: Catalog,
@@ -541,10 +549,10 @@ def parse_results(
     tables = {name: typed_table(rows, columns_for(name, rows)) for name, rows in long_rows.items()}
     tables["leaderboard"] = typed_table(*build_leaderboard(every, catalog))
     tables["leaderboard_intervals"] = typed_table(build_leaderboard_intervals(every, catalog), INTERVAL_COLUMNS)
-    optional = {  # only where a multilingual set has results, where a model ran at several image sizes
-        "multilingual_retrieval": build_multilingual_table(long_rows.get("retrieval_metrics", ()), catalog),
-        "resolution_sweep": build_resolution_sweep(every, catalog),
-    }
+    optional = dict(zip(OPTIONAL_TABLES, (  # only where a multilingual set has results, a model ran at several sizes
+        build_multilingual_table(long_rows.get("retrieval_metrics", ()), catalog),
+        build_resolution_sweep(every, catalog),
+    )))
     for name, (rows, columns) in optional.items():
         if rows:
             tables[name] = typed_table(rows, columns)

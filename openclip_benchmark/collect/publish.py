@@ -19,8 +19,7 @@ from typing import Any, Iterable
 
 from ..catalog import Catalog
 from ..core.errors import BenchmarkError
-from ..tasks import tables as task_tables
-from .parse import ResultFile
+from .parse import ResultFile, metric_tables
 
 TOKEN_ENV = "HF_TOKEN"
 CARD = "README.md"
@@ -72,7 +71,7 @@ def collect_files(metrics: Path, report: Path) -> dict[str, bytes]:
     if not all((metrics / name).is_file() for name in BOARD):
         raise BenchmarkError(f"no metric files in {metrics} (leaderboard.csv and .parquet); run `benchmark parse` first")
     files = {name: (metrics / name).read_bytes() for name in BOARD}
-    for name in (*task_tables(), "leaderboard_intervals", "resolution_sweep"):
+    for name in metric_tables():
         if (metrics / f"{name}.csv").is_file():
             files[f"{METRICS}/{name}.csv"] = (metrics / f"{name}.csv").read_bytes()
     if (report / "index.html").is_file():
